@@ -194,11 +194,9 @@ class Segmentation:
         segment_id = segment_id or _unique_id(tags, {s.segment_id for s in self.segments})
         if any(s.segment_id == segment_id for s in self.segments):
             raise ValueError(f"segment id {segment_id!r} already exists")
-        for index, layer in enumerate(self.layers):
-            labels = sitk.GetArrayViewFromImage(layer)
-            if not labels[mask].any():
-                break
-        else:
+        index = next((k for k, layer in enumerate(self.layers)
+                      if not sitk.GetArrayViewFromImage(layer)[mask].any()), None)
+        if index is None:
             self.layers.append(_empty_layer(self.reference))
             index = len(self.layers) - 1
         labels = sitk.GetArrayFromImage(self.layers[index])

@@ -1,0 +1,265 @@
+"""IA-vs-IV trial statistics on synthetic cohorts with a known IA effect."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from luprrt.cohort.trial import (
+    cumulative_lesion_dose,
+    dose_response_spearman,
+    geometric_mean_ratio_ci,
+    lobe_dose_summary,
+    mixed_model_over_cycles,
+    paired_ia_iv,
+    uptake_summary_by_cycle,
+)
+
+N_PATIENTS = 26
+LESIONS_PER_LOBE = 3
+ROUTE_AXIS = ("IA", "IV")
+
+
+def simulate_log_tn(rng, cycle_ratios, n_trials=None, n_patients=N_PATIENTS, lesions=LESIONS_PER_LOBE):
+    """Log lesion T/N with shape ([trials,] cycles, patients, 2 lobes (IA, IV), lesions).
+
+    log T/N = patient level (SD 0.4 around log 15) + lesion level (SD 0.3) + measurement
+    noise per cycle (SD 0.1) + in the IA lobe log(ratio of the cycle) + a patient-specific
+    IA gain (SD 0.1, mean 0): the true geometric-mean ratio IA/IV of a cycle is its ratio.
+    """
+    lead = () if n_trials is None else (n_trials,)
+    n_cycles = len(cycle_ratios)
+    patient = rng.normal(np.log(15.0), 0.4, (*lead, 1, n_patients, 1, 1))
+    gain = rng.normal(0.0, 0.1, (*lead, 1, n_patients, 1, 1))
+    lesion = rng.normal(0.0, 0.3, (*lead, 1, n_patients, 2, lesions))
+    noise = rng.normal(0.0, 0.1, (*lead, n_cycles, n_patients, 2, lesions))
+    is_ia = np.array([1.0, 0.0]).reshape(1, 1, 2, 1)
+    log_ratio = np.log(np.asarray(cycle_ratios, dtype=float)).reshape(n_cycles, 1, 1, 1)
+    return patient + lesion + noise + is_ia * (log_ratio + gain)
+
+
+def as_lesion_table(log_tn: np.ndarray) -> pd.DataFrame:
+    """Tidy lesion table from a (cycles, patients, 2, lesions) array of log T/N."""
+    cycle, patient, route, lesion = np.indices(log_tn.shape).reshape(4, -1)
+    return pd.DataFrame(
+        {
+            "patient_id": [f"P{p:02d}" for p in patient],
+            "cycle": cycle + 1,
+            "route": np.array(ROUTE_AXIS)[route],
+            "lesion_id": [f"{ROUTE_AXIS[r]}-{k}" for r, k in zip(route, lesion, strict=True)],
+            "tn_mean": np.exp(log_tn.ravel()),
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def cohort_ia_130() -> pd.DataFrame:
+    return as_lesion_table(simulate_log_tn(np.random.default_rng(20240611), [1.3]))
+
+
+def test_paired_analysis_recovers_known_ia_ratio(cohort_ia_130):
+    before = cohort_ia_130.copy()
+    result = paired_ia_iv(cohort_ia_130, cycle=1)
+    pd.testing.assert_frame_equal(cohort_ia_130, before)  # input untouched
+    assert result.n_patients == N_PATIENTS
+    assert result.n_lesions_ia == result.n_lesions_iv == N_PATIENTS * LESIONS_PER_LOBE
+    assert result.ci_low < 1.3 < result.ci_high
+    assert result.ci_low < result.ratio < result.ci_high
+    assert abs(np.log(result.ratio / 1.3)) < 0.15
+    assert result.p_value < 0.01 and result.wilcoxon_p_value < 0.01
+    assert result.share_increased > 0.7
+    # the ratio is the ratio of the geometric means over patients
+    assert result.ratio == pytest.approx(result.ia_gmean / result.iv_gmean, rel=1e-12)
+    per = result.per_patient
+    assert len(per) == N_PATIENTS
+    assert result.share_increased == pytest.approx(np.mean(per["ratio_ia_iv"] > 1.0), abs=1e-12)
+
+
+def test_paired_analysis_matches_scipy_paired_t_test(cohort_ia_130):
+    result = paired_ia_iv(cohort_ia_130)
+    keys = [cohort_ia_130["patient_id"], cohort_ia_130["route"]]
+    logs = np.log(cohort_ia_130["tn_mean"]).groupby(keys).mean()
+    log_ia, log_iv = logs.xs("IA", level="route"), logs.xs("IV", level="route")
+    reference = stats.ttest_rel(log_ia, log_iv)
+    interval = reference.confidence_interval(0.95)
+    assert result.p_value == pytest.approx(reference.pvalue, rel=1e-9)
+    assert result.ci_low == pytest.approx(np.exp(interval.low), rel=1e-12)
+    assert result.ci_high == pytest.approx(np.exp(interval.high), rel=1e-12)
+    raw = cohort_ia_130.groupby(["patient_id", "route"])["tn_mean"].mean()
+    arithmetic = stats.ttest_rel(raw.xs("IA", level="route"), raw.xs("IV", level="route"))
+    assert result.p_value_arithmetic == pytest.approx(arithmetic.pvalue, rel=1e-9)
+    assert result.wilcoxon_p_value == pytest.approx(stats.wilcoxon(log_ia - log_iv).pvalue, rel=1e-12)
+    assert result.ia_mean == pytest.approx(raw.xs("IA", level="route").mean(), rel=1e-12)
+
+
+def test_published_lutia_shape_of_summary_table(cohort_ia_130):
+    # LUTIA (Ebbers et al. EJNMMI 2024): T/N means per lobe, paired t-test p, ratio with 95 % CI,
+    # share of patients with an increase.
+    frame = paired_ia_iv(cohort_ia_130).to_frame()
+    for column in ("ia_mean_tn_mean", "iv_mean_tn_mean", "ratio_ia_iv", "ci_low_ratio", "ci_high_ratio",
+                   "p_value", "p_value_arithmetic_t", "share_increased"):
+        assert column in frame.columns
+    assert len(frame) == 1
+    assert frame.loc[0, "ci_low_ratio"] < frame.loc[0, "ratio_ia_iv"] < frame.loc[0, "ci_high_ratio"]
+
+
+def test_no_ia_effect_interval_covers_one():
+    table = as_lesion_table(simulate_log_tn(np.random.default_rng(7), [1.0]))
+    result = paired_ia_iv(table)
+    assert result.ci_low < 1.0 < result.ci_high
+    assert result.p_value > 0.05
+
+
+def test_interval_coverage_over_400_simulated_trials():
+    rng = np.random.default_rng(12345)
+    log_tn = simulate_log_tn(rng, [1.3], n_trials=400)[:, 0]  # (trials, patients, 2, lesions)
+    per_patient = log_tn.mean(axis=-1)
+    paired = geometric_mean_ratio_ci(per_patient[..., 0], per_patient[..., 1])
+    coverage = np.mean((paired.ci_low < 1.3) & (1.3 < paired.ci_high))
+    assert abs(coverage - 0.95) <= 0.04
+    # the vectorised path and the table path give the same answer for one trial
+    single = paired_ia_iv(as_lesion_table(log_tn[:1]))
+    assert single.ratio == pytest.approx(paired.ratio[0], rel=1e-12)
+    assert single.ci_high == pytest.approx(paired.ci_high[0], rel=1e-12)
+
+
+def test_lesion_level_mixed_model_recovers_ratio(cohort_ia_130):
+    result = paired_ia_iv(cohort_ia_130, level="lesion")
+    assert result.ci_low < 1.3 < result.ci_high
+    # balanced design: the GLS estimate equals the paired geometric-mean ratio
+    assert result.ratio == pytest.approx(paired_ia_iv(cohort_ia_130).ratio, rel=1e-6)
+    assert "MixedLM" in result.method
+
+
+def test_patient_without_iv_lesions_is_excluded(cohort_ia_130):
+    table = cohort_ia_130[~((cohort_ia_130["patient_id"] == "P03") & (cohort_ia_130["route"] == "IV"))]
+    result = paired_ia_iv(table)
+    assert result.excluded_patients == ("P03",)
+    assert result.n_patients == N_PATIENTS - 1
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda t: t.drop(columns="lesion_id"), "lesion_id"),
+        (lambda t: t.assign(route=t["route"].replace("IV", "venous")), "venous"),
+        (lambda t: t.assign(tn_mean=t["tn_mean"].where(t.index != 5, -1.0)), "tn_mean"),
+    ],
+)
+def test_paired_analysis_rejects_bad_tables(cohort_ia_130, change, message):
+    with pytest.raises(ValueError, match=message):
+        paired_ia_iv(change(cohort_ia_130))
+
+
+def test_paired_analysis_rejects_unknown_cycle_and_level(cohort_ia_130):
+    with pytest.raises(ValueError, match="no rows for cycle 3"):
+        paired_ia_iv(cohort_ia_130, cycle=3)
+    with pytest.raises(ValueError, match="level"):
+        paired_ia_iv(cohort_ia_130, level="lobe")
+
+
+def test_mixed_model_over_four_cycles_recovers_each_ratio():
+    ratios = [1.3, 1.25, 1.2, 1.15]
+    table = as_lesion_table(simulate_log_tn(np.random.default_rng(99), ratios))
+    result = mixed_model_over_cycles(table)
+    assert result.random_effects == "patient intercept + patient IA slope + lesion(patient) intercept"
+    assert result.n_observations == 4 * N_PATIENTS * 2 * LESIONS_PER_LOBE
+    assert result.n_lesions == N_PATIENTS * 2 * LESIONS_PER_LOBE
+    per_cycle = result.per_cycle
+    assert per_cycle["cycle"].tolist() == [1, 2, 3, 4]
+    assert ((per_cycle["ci_low_ratio"] < ratios) & (per_cycle["ci_high_ratio"] > ratios)).all()
+    # variance components near the simulated ones: lesion 0.3^2, residual 0.1^2 (log scale)
+    assert result.variance_lesion_log == pytest.approx(0.09, rel=0.5)
+    assert result.variance_residual_log == pytest.approx(0.01, rel=0.25)
+    # cycle 1 of the joint model equals the paired analysis of cycle 1 (balanced design)
+    assert per_cycle.loc[0, "ratio_ia_iv"] == pytest.approx(paired_ia_iv(table, cycle=1).ratio, rel=1e-6)
+
+
+def test_mixed_model_rejects_lesion_in_both_lobes(cohort_ia_130):
+    table = cohort_ia_130.assign(lesion_id="same")
+    with pytest.raises(ValueError, match="both routes"):
+        mixed_model_over_cycles(table)
+
+
+def test_uptake_summary_counts_each_patient_once():
+    per_patient = pd.DataFrame(
+        {
+            "patient_id": ["A", "B", "C", "D"] * 2,
+            "cycle": [1] * 4 + [2] * 4,
+            "kidney_uptake_pct_ia": [1.0, 2.0, 4.0, 9.0, 1.5, 2.5, 3.5, 4.5],
+        }
+    )
+    # patient A has 3 lesion rows, the others 1: a per-lesion mean would weigh A three times
+    rows_of_a = per_patient[per_patient["patient_id"] == "A"]
+    table = pd.concat([per_patient, rows_of_a, rows_of_a], ignore_index=True)
+    summary = uptake_summary_by_cycle(table, "kidney_uptake_pct_ia").set_index("cycle")
+    cycle1 = np.array([1.0, 2.0, 4.0, 9.0])
+    assert summary.loc[1, "n_patients_kidney_uptake_pct_ia"] == 4
+    assert summary.loc[1, "mean_kidney_uptake_pct_ia"] == pytest.approx(4.0)
+    assert summary.loc[1, "sd_kidney_uptake_pct_ia"] == pytest.approx(cycle1.std(ddof=1))
+    assert summary.loc[1, "median_kidney_uptake_pct_ia"] == pytest.approx(3.0)
+    assert summary.loc[1, "q1_kidney_uptake_pct_ia"] == pytest.approx(1.75)
+    assert summary.loc[1, "q3_kidney_uptake_pct_ia"] == pytest.approx(5.25)
+    assert summary.loc[2, "mean_kidney_uptake_pct_ia"] == pytest.approx(3.0)
+
+
+def test_uptake_summary_rejects_lesion_level_values():
+    table = pd.DataFrame({"patient_id": ["A", "A"], "cycle": [1, 1],
+                          "extrahepatic_uptake_pct_ia": [1.0, 2.0]})
+    with pytest.raises(ValueError, match=r"extrahepatic_uptake_pct_ia.*differs within patient 'A'"):
+        uptake_summary_by_cycle(table, ["extrahepatic_uptake_pct_ia"])
+
+
+def test_cumulative_dose_and_lobe_summary():
+    table = pd.DataFrame(
+        {
+            "patient_id": ["A"] * 6,
+            "lesion_id": ["L1", "L2"] * 3,
+            "route": ["IA", "IV"] * 3,
+            "cycle": [3, 3, 1, 1, 2, 2],
+            "tumour_dose_gy": [5.0, 1.0, 20.0, 4.0, 10.0, 2.0],
+        }
+    )
+    out = cumulative_lesion_dose(table)
+    assert "cumulative_tumour_dose_gy" not in table.columns
+    assert out["cumulative_tumour_dose_gy"].tolist() == [35.0, 7.0, 20.0, 4.0, 30.0, 6.0]
+    lobes = lobe_dose_summary(table).set_index(["cycle", "route"])
+    assert lobes.loc[(1, "IA"), "mean_tumour_dose_gy"] == 20.0
+    assert lobes.loc[(2, "IV"), "n_lesions"] == 1
+
+
+def test_dose_response_spearman_levels():
+    dose = np.array([5.0, 10.0, 20.0, 40.0, 80.0, 160.0])
+    table = pd.DataFrame(
+        {
+            "patient_id": ["A", "A", "B", "B", "C", "C"],
+            "tumour_dose_gy": dose,
+            "diameter_change_pct": -np.sqrt(dose),  # strictly decreasing with dose
+        }
+    )
+    lesion = dose_response_spearman(table)
+    assert lesion.rho == pytest.approx(-1.0) and lesion.n == 6
+    patient = dose_response_spearman(table, level="patient")
+    assert patient.rho == pytest.approx(-1.0) and patient.n == 3
+    with pytest.raises(ValueError, match="needs >= 3"):
+        dose_response_spearman(table.iloc[:2])
+
+
+def test_mixed_model_simplifies_random_effects_that_cannot_be_fitted(cohort_ia_130, monkeypatch, caplog):
+    from luprrt.cohort import trial
+
+    fit_route_model = trial._fit_route_mixed_model
+
+    def singular_with_lesion_term(work, cycles, lesion_random_effect, cycle_values, route_random_slope=False):
+        if lesion_random_effect:
+            raise np.linalg.LinAlgError("Singular matrix")
+        return fit_route_model(work, cycles, lesion_random_effect, cycle_values, route_random_slope)
+
+    monkeypatch.setattr(trial, "_fit_route_mixed_model", singular_with_lesion_term)
+    result = mixed_model_over_cycles(cohort_ia_130)
+    assert result.random_effects == "patient intercept + patient IA slope"
+    assert np.isnan(result.variance_lesion_log) and result.variance_ia_slope_log >= 0.0
+    assert "Singular matrix" in caplog.text
+    assert result.per_cycle.loc[0, "ci_low_ratio"] < 1.3 < result.per_cycle.loc[0, "ci_high_ratio"]
