@@ -56,7 +56,8 @@ PET_RADIONUCLIDES: dict[str, dict] = {
 # (radiopharmaceuticals), as listed in pydicom.sr.codedict.
 _LU177_CODE = ("447553000", "SCT", "^177^Lutetium")
 _LU177_DOTATATE_CODE = ("781259000", "SCT", "Lutetium^177^ DOTATATE")
-_INTRAVENOUS_ROUTE_CODE = ("47625008", "SCT", "Intravenous route")
+# Administration route codes (SNOMED CT, DICOM CID 11 "Route of Administration").
+ROUTE_CODES = {"IV": ("47625008", "SCT", "Intravenous route"), "IA": ("58100008", "SCT", "Intra-arterial route")}
 
 # Synthetic SPECT acquisition written into the NM header: 2 heads x 60 views of 3 deg (360 deg),
 # 30 s per view (a common post-therapy Lu-177 protocol), 20 % window on the 208 keV peak.
@@ -153,7 +154,7 @@ def write_ct_series(image_hu: sitk.Image, folder: str | Path, *, patient: DicomP
 def write_nm_spect(image_bq_per_ml: sitk.Image, path: str | Path, *, patient: DicomPatient, study_uid: str,
                    frame_of_reference_uid: str, acquisition_datetime: datetime, injection_datetime: datetime,
                    injected_activity_mbq: float, series_description: str = "SPECT Lu-177",
-                   overwrite: bool = False, trap: str | None = None) -> Path:
+                   overwrite: bool = False, trap: str | None = None, route: str = "IV") -> Path:
     """Write a reconstructed Lu-177 SPECT in Bq/mL as one multi-frame NM Image Storage file.
 
     Parameters
@@ -170,6 +171,8 @@ def write_nm_spect(image_bq_per_ml: sitk.Image, path: str | Path, *, patient: Di
     trap : str, optional
         Name of a vendor header variant from :data:`NM_TRAPS` to write instead of the
         standard encoding (for reader tests).
+    route : {"IV", "IA"}
+        Administration route written in the radiopharmaceutical information.
 
     Returns
     -------
@@ -178,6 +181,8 @@ def write_nm_spect(image_bq_per_ml: sitk.Image, path: str | Path, *, patient: Di
     """
     if trap is not None and trap not in NM_TRAPS:
         raise ValueError(f"unknown NM trap {trap!r}; choose one of {sorted(NM_TRAPS)}")
+    if route not in ROUTE_CODES:
+        raise ValueError(f"unknown administration route {route!r}; choose one of {sorted(ROUTE_CODES)}")
     origin, direction, spacing, array = _checked_volume(image_bq_per_ml, "image_bq_per_ml")
     _check_times(acquisition_datetime, injection_datetime)
     if not injected_activity_mbq > 0:
@@ -237,7 +242,7 @@ def write_nm_spect(image_bq_per_ml: sitk.Image, path: str | Path, *, patient: Di
     ds.RadiopharmaceuticalInformationSequence = Sequence([_radiopharmaceutical_item(
         name="Lu-177 DOTATATE", nuclide_code=_LU177_CODE, agent_code=_LU177_DOTATATE_CODE,
         half_life_s=LU177_HALF_LIFE_S, injection_datetime=injection_datetime,
-        injected_activity_mbq=injected_activity_mbq)])
+        injected_activity_mbq=injected_activity_mbq, route=route)])
     _pixel_module(ds, stored, signed=False)
     if trap is not None:
         NM_TRAPS[trap](ds)
@@ -539,13 +544,14 @@ def _code_item(code: tuple[str, str, str]) -> Dataset:
 
 def _radiopharmaceutical_item(*, name: str, nuclide_code: tuple[str, str, str],
                               agent_code: tuple[str, str, str] | None, half_life_s: float,
-                              injection_datetime: datetime, injected_activity_mbq: float) -> Dataset:
+                              injection_datetime: datetime, injected_activity_mbq: float,
+                              route: str = "IV") -> Dataset:
     item = Dataset()
     item.Radiopharmaceutical = name
     item.RadionuclideCodeSequence = Sequence([_code_item(nuclide_code)])
     if agent_code is not None:
         item.RadiopharmaceuticalCodeSequence = Sequence([_code_item(agent_code)])
-    item.AdministrationRouteCodeSequence = Sequence([_code_item(_INTRAVENOUS_ROUTE_CODE)])
+    item.AdministrationRouteCodeSequence = Sequence([_code_item(ROUTE_CODES[route])])
     item.RadiopharmaceuticalStartTime = _tm(injection_datetime)
     item.RadiopharmaceuticalStartDateTime = _dt(injection_datetime)
     item.RadionuclideTotalDose = _ds(injected_activity_mbq * 1e6)

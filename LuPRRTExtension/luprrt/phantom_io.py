@@ -100,7 +100,7 @@ def write_patient(patient: SyntheticPatient, folder: str | Path, overwrite: bool
             write_nm_spect(acq.image, folder / relative, patient=dicom_patient, study_uid=study_uid,
                            frame_of_reference_uid=frame_uid, acquisition_datetime=acq.acquisition_datetime,
                            injection_datetime=administration.datetime,
-                           injected_activity_mbq=administration.activity_mbq,
+                           injected_activity_mbq=administration.activity_mbq, route=administration.route,
                            series_description=f"SPECT Lu-177 cycle {acq.cycle} "
                                               f"{acq.hours_post_injection:g} h",
                            overwrite=overwrite)

@@ -293,6 +293,19 @@ def test_nm_writer_refuses_overwrite_and_unknown_trap(tmp_path):
                        injection_datetime=datetime(2024, 3, 6), injected_activity_mbq=ACTIVITY_MBQ)
 
 
+
+@pytest.mark.parametrize(("route", "code"), [("IV", "47625008"), ("IA", "58100008")])
+def test_nm_writer_records_the_administration_route(tmp_path, route, code):
+    path = write_nm_spect(spect_truth(), tmp_path / "spect.dcm", patient=PATIENT, study_uid=new_uid(),
+                          frame_of_reference_uid=new_uid(), acquisition_datetime=ACQUISITION,
+                          injection_datetime=INJECTION, injected_activity_mbq=ACTIVITY_MBQ, route=route)
+    item = pydicom.dcmread(path).RadiopharmaceuticalInformationSequence[0]
+    assert item.AdministrationRouteCodeSequence[0].CodeValue == code
+    with pytest.raises(ValueError, match="unknown administration route 'oral'"):
+        write_nm_spect(spect_truth(), tmp_path / "x.dcm", patient=PATIENT, study_uid=new_uid(),
+                       frame_of_reference_uid=new_uid(), acquisition_datetime=ACQUISITION,
+                       injection_datetime=INJECTION, injected_activity_mbq=ACTIVITY_MBQ, route="oral")
+
 # --- CT ------------------------------------------------------------------------------------------
 
 def ct_truth() -> sitk.Image:
