@@ -1,0 +1,112 @@
+"""Absorbed dose: local deposition, FFT voxel-S-value convolution, CT density, sphere consistency."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+from scipy import ndimage
+
+from luprrt.dosimetry import (
+    HuDensityCalibration,
+    build_voxel_s_value_kernel,
+    density_image_from_ct,
+    fft_convolve_same,
+    local_deposition_dose,
+    sphere_s_value_dose_gy,
+    voxel_s_value_dose,
+)
+
+VOXEL_MM = 4.42
+LED_GY_PER_MBQ_H_PER_ML = 0.0853  # LU177.md: 1 MBq/mL in water -> 0.0853 Gy/h
+
+
+def image(array, spacing=(VOXEL_MM,) * 3):
+    result = sitk.GetImageFromArray(np.asarray(array, dtype=np.float32))
+    result.SetSpacing(spacing)
+    result.SetOrigin((1.0, -2.0, 3.0))
+    return result
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    return build_voxel_s_value_kernel(VOXEL_MM)
+
+
+def test_local_deposition_constant_and_density():
+    tia = image(np.full((4, 5, 6), 2e6))  # 2 MBq h/mL
+    dose = sitk.GetArrayFromImage(local_deposition_dose(tia))
+    np.testing.assert_allclose(dose, 2 * LED_GY_PER_MBQ_H_PER_ML, rtol=2e-4)
+    dense = sitk.GetArrayFromImage(local_deposition_dose(tia, image(np.full((4, 5, 6), 1.6))))
+    np.testing.assert_allclose(dense, 2 * LED_GY_PER_MBQ_H_PER_ML / 1.6, rtol=2e-4)
+
+
+def test_uniform_large_cube_centre_dose_is_local_deposition_times_1_00_to_1_04(kernel):
+    tia = np.zeros((48, 48, 48))
+    tia[6:42, 6:42, 6:42] = 1e6  # 1 MBq h/mL in a 159 mm cube
+    dose = sitk.GetArrayFromImage(voxel_s_value_dose(image(tia), kernel))
+    ratio = dose[24, 24, 24] / LED_GY_PER_MBQ_H_PER_ML
+    assert 1.00 <= ratio <= 1.04
+    # The centre sees the whole kernel: dose = sum(S) x voxel TIA.
+    voxel_tia_mbq_h = VOXEL_MM**3 / 1000.0
+    assert dose[24, 24, 24] == pytest.approx(kernel.s_gy_per_mbq_h.sum() * voxel_tia_mbq_h, rel=1e-4)
+    # At a flat face (other faces beyond the kernel reach), dose at +x inside plus dose at -x
+    # outside equals the full dose (symmetric kernel): voxels 6 (inside) and 5 (outside).
+    assert dose[24, 24, 5] + dose[24, 24, 6] == pytest.approx(dose[24, 24, 24], rel=1e-4)
+    assert dose[24, 24, 5] < 0.1 * dose[24, 24, 24]
+
+
+def test_fft_convolution_equals_direct_convolution():
+    rng = np.random.default_rng(5)
+    values = rng.random((17, 20, 23))
+    small = rng.random((5, 7, 3))
+    expected = ndimage.convolve(values, small, mode="constant", cval=0.0)
+    np.testing.assert_allclose(fft_convolve_same(values, small, workers=1), expected, rtol=1e-4, atol=1e-4)
+    with pytest.raises(ValueError, match="must be odd"):
+        fft_convolve_same(values, np.ones((4, 3, 3)))
+
+
+def test_point_source_reproduces_the_kernel(kernel):
+    tia = np.zeros((21, 21, 21))
+    tia[10, 10, 10] = 1e6 / (VOXEL_MM**3 / 1000.0)  # 1 MBq h in the voxel
+    dose = sitk.GetArrayFromImage(voxel_s_value_dose(image(tia), kernel))
+    window = dose[10 - 7:10 + 8, 10 - 7:10 + 8, 10 - 7:10 + 8]
+    s = kernel.s_gy_per_mbq_h
+    np.testing.assert_allclose(window, s, rtol=1e-4, atol=1e-7 * s.max())
+
+
+def test_density_from_ct_scales_dose(kernel):
+    calibration = HuDensityCalibration()
+    np.testing.assert_allclose(calibration.density([-1000, -500, 0, 750, 1500, 3000]),
+                               [0.0012, 0.5006, 1.0, 1.46, 1.92, 1.92])
+    ct = image(np.full((12, 12, 12), 750.0))
+    density = density_image_from_ct(ct)
+    tia = image(np.full((12, 12, 12), 1e6))
+    water = sitk.GetArrayFromImage(voxel_s_value_dose(tia, kernel))
+    bone = sitk.GetArrayFromImage(voxel_s_value_dose(tia, kernel, density_g_per_ml=density))
+    np.testing.assert_allclose(bone, water / 1.46, rtol=1e-5)
+    with pytest.raises(ValueError, match="strictly"):
+        HuDensityCalibration(hu=(0.0, 0.0), density_g_per_ml=(1.0, 1.1))
+
+
+def test_voxelised_sphere_mean_dose_matches_sphere_s_value():
+    kernel = build_voxel_s_value_kernel(2.0)
+    coords = (np.arange(45) - 22) * 2.0
+    z, y, x = np.meshgrid(coords, coords, coords, indexing="ij")
+    inside = x**2 + y**2 + z**2 <= 10.0**2
+    tia = np.where(inside, 1e6, 0.0)  # 1 MBq h/mL
+    dose = sitk.GetArrayFromImage(voxel_s_value_dose(image(tia, (2.0,) * 3), kernel))
+    volume_ml = inside.sum() * 8.0 / 1000.0
+    assert dose[inside].mean() == pytest.approx(sphere_s_value_dose_gy(volume_ml, volume_ml), rel=0.03)
+
+
+def test_dose_errors_name_the_grid(kernel):
+    tia = image(np.ones((8, 8, 8)), spacing=(4.0, 4.0, 4.0))
+    with pytest.raises(ValueError, match=r"built for \(4\.42, 4\.42, 4\.42\) mm voxels"):
+        voxel_s_value_dose(tia, kernel)
+    good = image(np.ones((8, 8, 8)))
+    wrong = image(np.ones((8, 8, 9)))
+    with pytest.raises(ValueError, match="density image size"):
+        voxel_s_value_dose(good, kernel, density_g_per_ml=wrong)
+    with pytest.raises(ValueError, match="non-positive"):
+        local_deposition_dose(good, image(np.zeros((8, 8, 8))))
