@@ -70,6 +70,11 @@ def _segment_fields(segmentation: Segmentation) -> dict[str, str]:
         "Segmentation_MasterRepresentation": "Binary labelmap",
         "Segmentation_ContainedRepresentationNames": "Binary labelmap|",
         "Segmentation_ReferenceImageExtentOffset": "0 0 0",
+        # Without the reference geometry Slicer crops each layer to its segments' extents and
+        # forgets the grid the segmentation was made on.
+        "Segmentation_ConversionParameters": "Reference image geometry|"
+                                             f"{_reference_geometry(segmentation.reference)}"
+                                             "|Geometry of the labelmaps (IJK to RAS matrix; extent)&",
     }
     for n, seg in enumerate(segmentation.segments):
         mask = segmentation.mask_array(seg.segment_id)
@@ -90,6 +95,17 @@ def _segment_fields(segmentation: Segmentation) -> dict[str, str]:
             f"Segment{n}_Tags": "|".join(tag_parts) + "|",
         })
     return fields
+
+
+def _reference_geometry(reference: sitk.Image) -> str:
+    """Slicer's serialised image geometry: the 4x4 IJK-to-RAS matrix row by row, then the extent."""
+    ijk_to_lps = np.asarray(reference.GetDirection()).reshape(3, 3) * np.asarray(reference.GetSpacing())
+    matrix = np.eye(4)
+    # RAS = LPS with x and y negated.
+    matrix[:3, :3] = ijk_to_lps * np.array([-1.0, -1.0, 1.0])[:, None]
+    matrix[:3, 3] = np.asarray(reference.GetOrigin()) * np.array([-1.0, -1.0, 1.0])
+    extent = [v for size in reference.GetSize() for v in (0, size - 1)]
+    return ";".join([*(repr(float(v) + 0.0) for v in matrix.ravel()), *(str(v) for v in extent)]) + ";"
 
 
 def read_seg_nrrd(path: str | Path) -> Segmentation:
