@@ -72,5 +72,5 @@ def test_recist_sum_matches_the_two_target_diameters(measured):
 
 
 def test_missing_manifest_is_named(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no manifest.json"):
+    with pytest.raises(FileNotFoundError, match=r"no manifest\.json"):
         measure_patient(tmp_path)
