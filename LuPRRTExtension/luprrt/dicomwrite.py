@@ -34,7 +34,7 @@ from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
 from .dicomio import CT_IMAGE_STORAGE, NM_IMAGE_STORAGE, PET_IMAGE_STORAGE
-from .physics import LU177_HALF_LIFE_H, SECONDS_PER_HOUR
+from .physics import F18_HALF_LIFE_H, GA68_HALF_LIFE_H, LU177_HALF_LIFE_H, SECONDS_PER_HOUR
 
 logger = logging.getLogger(__name__)
 
@@ -43,13 +43,12 @@ LU177_HALF_LIFE_S = LU177_HALF_LIFE_H * SECONDS_PER_HOUR
 
 # PET radionuclides: half-life in s and DICOM codes. Codes: DICOM PS3.16 CID 4020 (PET
 # radionuclide) and CID 4021 (PET radiopharmaceutical), as listed in pydicom.sr.codedict.
-# Half-lives: F-18 109.77 min (NIST radionuclide half-life measurements), Ga-68 67.71 min
-# (ENSDF, via NNDC NuDat 3).
+# Half-lives (with their sources) from luprrt.physics.
 PET_RADIONUCLIDES: dict[str, dict] = {
-    "F-18": {"half_life_s": 109.77 * 60.0, "code": ("77004003", "SCT", "^18^Fluorine"),
+    "F-18": {"half_life_s": F18_HALF_LIFE_H * SECONDS_PER_HOUR, "code": ("77004003", "SCT", "^18^Fluorine"),
              "radiopharmaceutical": "Fluorodeoxyglucose",
              "agent_code": ("35321007", "SCT", "Fluorodeoxyglucose F^18^")},
-    "Ga-68": {"half_life_s": 67.71 * 60.0, "code": ("35337001", "SCT", "^68^Gallium"),
+    "Ga-68": {"half_life_s": GA68_HALF_LIFE_H * SECONDS_PER_HOUR, "code": ("35337001", "SCT", "^68^Gallium"),
               "radiopharmaceutical": "Ga-68 DOTATATE", "agent_code": None},
 }
 # Lu-177 codes: PS3.16 CID 18 (isotopes in radiopharmaceuticals) and CID 25

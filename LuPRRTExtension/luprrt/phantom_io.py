@@ -32,6 +32,7 @@ from .dicomwrite import (
 )
 from .provenance import ProgressCallback, no_progress, provenance_record
 from .segio import write_seg_nrrd
+from .volumeio import write_volume
 
 if TYPE_CHECKING:
     from .phantom import SyntheticPatient
@@ -66,12 +67,16 @@ def write_patient(patient: SyntheticPatient, folder: str | Path, overwrite: bool
         progress(step / total_steps, message)
         step += 1
 
-    def nrrd(image: sitk.Image, relative: str) -> str:
+    def nrrd(image: sitk.Image, relative: str, units: str | None = None) -> str:
+        """Write a truth volume; quantitative ones record their unit for luprrt.volumeio.read_volume."""
         path = folder / relative
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
         path.parent.mkdir(parents=True, exist_ok=True)
-        sitk.WriteImage(image, str(path), True)
+        if units is None:
+            sitk.WriteImage(image, str(path), True)
+        else:
+            write_volume(image, path, units, overwrite=overwrite)
         return relative
 
     visits = []
@@ -106,7 +111,7 @@ def write_patient(patient: SyntheticPatient, folder: str | Path, overwrite: bool
                            overwrite=overwrite)
             advance(f"truth activity cycle {acq.cycle} at {acq.hours_post_injection:g} h")
             truth_file = nrrd(patient.truth_concentration(acq.cycle, acq.hours_post_injection),
-                              f"truth/activity_cycle{acq.cycle}_{_label(acq.hours_post_injection)}.nrrd")
+                              f"truth/activity_cycle{acq.cycle}_{_label(acq.hours_post_injection)}.nrrd", "Bq/mL")
             visit["spect"].append({"hours_post_injection": acq.hours_post_injection,
                                    "acquisition_datetime": acq.acquisition_datetime.isoformat(),
                                    "file": relative, "truth_activity_bq_per_ml": truth_file,
@@ -135,7 +140,7 @@ def write_patient(patient: SyntheticPatient, folder: str | Path, overwrite: bool
         baseline[key] = {"folder": f"baseline/{key}", "injection_datetime": injection.isoformat(),
                          "acquisition_datetime": acquisition.isoformat(),
                          "injected_activity_mbq": activity_mbq}
-    baseline["adc"] = {"file": nrrd(patient.adc_image(), "baseline/adc.nrrd"), "units": "mm2/s",
+    baseline["adc"] = {"file": nrrd(patient.adc_image(), "baseline/adc.nrrd", "mm2/s"), "units": "mm2/s",
                        "datetime": patient.truth.baseline_imaging["mri"].isoformat()}
 
     advance("truth and manifest")

@@ -38,6 +38,15 @@ LU177_ELECTRON_ENERGY_J = LU177_ELECTRON_ENERGY_KEV * JOULE_PER_KEV
 
 SECONDS_PER_HOUR = 3600.0
 
+# PET radionuclides of the baseline imaging (18F-FDG and 68Ga-octreotate PET/CT).
+# F-18 half-life 109.77 min: NIST Radionuclide Half-Life Measurements (Unterweger, Hoppes,
+# Schima; https://www.nist.gov/pml/radionuclide-half-life-measurements).
+F18_HALF_LIFE_H = 109.77 / 60.0
+# Ga-68 half-life 67.71 min: ENSDF evaluation (Nuclear Data Sheets), as served by NNDC NuDat 3.
+GA68_HALF_LIFE_H = 67.71 / 60.0
+# Half-life in h by radionuclide name as LuPRRT writes it ("F-18", "Ga-68").
+PET_HALF_LIVES_H = {"F-18": F18_HALF_LIFE_H, "Ga-68": GA68_HALF_LIFE_H}
+
 # Local-deposition constant for the electron emissions: absorbed dose rate in Gy/h
 # per MBq/g (equivalently Gy per MBq h per g): 1e6 decays/s * 3600 s/h * E_e [J] / 1e-3 kg.
 # With 147.9 keV this gives 0.0853, the value of LU177.md.
