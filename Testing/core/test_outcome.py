@@ -103,3 +103,21 @@ def test_join_errors_name_the_table_and_the_lesion():
         join_by_lesion(outcomes, [], [{"patient_id": "P1"}])
     with pytest.raises(ValueError, match="unknown join 'outer'"):
         join_by_lesion(outcomes, how="outer")
+
+
+def test_non_target_lesions_without_a_diameter_are_left_out_but_targets_are_not():
+    rows = [
+        {"patient_id": "P", "lesion_id": "T1", "organ": "liver", "is_lymph_node": False, "date": date(2026, 1, 1),
+         "lesion_type": "target", "longest_diameter_mm": 40.0},
+        {"patient_id": "P", "lesion_id": "N1", "organ": "bone", "is_lymph_node": False, "date": date(2026, 1, 1),
+         "lesion_type": "non_target", "non_target_status": "present"},
+        {"patient_id": "P", "lesion_id": "T1", "organ": "liver", "is_lymph_node": False, "date": date(2026, 3, 1),
+         "lesion_type": "target", "longest_diameter_mm": 26.0},
+        {"patient_id": "P", "lesion_id": "N1", "organ": "bone", "is_lymph_node": False, "date": date(2026, 3, 1),
+         "lesion_type": "non_target", "non_target_status": "present"},
+    ]
+    outcomes = lesion_outcomes(rows)
+    assert [(o.lesion_id, o.change_pct, o.category) for o in outcomes] == [("T1", -35.0, "response")]
+    rows[0] = {**rows[0], "longest_diameter_mm": None}
+    with pytest.raises(ValueError, match="'T1' of patient 'P' has no positive baseline longest diameter"):
+        lesion_outcomes(rows)

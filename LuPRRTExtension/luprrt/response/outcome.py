@@ -79,7 +79,7 @@ def lesion_outcomes(measurements: Iterable[LesionMeasurement | Mapping], *,
     ----------
     measurements : the tidy measurement table (see :class:`luprrt.response.recist.LesionMeasurement`);
         each patient's earliest date is its baseline; lesions absent at baseline (new lesions)
-        have no baseline and are left out
+        and non-target lesions without a baseline diameter have no % change and are left out
     thresholds : category limits, %
     last_only : keep only each lesion's last follow-up date
     too_small_to_measure_mm : diameter given to a lesion "too small to measure", mm
@@ -102,6 +102,8 @@ def lesion_outcomes(measurements: Iterable[LesionMeasurement | Mapping], *,
         start = baselines[key]
         start_mm = _longest_diameter(start, too_small_to_measure_mm)
         if start_mm is None or start_mm <= 0.0:
+            if start.lesion_type == "non_target":
+                continue  # followed qualitatively (present/absent): no diameter, no % change
             raise ValueError(f"lesion {row.lesion_id!r} of patient {row.patient_id!r} has no positive "
                              f"baseline longest diameter on {start.date} (got {start_mm}); "
                              "its change cannot be computed")
