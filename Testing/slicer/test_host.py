@@ -290,7 +290,10 @@ def test_parameter_node_defaults_and_round_trip(host, demo_module):
     node = again.parameterNode
     assert node.GetParameter("marginMm") == "12.25"
     assert node.GetNodeReferenceID("inputVolume") == volume.GetID()
-    assert len(slicer.util.getNodesByClass("vtkMRMLScriptedModuleNode")) == 1
+    # Parameter nodes are singletons and survive a scene clear (as in Slicer): count only this module's.
+    module_name = node.GetAttribute("ModuleName")
+    assert [n.GetAttribute("ModuleName") for n in slicer.util.getNodesByClass("vtkMRMLScriptedModuleNode")
+            ].count(module_name) == 1
 
     again.inputVolume = None
     assert parameters.inputVolume is None
