@@ -291,9 +291,10 @@ def test_parameter_node_defaults_and_round_trip(host, demo_module):
     assert node.GetParameter("marginMm") == "12.25"
     assert node.GetNodeReferenceID("inputVolume") == volume.GetID()
     # Parameter nodes are singletons and survive a scene clear (as in Slicer): count only this module's.
-    module_name = node.GetAttribute("ModuleName")
-    assert [n.GetAttribute("ModuleName") for n in slicer.util.getNodesByClass("vtkMRMLScriptedModuleNode")
-            ].count(module_name) == 1
+    module_tag = node.GetSingletonTag()
+    assert module_tag
+    assert [n.GetSingletonTag() for n in slicer.util.getNodesByClass("vtkMRMLScriptedModuleNode")
+            ].count(module_tag) == 1
 
     again.inputVolume = None
     assert parameters.inputVolume is None
