@@ -68,7 +68,64 @@ def _add_recist(commands, common) -> None:
     parser.set_defaults(run=_recist)
 
 
-SUBCOMMANDS: list[Callable] = [_add_recist]
+def _cycle_list(text: str) -> list[int]:
+    try:
+        cycles = [int(part) for part in text.split(",")]
+    except ValueError:
+        cycles = []
+    if not cycles or min(cycles) < 1:
+        raise argparse.ArgumentTypeError(f"expected comma-separated cycle numbers such as 1,2; got {text!r}")
+    return cycles
+
+
+def _dose(args) -> None:
+    from .workflows.dose import run_patient_dosimetry
+    from .workflows.dose_cycle import DosimetryOptions
+
+    options = DosimetryOptions(tac_model=args.tac_model, pvc_fwhm_mm=args.pvc_fwhm_mm,
+                               risk_factors=args.risk_factors, next_activity_gbq=args.next_activity_gbq)
+    with progress_bar("dosimetry") as progress:
+        run = run_patient_dosimetry(args.patient, args.out, cycles=args.cycles, options=options,
+                                    registration=args.registration, voxel_dose=not args.no_voxel_dose,
+                                    overwrite=args.overwrite, progress=progress)
+    for row in run.limits_rows:
+        if row["flag"] and row["after_cycle"] == run.cycles[-1].cycle:
+            print(f"luprrt dose: {run.patient_id}: {row['flag']}", file=sys.stderr)
+    for path in run.files:
+        print(path)
+
+
+def _add_dose(commands, common) -> None:
+    from .workflows.dose_tac import TAC_MODELS
+
+    parser = commands.add_parser(
+        "dose", parents=[common],
+        help="per-cycle and cumulative lesion and organ dosimetry of a patient folder",
+        description="Reads a patient folder (manifest.json: cycles with CT, tagged .seg.nrrd and "
+                    "quantitative SPECT in Bq/mL at one or more times). Writes dose.csv (dose per cycle, "
+                    "region and method), tac.csv, limits.csv (kidney dose and BED, marrow dose, projected "
+                    "after a further cycle), registration.csv, tia_cycle<k>.nrrd (Bq h/mL), "
+                    "dose_cycle<k>.nrrd (Gy) and provenance.json.")
+    parser.add_argument("patient", type=Path, help="patient folder holding manifest.json")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--registration", choices=("none", "rigid", "deformable"), default="rigid",
+                        help="how a scan with its own CT is aligned to the cycle's CT (default rigid)")
+    parser.add_argument("--no-voxel-dose", action="store_true",
+                        help="skip the voxel S-value (FFT convolution) dose map")
+    parser.add_argument("--cycles", type=_cycle_list, default=None,
+                        help="cycles to process, e.g. 1,2 (default all)")
+    parser.add_argument("--pvc-fwhm-mm", type=float, default=None,
+                        help="SPECT resolution FWHM (mm) for partial-volume correction of region activities")
+    parser.add_argument("--tac-model", choices=TAC_MODELS, default="auto",
+                        help="time-activity model (default auto)")
+    parser.add_argument("--risk-factors", action="store_true",
+                        help="kidney risk factors present: BED limit 28 Gy instead of 40 Gy")
+    parser.add_argument("--next-activity-gbq", type=float, default=7.4,
+                        help="activity of the projected next cycle (GBq, default 7.4)")
+    parser.set_defaults(run=_dose)
+
+
+SUBCOMMANDS: list[Callable] = [_add_recist, _add_dose]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,762 @@
+"""LesionDosimetry: time-integrated activity and absorbed dose of lesions and organs after 177Lu-PRRT.
+
+The Logic takes nodes and plain values, converts them with ``luprrt.mrml``, calls the
+``luprrt`` core (:mod:`luprrt.workflows.dose_cycle` and :mod:`luprrt.dosimetry`) and returns
+new volume, table and plot nodes; input nodes are never modified. The same computations run
+headless for whole patients and cohorts through ``luprrt dose``.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Annotated
+
+import numpy as np
+import SimpleITK as sitk
+import slicer
+import vtk
+from slicer import (
+    vtkMRMLPlotChartNode,
+    vtkMRMLScalarVolumeNode,
+    vtkMRMLSegmentationNode,
+    vtkMRMLTableNode,
+)
+from slicer.i18n import tr as _
+from slicer.i18n import translate
+from slicer.parameterNodeWrapper import Choice, WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (
+    ScriptedLoadableModule,
+    ScriptedLoadableModuleLogic,
+    ScriptedLoadableModuleTest,
+    ScriptedLoadableModuleWidget,
+)
+from slicer.util import VTKObservationMixin
+
+DOSE_METHODS = ("voxel_s_value", "local_deposition")
+TAC_MODELS = ("auto", "aicc", "trapezoid_mono", "mono", "bi", "trapezoid")  # luprrt.workflows.dose_tac
+TIA_UNITS = "Bq h/mL"
+# Columns of the dose table (luprrt.workflows.dose_cycle.DOSE_COLUMNS without patient and cycle).
+DOSE_TABLE_COLUMNS = ("region", "role", "side", "route", "lesion_id", "method", "tia_mbq_h", "tia_sd_mbq_h",
+                      "mass_g", "dose_gy", "dose_gy_sd", "bed_gy", "d2_gy", "d50_gy", "d98_gy", "fit_model",
+                      "fit_flags")
+# Units the column-name suffixes of luprrt.mrml do not spell out.
+EXTRA_COLUMN_UNITS = {"mass_g": "g", "dose_gy_sd": "Gy", "effective_half_life_h": "h"}
+SPECT_SLOTS = 4
+
+
+#
+# LesionDosimetry
+#
+class LesionDosimetry(ScriptedLoadableModule):
+    """Module metadata shown by Slicer."""
+
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        self.parent.title = _("Lesion Dosimetry")
+        self.parent.categories = [f"{translate('qSlicerAbstractCoreModule', 'Nuclear Medicine')}.LuPRRT"]
+        self.parent.dependencies = ["LuPRRTExtension"]  # the hidden library module: luprrt on the path
+        self.parent.contributors = ["LuPRRT Developers (LuPRRT project)"]
+        self.parent.helpText = _(
+            "Per-cycle dosimetry after 177Lu-dotatate PRRT from quantitative SPECT (Bq/mL) at one or more "
+            "times: voxel-wise time-integrated activity, region time-activity curves with fitted models "
+            "(optionally partial-volume corrected), and absorbed dose of lesions (sphere S-values) and "
+            "organs (OpenDose S-values, mass-scaled), by local deposition and by voxel S-value "
+            "convolution with CT density, with D2/D50/D98, kidney BED and the kidney and marrow limits. "
+            "Structures are found by their LuPRRT tags (role, side, lesion id). "
+            'See <a href="https://github.com/luprrt/SlicerLuPRRT">the LuPRRT documentation</a>.')
+        self.parent.acknowledgementText = _(
+            "LuPRRT supports clinical studies of 177Lu-dotatate peptide receptor radionuclide therapy of "
+            "neuroendocrine liver metastases. Lu-177 decay data: ICRP Publication 107; organ S-values: "
+            "OpenDose; kidney radiobiology: Bodei et al. Eur J Nucl Med Mol Imaging 2008.")
+
+
+#
+# LesionDosimetryParameterNode
+#
+@parameterNodeWrapper
+class LesionDosimetryParameterNode:
+    """Inputs and outputs of one treatment cycle.
+
+    spectVolume1..4 - quantitative SPECT (Bq/mL) of the cycle; empty slots are skipped.
+    hoursPostInjection1..4 - scan times after the administration (h).
+    ctVolume - CT (HU) for the density and masses (optional: unit density without it).
+    segmentation - tagged lesions and organs (role, side, lesion id).
+    administeredActivityGBq - activity of this cycle, for the next-cycle projection of the limits.
+    doseMethod - dose map: voxel S-value convolution or local deposition.
+    tacModel - region time-activity model.
+    pvcFwhmMm - SPECT resolution for the partial-volume correction of region activities (0 = none).
+    riskFactors - kidney risk factors present (BED limit 28 Gy instead of 40 Gy).
+    tiaVolume, doseVolume, doseTable, tacTable, tacChart, limitsTable - results.
+    """
+
+    spectVolume1: vtkMRMLScalarVolumeNode
+    spectVolume2: vtkMRMLScalarVolumeNode
+    spectVolume3: vtkMRMLScalarVolumeNode
+    spectVolume4: vtkMRMLScalarVolumeNode
+    hoursPostInjection1: Annotated[float, WithinRange(0.0, 2000.0)] = 4.0
+    hoursPostInjection2: Annotated[float, WithinRange(0.0, 2000.0)] = 24.0
+    hoursPostInjection3: Annotated[float, WithinRange(0.0, 2000.0)] = 96.0
+    hoursPostInjection4: Annotated[float, WithinRange(0.0, 2000.0)] = 168.0
+    ctVolume: vtkMRMLScalarVolumeNode
+    segmentation: vtkMRMLSegmentationNode
+    administeredActivityGBq: Annotated[float, WithinRange(0.1, 50.0)] = 7.4
+    doseMethod: Annotated[str, Choice(list(DOSE_METHODS))] = "voxel_s_value"
+    tacModel: Annotated[str, Choice(list(TAC_MODELS))] = "auto"
+    pvcFwhmMm: Annotated[float, WithinRange(0.0, 50.0)] = 0.0
+    riskFactors: bool = False
+    tiaVolume: vtkMRMLScalarVolumeNode
+    doseVolume: vtkMRMLScalarVolumeNode
+    doseTable: vtkMRMLTableNode
+    tacTable: vtkMRMLTableNode
+    tacChart: vtkMRMLPlotChartNode
+    limitsTable: vtkMRMLTableNode
+
+
+#
+# LesionDosimetryWidget
+#
+class LesionDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
+    """The panel: gathers inputs, calls the Logic, shows the results."""
+
+    def __init__(self, parent=None) -> None:
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+        self.logic = None
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+
+    def setup(self) -> None:
+        ScriptedLoadableModuleWidget.setup(self)
+        uiWidget = slicer.util.loadUI(self.resourcePath("UI/LesionDosimetry.ui"))
+        self.layout.addWidget(uiWidget)
+        self.ui = slicer.util.childWidgetVariables(uiWidget)
+        uiWidget.setMRMLScene(slicer.mrmlScene)
+        self.logic = LesionDosimetryLogic()
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.initializeParameterNode()
+
+    def cleanup(self) -> None:
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        self.setParameterNode(None)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        self.setParameterNode(self.logic.getParameterNode())
+        if not self._parameterNode.segmentation:
+            self._parameterNode.segmentation = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLSegmentationNode")
+
+    def setParameterNode(self, inputParameterNode: LesionDosimetryParameterNode | None) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+        self._parameterNode = inputParameterNode
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk.vtkCommand.ModifiedEvent, self._checkCanApply)
+            self._checkCanApply()
+
+    def _checkCanApply(self, caller=None, event=None) -> None:
+        node = self._parameterNode
+        if node and node.spectVolume1 and node.segmentation:
+            self.ui.applyButton.toolTip = _("Compute the time-integrated activity, doses and limits.")
+            self.ui.applyButton.enabled = True
+        else:
+            self.ui.applyButton.toolTip = _("Select at least the first SPECT and a segmentation.")
+            self.ui.applyButton.enabled = False
+
+    def _progress(self, fraction: float, message: str) -> None:
+        self.ui.progressBar.value = round(100 * fraction)
+        self.ui.progressBar.format = f"{message} (%p%)"
+        slicer.app.processEvents()
+
+    def onApplyButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Dosimetry failed."), waitCursor=True):
+            node = self._parameterNode
+            slots = [(getattr(node, f"spectVolume{k}"), getattr(node, f"hoursPostInjection{k}"))
+                     for k in range(1, SPECT_SLOTS + 1)]
+            chosen = [(volume, hours) for volume, hours in slots if volume is not None]
+            results = self.logic.runCycle(
+                [slot[0] for slot in chosen], [slot[1] for slot in chosen], node.segmentation,
+                ctVolumeNode=node.ctVolume, administeredActivityGBq=node.administeredActivityGBq,
+                doseMethod=node.doseMethod, tacModel=node.tacModel,
+                pvcFwhmMm=node.pvcFwhmMm if node.pvcFwhmMm > 0 else None, riskFactors=node.riskFactors,
+                progress=self._progress)
+            node.tiaVolume, node.doseVolume = results["tiaVolume"], results["doseVolume"]
+            node.doseTable, node.tacTable = results["doseTable"], results["tacTable"]
+            node.tacChart, node.limitsTable = results["tacChart"], results["limitsTable"]
+            slicer.util.setSliceViewerLayers(background=node.ctVolume or node.spectVolume1,
+                                             foreground=node.doseVolume, foregroundOpacity=0.5)
+            slicer.modules.plots.logic().ShowChartInLayout(node.tacChart)
+            selection = slicer.app.applicationLogic().GetSelectionNode()
+            selection.SetActiveTableID(node.doseTable.GetID())
+            slicer.app.applicationLogic().PropagateTableSelection()
+
+
+#
+# LesionDosimetryLogic
+#
+class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
+    """Dosimetry on MRML nodes: conversions by ``luprrt.mrml``, computations by the ``luprrt`` core."""
+
+    def getParameterNode(self) -> LesionDosimetryParameterNode:
+        return LesionDosimetryParameterNode(super().getParameterNode())
+
+    def computeTimeIntegratedActivity(self, spectVolumeNodes, hoursPostInjection,
+                                      integration: str = "analytic", name: str | None = None, progress=None):
+        """Voxel-wise time-integrated activity concentration of serial SPECT.
+
+        :param spectVolumeNodes: scalar volumes in Bq/mL (not decay-corrected) on one grid.
+        :param hoursPostInjection: scan times after the administration, h, increasing.
+        :param integration: ``"analytic"`` (fitted mono-exponential to infinity) or ``"trapezoid"``;
+            a single scan gives Haenscheid's single-time-point TIA (A(t) 2t/ln2) per voxel.
+        :param name: output node name.
+        :param progress: optional callable(fraction, message).
+        :return: new scalar volume node, Bq h/mL.
+        """
+        from luprrt import mrml
+
+        images, hours = self._spectImages(spectVolumeNodes, hoursPostInjection)
+        tia = self._tiaImage(images, hours, integration, progress)
+        name = name or slicer.mrmlScene.GenerateUniqueName("TIA")
+        node = mrml.volume_node_from_image(tia, name, units=TIA_UNITS)
+        logging.info("LesionDosimetry: time-integrated activity of %d scans at %s h -> %s", len(images),
+                     [round(h, 2) for h in hours], node.GetName())
+        return node
+
+    def computeDose(self, tiaVolumeNode, segmentationNode, method: str = "voxel_s_value", ctVolumeNode=None,
+                    sValuePhantom: str = "AM", progress=None):
+        """Absorbed dose map and per-region dose table from a time-integrated activity volume.
+
+        :param tiaVolumeNode: TIA volume in Bq h/mL (e.g. from :meth:`computeTimeIntegratedActivity`).
+        :param segmentationNode: tagged lesions and organs.
+        :param method: ``"voxel_s_value"`` (FFT convolution with the Lu-177 voxel S-value kernel) or
+            ``"local_deposition"``; the table holds the region S-value and local-deposition doses too.
+        :param ctVolumeNode: CT in HU for the density (dose / density) and masses; unit density without.
+        :param sValuePhantom: OpenDose phantom of the organ S-values, ``"AM"`` or ``"AF"``.
+        :param progress: optional callable(fraction, message).
+        :return: (dose volume node in Gy, dose table node).
+        """
+        from luprrt import mrml
+        from luprrt.workflows.dose_cycle import dose_maps, region_dose_rows
+        from luprrt.workflows.dose_regions import build_cycle_regions
+        from luprrt.workflows.dose_tac import TiaEstimate
+
+        if method not in DOSE_METHODS:
+            raise ValueError(f"unknown dose method {method!r}; expected one of {DOSE_METHODS}")
+        if tiaVolumeNode is None or mrml.voxel_units(tiaVolumeNode) != TIA_UNITS:
+            units = mrml.voxel_units(tiaVolumeNode) if tiaVolumeNode is not None else None
+            raise ValueError(f"time-integrated activity volume must be in {TIA_UNITS}, got "
+                             f"{tiaVolumeNode.GetName() if tiaVolumeNode else None!r} in {units!r}")
+        tia = mrml.image_from_volume_node(tiaVolumeNode)
+        segmentation, ct = self._segmentationAndCt(segmentationNode, ctVolumeNode)
+        regions = build_cycle_regions(segmentation, ct, tia)
+        inside = regions.piece_labels_grid > 0 if ct is not None else None
+        local, vsv = dose_maps(tia, ct, voxel_dose=method == "voxel_s_value", inside=inside,
+                               progress=progress)
+        voxel_tia = regions.mean(tia) * regions.occupied_volume_ml / 1e6
+        estimates = [[TiaEstimate("voxel_map", float(value), math.nan, math.nan, ())] for value in voxel_tia]
+        rows = region_dose_rows(regions, estimates, tia, local, vsv, "voxel_map", sValuePhantom)[0]
+        baseName = tiaVolumeNode.GetName()
+        doseNode = mrml.volume_node_from_image(vsv if vsv is not None else local, f"{baseName} dose {method}",
+                                               units="Gy")
+        tableNode = self._doseTable(rows, f"{baseName} dose table")
+        logging.info("LesionDosimetry: %s dose of %s over %d regions", method, baseName, len(regions.regions))
+        return doseNode, tableNode
+
+    def regionTimeActivity(self, spectVolumeNodes, hoursPostInjection, segmentationNode, ctVolumeNode=None,
+                           model: str = "auto", pvcFwhmMm: float | None = None, name: str = "TAC",
+                           progress=None):
+        """Region time-activity curves, their fits and time-integrated activities.
+
+        :param spectVolumeNodes: scalar volumes in Bq/mL on one grid.
+        :param hoursPostInjection: scan times, h, increasing.
+        :param segmentationNode: tagged lesions and organs.
+        :param ctVolumeNode: CT in HU (masses, body outline for the partial-volume correction).
+        :param model: time-activity model (``"auto"``, ``"aicc"``, ``"trapezoid_mono"``, ``"mono"``, ``"bi"``,
+            ``"trapezoid"``).
+        :param pvcFwhmMm: SPECT resolution FWHM, mm, for the GTM partial-volume correction; None = none.
+        :param name: base name of the new nodes.
+        :param progress: optional callable(fraction, message).
+        :return: (TAC table node, plot chart node with measured points and fitted curve per region,
+            TIA table node with one row per region).
+        """
+        from luprrt.workflows.dose_regions import build_cycle_regions
+
+        progress = progress or _noProgress
+        if model not in TAC_MODELS:
+            raise ValueError(f"unknown time-activity model {model!r}; expected one of {TAC_MODELS}")
+        images, hours = self._spectImages(spectVolumeNodes, hoursPostInjection)
+        segmentation, ct = self._segmentationAndCt(segmentationNode, ctVolumeNode)
+        progress(0.1, "regions on the SPECT grid")
+        regions = build_cycle_regions(segmentation, ct, images[0], pvc_fwhm_mm=pvcFwhmMm)
+        progress(0.6, "time-activity curves")
+        curves = self._curves(regions, images, hours, model)
+        tacTable, chart, tiaTable = self._curveNodes(regions, curves, name)
+        progress(1.0, "done")
+        logging.info("LesionDosimetry: time-activity curves of %d regions over %d scans",
+                     len(regions.regions), len(images))
+        return tacTable, chart, tiaTable
+
+    def assessLimits(self, kidneyDosesGy, kidneyEffectiveHalfLivesH, activitiesGBq, marrowDosesGy=None,
+                     riskFactors: bool = False, nextActivityGBq: float = 7.4, name: str = "Organ limits"):
+        """Cumulative kidney dose, kidney BED and (optionally) marrow dose against their limits.
+
+        :param kidneyDosesGy: mean kidney dose of each cycle so far, Gy.
+        :param kidneyEffectiveHalfLivesH: kidney effective half-life of each cycle, h (for the BED).
+        :param activitiesGBq: administered activity of each cycle, GBq.
+        :param marrowDosesGy: red-marrow dose of each cycle, Gy (None: marrow not assessed).
+        :param riskFactors: kidney risk factors present (BED limit 28 Gy instead of 40 Gy).
+        :param nextActivityGBq: activity of the projected next cycle, GBq.
+        :return: table node, one row per limit: cumulative value, projection, limit, flags.
+        """
+        table, flags = self._limitsTable(kidneyDosesGy, kidneyEffectiveHalfLivesH, activitiesGBq,
+                                         marrowDosesGy, riskFactors, nextActivityGBq, name)
+        logging.info("LesionDosimetry: organ limits after %d cycles: %s", len(activitiesGBq),
+                     "; ".join(flags) or "no limit reached")
+        return table
+
+    @staticmethod
+    def _limitsTable(kidneyDosesGy, kidneyEffectiveHalfLivesH, activitiesGBq, marrowDosesGy, riskFactors,
+                     nextActivityGBq, name):
+        """(limits table node, flag messages)."""
+        from luprrt import mrml
+        from luprrt.dosimetry import CycleDose, assess_organ_limits
+
+        counts = {len(kidneyDosesGy), len(kidneyEffectiveHalfLivesH), len(activitiesGBq)}
+        if marrowDosesGy is not None:
+            counts.add(len(marrowDosesGy))
+        if len(counts) != 1:
+            raise ValueError(f"one value per cycle is needed in every list; got kidney doses "
+                             f"{list(kidneyDosesGy)}, half-lives {list(kidneyEffectiveHalfLivesH)}, "
+                             f"activities {list(activitiesGBq)}, marrow doses {marrowDosesGy}")
+        marrow = list(marrowDosesGy) if marrowDosesGy is not None else [None] * len(activitiesGBq)
+        values = zip(activitiesGBq, kidneyDosesGy, kidneyEffectiveHalfLivesH, marrow, strict=True)
+        cycles = [CycleDose(float(a), float(k), float(t), None if m is None else float(m))
+                  for a, k, t, m in values]
+        assessment = assess_organ_limits(cycles, risk_factors=riskFactors, next_activity_gbq=nextActivityGBq)
+        rows = [{"quantity": check.quantity, "value_gy": check.value_gy, "projected_gy": check.projected_gy,
+                 "next_activity_gbq": assessment.next_activity_gbq, "limit_gy": check.limit_gy,
+                 "exceeded": check.exceeded, "projected_exceeded": check.projected_exceeded,
+                 "flag": next((f for f in assessment.flags if f.startswith(check.quantity)), "")}
+                for check in assessment.checks]
+        return mrml.table_node_from_rows(rows, slicer.mrmlScene.GenerateUniqueName(name)), assessment.flags
+
+    def runCycle(self, spectVolumeNodes, hoursPostInjection, segmentationNode, ctVolumeNode=None,
+                 administeredActivityGBq: float = 7.4, doseMethod: str = "voxel_s_value",
+                 tacModel: str = "auto", pvcFwhmMm: float | None = None, riskFactors: bool = False,
+                 progress=None) -> dict:
+        """The panel's Apply: TIA volume, dose volume and table, time-activity curves and organ limits.
+
+        Region doses use the regions' fitted time-integrated activities (partial-volume corrected with
+        ``pvcFwhmMm``); the dose map uses the voxel TIA. Parameters as in the other methods.
+
+        :return: ``{"tiaVolume", "doseVolume", "doseTable", "tacTable", "tacChart", "tiaTable",
+            "limitsTable"}`` (new nodes).
+        """
+        from luprrt import mrml
+        from luprrt.workflows.dose_cycle import dose_maps, kidney_dose_and_half_life, region_dose_rows
+        from luprrt.workflows.dose_regions import build_cycle_regions
+
+        progress = progress or _noProgress
+        if doseMethod not in DOSE_METHODS:
+            raise ValueError(f"unknown dose method {doseMethod!r}; expected one of {DOSE_METHODS}")
+        if not (math.isfinite(administeredActivityGBq) and administeredActivityGBq > 0):
+            raise ValueError(f"administered activity must be positive, got {administeredActivityGBq} GBq")
+        images, hours = self._spectImages(spectVolumeNodes, hoursPostInjection)
+        segmentation, ct = self._segmentationAndCt(segmentationNode, ctVolumeNode)
+        progress(0.05, "voxel time-integrated activity")
+        tia = self._tiaImage(images, hours, "analytic", None)
+        progress(0.2, "regions on the SPECT grid")
+        regions = build_cycle_regions(segmentation, ct, images[0], pvc_fwhm_mm=pvcFwhmMm)
+        progress(0.4, "time-activity curves")
+        curves = self._curves(regions, images, hours, tacModel)
+        progress(0.5, "dose maps")
+        local, vsv = dose_maps(tia, ct, voxel_dose=doseMethod == "voxel_s_value",
+                               inside=regions.piece_labels_grid > 0 if ct is not None else None)
+        voxelModel = "voxel_analytic" if len(images) > 1 else "voxel_haenscheid"
+        rows, primary = region_dose_rows(regions, curves.estimates, tia, local, vsv, voxelModel)
+        kidneyDose, kidneyHalfLife = kidney_dose_and_half_life(regions, rows, primary, curves.estimates,
+                                                               "organ_s_value")
+        progress(0.9, "tables")
+        baseName = spectVolumeNodes[0].GetName()
+        results = {
+            "tiaVolume": mrml.volume_node_from_image(tia, f"{baseName} TIA", units=TIA_UNITS),
+            "doseVolume": mrml.volume_node_from_image(vsv if vsv is not None else local,
+                                                      f"{baseName} dose {doseMethod}", units="Gy"),
+            "doseTable": self._doseTable(rows, f"{baseName} dose table"),
+        }
+        results["tacTable"], results["tacChart"], results["tiaTable"] = self._curveNodes(regions, curves,
+                                                                                           f"{baseName} TAC")
+        results["limitsTable"], flags = self._limitsTable(
+            [kidneyDose], [kidneyHalfLife], [administeredActivityGBq], None, riskFactors, 7.4,
+            f"{baseName} organ limits")
+        progress(1.0, "done")
+        logging.info("LesionDosimetry: cycle of %d scans, %d regions, kidney dose %.3f Gy; %s", len(images),
+                     len(regions.regions), kidneyDose, "; ".join(flags) or "no limit reached")
+        return results
+
+    # -- conversions and node building ---------------------------------------------------------------
+    @staticmethod
+    def _spectImages(spectVolumeNodes, hoursPostInjection):
+        """SimpleITK images (Bq/mL) of the SPECT nodes and their scan times, checked."""
+        from luprrt import mrml
+
+        nodes = list(spectVolumeNodes or [])
+        hours = [float(h) for h in hoursPostInjection]
+        if not nodes:
+            raise ValueError("no SPECT volume given")
+        if len(hours) != len(nodes):
+            raise ValueError(f"{len(hours)} scan times {hours} h for {len(nodes)} SPECT volumes")
+        if min(hours) <= 0 or np.any(np.diff(hours) <= 0):
+            raise ValueError(f"scan times must be positive and increase, got {hours} h")
+        for node in nodes:
+            units = mrml.voxel_units(node)
+            if units != "Bq/mL":
+                raise ValueError(f"SPECT volume {node.GetName()!r} is in {units!r}, not Bq/mL: dosimetry "
+                                 "needs quantitative SPECT (load it with LuPRRT or set its units)")
+        return [mrml.image_from_volume_node(node) for node in nodes], hours
+
+    @staticmethod
+    def _tiaImage(images, hours, integration, progress):
+        from luprrt.dosimetry import haenscheid_tia_mbq_h, voxel_time_integrated_activity
+
+        if len(images) == 1:
+            tia = sitk.GetImageFromArray(haenscheid_tia_mbq_h(sitk.GetArrayViewFromImage(images[0]),
+                                                              hours[0]).astype(np.float32))
+            tia.CopyInformation(images[0])
+            return tia
+        return voxel_time_integrated_activity(images, hours, integration=integration,
+                                              progress=progress).tia_bq_h_per_ml
+
+    @staticmethod
+    def _segmentationAndCt(segmentationNode, ctVolumeNode):
+        from luprrt import mrml
+
+        if segmentationNode is None:
+            raise ValueError("no segmentation given: dosimetry needs tagged lesion and organ segments")
+        ct = None
+        if ctVolumeNode is not None:
+            units = mrml.voxel_units(ctVolumeNode)
+            if units not in (None, "HU"):
+                raise ValueError(f"CT volume {ctVolumeNode.GetName()!r} is in {units!r}, not HU")
+            ct = mrml.image_from_volume_node(ctVolumeNode)
+        return mrml.segmentation_from_segmentation_node(segmentationNode), ct
+
+    @staticmethod
+    def _curves(regions, images, hours, model):
+        from luprrt.workflows.dose_cycle import region_time_activity
+
+        curves = region_time_activity(regions, images, hours, model)
+        if curves.clipped_pieces:
+            logging.warning("LesionDosimetry: negative corrected concentrations set to 0 in %s",
+                            curves.clipped_pieces)
+        return curves
+
+    @staticmethod
+    def _doseTable(rows, name):
+        from luprrt import mrml
+
+        return mrml.table_node_from_rows(_tableRows(rows, DOSE_TABLE_COLUMNS),
+                                         slicer.mrmlScene.GenerateUniqueName(name), units=EXTRA_COLUMN_UNITS)
+
+    @staticmethod
+    def _curveNodes(regions, curves, name):
+        """TAC table, chart (points and fitted curve per region, one colour each) and TIA table."""
+        from luprrt import mrml
+        from luprrt.workflows.dose_cycle import tac_rows
+
+        rows = tac_rows(regions, curves)
+        for row in rows:
+            row["curve"] = f"{row['region']} {row['series']}"
+        columns = ("region", "role", "side", "lesion_id", "series", "curve", "time_h", "activity_mbq",
+                   "uncorrected_activity_mbq", "fit_model")
+        scene = slicer.mrmlScene
+        tacTable = mrml.table_node_from_rows(_tableRows(rows, columns), scene.GenerateUniqueName(name))
+        chart = mrml.plot_chart(tacTable, "time_h", ["activity_mbq"],
+                                scene.GenerateUniqueName(f"{name} chart"), group_column="curve",
+                                plot_type="scatter")
+        colors = {}
+        for index in range(chart.GetNumberOfPlotSeriesNodes()):
+            series = chart.GetNthPlotSeriesNode(index)
+            region, kind = series.GetName().rsplit(" ", 1)
+            if kind == "fit":
+                series.SetMarkerStyle(slicer.vtkMRMLPlotSeriesNode.MarkerStyleNone)
+            else:
+                series.SetLineStyle(slicer.vtkMRMLPlotSeriesNode.LineStyleNone)
+            colors.setdefault(region, series.GetColor())
+            series.SetColor(colors[region])
+        tiaRows = [region.tags() | {"fit_model": e.model, "tia_mbq_h": e.tia_mbq_h,
+                                    "tia_sd_mbq_h": e.tia_sd_mbq_h,
+                                    "effective_half_life_h": e.effective_half_life_h,
+                                    "fit_flags": "; ".join(e.flags)}
+                   for region, estimates in zip(regions.regions, curves.estimates, strict=True)
+                   for e in estimates]
+        tiaTable = mrml.table_node_from_rows(_tableRows(tiaRows, tuple(tiaRows[0])),
+                                             scene.GenerateUniqueName(f"{name} TIA"),
+                                             units=EXTRA_COLUMN_UNITS)
+        return tacTable, chart, tiaTable
+
+
+def _tableRows(rows, columns):
+    """Rows with exactly ``columns``; numeric columns (named with a unit) get NaN for missing values."""
+    from luprrt import mrml
+
+    numeric = {c for c in columns if mrml.unit_from_column_name(c) or c in EXTRA_COLUMN_UNITS}
+    return [{c: (math.nan if row.get(c) is None and c in numeric else row.get(c)) for c in columns}
+            for row in rows]
+
+
+def _noProgress(fraction: float, message: str) -> None:
+    """Progress callback that ignores progress."""
+
+
+#
+# LesionDosimetryTest
+#
+class LesionDosimetryTest(ScriptedLoadableModuleTest):
+    """Self-tests on real MRML: analytic phantoms with closed-form TIA and dose."""
+
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        for name in ("test_tia_of_mono_exponential_phantom", "test_voxel_dose_of_large_uniform_cube",
+                     "test_dose_table_columns_carry_units", "test_time_activity_chart_has_series_per_region",
+                     "test_kidney_over_23_gy_is_flagged", "test_bad_inputs_are_refused",
+                     "test_cycle_of_synthetic_patient"):
+            self.setUp()
+            getattr(self, name)()
+
+    # -- builders ------------------------------------------------------------------------------------
+    @staticmethod
+    def _grid(size=(20, 18, 16), spacing_mm=4.0):
+        image = sitk.Image(list(size), sitk.sitkFloat32)
+        image.SetSpacing([spacing_mm] * 3)
+        image.SetOrigin([-spacing_mm * (n - 1) / 2 for n in size])
+        return image
+
+    @staticmethod
+    def _volume(grid, values, name, units):
+        from luprrt import mrml
+
+        image = sitk.GetImageFromArray(np.broadcast_to(np.asarray(values, dtype=np.float32),
+                                                       grid.GetSize()[::-1]).copy())
+        image.CopyInformation(grid)
+        return mrml.volume_node_from_image(image, name, units=units)
+
+    @staticmethod
+    def _segmentationNode(grid, masks):
+        """Segmentation node with (mask, SegmentTags) pairs on ``grid``."""
+        from luprrt import mrml
+        from luprrt.segments import Segmentation
+
+        segmentation = Segmentation.empty_like(grid)
+        for mask, tags in masks:
+            segmentation.add_segment(mask, tags)
+        return mrml.segmentation_node_from_segmentation(segmentation, "Segmentation")
+
+    @staticmethod
+    def _ball(grid, centre_mm, radius_mm):
+        shape = grid.GetSize()[::-1]
+        z, y, x = np.indices(shape)
+        spacing, origin = grid.GetSpacing()[0], np.asarray(grid.GetOrigin())
+        points = np.stack([x, y, z], axis=-1) * spacing + origin
+        return np.linalg.norm(points - np.asarray(centre_mm), axis=-1) <= radius_mm
+
+    # -- tests ---------------------------------------------------------------------------------------
+    def test_tia_of_mono_exponential_phantom(self):
+        """Uniform mono-exponential activity at 4 times: TIA = A0 / lambda in every voxel."""
+        self.delayDisplay("TIA of a mono-exponential phantom")
+        a0, halfLife = 2.0e5, 60.0
+        lam = math.log(2.0) / halfLife
+        hours = [4.0, 24.0, 96.0, 168.0]
+        grid = self._grid()
+        rng = np.random.default_rng(7)
+        pattern = rng.uniform(0.5, 1.5, grid.GetSize()[::-1])  # a different A0 per voxel
+        spects = [self._volume(grid, a0 * pattern * math.exp(-lam * t), f"SPECT {t:g} h", "Bq/mL")
+                  for t in hours]
+        before = [slicer.util.arrayFromVolume(n).copy() for n in spects]
+        tia = LesionDosimetryLogic().computeTimeIntegratedActivity(spects, hours, name="TIA")
+        values = slicer.util.arrayFromVolume(tia)
+        np.testing.assert_allclose(values, a0 * pattern / lam, rtol=1e-5)
+        self.assertEqual(tia.GetAttribute("LuPRRT.Units"), TIA_UNITS)
+        for node, original in zip(spects, before, strict=True):
+            np.testing.assert_array_equal(slicer.util.arrayFromVolume(node), original)
+
+    def test_voxel_dose_of_large_uniform_cube(self):
+        """Uniform TIA in a 144 mm cube: voxel S-value dose at its centre = 1.00-1.04 x local deposition."""
+        from luprrt.physics import LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G
+        from luprrt.segments import SegmentTags
+
+        self.delayDisplay("Voxel S-value dose of a large uniform cube")
+        grid = self._grid((44, 44, 44), 4.0)
+        cube = np.zeros(grid.GetSize()[::-1], dtype=bool)
+        cube[4:40, 4:40, 4:40] = True
+        tiaBqHPerMl = 5.0e7
+        tiaNode = self._volume(grid, np.where(cube, tiaBqHPerMl, 0.0), "TIA cube", TIA_UNITS)
+        segmentationNode = self._segmentationNode(grid, [(self._ball(grid, (0, 0, 0), 30.0),
+                                                          SegmentTags("lesion", lesion_id="L1"))])
+        logic = LesionDosimetryLogic()
+        doseNode = logic.computeDose(tiaNode, segmentationNode, method="voxel_s_value")[0]
+        localDeposition = tiaBqHPerMl / 1e6 * LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G
+        centre = slicer.util.arrayFromVolume(doseNode)[22, 22, 22]
+        ratio = centre / localDeposition
+        self.assertGreaterEqual(ratio, 1.00)
+        self.assertLessEqual(ratio, 1.04)
+        localNode = logic.computeDose(tiaNode, segmentationNode, method="local_deposition")[0]
+        self.assertAlmostEqual(slicer.util.arrayFromVolume(localNode)[22, 22, 22] / localDeposition, 1.0, 6)
+        self.assertEqual(doseNode.GetAttribute("LuPRRT.Units"), "Gy")
+
+    def test_dose_table_columns_carry_units(self):
+        from luprrt import mrml
+        from luprrt.segments import SegmentTags
+
+        self.delayDisplay("Dose table columns and units")
+        grid = self._grid()
+        tiaNode = self._volume(grid, 1.0e6, "TIA", TIA_UNITS)
+        segmentationNode = self._segmentationNode(grid, [
+            (self._ball(grid, (-12, 0, 0), 14.0), SegmentTags("lesion", side="right", lesion_id="L1")),
+            (self._ball(grid, (16, 0, 0), 12.0), SegmentTags("kidney", side="left"))])
+        table = LesionDosimetryLogic().computeDose(tiaNode, segmentationNode, method="local_deposition")[1]
+        columns = [table.GetTable().GetColumnName(i) for i in range(table.GetTable().GetNumberOfColumns())]
+        self.assertEqual(columns, list(DOSE_TABLE_COLUMNS))
+        units = {c: table.GetColumnUnitLabel(c) for c in columns}
+        checked = ("tia_mbq_h", "mass_g", "dose_gy", "dose_gy_sd", "bed_gy", "d50_gy")
+        self.assertEqual([units[c] for c in checked], ["MBq h", "g", "Gy", "Gy", "Gy", "Gy"])
+        rows = {(r["region"], r["method"]): r for r in mrml.rows_from_table_node(table)}
+        self.assertEqual(set(rows), {("L1", "sphere_s_value"), ("L1", "local_deposition"),
+                                     ("L1", "voxel_local_deposition"), ("kidney_left", "organ_s_value"),
+                                     ("kidney_left", "local_deposition"),
+                                     ("kidney_left", "voxel_local_deposition")})
+        # Uniform 1 MBq h/mL at unit density: local deposition is 0.0853 Gy everywhere.
+        for key in (("L1", "local_deposition"), ("kidney_left", "voxel_local_deposition")):
+            self.assertAlmostEqual(rows[key]["dose_gy"] / 0.08530, 1.0, 3)
+        lesion = rows[("L1", "local_deposition")]
+        self.assertAlmostEqual(lesion["tia_mbq_h"], lesion["mass_g"] * 1.0, 6)
+
+    def test_time_activity_chart_has_series_per_region(self):
+        from luprrt import mrml
+        from luprrt.segments import SegmentTags
+
+        self.delayDisplay("Time-activity curves and their chart")
+        grid = self._grid()
+        lam = math.log(2.0) / 80.0
+        hours = [4.0, 24.0, 96.0, 168.0]
+        spects = [self._volume(grid, 3.0e5 * math.exp(-lam * t), f"SPECT {t:g} h", "Bq/mL") for t in hours]
+        lesion = self._ball(grid, (-12, 0, 0), 14.0)
+        kidney = self._ball(grid, (16, 0, 0), 12.0)
+        segmentationNode = self._segmentationNode(grid, [(lesion, SegmentTags("lesion", lesion_id="L1")),
+                                                         (kidney, SegmentTags("kidney", side="right"))])
+        tacTable, chart, tiaTable = LesionDosimetryLogic().regionTimeActivity(spects, hours, segmentationNode)
+        count = chart.GetNumberOfPlotSeriesNodes()
+        names = sorted(chart.GetNthPlotSeriesNode(i).GetName() for i in range(count))
+        self.assertEqual(names, ["L1 fit", "L1 measured", "kidney_right fit", "kidney_right measured"])
+        self.assertEqual(tacTable.GetColumnUnitLabel("activity_mbq"), "MBq")
+        voxelMl = 4.0 ** 3 / 1000.0
+        tia = {r["region"]: r for r in mrml.rows_from_table_node(tiaTable)}
+        for region, mask in (("L1", lesion), ("kidney_right", kidney)):
+            expected = 3.0e5 / lam * mask.sum() * voxelMl / 1e6
+            self.assertAlmostEqual(tia[region]["tia_mbq_h"] / expected, 1.0, 6)
+            self.assertAlmostEqual(tia[region]["effective_half_life_h"], 80.0, 4)
+            self.assertEqual(tia[region]["fit_model"], "mono")
+
+    def test_kidney_over_23_gy_is_flagged(self):
+        from luprrt import mrml
+
+        self.delayDisplay("Organ limits")
+        logic = LesionDosimetryLogic()
+        rows = {r["quantity"]: r for r in mrml.rows_from_table_node(
+            logic.assessLimits([12.0, 11.5], [50.0, 50.0], [7.4, 7.4], marrowDosesGy=[0.3, 0.3]))}
+        kidney = rows["kidney_dose_gy"]
+        self.assertAlmostEqual(kidney["value_gy"], 23.5, 12)
+        self.assertTrue(kidney["exceeded"])
+        self.assertIn("exceeds the 23 Gy limit", kidney["flag"])
+        self.assertFalse(rows["marrow_dose_gy"]["exceeded"])
+        bed = 12.0 * (1 + 12.0 * 2.8 / ((2.8 + 50.0) * 2.6)) + 11.5 * (1 + 11.5 * 2.8 / ((2.8 + 50.0) * 2.6))
+        self.assertAlmostEqual(rows["kidney_bed_gy"]["value_gy"], bed, 9)
+        safe = {r["quantity"]: r for r in mrml.rows_from_table_node(logic.assessLimits([4.0], [50.0], [7.4]))}
+        self.assertEqual(set(safe), {"kidney_dose_gy", "kidney_bed_gy"})
+        self.assertFalse(safe["kidney_dose_gy"]["exceeded"])
+        self.assertEqual(safe["kidney_dose_gy"]["flag"], "")
+
+    def test_bad_inputs_are_refused(self):
+        from luprrt.segments import SegmentTags
+
+        self.delayDisplay("Bad inputs")
+        logic = LesionDosimetryLogic()
+        grid = self._grid()
+        spect = self._volume(grid, 1.0e5, "SPECT", "Bq/mL")
+        counts = self._volume(grid, 1.0e3, "Counts", "counts")
+        with self.assertRaisesRegex(ValueError, "SPECT volume 'Counts' is in 'counts', not Bq/mL"):
+            logic.computeTimeIntegratedActivity([spect, counts], [24.0, 96.0])
+        with self.assertRaisesRegex(ValueError, r"scan times must be positive and increase, got \[96.0, 24"):
+            logic.computeTimeIntegratedActivity([spect, spect], [96.0, 24.0])
+        with self.assertRaisesRegex(ValueError, r"1 scan times \[24.0\] h for 2 SPECT volumes"):
+            logic.computeTimeIntegratedActivity([spect, spect], [24.0])
+        segmentationNode = self._segmentationNode(grid, [(self._ball(grid, (0, 0, 0), 10.0),
+                                                          SegmentTags("kidney", side="left"))])
+        with self.assertRaisesRegex(ValueError, "must be in Bq h/mL, got 'SPECT' in 'Bq/mL'"):
+            logic.computeDose(spect, segmentationNode)
+        with self.assertRaisesRegex(ValueError, "unknown dose method 'monte_carlo'"):
+            logic.computeDose(spect, segmentationNode, method="monte_carlo")
+        self.assertEqual(slicer.util.arrayFromVolume(spect).max(), 1.0e5)
+
+    def test_cycle_of_synthetic_patient(self):
+        """End to end on the synthetic patient: SPECT/CT/segmentation nodes -> doses against the truth."""
+        from luprrt import mrml
+        from luprrt.dosimetry import HuDensityCalibration, organ_s_value_dose_gy, sphere_s_value_dose_gy
+        from luprrt.phantom import make_patient
+        from luprrt.phantom_anatomy import KIDNEY, TISSUE_HU
+
+        # 1. A patient with a known truth, loaded as nodes.
+        self.delayDisplay("Synthetic patient: cycle 1 dosimetry")
+        patient = make_patient(5, small=True, n_cycles=1, noise=False, followup_weeks=())
+        session = patient.sessions[0]
+        spects = [mrml.volume_node_from_image(a.image, f"SPECT {a.hours_post_injection:g} h", units="Bq/mL")
+                  for a in session.spect]
+        hours = [a.hours_post_injection for a in session.spect]
+        ct = mrml.volume_node_from_image(session.ct, "CT", units="HU")
+        segmentationNode = mrml.segmentation_node_from_segmentation(session.segmentation, "Segmentation")
+        before = slicer.util.arrayFromVolume(spects[1]).copy()
+
+        # 2. The panel's computation.
+        results = LesionDosimetryLogic().runCycle(spects, hours, segmentationNode, ctVolumeNode=ct,
+                                                  administeredActivityGBq=7.4, pvcFwhmMm=12.0)
+        rows = {(r["region"], r["method"]): r for r in mrml.rows_from_table_node(results["doseTable"])}
+
+        # 3. Kidney and the largest lesion against the truth (same S-value method and mass).
+        density = HuDensityCalibration()
+        truth = patient.truth.cycle(1)
+        kidneyDensity = float(density.density(TISSUE_HU[KIDNEY]))
+        kidneyMass = patient.truth.volumes_ml["cycle1"]["kidney_right"] * kidneyDensity
+        expected = float(organ_s_value_dose_gy(truth.tia_mbq_h["kidney_right"], "kidney", "AM", kidneyMass))
+        self.assertAlmostEqual(rows[("kidney_right", "organ_s_value")]["dose_gy"] / expected, 1.0, delta=0.10)
+        lesion = max(patient.truth.lesions, key=lambda le: le.diameter_mm["cycle1"])
+        volume = patient.truth.volumes_ml["cycle1"][lesion.lesion_id]
+        expected = float(sphere_s_value_dose_gy(truth.tia_mbq_h[lesion.lesion_id], volume,
+                                                float(density.density(lesion.hu))))
+        got = rows[(lesion.lesion_id, "sphere_s_value")]["dose_gy"]
+        self.assertAlmostEqual(got / expected, 1.0, delta=0.10)
+
+        # 4. Outputs: units, limits table, inputs untouched.
+        self.assertEqual(results["doseVolume"].GetAttribute("LuPRRT.Units"), "Gy")
+        self.assertEqual(results["tiaVolume"].GetAttribute("LuPRRT.Units"), TIA_UNITS)
+        limits = {r["quantity"]: r for r in mrml.rows_from_table_node(results["limitsTable"])}
+        self.assertFalse(limits["kidney_dose_gy"]["exceeded"])
+        self.assertGreater(limits["kidney_dose_gy"]["projected_gy"], limits["kidney_dose_gy"]["value_gy"])
+        np.testing.assert_array_equal(slicer.util.arrayFromVolume(spects[1]), before)

@@ -1,0 +1,503 @@
+"""Dosimetry of one treatment cycle: registration, region time-activity, TIA and doses by several methods.
+
+For every reported region (:mod:`.dose_regions`) the cycle gives rows side by side:
+
+* ``sphere_s_value`` (lesions: unit-density sphere self S-value of the lesion's mass) or
+  ``organ_s_value`` (kidneys, liver, spleen: OpenDose self S-value, mass-scaled to the
+  patient's organ), from the region's time-integrated activity (TIA);
+* ``local_deposition``: all electron energy of the region's TIA absorbed in its mass
+  (0.0853 Gy per MBq h / g, LU177.md);
+* ``voxel_local_deposition`` and ``voxel_s_value``: mean, D2, D50 and D98 of the voxel dose
+  maps (local deposition, and the FFT convolution of the voxel TIA map with the voxel S-value
+  kernel), both divided by the CT density.
+
+The region TIA comes from a fit of its time-activity curve when the cycle has two or more
+scans; a cycle with one scan gets single-time-point TIAs instead: Haenscheid 2018 (no
+kinetics needed) and the hybrid scheme (Madsen 2018 with the region's effective half-life
+from an earlier cycle's fit), each in its own rows (:mod:`.dose_tac`). The voxel TIA map of a
+single-scan cycle is Haenscheid's, voxel by voxel. One TIA per region and method is *primary*
+(the fit; for one scan the hybrid when possible, else Haenscheid): cumulative doses and organ
+limits use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..dosimetry import (
+    HuDensityCalibration,
+    TimeActivityFit,
+    biologically_effective_dose_gy,
+    build_voxel_s_value_kernel,
+    density_image_from_ct,
+    haenscheid_tia_mbq_h,
+    local_deposition_dose,
+    organ_s_value_dose_gy,
+    sphere_s_value_dose_gy,
+    voxel_s_value_dose,
+    voxel_time_integrated_activity,
+)
+from ..dosimetry.vsv_kernel import DEFAULT_KERNEL_RADIUS_MM, VoxelSValueKernel
+from ..physics import LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G
+from ..provenance import ProgressCallback, no_progress
+from ..registration import body_mask, register_deformable, register_rigid, resample_to
+from ..resample import same_grid
+from .dose_inputs import CycleData
+from .dose_regions import CycleRegions, build_cycle_regions
+from .dose_tac import (
+    TAC_MODELS,
+    PeakTailFit,
+    TiaEstimate,
+    fit_region_tac,
+    fitted_estimate,
+    single_scan_estimates,
+)
+
+log = logging.getLogger(__name__)
+
+METHODS = ("sphere_s_value", "organ_s_value", "local_deposition", "voxel_local_deposition", "voxel_s_value")
+REGISTRATIONS = ("none", "rigid", "deformable")
+DOSE_COLUMNS = ("patient_id", "cycle", "region", "role", "side", "route", "lesion_id", "method", "tia_mbq_h",
+                "tia_sd_mbq_h", "mass_g", "dose_gy", "dose_gy_sd", "bed_gy", "cumulative_dose_gy", "d2_gy",
+                "d50_gy", "d98_gy", "fit_model", "fit_flags")
+TAC_COLUMNS = ("patient_id", "cycle", "region", "role", "side", "route", "lesion_id", "series", "time_h",
+               "activity_mbq", "uncorrected_activity_mbq", "fit_model")
+REGISTRATION_COLUMNS = ("patient_id", "cycle", "time_h", "spect", "registration", "metric_mattes_mi",
+                        "metric_mattes_mi_before", "body_dice_before", "body_dice_after")
+# OpenDose organ S-values exist for these roles (luprrt.dosimetry.svalues.ORGAN_SELF_S_VALUES).
+ORGAN_S_VALUE_ROLES = ("kidney", "liver", "spleen")
+BQ_PER_MBQ = 1e6
+AIR_HU = -1000.0
+
+
+@dataclass(frozen=True)
+class DosimetryOptions:
+    """Method choices of patient dosimetry.
+
+    tac_model : region time-activity model, one of :data:`.dose_tac.TAC_MODELS` (``"auto"``: the
+        rule of :mod:`.dose_tac`)
+    pvc_fwhm_mm : system resolution (FWHM, mm) for the GTM partial-volume correction of region
+        activities; None = no correction
+    supersampling : sub-voxels per axis for the fractional occupancy of regions on the SPECT grid
+    voxel_integration : ``"analytic"`` or ``"trapezoid"`` voxel-wise TIA
+    s_value_phantom : OpenDose phantom of the organ S-values (``"AM"`` or ``"AF"``)
+    kernel_radius_mm : voxel S-value kernel cut-off (mm)
+    calibration : CT number to density
+    limits_method : dose method of the kidney limit checks
+    risk_factors : kidney risk factors present (BED limit 28 Gy instead of 40 Gy)
+    next_activity_gbq : activity of the projected next cycle (GBq)
+    curve_samples : points of each fitted curve in the time-activity table
+    """
+
+    tac_model: str = "auto"
+    pvc_fwhm_mm: float | None = None
+    supersampling: int = 3
+    voxel_integration: str = "analytic"
+    s_value_phantom: str = "AM"
+    kernel_radius_mm: float = DEFAULT_KERNEL_RADIUS_MM
+    calibration: HuDensityCalibration = field(default_factory=HuDensityCalibration)
+    limits_method: str = "organ_s_value"
+    risk_factors: bool = False
+    next_activity_gbq: float = 7.4
+    curve_samples: int = 61
+
+    def __post_init__(self):
+        if self.tac_model not in TAC_MODELS:
+            raise ValueError(f"unknown time-activity model {self.tac_model!r}; expected one of {TAC_MODELS}")
+        kidney_methods = tuple(m for m in METHODS if m != "sphere_s_value")
+        if self.limits_method not in kidney_methods:
+            raise ValueError(f"limits_method {self.limits_method!r} does not give a kidney dose; use one of "
+                             f"{kidney_methods}")
+        if self.curve_samples < 2:
+            raise ValueError(f"curve_samples must be >= 2, got {self.curve_samples}")
+
+
+@dataclass
+class CycleSafety:
+    """What the organ limits need from one cycle (primary TIA, ``limits_method`` for the kidneys)."""
+
+    activity_gbq: float
+    kidney_dose_gy: float
+    kidney_effective_half_life_h: float
+    marrow_dose_gy: float | None
+    marrow_method: str | None
+
+
+@dataclass
+class CycleDosimetry:
+    """Everything one cycle produced; ``primary[i]`` marks the rows that cumulative doses add up."""
+
+    cycle: int
+    regions: CycleRegions
+    times_h: np.ndarray
+    fits: dict[str, TimeActivityFit | PeakTailFit]
+    dose_rows: list[dict]
+    primary: list[bool]
+    tac_rows: list[dict]
+    registration_rows: list[dict]
+    tia_bq_h_per_ml: sitk.Image
+    dose_gy: sitk.Image
+    safety: CycleSafety
+
+
+def cycle_dosimetry(patient_id: str, cycle: CycleData, *, options: DosimetryOptions, registration: str,
+                    voxel_dose: bool, reference_fits: dict[str, TimeActivityFit | PeakTailFit],
+                    kernels: dict | None = None, progress: ProgressCallback | None = None) -> CycleDosimetry:
+    """Dosimetry of one cycle (see the module docstring).
+
+    Parameters
+    ----------
+    patient_id : str
+        Written into every row.
+    cycle : CycleData
+        The cycle's CT, segmentation and scans (validated by :func:`.dose_inputs.validate_cycle`).
+    options : DosimetryOptions
+    registration : ``"none"``, ``"rigid"`` or ``"deformable"``
+        How a scan with its own CT is brought onto the cycle's CT (scans sharing it need nothing).
+    voxel_dose : bool
+        Compute the voxel S-value (FFT) dose map.
+    reference_fits : dict
+        Region name -> fit of an earlier cycle, for the hybrid single-time-point TIA.
+    kernels : dict, optional
+        Cache of voxel S-value kernels by voxel size (filled here).
+    progress : callable, optional
+    """
+    progress = progress or no_progress
+    if registration not in REGISTRATIONS:
+        raise ValueError(f"unknown registration {registration!r}; expected one of {REGISTRATIONS}")
+    progress(0.0, f"cycle {cycle.cycle}: registration")
+    images, registration_rows = _scans_on_reference_grid(patient_id, cycle, registration)
+    grid = images[0]
+    times = np.array([p.hours_post_injection for p in cycle.time_points])
+    progress(0.2, f"cycle {cycle.cycle}: regions on the SPECT grid")
+    regions = build_cycle_regions(cycle.segmentation, cycle.ct, grid, pvc_fwhm_mm=options.pvc_fwhm_mm,
+                                  supersampling=options.supersampling, calibration=options.calibration)
+    progress(0.35, f"cycle {cycle.cycle}: time-activity curves")
+    curves = region_time_activity(regions, images, times, options.tac_model, reference_fits)
+    if curves.clipped_pieces:
+        log.warning("cycle %d: negative corrected concentrations set to 0 in %s", cycle.cycle,
+                    curves.clipped_pieces)
+    progress(0.45, f"cycle {cycle.cycle}: voxel time-integrated activity")
+    if times.size >= 2:
+        voxel = voxel_time_integrated_activity(images, times, integration=options.voxel_integration)
+        tia_map = voxel.tia_bq_h_per_ml
+        voxel_model = f"voxel_{options.voxel_integration}"
+    else:
+        tia_map = _on_grid(haenscheid_tia_mbq_h(sitk.GetArrayViewFromImage(images[0]), times[0]), grid)
+        voxel_model = "voxel_haenscheid"
+    progress(0.55, f"cycle {cycle.cycle}: dose maps")
+    local_map, vsv_map = dose_maps(tia_map, cycle.ct, voxel_dose=voxel_dose, calibration=options.calibration,
+                                   kernel_radius_mm=options.kernel_radius_mm,
+                                   inside=regions.piece_labels_grid > 0, kernels=kernels,
+                                   progress=_scaled(progress, 0.6, 0.9))
+    progress(0.92, f"cycle {cycle.cycle}: tables")
+    rows, primary = region_dose_rows(regions, curves.estimates, tia_map, local_map, vsv_map, voxel_model,
+                                     options.s_value_phantom)
+    identity = {"patient_id": patient_id, "cycle": cycle.cycle}
+    rows = [{column: (identity | row).get(column) for column in DOSE_COLUMNS} for row in rows]
+    tac = [{column: (identity | row).get(column) for column in TAC_COLUMNS}
+           for row in tac_rows(regions, curves, options.curve_samples)]
+    safety = _cycle_safety(cycle, regions, rows, primary, curves.estimates, options, voxel_dose)
+    progress(1.0, f"cycle {cycle.cycle}: done")
+    return CycleDosimetry(cycle.cycle, regions, times, curves.fits, rows, primary, tac, registration_rows,
+                          tia_map, vsv_map if vsv_map is not None else local_map, safety)
+
+
+@dataclass
+class RegionTimeActivity:
+    """Time-activity curves of every region of a :class:`.dose_regions.CycleRegions` and their TIAs.
+
+    ``activity_mbq[r, k]`` (partial-volume corrected when the regions have a GTM) and
+    ``uncorrected_mbq[r, k]`` at ``times_h[k]``; ``fits`` by region name (two or more scans);
+    ``estimates[r]`` the TIA estimates of region ``r``.
+    """
+
+    times_h: np.ndarray
+    activity_mbq: np.ndarray
+    uncorrected_mbq: np.ndarray
+    fits: dict[str, TimeActivityFit | PeakTailFit]
+    estimates: list[list[TiaEstimate]]
+    clipped_pieces: list[str]
+
+
+def region_time_activity(regions: CycleRegions, images: list[sitk.Image], times_h, model: str = "auto",
+                         reference_fits: dict | None = None) -> RegionTimeActivity:
+    """Region activities in every scan (one pass each) and their TIAs (fits, or single-scan estimates).
+
+    Parameters
+    ----------
+    regions : CycleRegions
+        Built on the grid of ``images``.
+    images : list of SimpleITK.Image
+        Activity concentration (Bq/mL) at ``times_h`` (h after administration, increasing).
+    model : str
+        Time-activity model (:data:`.dose_tac.TAC_MODELS`).
+    reference_fits : dict, optional
+        Earlier-cycle fits by region name, for the hybrid TIA of a single scan.
+    """
+    times = np.asarray(times_h, dtype=float)
+    if times.ndim != 1 or times.size != len(images) or times.size == 0:
+        raise ValueError(f"{np.atleast_1d(times).size} scan times for {len(images)} images")
+    measured = [regions.activity(image) for image in images]
+    activity = np.stack([m.activity_mbq for m in measured], axis=1)
+    uncorrected = np.stack([m.uncorrected_mbq for m in measured], axis=1)
+    clipped = sorted({name for m in measured for name in m.clipped_pieces})
+    fits: dict[str, TimeActivityFit | PeakTailFit] = {}
+    if times.size >= 2:
+        estimates = [_fitted(region.name, times, activity[r], model, fits)
+                     for r, region in enumerate(regions.regions)]
+    else:
+        estimates = [single_scan_estimates(times[0], activity[r, 0], (reference_fits or {}).get(region.name))
+                     for r, region in enumerate(regions.regions)]
+    if clipped:
+        note = f"negative corrected concentration set to 0 in {clipped}"
+        estimates = [[e.flagged(note) for e in per_region] for per_region in estimates]
+    return RegionTimeActivity(times, activity, uncorrected, fits, estimates, clipped)
+
+
+def dose_maps(tia_bq_h_per_ml: sitk.Image, ct_hu: sitk.Image | None, *, voxel_dose: bool,
+              calibration: HuDensityCalibration | None = None,
+              kernel_radius_mm: float = DEFAULT_KERNEL_RADIUS_MM, inside: np.ndarray | None = None,
+              kernels: dict | None = None, progress: ProgressCallback | None = None
+              ) -> tuple[sitk.Image, sitk.Image | None]:
+    """Local-deposition and (with ``voxel_dose``) voxel S-value dose maps (Gy) of a TIA map.
+
+    Density from ``ct_hu`` resampled onto the TIA grid (linear; air outside the CT), or unit
+    density without a CT. Voxels outside ``inside`` (e.g. the body) are set to 0: there the dose
+    is SPECT blur in air divided by the density of air.
+    """
+    density = None
+    if ct_hu is not None:
+        density = density_image_from_ct(resample_to(ct_hu, tia_bq_h_per_ml, interpolator="linear",
+                                                    default_value=AIR_HU), calibration)
+    local_map = local_deposition_dose(tia_bq_h_per_ml, density)
+    vsv_map = None
+    if voxel_dose:
+        cache = kernels if kernels is not None else {}
+        kernel = _kernel(tia_bq_h_per_ml.GetSpacing(), kernel_radius_mm, cache)
+        vsv_map = voxel_s_value_dose(tia_bq_h_per_ml, kernel, density, progress=progress)
+    if inside is not None:
+        local_map = _masked(local_map, inside)
+        vsv_map = _masked(vsv_map, inside) if vsv_map is not None else None
+    return local_map, vsv_map
+
+
+def region_dose_rows(regions: CycleRegions, estimates: list[list[TiaEstimate]], tia_map: sitk.Image,
+                     local_map: sitk.Image, vsv_map: sitk.Image | None, voxel_model: str,
+                     s_value_phantom: str = "AM") -> tuple[list[dict], list[bool]]:
+    """Dose rows of every region (columns of :data:`DOSE_COLUMNS` except patient and cycle).
+
+    ``estimates[r]`` are the TIA estimates of region ``r`` (the S-value and local-deposition
+    rows repeat per estimate); the voxel rows come from the maps. Returns the rows and which
+    of them are primary.
+    """
+    mass = regions.mass_g
+    volume = regions.volume_ml
+    voxel_tia = regions.mean(tia_map) * regions.occupied_volume_ml / BQ_PER_MBQ
+    maps = [("voxel_local_deposition", local_map)]
+    if vsv_map is not None:
+        maps.append(("voxel_s_value", vsv_map))
+    voxel_stats = {method: (regions.mean(image), regions.dose_percentiles(image)) for method, image in maps}
+    rows, primary = [], []
+    for r, region in enumerate(regions.regions):
+        base = region.tags() | {"mass_g": float(mass[r])}
+        s_method = ("sphere_s_value" if region.role == "lesion"
+                    else "organ_s_value" if region.role in ORGAN_S_VALUE_ROLES else None)
+        for estimate in estimates[r]:
+            methods = ([s_method] if s_method else []) + ["local_deposition"]
+            for method in methods:
+                dose, flags = _region_dose(method, region.role, estimate.tia_mbq_h, float(volume[r]),
+                                           float(mass[r]), s_value_phantom)
+                rows.append(base | _tia_columns(estimate, flags) | _dose_columns(dose, estimate, region.role)
+                            | {"method": method})
+                primary.append(estimate.primary)
+        reference = next((e for e in estimates[r] if e.primary), None)
+        for method, _ in maps:
+            mean, percentiles = voxel_stats[method]
+            dose = float(mean[r])
+            row = base | {"method": method, "tia_mbq_h": float(voxel_tia[r]), "tia_sd_mbq_h": None,
+                          "dose_gy": dose, "dose_gy_sd": None, "fit_model": voxel_model, "fit_flags": ""}
+            row |= {key: float(values[r]) for key, values in percentiles.items()}
+            if region.role == "kidney" and reference is not None:
+                row["bed_gy"] = _bed(dose, reference.effective_half_life_h)
+            rows.append(row)
+            primary.append(True)
+    return rows, primary
+
+
+def _tia_columns(estimate: TiaEstimate, extra_flags: list[str]) -> dict:
+    return {"tia_mbq_h": estimate.tia_mbq_h, "tia_sd_mbq_h": estimate.tia_sd_mbq_h,
+            "fit_model": estimate.model, "fit_flags": "; ".join([*estimate.flags, *extra_flags])}
+
+
+def _dose_columns(dose: float, estimate: TiaEstimate, role: str) -> dict:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sd = dose * estimate.tia_sd_mbq_h / estimate.tia_mbq_h if estimate.tia_mbq_h > 0 else math.nan
+    columns = {"dose_gy": dose, "dose_gy_sd": float(sd)}
+    if role == "kidney":
+        columns["bed_gy"] = _bed(dose, estimate.effective_half_life_h)
+    return columns
+
+
+def _region_dose(method: str, role: str, tia_mbq_h: float, volume_ml: float, mass_g: float,
+                 phantom: str) -> tuple[float, list[str]]:
+    """Mean dose (Gy) of a region by an S-value or local-deposition method; NaN with a flag if undefined."""
+    if not (math.isfinite(tia_mbq_h) and mass_g > 0):
+        return math.nan, []
+    try:
+        if method == "sphere_s_value":
+            dose = sphere_s_value_dose_gy(tia_mbq_h, volume_ml, mass_g / volume_ml, extrapolate=True)
+            return float(dose), []
+        if method == "organ_s_value":
+            return float(organ_s_value_dose_gy(tia_mbq_h, role, phantom, patient_mass_g=mass_g)), []
+    except ValueError as error:
+        return math.nan, [f"{method}: {error}"]
+    return tia_mbq_h * LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G / mass_g, []
+
+
+def _bed(dose_gy: float, effective_half_life_h: float) -> float | None:
+    if not (math.isfinite(dose_gy) and dose_gy >= 0 and math.isfinite(effective_half_life_h)
+            and effective_half_life_h > 0):
+        return None
+    return float(biologically_effective_dose_gy(dose_gy, effective_half_life_h))
+
+
+def _fitted(name: str, times: np.ndarray, activity: np.ndarray, model: str, fits: dict) -> list[TiaEstimate]:
+    try:
+        fit = fit_region_tac(times, np.maximum(activity, 0.0), model)
+    except ValueError as error:
+        return [TiaEstimate("none", math.nan, math.nan, math.nan, (f"no fit: {error}",))]
+    fits[name] = fit
+    return [fitted_estimate(fit)]
+
+
+def kidney_dose_and_half_life(regions: CycleRegions, rows: list[dict], primary: list[bool],
+                              estimates: list[list[TiaEstimate]], method: str) -> tuple[float, float]:
+    """Kidney dose (Gy, mass-weighted mean of the kidney regions' primary ``method`` rows) and their
+    mass-weighted effective half-life (h), for BED and limits.
+
+    Raises
+    ------
+    ValueError
+        No kidney region, or a kidney dose or half-life that could not be computed.
+    """
+    kidneys = [r for r, region in enumerate(regions.regions) if region.role == "kidney"]
+    if not kidneys:
+        raise ValueError("no kidney region on the SPECT grid: the kidney segments are missing or outside the "
+                         "SPECT field of view")
+    mass = regions.mass_g[kidneys]
+    doses = np.array([_primary_dose(rows, primary, regions.regions[r].name, method) for r in kidneys])
+    teff = np.array([next(e.effective_half_life_h for e in estimates[r] if e.primary) for r in kidneys])
+    if not (np.all(np.isfinite(doses)) and np.all(np.isfinite(teff))):
+        raise ValueError(f"the kidney dose could not be computed (doses {doses.tolist()} Gy, effective "
+                         f"half-lives {teff.tolist()} h); see the kidney rows' fit_flags")
+    return float(mass @ doses / mass.sum()), float(mass @ teff / mass.sum())
+
+
+def _primary_dose(rows: list[dict], primary: list[bool], region: str, method: str) -> float:
+    return next(row["dose_gy"] for row, p in zip(rows, primary, strict=True)
+                if p and row["region"] == region and row["method"] == method)
+
+
+def _cycle_safety(cycle: CycleData, regions: CycleRegions, rows: list[dict], primary: list[bool],
+                  estimates: list[list[TiaEstimate]], options: DosimetryOptions,
+                  voxel_dose: bool) -> CycleSafety:
+    """Kidney dose and half-life (:func:`kidney_dose_and_half_life`) and the marrow dose of the cycle."""
+    try:
+        kidney_dose, kidney_teff = kidney_dose_and_half_life(regions, rows, primary, estimates,
+                                                             options.limits_method)
+    except ValueError as error:
+        raise ValueError(f"cycle {cycle.cycle}: {error}") from error
+    marrow = [region for region in regions.regions if region.role == "marrow"]
+    marrow_method = "voxel_s_value" if voxel_dose else "local_deposition"
+    marrow_dose = _primary_dose(rows, primary, marrow[0].name, marrow_method) if marrow else None
+    return CycleSafety(cycle.activity_mbq / 1000.0, kidney_dose, kidney_teff, marrow_dose,
+                       marrow_method if marrow else None)
+
+
+def tac_rows(regions: CycleRegions, curves: RegionTimeActivity, samples: int = 61) -> list[dict]:
+    """Time-activity rows: measured points, and ``samples`` points of each fitted curve from 0 to 1.5 x the
+    last scan time."""
+    rows = []
+    times = curves.times_h
+    curve_t = np.linspace(0.0, 1.5 * times[-1], samples)
+    for r, region in enumerate(regions.regions):
+        fit = curves.fits.get(region.name)
+        model = fit.model if fit is not None else None
+        for k, t in enumerate(times):
+            rows.append(region.tags() | {"series": "measured", "time_h": float(t),
+                                         "activity_mbq": float(curves.activity_mbq[r, k]),
+                                         "uncorrected_activity_mbq": float(curves.uncorrected_mbq[r, k]),
+                                         "fit_model": model})
+        if fit is not None:
+            for t, value in zip(curve_t, fit.curve(curve_t), strict=True):
+                rows.append(region.tags() | {"series": "fit", "time_h": float(t),
+                                             "activity_mbq": float(value), "uncorrected_activity_mbq": None,
+                                             "fit_model": model})
+    return rows
+
+
+def _scans_on_reference_grid(patient_id: str, cycle: CycleData, registration: str
+                             ) -> tuple[list[sitk.Image], list[dict]]:
+    """Every scan on the first scan's SPECT grid, in the frame of the cycle's CT; registration rows."""
+    grid = cycle.time_points[0].spect.image
+    images, rows = [], []
+    for point in cycle.time_points:
+        row = {"patient_id": patient_id, "cycle": cycle.cycle, "time_h": point.hours_post_injection,
+               "spect": point.source or point.spect.source, "registration": "shared_ct"}
+        transform = None
+        if point.ct is not None and registration == "none":
+            dice = _body_dice(cycle.ct, point.ct)
+            row |= {"registration": "none", "body_dice_before": dice, "body_dice_after": dice}
+        elif point.ct is not None:
+            result = register_rigid(cycle.ct, point.ct)
+            if registration == "deformable":
+                result = register_deformable(cycle.ct, point.ct, initial_transform=result.transform)
+            transform = result.transform
+            row |= {"registration": registration, "metric_mattes_mi": result.metric_mattes_mi,
+                    "metric_mattes_mi_before": result.metric_mattes_mi_before,
+                    "body_dice_before": result.body_dice_before, "body_dice_after": result.body_dice_after}
+            log.info("cycle %d, %g h: %s registration, body Dice %.3f -> %.3f", cycle.cycle,
+                     point.hours_post_injection, registration, result.body_dice_before,
+                     result.body_dice_after)
+        image = point.spect.image
+        if transform is not None or not same_grid(image, grid):
+            image = resample_to(image, grid, transform, interpolator="linear", default_value=0.0)
+        images.append(sitk.Cast(image, sitk.sitkFloat32))
+        rows.append({column: row.get(column) for column in REGISTRATION_COLUMNS})
+    return images, rows
+
+
+def _body_dice(fixed_ct: sitk.Image, moving_ct: sitk.Image) -> float:
+    """Dice of the two CTs' body outlines on the fixed grid, without any transform."""
+    fixed = sitk.GetArrayViewFromImage(body_mask(fixed_ct)) > 0
+    moving_mask = resample_to(body_mask(moving_ct), fixed_ct, interpolator="nearest")
+    moving = sitk.GetArrayViewFromImage(moving_mask) > 0
+    return 2.0 * np.count_nonzero(fixed & moving) / (np.count_nonzero(fixed) + np.count_nonzero(moving))
+
+
+def _kernel(spacing, radius_mm: float, cache: dict) -> VoxelSValueKernel:
+    key = (tuple(round(float(s), 6) for s in spacing), float(radius_mm))
+    if key not in cache:
+        cache[key] = build_voxel_s_value_kernel(spacing, radius_mm)
+    return cache[key]
+
+
+def _masked(dose: sitk.Image, inside: np.ndarray) -> sitk.Image:
+    """Dose outside the body set to 0: there it is SPECT blur in air divided by the density of air."""
+    return _on_grid(np.where(inside, sitk.GetArrayViewFromImage(dose), 0.0).astype(np.float32), dose)
+
+
+def _on_grid(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
+    image = sitk.GetImageFromArray(np.asarray(array, dtype=np.float32))
+    image.CopyInformation(reference)
+    return image
+
+
+def _scaled(progress: ProgressCallback, start: float, stop: float) -> ProgressCallback:
+    return lambda fraction, message: progress(start + (stop - start) * fraction, message)

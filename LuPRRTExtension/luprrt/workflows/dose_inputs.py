@@ -1,0 +1,194 @@
+"""Inputs of patient dosimetry: cycles of quantitative SPECT/CT, read from a patient folder or given directly.
+
+A patient folder is the layout of :func:`luprrt.phantom.write_patient` (also what a site's
+export script can write): ``manifest.json`` lists the administrations (``cycle``,
+``activity_mbq``) and the visits; a treatment visit (``kind`` ``"cycle"``) names its CT
+(DICOM folder or NRRD in HU), its tagged segmentation (``.seg.nrrd``) and its SPECT scans
+(``spect``: ``file``, ``hours_post_injection`` and optionally the scan's own ``ct``). Scan
+times come from the images' DICOM injection and acquisition date-times when present (the
+manifest's hours are the fallback) and must increase in the order listed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..dicomio import QuantitativeImage, read_image
+from ..segio import read_seg_nrrd
+from ..segments import Segmentation
+
+log = logging.getLogger(__name__)
+
+# Scan times written by hand in a manifest and read from DICOM may differ by rounding.
+_HOURS_AGREEMENT_H = 0.1
+
+
+@dataclass
+class TimePoint:
+    """One quantitative SPECT of a cycle.
+
+    spect : activity concentration in Bq/mL at the scan time (not decay-corrected)
+    hours_post_injection : scan time after the administration (h)
+    ct : the scan's own CT (HU) when it has one; None = it shares the cycle's CT (same frame)
+    source : file the SPECT came from (for messages and provenance)
+    """
+
+    spect: QuantitativeImage
+    hours_post_injection: float
+    ct: sitk.Image | None = None
+    source: str = ""
+
+
+@dataclass
+class CycleData:
+    """One treatment cycle: administered activity, the CT its segmentation is drawn on, its scans."""
+
+    cycle: int
+    activity_mbq: float
+    ct: sitk.Image
+    segmentation: Segmentation
+    time_points: list[TimePoint]
+
+
+@dataclass
+class PatientData:
+    """A patient's cycles in treatment order and the files they were read from."""
+
+    patient_id: str
+    cycles: list[CycleData]
+    input_files: list[Path] = field(default_factory=list)
+
+
+def read_patient_folder(folder: str | Path, cycles: Iterable[int] | None = None,
+                        time_points_h: Mapping[int, Sequence[float]] | None = None) -> PatientData:
+    """Read the cycles of a patient folder (see the module docstring for the layout).
+
+    Parameters
+    ----------
+    folder : path
+        Folder holding ``manifest.json``.
+    cycles : iterable of int, optional
+        Cycles to read (default: every treatment cycle of the manifest).
+    time_points_h : mapping of cycle to hours, optional
+        Use only these scans of a cycle (matched to within 0.5 h), e.g. ``{2: [96.0]}`` for a
+        single-time-point cycle 2; cycles not listed keep every scan.
+
+    Raises
+    ------
+    FileNotFoundError
+        Missing folder, manifest or image file.
+    ValueError
+        Unknown cycle, a cycle without SPECT, a SPECT not in Bq/mL, scan times not increasing,
+        or a segmentation without a kidney segment (each message names the file or cycle).
+    """
+    folder = Path(folder)
+    manifest_path = folder / "manifest.json"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"patient folder not found: {folder}")
+    if not manifest_path.is_file():
+        raise FileNotFoundError(f"{folder} holds no manifest.json; a patient folder lists its cycles there")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    visits = {v["cycle"]: v for v in manifest.get("sessions", []) if v.get("kind") == "cycle"}
+    activities = {a["cycle"]: float(a["activity_mbq"]) for a in manifest.get("administrations", [])}
+    wanted = sorted(visits) if cycles is None else list(cycles)
+    unknown = [c for c in wanted if c not in visits]
+    if unknown or not wanted:
+        raise ValueError(f"{manifest_path}: no treatment cycle {unknown or wanted}; the manifest has cycles "
+                         f"{sorted(visits)}")
+    if sorted(set(wanted)) != wanted:
+        raise ValueError(f"cycles must be given once each in increasing order, got {wanted}")
+    inputs = [manifest_path]
+    data = []
+    for cycle in wanted:
+        visit = visits[cycle]
+        entries = _selected_scans(visit.get("spect", []), cycle, (time_points_h or {}).get(cycle))
+        if not entries:
+            raise ValueError(f"{manifest_path}: cycle {cycle} lists no SPECT; dosimetry needs at least one "
+                             "quantitative SPECT per cycle")
+        ct_path = folder / visit["ct"]
+        segmentation_path = folder / visit["segmentation"]
+        ct = _read_ct(ct_path)
+        time_points = []
+        for entry in entries:
+            spect_path = folder / entry["file"]
+            spect = read_image(spect_path)
+            own_ct = None
+            if entry.get("ct") and (folder / entry["ct"]).resolve() != ct_path.resolve():
+                own_ct = _read_ct(folder / entry["ct"])
+                inputs.append(folder / entry["ct"])
+            hours = _scan_hours(spect, entry, spect_path)
+            time_points.append(TimePoint(spect, hours, own_ct, str(spect_path)))
+            inputs.append(spect_path)
+        activity = activities.get(cycle, time_points[0].spect.injected_activity_mbq)
+        if activity is None:
+            raise ValueError(f"{manifest_path}: no administered activity for cycle {cycle} (administrations "
+                             "list or the SPECT's RadionuclideTotalDose)")
+        data.append(CycleData(cycle, activity, ct, read_seg_nrrd(segmentation_path), time_points))
+        inputs += [ct_path, segmentation_path]
+        validate_cycle(data[-1])
+    return PatientData(str(manifest.get("patient_id", folder.name)), data, inputs)
+
+
+def validate_cycle(cycle: CycleData) -> None:
+    """Check one cycle's inputs before any computation; ValueError naming the problem and the input."""
+    if not cycle.time_points:
+        raise ValueError(f"cycle {cycle.cycle} has no SPECT")
+    if not (np.isfinite(cycle.activity_mbq) and cycle.activity_mbq > 0):
+        raise ValueError(f"cycle {cycle.cycle}: administered activity must be positive, got "
+                         f"{cycle.activity_mbq} MBq")
+    for point in cycle.time_points:
+        if point.spect.units != "Bq/mL":
+            raise ValueError(f"cycle {cycle.cycle}: SPECT {point.source or point.spect.source} is in "
+                             f"{point.spect.units!r}, not Bq/mL; dosimetry needs quantitative SPECT "
+                             "(activity concentration)")
+    hours = [point.hours_post_injection for point in cycle.time_points]
+    if not all(np.isfinite(hours)) or min(hours) <= 0 or np.any(np.diff(hours) <= 0):
+        listing = ", ".join(f"{h:g} h ({p.source})" for h, p in zip(hours, cycle.time_points, strict=True))
+        raise ValueError(f"cycle {cycle.cycle}: scan times must be positive and increase in the order "
+                         f"listed, got {listing}")
+    if not cycle.segmentation.find(role="kidney"):
+        raise ValueError(f"cycle {cycle.cycle}: the segmentation has no kidney segment (role 'kidney'); the "
+                         f"kidney dose and its limits need one (segments: "
+                         f"{sorted(s.segment_id for s in cycle.segmentation.segments)})")
+
+
+def _selected_scans(entries: list[dict], cycle: int, hours: Sequence[float] | None) -> list[dict]:
+    if hours is None:
+        return list(entries)
+    chosen = []
+    for wanted in hours:
+        match = [e for e in entries if abs(float(e["hours_post_injection"]) - wanted) <= 0.5]
+        if not match:
+            raise ValueError(f"cycle {cycle} has no SPECT at {wanted:g} h; it has "
+                             f"{[e['hours_post_injection'] for e in entries]} h")
+        chosen.append(match[0])
+    return chosen
+
+
+def _read_ct(path: Path) -> sitk.Image:
+    image = read_image(path)
+    if image.units != "HU":
+        raise ValueError(f"CT {path} is in {image.units!r}, not HU")
+    return image.image
+
+
+def _scan_hours(spect: QuantitativeImage, entry: dict, path: Path) -> float:
+    """Scan time (h): from the image's date-times when it has them, else from the manifest."""
+    listed = entry.get("hours_post_injection")
+    if spect.acquisition_datetime is None or spect.injection_datetime is None:
+        if listed is None:
+            raise ValueError(f"{path}: scan time unknown (no injection/acquisition date-times in the image "
+                             "and no hours_post_injection in the manifest)")
+        return float(listed)
+    hours = spect.hours_post_injection
+    if listed is not None and abs(hours - float(listed)) > _HOURS_AGREEMENT_H:
+        log.warning("%s: the image's date-times give %.2f h after injection, the manifest says %s h; using "
+                    "the image's", path, hours, listed)
+    return hours
