@@ -31,11 +31,14 @@ UNITS: dict[str, tuple[str, float]] = {
     "SUVbw": ("SUVbw", 1.0),
     "mm2/s": ("mm2/s", 1.0),
     "counts": ("counts", 1.0),
+    "Bq h/mL": ("Bq h/mL", 1.0),  # time-integrated activity concentration
+    "MBq h/mL": ("Bq h/mL", 1e6),
+    "Gy": ("Gy", 1.0),  # absorbed dose
 }
 UNITS_KEY = "luprrt_units"
 _NRRD_DATETIME_KEYS = ("acquisition_datetime", "injection_datetime")
 _NRRD_ACTIVITY_KEY = "luprrt_injected_activity_mbq"
-_NIFTI_UNITS_PATTERN = re.compile(rf"{UNITS_KEY}=(\S+)")
+_NIFTI_UNITS_PATTERN = re.compile(rf"{UNITS_KEY}=([^;\x00]+)")
 VOLUME_SUFFIXES = (".nrrd", ".nii", ".nii.gz")
 
 
@@ -226,7 +229,7 @@ def _file_units(image: sitk.Image) -> str | None:
     if image.HasMetaDataKey("descrip"):
         match = _NIFTI_UNITS_PATTERN.search(image.GetMetaData("descrip"))
         if match:
-            return match.group(1)
+            return match.group(1).strip()
     return None
 
 

@@ -111,8 +111,8 @@ def test_conflicting_and_unknown_units_are_rejected(tmp_path):
     with pytest.raises(ValueError,
                        match=r"the file says its voxel units are 'HU' but units='Bq/mL' was given"):
         read_volume(path, units="Bq/mL")
-    with pytest.raises(ValueError, match=r"unknown units 'Gy'; accepted: Bq/mL, kBq/mL"):
-        write_volume(gradient_image(), tmp_path / "dose.nrrd", "Gy")
+    with pytest.raises(ValueError, match=r"unknown units 'rad'; accepted: Bq/mL, kBq/mL"):
+        write_volume(gradient_image(), tmp_path / "dose.nrrd", "rad")
     record = QuantitativeImage(image=gradient_image(), units="HU")
     with pytest.raises(ValueError, match="disagrees with the image's own units 'HU'"):
         write_volume(record, tmp_path / "w.nrrd", "Bq/mL")
@@ -138,3 +138,15 @@ def test_bad_paths_and_unknown_timing(tmp_path):
     record = read_volume(write_volume(gradient_image(), tmp_path / "v.nrrd", "HU"))
     with pytest.raises(ValueError, match="hours after injection unknown"):
         _ = record.hours_post_injection
+
+
+@pytest.mark.parametrize(("units", "factor", "stored"), [("Gy", 1.0, "Gy"), ("Bq h/mL", 1.0, "Bq h/mL"),
+                                                          ("MBq h/mL", 1e6, "Bq h/mL")])
+@pytest.mark.parametrize("suffix", [".nrrd", ".nii.gz"])
+def test_dose_and_time_integrated_activity_units_round_trip(tmp_path, units, factor, stored, suffix):
+    image = sitk.GetImageFromArray(np.arange(24, dtype=np.float32).reshape(2, 3, 4) + 0.5)
+    path = write_volume(image, tmp_path / f"map{suffix}", units)
+    read = read_volume(path)
+    assert read.units == stored
+    np.testing.assert_allclose(sitk.GetArrayFromImage(read.image), sitk.GetArrayFromImage(image) * factor,
+                               rtol=1e-6)

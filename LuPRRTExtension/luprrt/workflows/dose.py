@@ -32,13 +32,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import SimpleITK as sitk
 
 from ..dosimetry import CycleDose, assess_organ_limits
 from ..dosimetry.radiobiology import MARROW_DOSE_LIMIT_GY
 from ..provenance import ProgressCallback, inputs_sha256, no_progress, provenance_record
 from ..tables import write_rows_csv
-from ..volumeio import UNITS_KEY
+from ..volumeio import write_volume
 from .dose_cycle import REGISTRATIONS, CycleDosimetry, DosimetryOptions, cycle_dosimetry
 from .dose_inputs import PatientData, read_patient_folder, validate_cycle
 
@@ -255,28 +254,14 @@ def _write_outputs(run: DosimetryRun, targets: list[Path], overwrite: bool) -> l
     for name, rows in tables:
         files.append(write_rows_csv(rows, out / name, overwrite=overwrite))
     for result in run.cycles:
-        files.append(_write_map(result.tia_bq_h_per_ml, out / f"tia_cycle{result.cycle}.nrrd", "Bq h/mL",
-                                overwrite))
-        files.append(_write_map(result.dose_gy, out / f"dose_cycle{result.cycle}.nrrd", "Gy", overwrite))
+        files.append(write_volume(result.tia_bq_h_per_ml, out / f"tia_cycle{result.cycle}.nrrd", "Bq h/mL",
+                                  overwrite=overwrite))
+        files.append(write_volume(result.dose_gy, out / f"dose_cycle{result.cycle}.nrrd", "Gy", overwrite=overwrite))
     provenance = out / "provenance.json"
     if provenance.exists() and not overwrite:
         raise FileExistsError(f"{provenance} exists; pass overwrite=True to replace it")
     provenance.write_text(json.dumps(run.provenance, indent=1, allow_nan=False), encoding="utf-8")
     return [*files, provenance]
-
-
-def _write_map(image: sitk.Image, path: Path, units: str, overwrite: bool) -> Path:
-    """NRRD with its voxel unit in the ``luprrt_units`` field, as :func:`luprrt.volumeio.write_volume` writes.
-
-    Written here because ``volumeio.UNITS`` does not list dose (Gy) and TIA (Bq h/mL) units yet.
-    """
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    out = sitk.GetImageFromArray(sitk.GetArrayViewFromImage(image))
-    out.CopyInformation(image)
-    out.SetMetaData(UNITS_KEY, units)
-    sitk.WriteImage(out, str(path), useCompression=True)
-    return path
 
 
 def _plain(value):
