@@ -125,7 +125,89 @@ def _add_dose(commands, common) -> None:
     parser.set_defaults(run=_dose)
 
 
-SUBCOMMANDS: list[Callable] = [_add_recist, _add_dose]
+def _lobequant(args) -> None:
+    from .workflows.lobequant import (
+        LobeQuantInputs,
+        SpectInput,
+        lobe_split_from_options,
+        parse_cycle_values,
+        parse_spect_argument,
+        run_lobequant,
+    )
+
+    explicit = {"--ct": args.ct, "--seg": args.seg, "--spect": args.spect}
+    if args.patient is not None:
+        given = [flag for flag, value in explicit.items() if value]
+        if given:
+            raise ValueError(f"give a patient folder or {', '.join(explicit)}, not both ({args.patient} and "
+                             f"{', '.join(given)} given)")
+        inputs = LobeQuantInputs.from_patient_folder(args.patient)
+    else:
+        missing = [flag for flag, value in explicit.items() if not value]
+        if missing:
+            raise ValueError(f"give a patient folder, or all of {', '.join(explicit)} "
+                             f"(missing {', '.join(missing)})")
+        activity = dict(parse_cycle_values(args.administered_mbq, "--administered-mbq"))
+        spects = [SpectInput(path, cycle, hours, activity.get(cycle), args.spect_units)
+                  for cycle, hours, path in (parse_spect_argument(text, "--spect") for text in args.spect)]
+        inputs = LobeQuantInputs.from_files(args.ct, args.seg, spects)
+    split = lobe_split_from_options(plane=args.plane, cantlie=args.cantlie, couinaud=args.couinaud,
+                                    caudate=args.caudate, right_vessels=args.right_vessels,
+                                    left_vessels=args.left_vessels, ras=args.ras)
+    with progress_bar("LobeQuant T/N") as progress:
+        run = run_lobequant(inputs, ia_side=args.ia_side, lobe_method=split, margin_mm=args.margin_mm,
+                            occupancy="fractional" if args.fractional else "nearest",
+                            supersampling=args.supersampling, uptake=not args.no_uptake, out_dir=args.out,
+                            overwrite=args.overwrite, progress=progress)
+    for path in run.files:
+        print(path)
+
+
+def _add_lobequant(commands, common) -> None:
+    parser = commands.add_parser(
+        "lobequant", parents=[common],
+        help="T/N of the IA lobe versus the IV lobe per cycle and lesion, organ uptake",
+        description="Tumour-to-non-tumour activity-concentration ratio (T/N) per lobe and lesion on every "
+                    "SPECT, the IA/IV lobe T/N ratio per cycle (primary endpoint of the IA-vs-IV study) and "
+                    "kidney, liver, lobe and extrahepatic uptake (MBq, % of the administered activity "
+                    "decayed to the scan). Inputs: a patient folder with manifest.json, or --ct, --seg and --spect. "
+                    "Without lobe segments, split the liver with --plane, --cantlie, --couinaud or "
+                    "--right-vessels and --left-vessels. Points are LPS mm (DICOM), or RAS (Slicer) with "
+                    "--ras. Writes lobequant_tn.csv, lobequant_ia_iv_ratio.csv, lobequant_uptake.csv and "
+                    "provenance.json.")
+    parser.add_argument("patient", type=Path, nargs="?", help="patient folder holding manifest.json")
+    parser.add_argument("--ct", type=Path, help="CT: DICOM folder or NRRD/NIfTI (HU)")
+    parser.add_argument("--seg", type=Path, help="tagged segmentation (.seg.nrrd) with the liver and lesions")
+    parser.add_argument("--spect", action="append", metavar="CYCLE[@HOURS]:PATH",
+                        help="quantitative SPECT (DICOM NM or NRRD/NIfTI in Bq/mL) of a cycle, hours after "
+                             "injection from its header unless given; repeat for every SPECT")
+    parser.add_argument("--spect-units", help="voxel unit of NRRD/NIfTI SPECTs that do not record one "
+                                              "(Bq/mL, kBq/mL or MBq/mL)")
+    parser.add_argument("--administered-mbq", action="append", metavar="CYCLE:MBQ",
+                        help="administered activity of a cycle (MBq) when the SPECT header lacks it")
+    parser.add_argument("--ia-side", choices=("right", "left"),
+                        help="hepatic artery that received the injection (default: the manifest's)")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--margin-mm", type=float,
+                        help="non-tumour margin around lesions (mm; default one SPECT voxel)")
+    parser.add_argument("--fractional", action="store_true",
+                        help="fractional occupancy of SPECT voxels by lesions and lobes (supersampling)")
+    parser.add_argument("--supersampling", type=int, default=5, help="sub-voxels per axis with --fractional")
+    parser.add_argument("--no-uptake", action="store_true", help="skip the organ uptake table")
+    parser.add_argument("--plane", metavar="X,Y,Z:NX,NY,NZ", help="split the liver by a plane (point:normal)")
+    parser.add_argument("--cantlie", metavar="X,Y,Z;X,Y,Z;X,Y,Z",
+                        help="Cantlie's plane through the gallbladder fossa; middle hepatic vein; IVC")
+    parser.add_argument("--couinaud", type=Path,
+                        help="Couinaud segment label map 1-8 (e.g. TotalSegmentator liver_segments)")
+    parser.add_argument("--caudate", choices=("left", "right", "exclude"), default="left",
+                        help="lobe given the caudate lobe (segment I) with --couinaud")
+    parser.add_argument("--right-vessels", metavar="X,Y,Z[;X,Y,Z]", help="right hepatic artery points")
+    parser.add_argument("--left-vessels", metavar="X,Y,Z[;X,Y,Z]", help="left hepatic artery points")
+    parser.add_argument("--ras", action="store_true", help="points are RAS (Slicer) instead of LPS (DICOM)")
+    parser.set_defaults(run=_lobequant)
+
+
+SUBCOMMANDS: list[Callable] = [_add_recist, _add_dose, _add_lobequant]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -211,33 +211,28 @@ def build_lobe_regions(segmentation: Segmentation, reference: sitk.Image, *, mar
     layers = sorted({seg.layer for seg in (*lobes.values(), *lesions)})
     box = _occupied_box(on_grid, layers, grid, margin_mm)
     lobe_code = _codes_in_box(on_grid, [lobes[side] for side in SIDES], box, "lobes")  # 1 right, 2 left
-    for code, side in enumerate(SIDES, start=1):
-        if not (lobe_code == code).any():
-            raise ValueError(f"segment {lobes[side].name!r} ({lobes[side].segment_id}) is empty on the SPECT "
-                             f"grid ({grid.describe()})")
     if occupancy == "nearest":
         lesion_code = _codes_in_box(on_grid, list(lesions), box, "lesions")  # lesion k -> k + 1
-        present = np.bincount(lesion_code.ravel(), minlength=len(lesions) + 1)
-        lesion_in_box = lesion_code > 0
+        nontumour = _nontumour_in_box(lobe_code, lesion_code > 0, grid, margin_mm)
+        # One labelling of the box (see Notes); its histogram answers every emptiness check.
+        piece = lesion_code * 3
+        piece += lobe_code
+        piece *= 2
+        piece += nontumour
+        counts = np.bincount(piece.ravel(), minlength=6 * (len(lesions) + 1)).reshape(-1, 3, 2)
+        _check_not_empty(counts.sum(axis=(0, 2))[1:], [lobes[side] for side in SIDES], grid)
+        _check_not_empty(counts.sum(axis=(1, 2))[1:], lesions, grid)
+        _check_nontumour(counts[:, 1:, 1].sum(axis=0), margin_mm)
+        region_masks = _partition_regions(reference, box, piece, lesions)
     else:
+        _check_not_empty(np.bincount(lobe_code.ravel(), minlength=3)[1:], [lobes[side] for side in SIDES],
+                         grid)
         regions = segment_occupancy(segmentation, reference, segment_ids=[lobes[s].segment_id for s in SIDES]
                                     + [seg.segment_id for seg in lesions], supersampling=supersampling)
-        present = np.array([1] + [regions[seg.segment_id].voxels.size for seg in lesions])
+        _check_not_empty([regions[seg.segment_id].voxels.size for seg in lesions], lesions, grid)
         lesion_in_box = _grid_to_box([regions[seg.segment_id].voxels for seg in lesions], box, grid.shape)
-    for seg, count in zip(lesions, present[1:], strict=True):
-        if count == 0:
-            raise ValueError(f"segment {seg.name!r} ({seg.segment_id}) is empty on the SPECT grid "
-                             f"({grid.describe()})")
-    # One margin computation for the whole liver; each lobe keeps its own part.
-    # The box is grown by the margin, so every lesion voxel that matters is in it.
-    nontumour = (lobe_code > 0) & ~near_lesions(lesion_in_box, grid.spacing[::-1], margin_mm)
-    for code, side in enumerate(SIDES, start=1):
-        if not (nontumour & (lobe_code == code)).any():
-            raise ValueError(f"no non-tumour liver left in the {side} lobe after removing lesions and a "
-                             f"{margin_mm:g} mm margin; use a smaller margin")
-    if occupancy == "nearest":
-        region_masks = _partition_regions(reference, box, lobe_code, lesion_code, nontumour, lesions)
-    else:
+        nontumour = _nontumour_in_box(lobe_code, lesion_in_box, grid, margin_mm)
+        _check_nontumour([np.count_nonzero(nontumour & (lobe_code == code)) for code in (1, 2)], margin_mm)
         masks: dict[str, Region] = {}
         for code, side in enumerate(SIDES, start=1):
             masks[f"lobe:{side}"] = regions[lobes[side].segment_id]
@@ -330,42 +325,76 @@ def _occupied_box(on_grid: Segmentation, layers: list[int], grid: GridGeometry,
     low = np.array(grid.shape)
     high = np.zeros(3, dtype=int)
     for layer in layers:
-        occupied = sitk.GetArrayViewFromImage(on_grid.layers[layer]) != 0
-        for axis in range(3):
-            hits = np.flatnonzero(occupied.any(axis=tuple(a for a in range(3) if a != axis)))
-            if hits.size:
-                low[axis], high[axis] = min(low[axis], hits[0]), max(high[axis], hits[-1] + 1)
+        labels = sitk.GetArrayViewFromImage(on_grid.layers[layer])
+        # One pass over the grid finds the z and y extents; x is then read inside that slab only.
+        zy = labels.any(axis=2)
+        z, y = np.flatnonzero(zy.any(axis=1)), np.flatnonzero(zy.any(axis=0))
+        if not z.size:
+            continue
+        x = np.flatnonzero(labels[z[0]:z[-1] + 1, y[0]:y[-1] + 1].any(axis=(0, 1)))
+        for axis, hits in enumerate((z, y, x)):
+            low[axis], high[axis] = min(low[axis], hits[0]), max(high[axis], hits[-1] + 1)
     grow = np.ceil(margin_mm / np.asarray(grid.spacing[::-1])).astype(int) + 1
     return tuple(slice(max(int(low[a] - grow[a]), 0), min(int(high[a] + grow[a]), grid.shape[a]))
                  for a in range(3))
 
 
-def _codes_in_box(on_grid: Segmentation, segments: list[Segment], box: tuple[slice, ...],
+def _codes_in_box(on_grid: Segmentation, segments: Sequence[Segment], box: tuple[slice, ...],
                   what: str) -> np.ndarray:
     """Inside ``box``: 0, or k + 1 where segment k is; overlapping segments raise a ValueError."""
-    codes = np.zeros(tuple(s.stop - s.start for s in box), dtype=np.int32)
+    codes = None
     for layer in sorted({seg.layer for seg in segments}):
         labels = sitk.GetArrayViewFromImage(on_grid.layers[layer])[box]
-        lut = np.zeros(int(labels.max(initial=0)) + 1, dtype=np.int32)
+        # A table over the label type's whole range spares a pass for the largest label.
+        size = 1 << (8 * labels.dtype.itemsize) if labels.dtype.kind == "u" and labels.dtype.itemsize <= 2 \
+            else int(labels.max(initial=0)) + 1
+        lut = np.zeros(size, dtype=np.int32)
         for k, seg in enumerate(segments):
             if seg.layer == layer and seg.label_value < lut.size:
                 lut[seg.label_value] = k + 1
-        layer_codes = lut[labels]
+        layer_codes = lut.take(labels)  # about twice as fast as lut[labels] for small integer labels
+        if codes is None:
+            codes = layer_codes
+            continue
         clash = (codes > 0) & (layer_codes > 0)
         if clash.any():
             first = tuple(np.argwhere(clash)[0])
             names = [segments[codes[first] - 1].name, segments[layer_codes[first] - 1].name]
             raise ValueError(f"{what} {names} overlap in {int(clash.sum())} voxels of the SPECT grid; "
                              "T/N needs disjoint segments")
-        codes = np.maximum(codes, layer_codes)
-    return codes
+        np.maximum(codes, layer_codes, out=codes)
+    return codes if codes is not None else np.zeros(tuple(s.stop - s.start for s in box), dtype=np.int32)
 
 
-def _partition_regions(reference: sitk.Image, box: tuple[slice, ...], lobe_code: np.ndarray,
-                       lesion_code: np.ndarray, nontumour: np.ndarray,
+def _nontumour_in_box(lobe_code: np.ndarray, lesion_in_box: np.ndarray, grid: GridGeometry,
+                      margin_mm: float) -> np.ndarray:
+    """Lobe voxels farther than the margin from every lesion voxel: one margin computation for the liver.
+
+    The box is grown by the margin, so every lesion voxel that matters is in it.
+    """
+    nontumour = near_lesions(lesion_in_box, grid.spacing[::-1], margin_mm)
+    np.logical_not(nontumour, out=nontumour)
+    nontumour &= lobe_code > 0
+    return nontumour
+
+
+def _check_not_empty(voxel_counts, segments: Sequence[Segment], grid: GridGeometry) -> None:
+    for seg, count in zip(segments, voxel_counts, strict=True):
+        if count == 0:
+            raise ValueError(f"segment {seg.name!r} ({seg.segment_id}) is empty on the SPECT grid "
+                             f"({grid.describe()})")
+
+
+def _check_nontumour(voxel_counts, margin_mm: float) -> None:
+    for side, count in zip(SIDES, voxel_counts, strict=True):
+        if count == 0:
+            raise ValueError(f"no non-tumour liver left in the {side} lobe after removing lesions and a "
+                             f"{margin_mm:g} mm margin; use a smaller margin")
+
+
+def _partition_regions(reference: sitk.Image, box: tuple[slice, ...], piece: np.ndarray,
                        lesions: tuple[Segment, ...]) -> RegionMasks:
     """Whole-voxel T/N regions as unions of pieces: piece = (lesion x 3 + lobe) x 2 + non-tumour flag."""
-    piece = (lesion_code * 3 + lobe_code) * 2 + nontumour
     inside = piece > 0
     labels = np.arange(6 * (len(lesions) + 1))
     lesion_of, lobe_of, nontumour_of = labels // 6, (labels // 2) % 3, labels % 2

@@ -96,8 +96,11 @@ def baseline_masks(segmentation: Segmentation) -> dict[str, np.ndarray]:
     return extra
 
 
-def best_time(function, repeats: int = 3) -> tuple[float, object]:
-    """Shortest wall time of ``repeats`` runs (the machine is shared) and the last result."""
+def best_time(function, repeats: int = 7) -> tuple[float, object]:
+    """Shortest wall time of ``repeats`` runs and the last result.
+
+    The machine is shared with other jobs: the shortest of several runs is the one least disturbed.
+    """
     best, result = np.inf, None
     for _ in range(repeats):
         start = time.perf_counter()

@@ -1,0 +1,1 @@
+"""Helpers of the LobeQuant module that need neither Slicer nor Qt (loaded on demand)."""

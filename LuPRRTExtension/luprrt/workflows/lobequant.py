@@ -1,0 +1,608 @@
+"""LobeQuant end to end: T/N of the intra-arterial (IA) lobe versus the intravenous (IV) lobe, per cycle.
+
+The primary endpoint of the IA-vs-IV study (LUTIA; Ebbers et al., EJNMMI 2024) is the
+tumour-to-non-tumour activity-concentration ratio (T/N) on post-treatment SPECT/CT in
+the lobe whose hepatic artery received 177Lu-dotatate versus the other lobe, after
+cycle 1; cycles 2-4, kidney and extrahepatic uptake are secondary endpoints.
+:func:`run_lobequant` does the whole analysis of one patient from files:
+
+1. read each visit's CT (DICOM folder or NRRD/NIfTI, HU) and tagged segmentation
+   (``.seg.nrrd``), and every SPECT (DICOM NM or NRRD/NIfTI, Bq/mL) with its cycle,
+   hours after injection and administered activity;
+2. split the liver into lobes when the segmentation has none, or when a split is
+   asked for (:class:`LobeSplit`: a plane, Cantlie's three landmarks, Couinaud
+   segments or vessel points; the liver segment is found by its tag);
+3. tag the lobes IA/IV from the injected side (:func:`luprrt.lobes.assign_routes`)
+   and give each lesion the side and route of the lobe holding most of it
+   (:func:`luprrt.lesions.assign_lesions_to_lobes`);
+4. T/N per lobe, per lesion and the IA/IV ratio for every SPECT, all regions of a
+   grid built once and reduced with one vectorised pass per SPECT
+   (:func:`luprrt.tn.tumour_to_nontumour`), and organ uptake in MBq and in percent of
+   the administered activity decayed to the scan time (:func:`luprrt.uptake.uptake_rows`);
+5. write ``lobequant_tn.csv``, ``lobequant_ia_iv_ratio.csv``, ``lobequant_uptake.csv``
+   and ``provenance.json`` (input SHA-256 hashes, parameters, software version).
+
+Inputs are either a patient folder with a ``manifest.json`` (the layout written by
+:func:`luprrt.phantom.write_patient`: every cycle's CT, segmentation and SPECTs) or
+explicit files (:meth:`LobeQuantInputs.from_files`). Points are LPS (DICOM patient
+coordinates) in mm.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..dicomio import read_image
+from ..lesions import assign_lesions_to_lobes
+from ..lobes import (
+    CAUDATE_OPTIONS,
+    assign_routes,
+    lobes_from_couinaud,
+    lobes_from_vessel_territories,
+    plane_from_cantlie_points,
+    split_liver_by_plane,
+    without_segments,
+)
+from ..provenance import ProgressCallback, inputs_sha256, no_progress, provenance_record
+from ..resample import check_grid_compatibility, same_grid
+from ..segio import read_seg_nrrd
+from ..segments import SIDES, Segmentation, SegmentTags
+from ..tables import write_rows_csv
+from ..tn import OCCUPANCY_MODES, CycleSpect, TNResult, tumour_to_nontumour
+from ..uptake import uptake_rows
+
+log = logging.getLogger(__name__)
+
+TN_FILE = "lobequant_tn.csv"
+RATIO_FILE = "lobequant_ia_iv_ratio.csv"
+UPTAKE_FILE = "lobequant_uptake.csv"
+PROVENANCE_FILE = "provenance.json"
+SPLIT_METHODS = ("plane", "cantlie", "couinaud", "vessels")
+
+
+@dataclass(frozen=True)
+class LobeSplit:
+    """How to split the liver into right and left lobes (all points LPS, mm).
+
+    Build it with :meth:`plane`, :meth:`cantlie`, :meth:`couinaud` or :meth:`vessels`.
+    """
+
+    method: str
+    point_lps_mm: tuple[float, float, float] | None = None
+    normal_lps: tuple[float, float, float] | None = None
+    cantlie_points_lps_mm: tuple[tuple[float, float, float], ...] | None = None
+    couinaud_labels: sitk.Image | Path | None = None
+    caudate: str = "left"
+    right_points_lps_mm: tuple[tuple[float, float, float], ...] | None = None
+    left_points_lps_mm: tuple[tuple[float, float, float], ...] | None = None
+
+    def __post_init__(self):
+        if self.method not in SPLIT_METHODS:
+            raise ValueError(f"unknown lobe split method {self.method!r}; expected one of {SPLIT_METHODS}")
+        needed = {"plane": ("point_lps_mm", "normal_lps"), "cantlie": ("cantlie_points_lps_mm",),
+                  "couinaud": ("couinaud_labels",),
+                  "vessels": ("right_points_lps_mm", "left_points_lps_mm")}[self.method]
+        missing = [name for name in needed if getattr(self, name) is None]
+        if missing:
+            raise ValueError(f"lobe split {self.method!r} needs {', '.join(missing)}")
+        if self.caudate not in CAUDATE_OPTIONS:
+            raise ValueError(f"caudate must be one of {CAUDATE_OPTIONS}, got {self.caudate!r}")
+
+    @classmethod
+    def plane(cls, point_lps_mm, normal_lps) -> LobeSplit:
+        """A plane through ``point_lps_mm`` with normal ``normal_lps`` (its sign does not matter)."""
+        return cls("plane", point_lps_mm=_triple(point_lps_mm, "plane point"),
+                   normal_lps=_triple(normal_lps, "plane normal"))
+
+    @classmethod
+    def cantlie(cls, gallbladder_fossa, middle_hepatic_vein, ivc) -> LobeSplit:
+        """Cantlie's plane through the gallbladder fossa, the middle hepatic vein and the IVC."""
+        points = tuple(_triple(p, what) for p, what in ((gallbladder_fossa, "gallbladder fossa"),
+                                                        (middle_hepatic_vein, "middle hepatic vein"),
+                                                        (ivc, "inferior vena cava")))
+        return cls("cantlie", cantlie_points_lps_mm=points)
+
+    @classmethod
+    def couinaud(cls, labels: sitk.Image | str | Path, caudate: str = "left") -> LobeSplit:
+        """Couinaud segments 1-8 (e.g. TotalSegmentator ``liver_segments``): an image or a label file."""
+        return cls("couinaud", couinaud_labels=labels if isinstance(labels, sitk.Image) else Path(labels),
+                   caudate=caudate)
+
+    @classmethod
+    def vessels(cls, right_points_lps_mm, left_points_lps_mm) -> LobeSplit:
+        """Vascular territories: nearest of the right or left hepatic artery (centreline) points."""
+        return cls("vessels", right_points_lps_mm=_triples(right_points_lps_mm, "right vessel points"),
+                   left_points_lps_mm=_triples(left_points_lps_mm, "left vessel points"))
+
+    def describe(self) -> dict:
+        """The split as plain JSON values (for provenance)."""
+        described: dict = {"method": self.method}
+        for name in ("point_lps_mm", "normal_lps", "cantlie_points_lps_mm", "right_points_lps_mm",
+                     "left_points_lps_mm"):
+            value = getattr(self, name)
+            if value is not None:
+                described[name] = np.asarray(value, dtype=float).tolist()
+        if self.method == "couinaud":
+            described["caudate"] = self.caudate
+            labels = self.couinaud_labels
+            described["couinaud_labels"] = str(labels) if isinstance(labels, Path) else "image"
+        return described
+
+
+@dataclass(frozen=True)
+class SpectInput:
+    """One SPECT file of a cycle.
+
+    ``hours_post_injection`` and ``administered_activity_mbq`` default to the file's
+    DICOM (or LuPRRT NRRD) header; ``units`` is for NRRD/NIfTI files that do not record
+    their voxel unit (the values must be an activity concentration: Bq/mL, kBq/mL, MBq/mL).
+    """
+
+    path: Path
+    cycle: int
+    hours_post_injection: float | None = None
+    administered_activity_mbq: float | None = None
+    units: str | None = None
+
+
+@dataclass(frozen=True)
+class SessionInput:
+    """One visit: a CT, its tagged segmentation and the SPECTs analysed with that segmentation."""
+
+    segmentation: Path
+    spects: tuple[SpectInput, ...]
+    ct: Path | None = None
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class LobeQuantInputs:
+    """Everything :func:`run_lobequant` reads, as file paths.
+
+    ``ia_side`` is the injected side the inputs themselves record (a patient
+    manifest's administrations), or None.
+    """
+
+    sessions: tuple[SessionInput, ...]
+    patient_id: str | None = None
+    ia_side: str | None = None
+    manifest: Path | None = None
+
+    @classmethod
+    def from_files(cls, ct: str | Path | None, segmentation: str | Path,
+                   spects: Sequence[SpectInput]) -> LobeQuantInputs:
+        """One CT and segmentation for every SPECT (all on one frame of reference)."""
+        if not spects:
+            raise ValueError("no SPECT given: at least one cycle's SPECT is needed")
+        return cls((SessionInput(Path(segmentation), tuple(spects), None if ct is None else Path(ct),
+                                 "session1"),))
+
+    @classmethod
+    def from_patient_folder(cls, folder: str | Path) -> LobeQuantInputs:
+        """Every treatment cycle of a patient folder with a ``manifest.json`` (phantom layout)."""
+        folder = Path(folder)
+        manifest_path = folder / "manifest.json"
+        if not folder.is_dir():
+            raise FileNotFoundError(f"patient folder not found: {folder}")
+        if not manifest_path.is_file():
+            raise FileNotFoundError(f"{folder} has no manifest.json; give the CT, segmentation and SPECTs "
+                                    "as files instead")
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+            administrations = manifest.get("administrations", [])
+            activity = {int(a["cycle"]): float(a["activity_mbq"]) for a in administrations}
+            sides = {a.get("side") for a in administrations if a.get("route") == "IA"}
+            sessions = []
+            for visit in manifest["sessions"]:
+                if not visit.get("spect"):
+                    continue  # follow-up visits: no SPECT, nothing for T/N
+                cycle = int(visit["cycle"])
+                spects = tuple(SpectInput(folder / s["file"], cycle, float(s["hours_post_injection"]),
+                                          activity.get(cycle)) for s in visit["spect"])
+                sessions.append(SessionInput(folder / visit["segmentation"], spects, folder / visit["ct"],
+                                             visit.get("name", f"cycle{cycle}")))
+        except (KeyError, TypeError, ValueError) as error:
+            raise ValueError(f"{manifest_path}: not a LuPRRT patient manifest ({type(error).__name__}: "
+                             f"{error})") from error
+        if not sessions:
+            raise ValueError(f"{manifest_path} lists no SPECT of any treatment cycle")
+        if len(sides) > 1:
+            raise ValueError(f"{manifest_path}: administrations into both hepatic arteries {sorted(sides)}; "
+                             "the IA-vs-IV design injects one side in every cycle")
+        ia_side = sides.pop() if sides else manifest.get("ia_side")
+        return cls(tuple(sessions), manifest.get("patient_id"), ia_side, manifest_path)
+
+    def files(self) -> list[Path]:
+        """Every input file or folder (for provenance)."""
+        paths = [self.manifest] if self.manifest else []
+        for session in self.sessions:
+            paths += [p for p in (session.ct, session.segmentation) if p is not None]
+            paths += [spect.path for spect in session.spects]
+        return paths
+
+
+@dataclass
+class LobeQuantRun:
+    """What :func:`run_lobequant` computed (and wrote to ``files``, if an output folder was given)."""
+
+    tn: TNResult
+    uptake_rows: list[dict]
+    ia_side: str
+    segmentations: dict[str, Segmentation]
+    parameters: dict
+    files: list[Path] = field(default_factory=list)
+
+    @property
+    def tn_rows(self) -> list[dict]:
+        return self.tn.rows
+
+    @property
+    def ratio_rows(self) -> list[dict]:
+        return self.tn.ratio_rows
+
+
+def split_lobes(segmentation: Segmentation, split: LobeSplit) -> Segmentation:
+    """A copy of ``segmentation`` with right/left lobe segments from ``split`` (old lobes replaced).
+
+    The liver is the segment tagged ``role="liver"``. Couinaud labels on another grid are
+    resampled onto the segmentation's grid (nearest neighbour) and kept inside the liver
+    segment when there is one.
+    """
+    if split.method == "plane":
+        return split_liver_by_plane(segmentation, split.point_lps_mm, split.normal_lps)
+    if split.method == "cantlie":
+        point, normal = plane_from_cantlie_points(*split.cantlie_points_lps_mm)
+        return split_liver_by_plane(segmentation, point, normal)
+    if split.method == "vessels":
+        return lobes_from_vessel_territories(segmentation, split.right_points_lps_mm,
+                                             split.left_points_lps_mm)
+    return _lobes_from_couinaud_on(segmentation, _couinaud_image(split.couinaud_labels), split.caudate)
+
+
+def prepare_segmentation(segmentation: Segmentation, ia_side: str | None,
+                         split: LobeSplit | None = None) -> Segmentation:
+    """Lobes (from ``split`` when given, else the segmentation's own), IA/IV routes and lesion sides.
+
+    Raises ValueError when ``ia_side`` is missing, when the segmentation has no lobes
+    and no split is given, or when a lesion lies outside the liver.
+    """
+    if ia_side is None:
+        raise ValueError("the IA side is missing: give the side of the hepatic artery that received "
+                         "177Lu-dotatate (right or left)")
+    if split is not None:
+        segmentation = split_lobes(segmentation, split)
+    elif not segmentation.find(role="lobe"):
+        raise ValueError("the segmentation has no lobe segments (role=lobe); give a lobe split: a plane, "
+                         "Cantlie's landmarks, Couinaud segments or vessel points")
+    return assign_lesions_to_lobes(assign_routes(segmentation, ia_side))
+
+
+def run_lobequant(inputs: LobeQuantInputs | str | Path, *, ia_side: str | None = None,
+                  lobe_method: LobeSplit | None = None, margin_mm: float | None = None,
+                  occupancy: str = "nearest", supersampling: int = 5, uptake: bool = True,
+                  out_dir: str | Path | None = None, overwrite: bool = False,
+                  progress: ProgressCallback | None = None) -> LobeQuantRun:
+    """T/N per lobe and lesion, IA/IV ratio and organ uptake of one patient, for every cycle.
+
+    Parameters
+    ----------
+    inputs : LobeQuantInputs, or a patient folder holding ``manifest.json``
+    ia_side : {"right", "left"}, optional
+        Lobe whose hepatic artery received the injection; default the side the inputs
+        record (a manifest). A missing side, or one that contradicts the manifest, is
+        an error.
+    lobe_method : LobeSplit, optional
+        How to split the liver; default: the segmentation's own lobe segments.
+    margin_mm : float, optional
+        Non-tumour safety margin around lesions (mm); default one SPECT voxel.
+    occupancy : {"nearest", "fractional"}
+        How CT-defined segments reach the SPECT grid (:func:`luprrt.tn.build_lobe_regions`).
+    supersampling : int
+        Sub-voxels per axis for fractional occupancy.
+    uptake : bool
+        Also measure kidney, liver, lobe and extrahepatic uptake (needs kidney segments
+        and every cycle's administered activity).
+    out_dir : path, optional
+        Where the CSV tables and ``provenance.json`` go; None writes nothing.
+    overwrite : bool
+        Replace existing output files (refused otherwise, before anything is written).
+    progress : callable(fraction, message), optional
+
+    Returns
+    -------
+    LobeQuantRun
+    """
+    progress = progress or no_progress
+    if not isinstance(inputs, LobeQuantInputs):
+        inputs = LobeQuantInputs.from_patient_folder(inputs)
+    if occupancy not in OCCUPANCY_MODES:
+        raise ValueError(f"unknown occupancy {occupancy!r}; expected one of {OCCUPANCY_MODES}")
+    if margin_mm is not None and not (math.isfinite(margin_mm) and margin_mm >= 0):
+        raise ValueError(f"non-tumour margin must be a finite number >= 0 mm, got {margin_mm}")
+    ia_side = _ia_side(ia_side, inputs)
+    outputs = _output_paths(out_dir, uptake, overwrite)
+
+    cycles: list[CycleSpect] = []
+    segmentations: dict[str, Segmentation] = {}
+    spect_record = []
+    n_spects = sum(len(s.spects) for s in inputs.sessions)
+    done = 0
+    for session in inputs.sessions:
+        progress(0.6 * done / n_spects, f"segmentation of {session.name or session.segmentation.name}")
+        segmentation = _session_segmentation(session, ia_side, lobe_method)
+        segmentations[session.name or str(session.segmentation)] = segmentation
+        for spect in session.spects:
+            progress(0.6 * done / n_spects, f"SPECT of cycle {spect.cycle}")
+            cycle, record = _cycle_spect(spect, segmentation, session.segmentation)
+            cycles.append(cycle)
+            spect_record.append(record)
+            done += 1
+    _check_cycles(cycles)
+
+    def stage(start: float, span: float):
+        return lambda fraction, message: progress(start + span * fraction, message)
+
+    tn = tumour_to_nontumour(cycles, margin_mm=margin_mm, occupancy=occupancy, supersampling=supersampling,
+                             progress=stage(0.6, 0.25))
+    uptake_table = []
+    if uptake:
+        missing = [c.cycle for c in cycles if c.administered_activity_mbq is None]
+        if missing:
+            raise ValueError(f"administered activity unknown for cycles {sorted(set(missing))} (not in the "
+                             "SPECT header): give it, or skip the uptake tables")
+        uptake_table = uptake_rows(cycles, progress=stage(0.85, 0.1))
+
+    parameters = {"ia_side": ia_side, "lobe_split": lobe_method.describe() if lobe_method else "segmentation",
+                  "margin_mm": tn.parameters.get("margin_mm", margin_mm), "occupancy": occupancy,
+                  "supersampling": supersampling, "uptake": uptake, "patient_id": inputs.patient_id,
+                  "spects": spect_record}
+    run = LobeQuantRun(tn, uptake_table, ia_side, segmentations, parameters)
+    if outputs:
+        run.files = _write_outputs(run, inputs, lobe_method, outputs)
+    progress(1.0, "done")
+    ratios = ", ".join(f"cycle {r['cycle']} {r['hours_post_injection']:g} h: {r['tn_mean_ia_over_iv']:.3g}"
+                       for r in tn.ratio_rows)
+    log.info("LobeQuant %s: IA side %s, %d SPECTs, IA/IV lobe T/N %s", inputs.patient_id or "", ia_side,
+             len(cycles), ratios)
+    return run
+
+
+def parse_spect_argument(text: str, what: str = "SPECT") -> tuple[int, float | None, Path]:
+    """``"CYCLE:PATH"`` or ``"CYCLE@HOURS:PATH"`` -> (cycle, hours after injection or None, path).
+
+    ``what`` names the option in errors.
+    """
+    head, separator, path = text.partition(":")
+    cycle_text, _, hours_text = head.partition("@")
+    try:
+        cycle, hours = int(cycle_text), (float(hours_text) if hours_text else None)
+    except ValueError:
+        cycle, hours = None, None
+    if not separator or not path or cycle is None:
+        raise ValueError(f"{what} {text!r}: expected CYCLE:PATH or CYCLE@HOURS:PATH (e.g. 1:spect.dcm, "
+                         "1@24:spect.nrrd)")
+    return cycle, hours, Path(path)
+
+
+def parse_cycle_values(items: Sequence[str] | None, what: str) -> list[tuple[int, float]]:
+    """``["CYCLE:VALUE", ...]`` -> [(cycle, value), ...]; ``what`` names the option in errors."""
+    values = []
+    for text in items or ():
+        cycle, _, value = text.partition(":")
+        try:
+            values.append((int(cycle), float(value)))
+        except ValueError:
+            raise ValueError(f"{what} {text!r}: expected CYCLE:VALUE (e.g. 1:7400)") from None
+    return values
+
+
+def parse_points(text: str, what: str, ras: bool = False) -> list[tuple[float, float, float]]:
+    """``"x,y,z[;x,y,z...]"`` (mm) -> LPS points; RAS input (Slicer) has x and y negated."""
+    points = []
+    for part in filter(None, (p.strip() for p in text.split(";"))):
+        try:
+            x, y, z = (float(v) for v in part.split(","))
+        except ValueError:
+            raise ValueError(f"{what} {text!r}: expected x,y,z in mm (several points separated by ';')"
+                             ) from None
+        points.append((-x, -y, z) if ras else (x, y, z))
+    if not points:
+        raise ValueError(f"{what}: no point given")
+    return points
+
+
+def lobe_split_from_options(*, plane: str | None = None, cantlie: str | None = None,
+                            couinaud: str | Path | None = None, caudate: str = "left",
+                            right_vessels: str | None = None, left_vessels: str | None = None,
+                            ras: bool = False) -> LobeSplit | None:
+    """The :class:`LobeSplit` of text options (as the command line gives them), or None for none.
+
+    ``plane`` is ``"x,y,z:nx,ny,nz"``; ``cantlie`` three points ``"x,y,z;x,y,z;x,y,z"``
+    (gallbladder fossa; middle hepatic vein; IVC); vessels ``"x,y,z[;x,y,z...]"``.
+    """
+    chosen = [name for name, value in (("plane", plane), ("cantlie", cantlie), ("couinaud", couinaud),
+                                       ("vessels", right_vessels or left_vessels)) if value]
+    if len(chosen) > 1:
+        raise ValueError(f"give one lobe split, not {' and '.join(chosen)}")
+    if plane:
+        point, separator, normal = plane.partition(":")
+        if not separator:
+            raise ValueError(f"plane {plane!r}: expected x,y,z:nx,ny,nz (a point and the normal)")
+        (point,) = parse_points(point, "plane point", ras)
+        (normal,) = parse_points(normal, "plane normal", ras)
+        return LobeSplit.plane(point, normal)
+    if cantlie:
+        points = parse_points(cantlie, "Cantlie landmarks", ras)
+        if len(points) != 3:
+            raise ValueError(f"Cantlie's plane needs 3 points (gallbladder fossa; middle hepatic vein; "
+                             f"inferior vena cava), got {len(points)}")
+        return LobeSplit.cantlie(*points)
+    if couinaud:
+        return LobeSplit.couinaud(couinaud, caudate)
+    if right_vessels or left_vessels:
+        if not (right_vessels and left_vessels):
+            raise ValueError("vessel territories need points of both the right and the left hepatic artery")
+        return LobeSplit.vessels(parse_points(right_vessels, "right vessel points", ras),
+                                 parse_points(left_vessels, "left vessel points", ras))
+    return None
+
+
+def _triple(value, what: str) -> tuple[float, float, float]:
+    point = np.asarray(value, dtype=float).ravel()
+    if point.shape != (3,) or not np.isfinite(point).all():
+        raise ValueError(f"{what} must be three finite LPS coordinates (mm), got {value!r}")
+    return tuple(float(v) for v in point)
+
+
+def _triples(values, what: str) -> tuple[tuple[float, float, float], ...]:
+    points = np.asarray(values, dtype=float)
+    if points.ndim == 1 and points.size == 3:
+        points = points[None, :]
+    if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0 or not np.isfinite(points).all():
+        raise ValueError(f"{what} must be one or more finite LPS points (mm), got {values!r}")
+    return tuple(tuple(float(v) for v in p) for p in points)
+
+
+def _couinaud_image(labels: sitk.Image | Path) -> sitk.Image:
+    if isinstance(labels, sitk.Image):
+        return labels
+    if not labels.is_file():
+        raise FileNotFoundError(f"Couinaud label file not found: {labels}")
+    image = sitk.ReadImage(str(labels))
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise ValueError(f"{labels}: a Couinaud label map must be a 3D scalar image")
+    if image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
+        values = sitk.GetArrayViewFromImage(image)
+        if not np.array_equal(values, np.round(values)):
+            raise ValueError(f"{labels}: Couinaud labels must be integers (segments 1-8)")
+    return sitk.Cast(image, sitk.sitkUInt8)
+
+
+def _lobes_from_couinaud_on(segmentation: Segmentation, labels: sitk.Image, caudate: str) -> Segmentation:
+    """Couinaud lobes on the segmentation's grid, inside its liver segment when it has one."""
+    grid = segmentation.reference
+    if not same_grid(labels, grid):
+        check_grid_compatibility(labels, grid, what="Couinaud label map")
+        labels = sitk.Resample(labels, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
+                               labels.GetPixelID())
+    couinaud = lobes_from_couinaud(labels, caudate)
+    livers = segmentation.find(role="liver")
+    liver = segmentation.mask_array(livers[0].segment_id) if len(livers) == 1 else None
+    result = without_segments(segmentation, [s.segment_id for s in segmentation.find(role="lobe")])
+    if liver is None:
+        result.add_segment(couinaud.mask_array(couinaud.find_one("liver").segment_id), SegmentTags("liver"))
+    for side in SIDES:
+        lobe = couinaud.mask_array(couinaud.find_one("lobe", side=side).segment_id)
+        if liver is not None:
+            lobe = lobe & liver
+        if not lobe.any():
+            raise ValueError(f"the Couinaud segments of the {side} lobe do not overlap the liver segment")
+        result.add_segment(lobe, SegmentTags("lobe", side=side))
+    return result
+
+
+def _ia_side(ia_side: str | None, inputs: LobeQuantInputs) -> str:
+    recorded = inputs.ia_side
+    if ia_side is None and recorded is None:
+        raise ValueError("the IA side is missing: give the side of the hepatic artery that received "
+                         "177Lu-dotatate (right or left)")
+    if ia_side is not None and ia_side not in SIDES:
+        raise ValueError(f"IA side must be one of {SIDES}, got {ia_side!r}")
+    if ia_side is not None and recorded is not None and ia_side != recorded:
+        raise ValueError(f"IA side {ia_side!r} contradicts {inputs.manifest or 'the inputs'}, which records "
+                         f"injections into the {recorded} hepatic artery")
+    return ia_side or recorded
+
+
+def _output_paths(out_dir, uptake: bool, overwrite: bool) -> dict[str, Path]:
+    if out_dir is None:
+        return {}
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"output folder {out_dir} is a file")
+    names = [TN_FILE, RATIO_FILE] + ([UPTAKE_FILE] if uptake else []) + [PROVENANCE_FILE]
+    paths = {name: out_dir / name for name in names}
+    existing = [str(p) for p in paths.values() if p.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(f"output files exist: {', '.join(existing)}; pass overwrite (--overwrite) "
+                              "to replace them")
+    return paths
+
+
+def _session_segmentation(session: SessionInput, ia_side: str, split: LobeSplit | None) -> Segmentation:
+    if not session.segmentation.is_file():
+        raise FileNotFoundError(f"segmentation file not found: {session.segmentation}")
+    segmentation = read_seg_nrrd(session.segmentation)
+    try:
+        if session.ct is not None:
+            if not session.ct.exists():
+                raise FileNotFoundError(f"CT not found: {session.ct}")
+            ct = read_image(session.ct, units="HU").image
+            check_grid_compatibility(segmentation.reference, ct, what="segmentation")
+        return prepare_segmentation(segmentation, ia_side, split)
+    except ValueError as error:
+        raise ValueError(f"{session.segmentation}: {error}") from error
+
+
+def _cycle_spect(spect: SpectInput, segmentation: Segmentation,
+                 segmentation_path: Path) -> tuple[CycleSpect, dict]:
+    if not spect.path.exists():
+        raise FileNotFoundError(f"SPECT of cycle {spect.cycle} not found: {spect.path}")
+    image = read_image(spect.path, units=spect.units)
+    if image.units != "Bq/mL":
+        raise ValueError(f"{spect.path}: SPECT voxel values are in {image.units}, not Bq/mL; T/N and uptake "
+                         "need a quantitative SPECT (activity concentration)")
+    hours = spect.hours_post_injection
+    if hours is None:
+        hours = image.hours_post_injection  # raises naming the file when the header lacks the times
+    elif image.acquisition_datetime and image.injection_datetime and \
+            abs(image.hours_post_injection - hours) > 0.05:
+        log.warning("%s: %g h after injection given, the header says %.2f h; using %g h", spect.path, hours,
+                    image.hours_post_injection, hours)
+    activity = spect.administered_activity_mbq
+    if activity is None:
+        activity = image.injected_activity_mbq
+    try:
+        check_grid_compatibility(segmentation.reference, image.image,
+                                 what=f"segmentation {segmentation_path}")
+    except ValueError as error:
+        raise ValueError(f"{spect.path}: geometry mismatch: {error}") from error
+    record = {"cycle": spect.cycle, "hours_post_injection": float(hours), "file": str(spect.path),
+              "administered_activity_mbq": activity, "warnings": list(image.warnings)}
+    return CycleSpect(spect.cycle, float(hours), image.image, segmentation, activity), record
+
+
+def _check_cycles(cycles: list[CycleSpect]) -> None:
+    seen = {}
+    for cycle in cycles:
+        key = (cycle.cycle, round(cycle.hours_post_injection, 3))
+        if key in seen:
+            raise ValueError(f"two SPECTs of cycle {cycle.cycle} at {cycle.hours_post_injection:g} h; "
+                             "each cycle and time point is measured once")
+        seen[key] = cycle
+        if cycle.cycle < 1:
+            raise ValueError(f"cycle numbers start at 1, got {cycle.cycle}")
+
+
+def _write_outputs(run: LobeQuantRun, inputs: LobeQuantInputs, split: LobeSplit | None,
+                   paths: dict[str, Path]) -> list[Path]:
+    written = [write_rows_csv(run.tn_rows, paths[TN_FILE], overwrite=True)]
+    if run.ratio_rows:
+        written.append(write_rows_csv(run.ratio_rows, paths[RATIO_FILE], overwrite=True))
+    if UPTAKE_FILE in paths:
+        written.append(write_rows_csv(run.uptake_rows, paths[UPTAKE_FILE], overwrite=True))
+    files = inputs.files()
+    if split is not None and isinstance(split.couinaud_labels, Path):
+        files.append(split.couinaud_labels)
+    record = provenance_record(inputs_sha256(files), run.parameters)
+    record["outputs"] = [p.name for p in written]
+    paths[PROVENANCE_FILE].write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+    return [*written, paths[PROVENANCE_FILE]]
