@@ -572,7 +572,7 @@ def _stack_along_normal(positions: np.ndarray, normal: np.ndarray, labels: list[
         return order, positions[0], None
     sorted_along = along[order]
     gaps = np.diff(sorted_along)
-    names = [f"{labels[index]} ({position:.3f} mm)" for index, position in zip(order, sorted_along)]
+    names = [f"{labels[index]} ({position:.3f} mm)" for index, position in zip(order, sorted_along, strict=True)]
     if (gaps < _SAME_POSITION_MM).any():
         first = int(np.argmin(gaps))
         raise ValueError(f"{source}: two slices at the same position along the slice normal: {names[first]} "

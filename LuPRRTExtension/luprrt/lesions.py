@@ -26,7 +26,6 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from .lobes import without_segments
 from .regionstats import GridGeometry, region_statistics
 from .resample import same_grid, segment_regions
 from .segments import Segmentation, SegmentTags
@@ -248,7 +247,7 @@ def accept_lesion_candidates(segmentation: Segmentation, candidates: Iterable[Le
                              f"({candidate.grid.describe()}) than the segmentation's ({grid.describe()})")
     replaced = {c.lesion_id: segmentation.find_one("lesion", lesion_id=c.lesion_id)
                 for c in chosen if c.is_existing}
-    result = without_segments(segmentation, [seg.segment_id for seg in replaced.values()])
+    result = segmentation.without([seg.segment_id for seg in replaced.values()])
     routes = {lobe.tags.side: lobe.tags.route for lobe in segmentation.find(role="lobe")}
     for candidate in chosen:
         mask = np.zeros(grid.shape, dtype=bool)

@@ -24,9 +24,8 @@ intra-arterial (IA) arm, the other lobe the intravenous (IV) arm (second pass):
 
 from __future__ import annotations
 
-import copy
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import numpy as np
 import SimpleITK as sitk
@@ -220,24 +219,6 @@ def assign_routes(segmentation: Segmentation, ia_side: str | None) -> Segmentati
     return result
 
 
-def without_segments(segmentation: Segmentation, segment_ids: Iterable[str]) -> Segmentation:
-    """A copy of ``segmentation`` without the given segments (their labels cleared)."""
-    drop = set(segment_ids)
-    unknown = drop - {seg.segment_id for seg in segmentation.segments}
-    if unknown:
-        raise ValueError(f"no segments {sorted(unknown)} in the segmentation")
-    layers = [sitk.Image(layer) for layer in segmentation.layers]
-    for seg in segmentation.segments:
-        if seg.segment_id in drop:
-            labels = sitk.GetArrayFromImage(layers[seg.layer])
-            labels[labels == seg.label_value] = 0
-            cleared = sitk.GetImageFromArray(labels)
-            cleared.CopyInformation(layers[seg.layer])
-            layers[seg.layer] = cleared
-    kept = [copy.deepcopy(seg) for seg in segmentation.segments if seg.segment_id not in drop]
-    return Segmentation(layers, kept)
-
-
 def voxel_positions_lps(grid: sitk.Image, flat_indices: np.ndarray) -> np.ndarray:
     """LPS positions (mm), shape (n, 3), of voxel centres given as flat (z, y, x) indices."""
     z, y, x = np.unravel_index(np.asarray(flat_indices), grid.GetSize()[::-1])
@@ -271,7 +252,7 @@ def _liver_input(liver, reference: sitk.Image | None) -> tuple[np.ndarray, sitk.
         old_lobes = [s.segment_id for s in liver.find(role="lobe")]
         if old_lobes:
             log.info("replacing lobe segments %s", old_lobes)
-        base = without_segments(liver, old_lobes)
+        base = liver.without(old_lobes)
         grid = liver.reference
     else:
         if isinstance(liver, sitk.Image):

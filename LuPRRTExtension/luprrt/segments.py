@@ -10,6 +10,7 @@ structures (a lesion inside a lobe) live in different layers, as in Slicer.
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -208,6 +209,20 @@ class Segmentation:
                       color or DEFAULT_COLORS[tags.role])
         self.segments.append(seg)
         return seg
+
+    def without(self, segment_ids: Iterable[str]) -> Segmentation:
+        """A copy without the given segments (their labels cleared); this segmentation is unchanged."""
+        drop = set(segment_ids)
+        unknown = drop - {seg.segment_id for seg in self.segments}
+        if unknown:
+            raise ValueError(f"no segments {sorted(unknown)} in the segmentation")
+        layers = [sitk.Image(layer) for layer in self.layers]
+        for seg in self.segments:
+            if seg.segment_id in drop:
+                labels = sitk.GetArrayFromImage(layers[seg.layer])
+                labels[labels == seg.label_value] = 0
+                layers[seg.layer] = _with_geometry(labels, layers[seg.layer])
+        return Segmentation(layers, [copy.deepcopy(seg) for seg in self.segments if seg.segment_id not in drop])
 
     def retag(self, segment_id: str, **changes) -> Segment:
         """Change tags of one segment (e.g. route after the IA side is known)."""

@@ -93,7 +93,10 @@ def uptake_rows(cycles: Sequence[CycleSpect], segmentation: Segmentation | None 
 
 def _uptake_regions(segmentation: Segmentation, reference) -> tuple[RegionMasks, list[tuple]]:
     """Regions of one grid and their (name, region label, role, side, route) descriptions."""
-    on_grid = segmentation_on_grid(segmentation, reference)
+    # Only whole organs enter the uptake endpoints; lesions (some below one SPECT voxel) are left out.
+    organs = segmentation.without(s.segment_id for s in segmentation.segments
+                                  if s.tags.role not in ("kidney", "liver", "lobe"))
+    on_grid = segmentation_on_grid(organs, reference)
     kidneys = on_grid.find(role="kidney")
     if not kidneys:
         raise ValueError("segmentation has no kidney segment (role=kidney): kidney uptake cannot be measured")

@@ -9,7 +9,6 @@ import pytest
 
 from luprrt.cli import main
 from luprrt.dicomio import read_image
-from luprrt.lobes import without_segments
 from luprrt.phantom import make_patient, write_patient
 from luprrt.segio import read_seg_nrrd, write_seg_nrrd
 from luprrt.tables import read_rows_csv
@@ -60,7 +59,7 @@ def test_patient_folder_run_writes_every_table(patient, folder_run, capsys):
 def test_explicit_files_with_a_plane_give_the_folder_numbers(patient, folder_run, tmp_path):
     """A lobe-less segmentation split on Cantlie's plane (RAS, as Slicer shows it) reproduces the lobes."""
     segmentation = read_seg_nrrd(patient / "segmentation.seg.nrrd")
-    write_seg_nrrd(without_segments(segmentation, [s.segment_id for s in segmentation.find(role="lobe")]),
+    write_seg_nrrd(segmentation.without([s.segment_id for s in segmentation.find(role="lobe")]),
                    tmp_path / "liver.seg.nrrd")
     spect = read_image(patient / "cycle1" / "spect_24h" / "spect.dcm")
     write_volume(spect.image * 1e-3, tmp_path / "spect.nrrd", "kBq/mL")  # units converted on reading

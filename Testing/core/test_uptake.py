@@ -120,3 +120,26 @@ def test_uptake_errors():
         uptake_rows([CycleSpect(1, 24.0, spect(1.0), administered_activity_mbq=7400.0)], no_kidneys)
     with pytest.raises(ValueError, match="hours_post_injection must be >= 0"):
         uptake_rows([CycleSpect(1, -2.0, spect(1.0), administered_activity_mbq=7400.0)], segmentation())
+
+
+def test_a_lesion_smaller_than_one_spect_voxel_does_not_stop_the_organ_uptake():
+    # The segmentation lives on a grid twice as fine as the SPECT; a one-fine-voxel lesion has no
+    # SPECT voxel centre. Uptake endpoints use whole organs only, so the kidneys are still measured.
+    coarse = spect(1.0)
+    fine_reference = sitk.Image([2 * n for n in SHAPE[::-1]], sitk.sitkUInt8)
+    fine_reference.SetSpacing(tuple(s / 2 for s in SPACING))
+    fine_reference.SetOrigin(tuple(o - s / 4 for o, s in zip(grid().GetOrigin(), SPACING, strict=True)))
+    fine = Segmentation.empty_like(fine_reference)
+    upsample = {name: mask.repeat(2, 0).repeat(2, 1).repeat(2, 2) for name, mask in masks().items()}
+    fine.add_segment(upsample["right kidney"], SegmentTags("kidney", side="right"))
+    fine.add_segment(upsample["left kidney"], SegmentTags("kidney", side="left"))
+    fine.add_segment(upsample["right lobe"], SegmentTags("lobe", side="right", route="IA"))
+    fine.add_segment(upsample["left lobe"], SegmentTags("lobe", side="left", route="IV"))
+    speck = np.zeros(upsample["right lobe"].shape, dtype=bool)
+    speck[20, 20, 10] = True  # a fine voxel whose centre is off every coarse voxel centre
+    fine.add_segment(speck, SegmentTags("lesion", side="right", route="IA", lesion_id="L01"))
+    rows = uptake_rows([CycleSpect(1, 0.0, coarse, administered_activity_mbq=1000.0)], fine)
+    kidneys = next(r for r in rows if r["region"] == "kidneys")
+    expected_mbq = (CONCENTRATION["right kidney"] * masks()["right kidney"].sum()
+                    + CONCENTRATION["left kidney"] * masks()["left kidney"].sum()) * VOXEL_ML / 1e6
+    assert kidneys["activity_mbq"] == pytest.approx(expected_mbq, rel=1e-6)

@@ -18,7 +18,6 @@ import SimpleITK as sitk
 from scipy import integrate, stats
 
 from luprrt.dicomio import read_image
-from luprrt.lobes import without_segments
 from luprrt.phantom import make_patient, write_patient
 from luprrt.segio import read_seg_nrrd, write_seg_nrrd
 from luprrt.segments import Segment, SegmentTags
@@ -236,7 +235,7 @@ def explicit_files(noisy_patient, tmp_path_factory):
     folder = tmp_path_factory.mktemp("explicit")
     segmentation = read_seg_nrrd(noisy_patient / "segmentation.seg.nrrd")
     lobe_ids = [s.segment_id for s in segmentation.find(role="lobe")]
-    write_seg_nrrd(without_segments(segmentation, lobe_ids), folder / "liver.seg.nrrd")
+    write_seg_nrrd(segmentation.without(lobe_ids), folder / "liver.seg.nrrd")
     spect = read_image(noisy_patient / "cycle1" / "spect_24h" / "spect.dcm")
     write_volume(spect, folder / "spect.nrrd", "Bq/mL")  # keeps the injection and scan times
     return {"ct": noisy_patient / "ct", "seg": folder / "liver.seg.nrrd", "spect": folder / "spect.nrrd",

@@ -49,7 +49,6 @@ from ..lobes import (
     lobes_from_vessel_territories,
     plane_from_cantlie_points,
     split_liver_by_plane,
-    without_segments,
 )
 from ..provenance import ProgressCallback, inputs_sha256, no_progress, provenance_record
 from ..resample import check_grid_compatibility, same_grid
@@ -496,7 +495,7 @@ def _lobes_from_couinaud_on(segmentation: Segmentation, labels: sitk.Image, caud
     couinaud = lobes_from_couinaud(labels, caudate)
     livers = segmentation.find(role="liver")
     liver = segmentation.mask_array(livers[0].segment_id) if len(livers) == 1 else None
-    result = without_segments(segmentation, [s.segment_id for s in segmentation.find(role="lobe")])
+    result = segmentation.without([s.segment_id for s in segmentation.find(role="lobe")])
     if liver is None:
         result.add_segment(couinaud.mask_array(couinaud.find_one("liver").segment_id), SegmentTags("liver"))
     for side in SIDES:
