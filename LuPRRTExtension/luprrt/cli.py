@@ -207,7 +207,66 @@ def _add_lobequant(commands, common) -> None:
     parser.set_defaults(run=_lobequant)
 
 
-SUBCOMMANDS: list[Callable] = [_add_recist, _add_dose, _add_lobequant]
+def _cohort(args) -> None:
+    from .workflows.cohort import run_cohort
+
+    options = {"occupancy": "nearest" if args.nearest else "fractional", "voxel_dose": not args.no_voxel_dose}
+    with progress_bar("cohort") as progress:
+        run = run_cohort(args.study, args.out, jobs=args.jobs, resume=not args.no_resume,
+                         overwrite=args.overwrite, options=options, progress=progress)
+    print(f"processed {len(run.processed)} patients, skipped {len(run.skipped)} already done")
+    print(run.report)
+
+
+def _add_cohort_options(parser) -> None:
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--jobs", type=int, default=2, help="parallel patient processes (default 2)")
+    parser.add_argument("--no-resume", action="store_true", help="redo patients that finished before")
+    parser.add_argument("--nearest", action="store_true",
+                        help="nearest-neighbour regions on the SPECT grid (default fractional occupancy)")
+    parser.add_argument("--no-voxel-dose", action="store_true", help="skip the voxel S-value dose maps")
+
+
+def _add_cohort(commands, common) -> None:
+    parser = commands.add_parser(
+        "cohort", parents=[common], help="run every patient of a study and write the cohort report",
+        description="STUDY holds patient folders (each with manifest.json) or a manifest.csv with columns "
+                    "patient_id, folder, ia_side. Every patient goes through lobequant, dose and response "
+                    "(resumable: finished patients are skipped); then lesion_table.csv, the IA-vs-IV, uptake, "
+                    "dose and predictive analyses, figures and report.html are written.")
+    parser.add_argument("study", type=Path, help="study folder")
+    _add_cohort_options(parser)
+    parser.set_defaults(run=_cohort)
+
+
+def _demo(args) -> None:
+    from .workflows.cohort import make_demo_cohort, run_cohort
+
+    study = args.out / "study"
+    with progress_bar("synthetic study") as progress:
+        make_demo_cohort(study, args.patients, seed=args.seed, ia_tn_factor=args.ia_tn_factor,
+                         overwrite=args.overwrite, progress=progress)
+    options = {"occupancy": "nearest" if args.nearest else "fractional", "voxel_dose": not args.no_voxel_dose}
+    with progress_bar("cohort") as progress:
+        run = run_cohort(study, args.out / "results", jobs=args.jobs, resume=not args.no_resume,
+                         overwrite=args.overwrite, options=options, progress=progress)
+    print(run.report)
+
+
+def _add_demo(commands, common) -> None:
+    parser = commands.add_parser(
+        "demo", parents=[common], help="generate a synthetic study with a known IA effect and analyse it",
+        description="Writes OUT/study (synthetic patients: DICOM CT and SPECT, seg.nrrd, baseline PET/ADC, "
+                    "truth) and runs `luprrt cohort` on it into OUT/results (report.html).")
+    parser.add_argument("--patients", type=int, default=10, help="number of synthetic patients (default 10)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first patient (default 0)")
+    parser.add_argument("--ia-tn-factor", type=float, default=1.3,
+                        help="true IA/IV lesion T/N factor built into the study (default 1.3)")
+    _add_cohort_options(parser)
+    parser.set_defaults(run=_demo)
+
+
+SUBCOMMANDS: list[Callable] = [_add_lobequant, _add_dose, _add_recist, _add_cohort, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,256 @@
+"""Cohort tables, trial analyses, predictive models, figures and the HTML report.
+
+Reads the per-patient outputs of :func:`luprrt.workflows.cohort.process_patient` and writes
+into the cohort output folder: ``lesion_table.csv`` (one row per lesion and cycle),
+``patient_table.csv``, the analysis tables, PNG figures and ``report.html``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ..provenance import ProgressCallback, no_progress, provenance_record
+from ..response.outcome import lesion_outcomes
+from ..response.recist import assess_patient, best_overall_response
+from ..tables import as_rows
+
+log = logging.getLogger(__name__)
+
+# The LUTIA primary endpoint is lesion T/N on the 24 h post-treatment SPECT/CT (Ebbers et al. 2024).
+PRIMARY_HOURS_POST_INJECTION = 24.0
+# Lesion dose reported per cycle: unit-density sphere S-values (the method of the lesion tables).
+LESION_DOSE_METHOD = "sphere_s_value"
+PREDICTORS = ("fdg_suvmax", "ga68_suvmax", "adc_mean_mm2_per_s", "cumulative_tumour_dose_gy")
+RESPONDER_CATEGORY = "response"
+
+
+def _read(path: Path):
+    import pandas as pd
+
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def lesion_table(out_dir: Path, patient_ids: Sequence[str]):
+    """One row per lesion and cycle: T/N, dose, baseline features, diameter change and response."""
+    import pandas as pd
+
+    from ..cohort.trial import cumulative_lesion_dose
+
+    frames, patients = [], []
+    for patient_id in patient_ids:
+        folder = Path(out_dir) / "patients" / patient_id
+        tn = _read(folder / "lobequant" / "lobequant_tn.csv")
+        dose = _read(folder / "dose" / "dose.csv")
+        measurements = _read(folder / "measurements.csv")
+        if tn is None or dose is None or measurements is None:
+            raise FileNotFoundError(f"patient {patient_id}: results missing in {folder}; re-run without --resume")
+        lesions = tn[(tn["role"] == "lesion") & (tn["hours_post_injection"] == PRIMARY_HOURS_POST_INJECTION)]
+        lesions = lesions[["cycle", "lesion_id", "side", "route", "volume_ml", "tn_mean", "tn_max"]].assign(
+            patient_id=patient_id)
+        lesion_dose = dose[(dose["role"] == "lesion") & (dose["method"] == LESION_DOSE_METHOD)]
+        lesion_dose = lesion_dose[["cycle", "lesion_id", "dose_gy"]].rename(columns={"dose_gy": "tumour_dose_gy"})
+        table = lesions.merge(lesion_dose, on=["cycle", "lesion_id"], how="left")
+        features = _read(folder / "lesion_features.csv")
+        if features is not None:
+            keep = ["lesion_id", *[c for c in ("fdg_suvmax", "fdg_suvpeak", "ga68_suvmax", "ga68_suvpeak",
+                                               "adc_mean_mm2_per_s") if c in features]]
+            table = table.merge(features[keep], on="lesion_id", how="left")
+        outcome, patient = _response(measurements, patient_id)
+        table = table.merge(outcome, on="lesion_id", how="left")
+        frames.append(table)
+        patients.append(patient)
+    table = pd.concat(frames, ignore_index=True)
+    table = cumulative_lesion_dose(table.dropna(subset=["tumour_dose_gy"]), dose="tumour_dose_gy")
+    first = table[table["cycle"] == 1].set_index(["patient_id", "lesion_id"])
+    key = table.set_index(["patient_id", "lesion_id"]).index
+    table["tn_mean_change_from_cycle1_pct"] = 100.0 * (
+        table["tn_mean"].to_numpy() / first["tn_mean"].reindex(key).to_numpy() - 1.0)
+    table["responder"] = (table["lesion_response"] == RESPONDER_CATEGORY).astype(int)
+    columns = ["patient_id", "lesion_id", "side", "route", "cycle"]
+    return table[columns + [c for c in table.columns if c not in columns]], pd.DataFrame(patients)
+
+
+def _response(measurements, patient_id: str):
+    """Per lesion: % change of the longest diameter at the last visit and its category; patient RECIST."""
+    import pandas as pd
+
+    rows = _measurement_records(measurements)
+    last = lesion_outcomes(rows, last_only=True)
+    outcome = pd.DataFrame({"lesion_id": [o.lesion_id for o in last],
+                            "diameter_change_pct": [o.change_pct for o in last],
+                            "lesion_response": [o.category for o in last]})
+    time_points = assess_patient(rows)
+    best = best_overall_response(time_points)
+    changes = [tp.change_from_baseline_pct for tp in time_points if tp.change_from_baseline_pct is not None]
+    patient = {"patient_id": patient_id, "best_overall_response": best.response.value,
+               "patient_responder": int(best.response.value in ("CR", "PR")),
+               "best_sum_diameters_change_pct": min(changes) if changes else None,
+               "last_overall_response": time_points[-1].overall_response.value if time_points else None}
+    return outcome, patient
+
+
+def uptake_table(out_dir: Path, patient_ids: Sequence[str]):
+    """Per patient and cycle: kidney and extrahepatic uptake, % of administered activity (24 h scan)."""
+    import pandas as pd
+
+    frames = []
+    for patient_id in patient_ids:
+        uptake = _read(Path(out_dir) / "patients" / patient_id / "lobequant" / "lobequant_uptake.csv")
+        if uptake is None:
+            continue
+        uptake = uptake[uptake["hours_post_injection"] == PRIMARY_HOURS_POST_INJECTION]
+        wide = uptake.pivot_table(index="cycle", columns="region", values="uptake_percent_of_administered")
+        wide.columns = [f"{region.replace(' ', '_')}_uptake_pct" for region in wide.columns]
+        frames.append(wide.reset_index().assign(patient_id=patient_id))
+    return pd.concat(frames, ignore_index=True) if frames else None
+
+
+def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: int = 1000, seed: int = 0,
+                   overwrite: bool = False, progress: ProgressCallback | None = None) -> Path:
+    """Write the cohort tables, analyses, figures and ``report.html`` into ``out_dir``; returns the report."""
+    from ..cohort import figures
+    from ..cohort.models import auc_with_patient_bootstrap_ci, gee_logistic, roc_curve_points
+    from ..cohort.report import write_html_report
+    from ..cohort.trial import lobe_dose_summary, mixed_model_over_cycles, paired_ia_iv, uptake_summary_by_cycle
+
+    progress = progress or no_progress
+    out_dir = Path(out_dir)
+    figure_dir = out_dir / "figures"
+    figure_dir.mkdir(parents=True, exist_ok=True)
+    lesions, patients = lesion_table(out_dir, patient_ids)
+    _write_table(lesions, out_dir / "lesion_table.csv", overwrite)
+    _write_table(patients, out_dir / "patient_table.csv", overwrite)
+    progress(0.2, "lesion table written")
+    sections: dict[str, list] = {}
+    notes: list[str] = []
+
+    def attempt(name: str, step: Callable[[], list]) -> None:
+        """Run one analysis; a cohort that cannot support it (e.g. one outcome class) gets a note."""
+        try:
+            sections.setdefault(name, []).extend(step())
+        except ValueError as error:
+            log.warning("%s not computed: %s", name, error)
+            notes.append(f"{name}: not computed ({error})")
+
+    def primary():
+        result = paired_ia_iv(lesions, cycle=1, value="tn_mean")
+        path = figures.paired_ia_iv_figure(result, figure_dir / "paired_ia_iv.png", overwrite=overwrite)
+        _write_table(result.to_frame(), out_dir / "primary_ia_iv.csv", overwrite)
+        return [f"Lesion T/N on the {PRIMARY_HOURS_POST_INJECTION:g} h SPECT/CT after cycle 1, IA lobe vs "
+                f"IV lobe: geometric-mean ratio {result.ratio:.3f} (95 % CI {result.ci_low:.3f}-"
+                f"{result.ci_high:.3f}), paired t-test on log T/N p = {result.p_value:.3g}, "
+                f"Wilcoxon p = {result.wilcoxon_p_value:.3g}, {result.n_patients} patients; "
+                f"{100 * result.share_increased:.0f} % of patients had a higher T/N in the IA lobe.",
+                result, path]
+
+    def per_cycle():
+        frames = [paired_ia_iv(lesions, cycle=c, value="tn_mean").to_frame()
+                  for c in sorted(lesions["cycle"].unique())]
+        import pandas as pd
+
+        table = pd.concat(frames, ignore_index=True)
+        _write_table(table, out_dir / "ia_iv_by_cycle.csv", overwrite)
+        mixed = mixed_model_over_cycles(lesions, value="tn_mean")
+        return [table, mixed]
+
+    def uptake():
+        table = uptake_table(out_dir, patient_ids)
+        if table is None:
+            raise ValueError("no uptake tables")
+        columns = [f"{region}_uptake_pct" for region in ("kidneys", "liver", "extrahepatic")
+                   if f"{region}_uptake_pct" in table]
+        summary = uptake_summary_by_cycle(table, columns)
+        _write_table(summary, out_dir / "uptake_by_cycle.csv", overwrite)
+        return [summary]
+
+    def dose():
+        summary = lobe_dose_summary(lesions, dose="tumour_dose_gy")
+        _write_table(summary, out_dir / "lesion_dose_by_lobe.csv", overwrite)
+        return [summary]
+
+    def models():
+        last_cycle = lesions.sort_values("cycle").groupby(["patient_id", "lesion_id"]).tail(1)
+        data = last_cycle.dropna(subset=[p for p in PREDICTORS if p in last_cycle] + ["responder"])
+        predictors = [p for p in PREDICTORS if p in data]
+        aucs = [auc_with_patient_bootstrap_ci(data, p, "responder", n_boot=n_boot, seed=seed) for p in predictors]
+        import pandas as pd
+
+        auc_table = pd.concat([a.to_frame() for a in aucs], ignore_index=True)
+        _write_table(auc_table, out_dir / "lesion_auc.csv", overwrite)
+        curves = {p: roc_curve_points(data["responder"], -data[p] if a.lower_predicts_response else data[p])
+                  for p, a in zip(predictors, aucs, strict=True)}
+        roc = figures.roc_figure(curves, figure_dir / "roc.png", title="Lesion response", overwrite=overwrite)
+        effects = gee_logistic(data, "responder", predictors)
+        _write_table(effects.to_frame(), out_dir / "lesion_gee_effects.csv", overwrite)
+        forest = figures.forest_plot(effects, figure_dir / "forest.png", title="GEE, odds ratio per SD",
+                                     overwrite=overwrite)
+        return [auc_table, roc, effects, forest]
+
+    def response():
+        spider = lesions.drop_duplicates(["patient_id", "lesion_id"])
+        paths = []
+        table = _diameter_course(out_dir, patient_ids)
+        if table is not None:
+            paths.append(figures.spider_plot(table, figure_dir / "spider.png", change="diameter_change_pct",
+                                             overwrite=overwrite))
+        paths.append(figures.waterfall_plot(patients.dropna(subset=["best_sum_diameters_change_pct"]),
+                                            figure_dir / "waterfall.png", overwrite=overwrite))
+        counts = patients["best_overall_response"].value_counts().rename_axis("best_overall_response")
+        return [counts.reset_index(name="n_patients"), *paths,
+                f"{int(spider['responder'].sum())} of {len(spider)} lesions responded "
+                "(longest diameter -30 % or less at the last visit)."]
+
+    steps = [("Primary endpoint: IA vs IV lesion T/N, cycle 1", primary),
+             ("IA vs IV by cycle (secondary)", per_cycle),
+             ("Kidney, liver and extrahepatic uptake", uptake),
+             ("Lesion absorbed dose by lobe", dose),
+             ("Predictors of lesion response", models),
+             ("Response", response)]
+    for k, (name, step) in enumerate(steps):
+        attempt(name, step)
+        progress(0.2 + 0.75 * (k + 1) / len(steps), name)
+    if notes:
+        sections["Notes"] = notes
+    report = write_html_report(
+        sections, out_dir / "report.html", title="LuPRRT cohort analysis",
+        provenance=provenance_record({}, {"patients": list(patient_ids), "n_boot": n_boot, "seed": seed,
+                                          "primary_hours_post_injection": PRIMARY_HOURS_POST_INJECTION,
+                                          "lesion_dose_method": LESION_DOSE_METHOD}),
+        overwrite=overwrite)
+    progress(1.0, "report written")
+    return report
+
+
+def _diameter_course(out_dir: Path, patient_ids: Sequence[str]):
+    """Per lesion and visit: % change of the longest diameter from baseline, time in hours."""
+    import pandas as pd
+
+    frames = []
+    for patient_id in patient_ids:
+        measurements = _read(Path(out_dir) / "patients" / patient_id / "measurements.csv")
+        rows = _measurement_records(measurements)
+        frames.append(pd.DataFrame(as_rows(lesion_outcomes(rows))))
+    table = pd.concat(frames, ignore_index=True).dropna(subset=["change_pct"])
+    if table.empty:
+        return None
+    return table.assign(time_since_baseline_h=table["days_from_baseline"] * 24.0,
+                        diameter_change_pct=table["change_pct"])
+
+
+def _measurement_records(measurements) -> list[dict]:
+    """Rows of a measurements.csv as RECIST input: empty cells None, dates as dates."""
+    import pandas as pd
+
+    rows = measurements.astype(object).where(measurements.notna(), None).to_dict("records")
+    for row in rows:
+        row["date"] = pd.Timestamp(row["date"]).date()
+    return rows
+
+
+def _write_table(frame, path: Path, overwrite: bool) -> Path:
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    frame.to_csv(path, index=False)
+    return path

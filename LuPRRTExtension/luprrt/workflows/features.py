@@ -1,0 +1,52 @@
+"""Baseline FDG / 68Ga PET and ADC features of every tracked lesion of one patient folder."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from ..dicomio import read_ct_series, read_pet_series
+from ..lesion_features import lesion_features
+from ..registration import register_rigid
+from ..segio import read_seg_nrrd
+from ..volumeio import read_volume
+from .response import read_manifest
+
+log = logging.getLogger(__name__)
+
+# manifest.json "baseline" keys -> lesion_features keyword
+_PET_KEYS = {"fdg_pet": "fdg", "ga68_pet": "ga68"}
+
+
+def baseline_lesion_features(patient_folder: str | Path) -> list[dict]:
+    """Per-lesion SUVmax/SUVpeak/SUVmean (FDG, 68Ga) and ADC on the first visit's segmentation.
+
+    The manifest's ``baseline`` block names the PET series folders and the ADC map. A
+    modality that brings its own CT (``"ct": folder``) is registered rigidly to the reference
+    CT and sampled through that transform; without one it must share the reference frame
+    (as the synthetic patient's images do). Returns no rows when the patient has no
+    baseline imaging.
+    """
+    folder = Path(patient_folder)
+    manifest = read_manifest(folder)
+    baseline = manifest.get("baseline") or {}
+    if not baseline:
+        log.info("patient %s has no baseline imaging; no lesion features", manifest["patient_id"])
+        return []
+    reference = min(manifest["sessions"], key=lambda s: s["datetime"])
+    segmentation = read_seg_nrrd(folder / reference["segmentation"])
+    images, transforms = {}, {}
+    reference_ct = None
+    for key, entry in baseline.items():
+        modality = _PET_KEYS.get(key, "adc" if key == "adc" else None)
+        if modality is None:
+            continue
+        if modality == "adc":
+            images["adc"] = read_volume(folder / entry["file"], units=entry.get("units")).image
+        else:
+            images[modality] = read_pet_series(folder / entry["folder"])
+        if entry.get("ct"):
+            reference_ct = reference_ct or read_ct_series(folder / reference["ct"])
+            moving_ct = read_ct_series(folder / entry["ct"])
+            transforms[modality] = register_rigid(reference_ct, moving_ct).transform
+    return lesion_features(segmentation, transforms=transforms, patient_id=manifest["patient_id"], **images)
