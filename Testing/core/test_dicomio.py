@@ -361,7 +361,7 @@ def test_ct_several_series_need_a_series_uid(tmp_path):
     assert all(uid in str(error.value) for uid in uids)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(read_ct_series(tmp_path, series_uid=uids[1])),
                                   sitk.GetArrayFromImage(second))
-    with pytest.raises(ValueError, match="no CT series with SeriesInstanceUID 1.2.3"):
+    with pytest.raises(ValueError, match=r"no CT series with SeriesInstanceUID 1\.2\.3"):
         read_ct_series(tmp_path, series_uid="1.2.3")
 
 

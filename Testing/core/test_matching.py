@@ -69,7 +69,7 @@ def test_shifted_follow_up_keeps_every_id_through_the_transform():
 def test_deformed_follow_up_with_shrinking_and_growing_lesions_keeps_ids():
     rng = np.random.default_rng(4)
     followup = {}
-    for k, (lesion_id, (centre, radius)) in enumerate(BASELINE.items()):
+    for k, (centre, radius) in enumerate(BASELINE.values()):
         moved = tuple(np.asarray(centre) + rng.uniform(-5.0, 5.0, 3))
         followup[f"seg{3 - k}"] = (moved, (radius * 0.7, radius * 1.2, radius))  # anisotropic change
     result = match_lesions(lesion_set(BASELINE), lesion_set(followup, tagged=False))

@@ -199,14 +199,14 @@ def test_non_target_node_marked_absent_must_be_below_10_mm():
 # --- new lesions and overall response (section 4.3.3-4.3.5, Tables 1 and 2) ------------------
 
 def test_a_new_lesion_alone_is_progression():
-    rows = series({"a": [40.0, 20.0]}) + [lesion("new-1", 56, 6.0, kind="new")]
+    rows = [*series({"a": [40.0, 20.0]}), lesion("new-1", 56, 6.0, kind="new")]
     tp = assess_patient(rows)[0]
     assert tp.target_response is R.PR and tp.new_lesions
     assert tp.overall_response is R.PD
 
 
 def test_new_lesion_only_rows_at_a_date_still_give_progression():
-    rows = series({"a": [40.0]}) + [lesion("new-1", 30, 6.0, kind="new")]
+    rows = [*series({"a": [40.0]}), lesion("new-1", 30, 6.0, kind="new")]
     tp = assess_patient(rows)[0]
     assert tp.target_response is R.NE and tp.overall_response is R.PD
 
@@ -294,23 +294,23 @@ def test_assess_cohort_splits_patients():
 
 def test_too_many_targets_are_refused():
     rows = [lesion(f"t{k}", 0, 20.0, organ=f"organ{k}") for k in range(6)]
-    with pytest.raises(ValueError, match="6 target lesions .* at most 5"):
+    with pytest.raises(ValueError, match=r"6 target lesions .* at most 5"):
         assess_patient(rows)
     rows = [lesion(f"t{k}", 0, 20.0) for k in range(3)]
-    with pytest.raises(ValueError, match="3 target lesions in organ 'liver' .* at most 2 per organ"):
+    with pytest.raises(ValueError, match=r"3 target lesions in organ 'liver' .* at most 2 per organ"):
         assess_patient(rows)
 
 
 def test_non_measurable_target_is_refused():
     with pytest.raises(ValueError, match="target lesion 'small' is not measurable at baseline"):
         assess_patient([lesion("small", 0, 9.0), lesion("small", 56, 9.0)])
-    with pytest.raises(ValueError, match="target lesion 'node' is not measurable .*pathological node"):
+    with pytest.raises(ValueError, match=r"target lesion 'node' is not measurable .*pathological node"):
         assess_patient([lesion("node", 0, 12.0, node=True), lesion("node", 56, 9.0, node=True)])
 
 
 def test_follow_up_lesion_missing_at_baseline_must_be_new():
     rows = [lesion("a", 0, 20.0), lesion("a", 56, 20.0), lesion("b", 56, 12.0)]
-    with pytest.raises(ValueError, match="lesion 'b' .* absent at baseline, so it must be new"):
+    with pytest.raises(ValueError, match=r"lesion 'b' .* absent at baseline, so it must be new"):
         assess_patient(rows)
 
 

@@ -133,7 +133,7 @@ def test_writer_refuses_overwrite_and_leaves_input_metadata(tmp_path):
 def test_bad_paths_and_unknown_timing(tmp_path):
     with pytest.raises(ValueError, match=r"not a NRRD or NIfTI file name"):
         write_volume(gradient_image(), tmp_path / "v.mha", "HU")
-    with pytest.raises(FileNotFoundError, match="absent.nrrd"):
+    with pytest.raises(FileNotFoundError, match=r"absent\.nrrd"):
         read_volume(tmp_path / "absent.nrrd")
     record = read_volume(write_volume(gradient_image(), tmp_path / "v.nrrd", "HU"))
     with pytest.raises(ValueError, match="hours after injection unknown"):

@@ -187,7 +187,7 @@ def test_volume_helpers_and_file_round_trip(host, tmp_path):
 
     slicer.util.updateVolumeFromArray(loaded, np.ones((2, 3, 4), np.float32))
     assert slicer.util.arrayFromVolume(loaded).shape == (2, 3, 4)
-    with pytest.raises(RuntimeError, match="file not found: .*missing.nrrd"):
+    with pytest.raises(RuntimeError, match=r"file not found: .*missing\.nrrd"):
         slicer.util.loadVolume(str(tmp_path / "missing.nrrd"))
 
 
@@ -308,7 +308,7 @@ def test_parameter_node_rejects_bad_values_with_clear_messages(host, demo_module
         parameters.marginMm = 25.0
     with pytest.raises(ValueError, match=r"'tissue': 'spleen' is not one of \['liver', 'kidney'\]"):
         parameters.tissue = "spleen"
-    with pytest.raises(TypeError, match="'cycles' expects int, got 2.5"):
+    with pytest.raises(TypeError, match=r"'cycles' expects int, got 2\.5"):
         parameters.cycles = 2.5
     segmentation = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode")
     with pytest.raises(TypeError, match="expects vtkMRMLScalarVolumeNode, got vtkMRMLSegmentationNode"):

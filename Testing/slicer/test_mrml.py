@@ -182,7 +182,7 @@ def test_segment_without_role_tag_gets_role_from_terminology_or_a_clear_error(ho
     assert int(back.mask_array("kidney_a").sum()) == 27
 
     segmentation.AddEmptySegment("blob", "blob")
-    with pytest.raises(ValueError, match="segment 'blob' has no LuPRRT.Role tag"):
+    with pytest.raises(ValueError, match=r"segment 'blob' has no LuPRRT\.Role tag"):
         mrml.segmentation_from_segmentation_node(node)
 
 
