@@ -350,16 +350,19 @@ class RegionMasks:
         used = np.flatnonzero(counts)
         renumber = np.full(counts.size, -1, dtype=np.int32)
         renumber[used] = np.arange(used.size, dtype=np.int32)
-        atom_of_pair, region_of_pair = [], []
-        for column, members in enumerate(regions.values()):
-            members = np.unique(np.asarray(list(members), dtype=np.int64))
-            atoms = renumber[members[(members > 0) & (members < counts.size)]]
-            atoms = atoms[atoms >= 0]
-            atom_of_pair.append(atoms)
-            region_of_pair.append(np.full(atoms.size, column, dtype=np.int64))
+        # All (region, piece) memberships in one array, de-duplicated and ordered region-major by one
+        # np.unique instead of one per region (there are hundreds of lesion regions).
+        member_lists = [np.asarray(list(members), dtype=np.int64).ravel() for members in regions.values()]
+        members = np.concatenate(member_lists)
+        region_of_member = np.repeat(np.arange(len(member_lists)), [m.size for m in member_lists])
+        known = (members > 0) & (members < counts.size)
+        atoms = renumber[members[known]]
+        region_of_member = region_of_member[known]
+        used_atom = atoms >= 0
+        pairs = np.unique(np.stack([region_of_member[used_atom], atoms[used_atom].astype(np.int64)]), axis=1)
         self._hard_positions = np.arange(len(self.names))
         self._support, self._atoms = voxels, renumber[pieces]
-        self._pairs = (np.concatenate(atom_of_pair).astype(np.int64), np.concatenate(region_of_pair))
+        self._pairs = (pairs[1], pairs[0])
         self._n_atoms, self._atom_counts = used.size, counts[used].astype(np.float64)
         self._fractional_positions = np.zeros(0, dtype=np.int64)
         self._frac_voxels = np.zeros(0, dtype=np.int64)
