@@ -34,12 +34,10 @@ with one pass over each cycle's SPECT (:class:`luprrt.regionstats.RegionMasks`).
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
@@ -299,24 +297,6 @@ def tumour_to_nontumour(cycles: Sequence[CycleSpect], segmentation: Segmentation
     parameters = {"margin_mm": margins[0] if len(margins) == 1 else margins, "occupancy": occupancy,
                   "supersampling": supersampling if occupancy == "fractional" else None}
     return TNResult(rows, ratio_rows, parameters)
-
-
-def write_rows_csv(rows: Sequence[dict], path: str | Path, *, overwrite: bool = False) -> Path:
-    """Write rows (dicts) as CSV, columns in first-seen order; refuses to overwrite unless asked."""
-    path = Path(path)
-    if not rows:
-        raise ValueError(f"no rows to write to {path}")
-    if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    columns = list(dict.fromkeys(key for row in rows for key in row))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: "" if v is None else (repr(v) if isinstance(v, float) else v)
-                             for k, v in row.items()})
-    return path
 
 
 def _occupied_box(on_grid: Segmentation, layers: list[int], grid: GridGeometry,

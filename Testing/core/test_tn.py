@@ -11,7 +11,8 @@ import SimpleITK as sitk
 
 import luprrt.tn as tn
 from luprrt.segments import Segmentation, SegmentTags
-from luprrt.tn import CycleSpect, nontumour_mask, tumour_to_nontumour, write_rows_csv
+from luprrt.tables import write_rows_csv
+from luprrt.tn import CycleSpect, nontumour_mask, tumour_to_nontumour
 
 SHAPE = (30, 36, 40)  # z, y, x
 SPACING_XYZ = (4.0, 4.0, 5.0)
