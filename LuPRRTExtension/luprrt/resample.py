@@ -41,6 +41,24 @@ def same_grid(a: sitk.Image, b: sitk.Image, tolerance: float = 1e-3) -> bool:
     return GridGeometry.from_image(a).matches(GridGeometry.from_image(b), tolerance)
 
 
+def require_same_grid(image: sitk.Image, reference: sitk.Image, what: str, reference_name: str,
+                      hint: str) -> None:
+    """Raise a ValueError naming the first of size, spacing, origin, direction that differs.
+
+    The message reads ``"<what> <attribute> <value> differs from <reference_name> <attribute>
+    <value>; <hint>"``.
+    """
+    checks = {
+        "size": (image.GetSize(), reference.GetSize()),
+        "spacing": (image.GetSpacing(), reference.GetSpacing()),
+        "origin": (image.GetOrigin(), reference.GetOrigin()),
+        "direction": (image.GetDirection(), reference.GetDirection()),
+    }
+    for name, (got, expected) in checks.items():
+        if not np.allclose(got, expected, rtol=1e-5, atol=1e-4):
+            raise ValueError(f"{what} {name} {got} differs from {reference_name} {name} {expected}; {hint}")
+
+
 def check_grid_compatibility(moving: sitk.Image, reference: sitk.Image, *, allow_rotation: bool = False,
                              what: str = "segmentation") -> None:
     """Raise ValueError when ``moving`` cannot be resampled meaningfully onto ``reference``.

@@ -16,6 +16,7 @@ from scipy import fft
 
 from ..physics import LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G
 from ..provenance import ProgressCallback, no_progress
+from ..resample import require_same_grid
 from .svalues import organ_self_s_value, s_value_dose_gy, sphere_self_s_value
 from .vsv_kernel import DEFAULT_KERNEL_RADIUS_MM, VoxelSValueKernel, build_voxel_s_value_kernel
 
@@ -181,25 +182,12 @@ def organ_s_value_dose_gy(tia_mbq_h, organ: str, phantom: str = "AM", patient_ma
 def _density_array(density_g_per_ml: sitk.Image | None, reference: sitk.Image) -> np.ndarray | None:
     if density_g_per_ml is None:
         return None
-    _require_same_grid(density_g_per_ml, reference, "density image")
+    require_same_grid(density_g_per_ml, reference, "density image", "the TIA grid", "resample it first")
     density = sitk.GetArrayViewFromImage(density_g_per_ml).astype(np.float64)
     if np.any(~np.isfinite(density) | (density <= 0)):
         raise ValueError(f"density image has non-positive or non-finite values "
                          f"(min {np.nanmin(density)} g/mL)")
     return density
-
-
-def _require_same_grid(image: sitk.Image, reference: sitk.Image, what: str) -> None:
-    checks = {
-        "size": (image.GetSize(), reference.GetSize()),
-        "spacing": (image.GetSpacing(), reference.GetSpacing()),
-        "origin": (image.GetOrigin(), reference.GetOrigin()),
-        "direction": (image.GetDirection(), reference.GetDirection()),
-    }
-    for name, (got, expected) in checks.items():
-        if not np.allclose(got, expected, rtol=1e-5, atol=1e-4):
-            raise ValueError(f"{what} {name} {got} differs from the TIA grid {name} {expected}; "
-                             f"resample it first")
 
 
 def _on_grid(array: np.ndarray, reference: sitk.Image) -> sitk.Image:

@@ -36,6 +36,7 @@ import SimpleITK as sitk
 
 from ..physics import LU177_HALF_LIFE_H
 from ..provenance import ProgressCallback, no_progress
+from ..resample import require_same_grid
 from .tac import HEADS, trapezoid_weights_h
 
 INTEGRATIONS = ("analytic", "trapezoid")
@@ -167,16 +168,8 @@ def _validated_times(times_h, n_images: int) -> np.ndarray:
 def _require_one_grid(images: list[sitk.Image]) -> None:
     reference = images[0]
     for index, image in enumerate(images[1:], start=1):
-        checks = {
-            "size": (image.GetSize(), reference.GetSize()),
-            "spacing": (image.GetSpacing(), reference.GetSpacing()),
-            "origin": (image.GetOrigin(), reference.GetOrigin()),
-            "direction": (image.GetDirection(), reference.GetDirection()),
-        }
-        for name, (got, expected) in checks.items():
-            if not np.allclose(got, expected, rtol=1e-5, atol=1e-4):
-                raise ValueError(f"image {index} {name} {got} differs from image 0 {name} {expected}; "
-                                 f"register and resample all time points to one grid first")
+        require_same_grid(image, reference, f"image {index}", "image 0",
+                          "register and resample all time points to one grid first")
         if image.GetNumberOfComponentsPerPixel() != 1:
             raise ValueError(f"image {index} has {image.GetNumberOfComponentsPerPixel()} components; "
                              f"need a scalar image")
