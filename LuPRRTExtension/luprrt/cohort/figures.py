@@ -158,8 +158,9 @@ def spider_plot(table: pd.DataFrame, path: str | Path, change: str = "diameter_c
                 overwrite: bool = False) -> Path:
     """Per-lesion % change of the longest diameter over time, one line per lesion.
 
-    ``time`` is in hours (LuPRRT's time unit) and shown in weeks; each line starts at the
-    lesion's earliest time point. Lines are coloured by their last value.
+    ``time`` is in hours (LuPRRT's time unit) and shown in weeks. Every line starts at the
+    baseline (0 weeks, 0 %) by definition of the change, whether or not the table holds a
+    baseline row. Lines are coloured by their last value.
     """
     target = _output_path(path, overwrite)
     require_columns(table, (*lesion, change, time), "lesion response table")
@@ -167,10 +168,13 @@ def spider_plot(table: pd.DataFrame, path: str | Path, change: str = "diameter_c
     axes = figure.subplots()
     for _, rows in table.sort_values(time).groupby(list(lesion), sort=False):
         values = rows[change].to_numpy(dtype=float)
+        hours = rows[time].to_numpy(dtype=float)
+        if hours[0] > 0.0:
+            values, hours = np.concatenate([[0.0], values]), np.concatenate([[0.0], hours])
         colour = (_DECREASE if values[-1] <= PARTIAL_RESPONSE_PCT
                   else _INCREASE if values[-1] >= PROGRESSION_PCT else _NEUTRAL)
-        axes.plot(rows[time].to_numpy(dtype=float) / HOURS_PER_WEEK, values, color=colour,
-                  marker="o", markersize=2.5, linewidth=1, alpha=0.8)
+        axes.plot(hours / HOURS_PER_WEEK, values, color=colour, marker="o", markersize=2.5, linewidth=1,
+                  alpha=0.8)
     _response_lines(axes)
     axes.set_xlabel("time since baseline (weeks)")
     axes.set_ylabel("change of longest diameter (%)")
