@@ -14,7 +14,7 @@ import logging
 import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Union
 
 import numpy as np
 import SimpleITK as sitk
@@ -99,7 +99,9 @@ class LobeQuantParameterNode:
     segmentation: vtkMRMLSegmentationNode
     iaSide: Annotated[str, Choice(["right", "left"])] = "right"
     lobeSplitMethod: Annotated[str, Choice(list(SPLIT_METHODS))] = "segmentation"
-    splitPlane: vtkMRMLMarkupsPlaneNode | vtkMRMLMarkupsFiducialNode
+    # typing.Union, not "A | B": Slicer's parameterNodeWrapper only recognises typing.Union (its
+    # serializers test get_origin(...) == typing.Union), and a union of nodes needs None to be clearable.
+    splitPlane: Union[vtkMRMLMarkupsPlaneNode, vtkMRMLMarkupsFiducialNode, None]  # noqa: UP007
     couinaudVolume: vtkMRMLScalarVolumeNode
     caudate: Annotated[str, Choice(["left", "right", "exclude"])] = "left"
     rightVesselPoints: vtkMRMLMarkupsFiducialNode

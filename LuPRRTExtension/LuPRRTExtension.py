@@ -64,9 +64,18 @@ def registerSampleData() -> bool:
     icon = os.path.join(os.path.dirname(__file__), "Resources", "Icons", "LuPRRTExtension.png")
     SampleData.SampleDataLogic.registerCustomSampleDataSource(
         category=SAMPLE_CATEGORY, sampleName=SAMPLE_NAME, uris=SAMPLE_URI, fileNames=SAMPLE_NAME,
-        nodeNames=None, loadFileType=None, thumbnailFileName=icon,
-        customDownloader=lambda source: LuPRRTExtensionLogic().loadSamplePatient())
+        nodeNames=None, loadFileType=None, thumbnailFileName=icon, customDownloader=_loadSamplePatient)
     return True
+
+
+def _loadSamplePatient(source) -> dict:
+    """Sample Data's custom downloader: generate (once) and load the synthetic patient.
+
+    A module-level function, not a lambda: Sample Data compares sources by their text, which
+    includes the downloader's repr, so registering again (a module reload, the self-test) must
+    yield the same text to be recognised as already registered.
+    """
+    return LuPRRTExtensionLogic().loadSamplePatient()
 
 
 class LuPRRTSettings:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import nrrd
 import numpy as np
 import SimpleITK as sitk
 
@@ -60,6 +59,8 @@ def write_seg_nrrd(segmentation: Segmentation, path: str | Path, overwrite: bool
         header["kinds"] = ["list", "domain", "domain", "domain"]
     header.update(_segment_fields(segmentation))
     path.parent.mkdir(parents=True, exist_ok=True)
+    import nrrd  # pynrrd: not shipped with Slicer; imported on use so luprrt.mrml loads without it
+
     nrrd.write(str(path), np.ascontiguousarray(data.astype(np.uint8 if data.max() < 256 else np.uint16)),
                header, index_order="C")
     return path
@@ -117,6 +118,8 @@ def read_seg_nrrd(path: str | Path) -> Segmentation:
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"segmentation file not found: {path}")
+    import nrrd  # pynrrd: not shipped with Slicer; imported on use so luprrt.mrml loads without it
+
     data, header = nrrd.read(str(path), index_order="C")
     if header.get("space", "left-posterior-superior") not in ("left-posterior-superior", "LPS"):
         raise ValueError(f"{path}: unsupported NRRD space {header.get('space')!r}; expected LPS")

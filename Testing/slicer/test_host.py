@@ -16,7 +16,7 @@ DEMO_SOURCE = textwrap.dedent('''
 
     import enum
     from pathlib import Path
-    from typing import Annotated
+    from typing import Annotated, Optional
 
     import ctk
     import qt
@@ -50,7 +50,7 @@ DEMO_SOURCE = textwrap.dedent('''
     @parameterNodeWrapper
     class LuPRRTHostDemoParameterNode:
         inputVolume: vtkMRMLScalarVolumeNode
-        segmentation: vtkMRMLSegmentationNode | None
+        segmentation: Optional[vtkMRMLSegmentationNode]
         marginMm: Annotated[float, WithinRange(0.0, 20.0)] = 3.0
         cycles: Annotated[int, Default(4)]
         tissue: Annotated[str, Choice(["liver", "kidney"])] = "liver"
@@ -58,7 +58,7 @@ DEMO_SOURCE = textwrap.dedent('''
         hoursPostInjection: list[float] = [4.0, 24.0]
         route: Route = Route.IA
         outputFolder: Path = Path("/tmp")
-        note: str | None
+        note: Optional[str]
 
 
     class LuPRRTHostDemoWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
@@ -326,6 +326,42 @@ def test_parameter_node_wrapper_refuses_types_it_cannot_store(host):
         parameterNodeWrapper(unsupported)
 
 
+def test_parameter_node_wrapper_refuses_what_slicer_refuses(host):
+    """PEP 604 unions and a union of nodes without None fail in Slicer, so they fail here too."""
+    import typing
+
+    from slicer import vtkMRMLMarkupsFiducialNode, vtkMRMLMarkupsPlaneNode
+    from slicer.parameterNodeWrapper import parameterNodeWrapper
+
+    def wrapper_class(annotation):
+        return type("Fields", (), {"__annotations__": {"field": annotation}, "__module__": __name__})
+
+    for annotation in (float | None, vtkMRMLMarkupsPlaneNode | vtkMRMLMarkupsFiducialNode | None):
+        with pytest.raises(TypeError, match=r"Fields.field: write typing.Union\[...\] or typing.Optional"):
+            parameterNodeWrapper(wrapper_class(annotation))
+    with pytest.raises(TypeError, match=r"Fields.field: a union of node classes must include None"):
+        parameterNodeWrapper(wrapper_class(typing.Union[vtkMRMLMarkupsPlaneNode,  # noqa: UP007 - the point
+                                                        vtkMRMLMarkupsFiducialNode]))
+    # What Slicer accepts is accepted: Optional scalars and Union[nodes..., None].
+    parameterNodeWrapper(wrapper_class(typing.Optional[float]))  # noqa: UP045 - Slicer needs typing.Optional
+    parameterNodeWrapper(wrapper_class(typing.Union[vtkMRMLMarkupsPlaneNode,  # noqa: UP007 - as above
+                                                    vtkMRMLMarkupsFiducialNode, None]))
+
+
+def test_parameter_node_checks_value_types_as_slicer_does(host, demo_module):
+    """Slicer's IsInstance validators refuse numpy scalars, 0/1 for bools, str for paths, values for enums."""
+    parameters = demo_module.member("Logic")().getParameterNode()
+    for name, value in (("marginMm", np.float32(2.5)), ("cycles", np.int64(2)), ("invert", 1),
+                        ("invert", np.bool_(True)), ("outputFolder", "/tmp/out"), ("route", "IV"),
+                        ("marginMm", True)):
+        with pytest.raises(TypeError, match=f"parameter '{name}' expects"):
+            setattr(parameters, name, value)
+    parameters.marginMm = 2  # an int is a valid float value in Slicer too
+    assert parameters.marginMm == 2.0
+    parameters.marginMm = np.float64(2.5)  # a subclass of float
+    assert parameters.marginMm == 2.5
+
+
 def test_scripted_module_loads_headless_like_slicer(host, demo_module):
     import slicer
 
@@ -395,3 +431,30 @@ def test_i18n_and_startup_callbacks(host):
     app.emit_startup_completed()
     app.connect("startupCompleted()", lambda: calls.append("late"))
     assert calls == ["early", "late"]
+
+
+def test_sample_patient_registers_once_with_sample_data(host, monkeypatch):
+    """Sample Data compares sources by their text (downloader repr included): re-registering is a no-op."""
+    import importlib.machinery
+    import sys
+    import types
+
+    from slicer_host import load_scripted_module
+
+    from_repo = Path(__file__).resolve().parents[2] / "LuPRRTExtension" / "LuPRRTExtension.py"
+    module = load_scripted_module(from_repo).module
+    registered: list[str] = []
+
+    def register(**source):
+        text = repr(sorted((key, repr(value)) for key, value in source.items()))
+        if text not in registered:  # as SampleDataLogic.isSampleDataSourceRegistered
+            registered.append(text)
+
+    fake = types.ModuleType("SampleData")
+    fake.__spec__ = importlib.machinery.ModuleSpec("SampleData", None)
+    fake.SampleDataLogic = types.SimpleNamespace(registerCustomSampleDataSource=register)
+    monkeypatch.setitem(sys.modules, "SampleData", fake)
+    assert module.registerSampleData() is True
+    assert module.registerSampleData() is True
+    assert len(registered) == 1
+    assert "sampleName" in registered[0] and module.SAMPLE_NAME in registered[0]

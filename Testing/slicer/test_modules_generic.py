@@ -5,15 +5,20 @@
 * each module's CMakeLists lists every ``.py`` and resource file of its folder (a file not
   listed is not installed) and nothing that does not exist;
 * the top-level CMakeLists adds every module and carries the extension metadata;
-* ``LuPRRTExtension.json`` is a valid catalog entry (schema v1.0.2) for this extension.
+* ``LuPRRTExtension.json`` is a valid catalog entry (schema v1.0.2) for this extension;
+* every ``luprrt`` module that a Slicer module imports loads without the packages Slicer
+  does not ship (CONVENTIONS rule 6);
+* each ``<Module>Test.runTest`` ("Reload and Test") runs every ``test_*`` method.
 """
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -179,3 +184,73 @@ def test_catalog_entry_is_a_valid_v1_0_2_entry_for_this_extension():
     assert 1 <= entry.get("tier", 1) <= 5
     depends = _quoted_set(_top_cmake(), "EXTENSION_DEPENDS")
     assert entry.get("build_dependencies", []) == ([] if depends == "NA" else depends.split())
+
+
+# -- what runs inside Slicer ---------------------------------------------------------------------------
+# Packages of the venv that Slicer's Python does not ship (numpy, scipy, SimpleITK, pydicom, highdicom,
+# Pillow are shipped); the core imports them only inside the functions that need them.
+NOT_SHIPPED_WITH_SLICER = ("nrrd", "pandas", "matplotlib", "statsmodels", "numba", "sklearn")
+_IMPORT_WITHOUT = """
+import importlib, importlib.abc, sys
+
+class NotShipped(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in BLOCKED:
+            raise ModuleNotFoundError(f"No module named {name!r} (not shipped with Slicer)")
+        return None
+
+sys.meta_path.insert(0, NotShipped())
+failed = []
+for name in NAMES:
+    try:
+        importlib.import_module(name)
+    except ImportError as error:
+        failed.append(f"{name}: {error}")
+print("\\n".join(failed))
+"""
+
+
+def _luprrt_imports(files: list[Path]) -> set[str]:
+    """The ``luprrt`` modules that ``files`` import (at any level)."""
+    names = set()
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "luprrt":
+                names.add(node.module)
+            elif isinstance(node, ast.Import):
+                names |= {alias.name for alias in node.names if alias.name.split(".")[0] == "luprrt"}
+    return names
+
+
+def test_slicer_modules_import_luprrt_without_packages_slicer_lacks():
+    files = [f for m in MODULES for f in m.parent.rglob("*.py")
+             if "luprrt" not in f.relative_to(m.parent).parts and "Testing" not in f.relative_to(m.parent).parts]
+    names = sorted(_luprrt_imports(files) | {"luprrt.mrml"})
+    assert len(names) > 5, names  # the scan found the modules' imports
+    script = _IMPORT_WITHOUT.replace("BLOCKED", repr(set(NOT_SHIPPED_WITH_SLICER))).replace("NAMES", repr(names))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                            cwd=REPO_ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "", f"imports that fail in Slicer:\n{result.stdout}"
+
+
+def test_blocked_import_is_detected():
+    """The check above would see a module that needs a package Slicer lacks."""
+    script = _IMPORT_WITHOUT.replace("BLOCKED", repr({"json"})).replace("NAMES", repr(["json", "math"]))
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "json: No module named 'json' (not shipped with Slicer)"
+
+
+@pytest.mark.parametrize("module_file", MODULES, ids=lambda p: p.stem)
+def test_run_test_runs_every_self_test(module_file):
+    """"Reload and Test" calls ``<Module>Test().runTest()``: it must reach every ``test_*`` method."""
+    from slicer_host import self_check_names
+
+    tree = ast.parse(module_file.read_text(encoding="utf-8"))
+    test_class = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == f"{module_file.stem}Test")
+    run_test = next(n for n in test_class.body if isinstance(n, ast.FunctionDef) and n.name == "runTest")
+    source = ast.unparse(run_test)
+    if 'startswith("test_")' in source.replace("'", '"'):
+        return  # runs whatever test_* methods the class has
+    missing = [name for name, _line in self_check_names(module_file) if name not in source]
+    assert not missing, f"{module_file.stem}Test.runTest does not run {missing}"

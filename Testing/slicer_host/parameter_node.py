@@ -16,17 +16,28 @@ scene save/load and two wrappers of one node see the same values. Validators
 GUI binding (``connectGui``) does nothing headless.
 
 Supported field types: bool, int, float, str, pathlib.Path, enum.Enum subclasses,
-``list[bool|int|float|str]``, MRML node classes (and unions of them), each optionally
-``| None``. Anything else raises ``TypeError`` when the class is decorated, so a
-module using a type this stand-in does not know fails loudly instead of silently.
+``list[bool|int|float|str]``, MRML node classes, ``typing.Optional[X]`` of these and
+``typing.Union[NodeClassA, NodeClassB, None]``. Anything else raises ``TypeError`` when
+the class is decorated, so a module using a type this stand-in does not know fails loudly
+instead of silently.
+
+The stand-in is never more permissive than Slicer's wrapper, so that what passes here
+also loads in Slicer:
+
+* PEP 604 unions (``X | None``, ``NodeA | NodeB``) are refused: Slicer's serializers
+  recognise only ``typing.Union`` (``get_origin(t) == typing.Union``), and on Slicer's
+  Python (3.12) ``get_origin(X | None)`` is ``types.UnionType``.
+* a union of node classes must include ``None``: Slicer writes the default ``None``
+  when it wraps a node, and no member of ``Union[NodeA, NodeB]`` can store ``None``.
+* values are checked as Slicer's ``IsInstance`` validators do: a bool field takes a
+  ``bool`` (not 1 or ``numpy.bool_``), an int field an ``int``, a float field an ``int`` or
+  ``float`` (not ``numpy.float32``), a Path field a ``pathlib.Path``, an Enum field a member.
 """
 
 from __future__ import annotations
 
 import enum
 import json
-import numbers
-import os
 import pathlib
 import sys
 import types
@@ -34,7 +45,6 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 
 _SCALARS = (bool, int, float, str, pathlib.Path)
 _MISSING = object()
@@ -144,16 +154,13 @@ def _has_kind(info: ParameterInfo, value) -> bool:
 
 
 def _scalar_is(kind: type, value) -> bool:
+    """As Slicer's ``IsInstance`` validators (a bool is also refused where a number is meant)."""
     if kind is bool:
-        return isinstance(value, numbers.Integral | np.bool_) and value in (0, 1)
+        return isinstance(value, bool)
     if kind is int:
-        return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+        return isinstance(value, int) and not isinstance(value, bool)
     if kind is float:
-        return isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if kind is pathlib.Path:
-        return isinstance(value, str | os.PathLike)
-    if issubclass(kind, enum.Enum):
-        return isinstance(value, kind) or value in {m.value for m in kind}
+        return isinstance(value, int | float) and not isinstance(value, bool)
     return isinstance(value, kind)
 
 
@@ -183,11 +190,17 @@ def _field(owner: str, name: str, hint, class_default) -> ParameterInfo:
         hint = typing.get_args(hint)[0]
     optional = False
     kinds: tuple = (hint,)
-    if typing.get_origin(hint) in (typing.Union, types.UnionType):
+    if typing.get_origin(hint) is types.UnionType and types.UnionType is not typing.Union:
+        raise TypeError(f"{owner}.{name}: write typing.Union[...] or typing.Optional[...] instead of {hint}: "
+                        "Slicer's parameterNodeWrapper does not recognise 'X | Y' unions")
+    if typing.get_origin(hint) is typing.Union:
         kinds = tuple(k for k in typing.get_args(hint) if k is not type(None))
         optional = len(kinds) < len(typing.get_args(hint))
     item_kind = None
     if all(_is_node_class(k) for k in kinds):
+        if len(kinds) > 1 and not optional:
+            raise TypeError(f"{owner}.{name}: a union of node classes must include None "
+                            f"(typing.Union[..., None]); Slicer cannot store the empty default in {hint}")
         kind = kinds if len(kinds) > 1 else kinds[0]
         is_node = True
     elif len(kinds) == 1 and typing.get_origin(kinds[0]) is list:
