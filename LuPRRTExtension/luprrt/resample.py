@@ -226,7 +226,8 @@ def _layer_occupancy(layer: sitk.Image, segments: list, reference: sitk.Image, f
     resampler.SetOutputPixelType(layer.GetPixelID())
     fine_image = resampler.Execute(layer)  # keep a reference: the array below is a view into it
     fine = sitk.GetArrayViewFromImage(fine_image)
-    position = np.full(int(labels.max()) + 1, -1, dtype=np.int64)
+    # Sized for every requested label too: an empty segment may carry the layer's highest label value.
+    position = np.full(max(int(labels.max()), *(seg.label_value for seg in segments)) + 1, -1, dtype=np.int64)
     position[[seg.label_value for seg in segments]] = np.arange(len(segments))
     which = position[fine]
     z, y, x = np.nonzero(which >= 0)

@@ -245,8 +245,15 @@ def _with_geometry(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
 
 def _as_mask_array(mask, reference: sitk.Image) -> np.ndarray:
     if isinstance(mask, sitk.Image):
-        if mask.GetSize() != reference.GetSize() or not np.allclose(mask.GetOrigin(), reference.GetOrigin()):
-            raise ValueError("mask image geometry differs from the segmentation grid; resample it first")
+        differs = [name for name, a, b in (("size", mask.GetSize(), reference.GetSize()),
+                                           ("origin", mask.GetOrigin(), reference.GetOrigin()),
+                                           ("spacing", mask.GetSpacing(), reference.GetSpacing()),
+                                           ("direction", mask.GetDirection(), reference.GetDirection()))
+                   if len(a) != len(b) or not np.allclose(a, b, rtol=0.0, atol=1e-4)]
+        if differs:
+            raise ValueError(f"mask image geometry ({', '.join(differs)}) differs from the segmentation grid "
+                             f"(mask size {mask.GetSize()}, spacing {mask.GetSpacing()}; grid size "
+                             f"{reference.GetSize()}, spacing {reference.GetSpacing()}); resample it first")
         mask = sitk.GetArrayViewFromImage(mask)
     mask = np.asarray(mask).astype(bool)
     expected = reference.GetSize()[::-1]

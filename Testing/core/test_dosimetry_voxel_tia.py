@@ -123,6 +123,12 @@ def test_grid_and_time_errors_name_the_problem(exponential_phantom):
         voxel_time_integrated_activity(images_of(arrays[:1]), [4.0])
     with pytest.raises(ValueError, match="unknown integration 'simpson'"):
         voxel_time_integrated_activity(images_of(arrays), TIMES_H, integration="simpson")
+    vector_first = images_of(arrays)
+    vector_first[0] = sitk.Compose(vector_first[0], vector_first[0])  # the first image was never checked
+    with pytest.raises(ValueError, match="image 0 has 2 components"):
+        voxel_time_integrated_activity(vector_first, TIMES_H)
+    with pytest.raises(ValueError, match=r"half-life must be positive, got 0\.0 h"):
+        voxel_time_integrated_activity(images_of(arrays), TIMES_H, half_life_h=0.0)
 
 
 def test_inputs_not_modified(exponential_phantom):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from datetime import datetime, timedelta
@@ -12,8 +13,10 @@ import SimpleITK as sitk
 
 from luprrt.lesion_features import LESION_FEATURE_COLUMNS, lesion_features
 from luprrt.physics import F18_HALF_LIFE_H
+from luprrt.segio import write_seg_nrrd
 from luprrt.segments import Segmentation, SegmentTags
-from luprrt.volumeio import PetInfo, QuantitativeImage
+from luprrt.volumeio import PetInfo, QuantitativeImage, write_volume
+from luprrt.workflows.features import baseline_lesion_features
 
 CT_SPACING_MM = 2.0
 LESION_RADIUS_MM = 6.0
@@ -206,3 +209,27 @@ def test_bad_inputs_are_named():
     overlapping.retag("b", lesion_id="L01")
     with pytest.raises(ValueError, match=r"lesion ids \['L01'\] are used by more than one segment"):
         lesion_features(overlapping)
+
+
+def patient_with_baseline_adc(folder, units: str):
+    """A patient folder whose baseline ADC map (the ADC ramp) is written with the given unit."""
+    segmentation, _ = reference_case()
+    write_seg_nrrd(segmentation, folder / "seg.seg.nrrd")
+    write_volume(adc_image(), folder / "adc.nrrd", units)
+    manifest = {"patient_id": "P1", "sessions": [{"datetime": "2024-05-01T08:00:00", "segmentation": "seg.seg.nrrd"}],
+                "baseline": {"adc": {"file": "adc.nrrd"}}}
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return folder
+
+
+def test_baseline_adc_from_a_patient_folder_keeps_its_unit(tmp_path):
+    rows = baseline_lesion_features(patient_with_baseline_adc(tmp_path / "mm2", "mm2/s"))
+    assert [row["lesion_id"] for row in rows] == ["L01", "L02"]
+    # Identity transform: the ramp at each lesion centre (the sphere mean of a linear ramp).
+    a, g, d = ADC_RAMP
+    for row in rows:
+        centre = CENTRES_MM[row["lesion_id"]]
+        assert row["adc_mean_mm2_per_s"] == pytest.approx(a + g * float(centre @ d), rel=1e-6)
+    # A volume recorded in another unit (here HU) is not an ADC map: it was read as mm2/s before.
+    with pytest.raises(ValueError, match="unknown ADC unit 'HU'"):
+        baseline_lesion_features(patient_with_baseline_adc(tmp_path / "hu", "HU"))

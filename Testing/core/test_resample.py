@@ -14,7 +14,7 @@ from luprrt.resample import (
     segment_regions,
     segmentation_on_grid,
 )
-from luprrt.segments import Segmentation, SegmentTags
+from luprrt.segments import Segment, Segmentation, SegmentTags
 
 
 def make_grid(size, spacing, origin, direction=None) -> sitk.Image:
@@ -73,6 +73,23 @@ def test_occupancy_on_nested_grids_equals_the_share_of_ct_voxels_per_spect_voxel
     got = np.zeros(expected.size)
     got[region.voxels] = region.weights
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+def test_occupancy_of_an_empty_segment_with_the_highest_label_is_empty():
+    # A segment read from a file may have no voxel; when it carries the layer's highest label
+    # value the label lookup must still cover it (this raised IndexError).
+    spect = make_grid((10, 9, 8), (4.0, 4.0, 4.0), (0.0, 0.0, 0.0))
+    ct = make_grid((40, 36, 32), (1.0, 1.0, 1.0), (-1.5, -1.5, -1.5))
+    labels = np.zeros((32, 36, 40), dtype=np.uint8)
+    labels[8:16, 8:16, 8:16] = 1  # exactly 2x2x2 SPECT voxels
+    layer = sitk.GetImageFromArray(labels)
+    layer.CopyInformation(ct)
+    seg = Segmentation([layer], [Segment("full", "full", SegmentTags("lesion"), 0, 1),
+                                 Segment("empty", "empty", SegmentTags("lesion"), 0, 2)])
+    regions = segment_occupancy(seg, spect, supersampling=4)
+    assert regions["empty"].voxels.size == 0
+    assert regions["full"].voxels.size == 8
+    np.testing.assert_allclose(regions["full"].weights, 1.0, rtol=0, atol=1e-12)
 
 
 def test_nearest_neighbour_takes_the_label_at_each_spect_voxel_centre():
@@ -144,3 +161,19 @@ def test_bad_arguments():
         segment_occupancy(seg, ct, supersampling=0)
     with pytest.raises(ValueError, match=r"no segment with id \['nope'\]"):
         segment_regions(seg, ["nope"])
+
+
+def test_mask_image_on_another_grid_is_refused_by_add_segment():
+    # Same size and origin but another spacing or direction: the mask covers other tissue.
+    ct = make_grid((8, 8, 8), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    seg = Segmentation.empty_like(ct)
+    mask = make_grid((8, 8, 8), (2.0, 1.0, 1.0), (0.0, 0.0, 0.0))
+    mask = sitk.Cast(mask, sitk.sitkUInt8) + 1
+    with pytest.raises(ValueError, match=r"mask image geometry \(spacing\) differs from the segmentation grid"):
+        seg.add_segment(mask, SegmentTags("liver"))
+    flipped = make_grid((8, 8, 8), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0), (-1, 0, 0, 0, -1, 0, 0, 0, 1))
+    with pytest.raises(ValueError, match=r"mask image geometry \(direction\) differs"):
+        seg.add_segment(sitk.Cast(flipped, sitk.sitkUInt8) + 1, SegmentTags("liver"))
+    same = sitk.Cast(make_grid((8, 8, 8), (1.0, 1.0, 1.0), (0.0, 0.0, 0.0)), sitk.sitkUInt8) + 1
+    assert seg.add_segment(same, SegmentTags("liver")).label_value == 1
+    assert not seg.segments[0].tags.side and seg.mask_array("liver").all()

@@ -74,6 +74,16 @@ def test_rerun_resumes_and_refuses_to_overwrite_the_report(cohort, study):
     assert again.processed == [] and len(again.skipped) == 3
 
 
+def test_redoing_finished_patients_needs_overwrite(cohort, study):
+    _, out, _ = cohort
+    done_before = sorted(p.stat().st_mtime_ns for p in (out / "patients").glob("*/done.json"))
+    assert len(done_before) == 3
+    first = discover_patients(study)[0].patient_id
+    with pytest.raises(FileExistsError, match=rf"patients \['{first}'.*resume=False.*overwrite=True"):
+        run_cohort(study, out, jobs=1, resume=False, analyse=False)
+    assert sorted(p.stat().st_mtime_ns for p in (out / "patients").glob("*/done.json")) == done_before
+
+
 def test_bad_study_inputs_are_named(tmp_path):
     with pytest.raises(NotADirectoryError, match="study folder not found"):
         discover_patients(tmp_path / "missing")

@@ -14,14 +14,11 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import fft
 
-from ..physics import LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G
+from ..physics import BQ_PER_MBQ, LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G, ML_PER_MM3
 from ..provenance import ProgressCallback, no_progress
 from ..resample import require_same_grid
 from .svalues import organ_self_s_value, s_value_dose_gy, sphere_self_s_value
 from .vsv_kernel import DEFAULT_KERNEL_RADIUS_MM, VoxelSValueKernel, build_voxel_s_value_kernel
-
-BQ_PER_MBQ = 1e6
-ML_PER_MM3 = 1e-3
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-ML_PER_MM3 = 1e-3
+from ..physics import ML_PER_MM3
 
 
 @dataclass(frozen=True)

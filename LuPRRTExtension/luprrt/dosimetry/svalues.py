@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from ..physics import LU177_ELECTRON_ENERGY_J, SECONDS_PER_HOUR
+from ..physics import LU177_ELECTRON_ENERGY_J, SECONDS_PER_HOUR, UNIT_DENSITY_G_PER_ML
 
 # 1 MBq h = 3600 MBq s and 1 Gy = 1000 mGy: dose [Gy] = 3.6 x TIA [MBq h] x S [mGy/(MBq s)].
 GY_PER_MBQ_H_PER_MGY_PER_MBQ_S = SECONDS_PER_HOUR / 1000.0
@@ -31,8 +31,6 @@ ORGAN_SELF_S_VALUES = {
     ("AF", "kidney"): (1.6034e-4, 149.5),
     ("AM", "spleen"): (1.5967e-4, 150.0),
 }
-
-UNIT_DENSITY_G_PER_ML = 1.0
 
 
 def electron_energy_s_mgy_g_per_mbq_s() -> float:

@@ -100,6 +100,8 @@ def voxel_time_integrated_activity(images_bq_per_ml: list[sitk.Image], times_h, 
         raise ValueError(f"unknown weighting {weighting!r}; expected one of {WEIGHTINGS}")
     if head not in HEADS:
         raise ValueError(f"unknown trapezoid head {head!r}; expected one of {HEADS}")
+    if not (math.isfinite(half_life_h) and half_life_h > 0):
+        raise ValueError(f"physical half-life must be positive, got {half_life_h} h")
     _require_one_grid(images_bq_per_ml)
     lambda_phys = math.log(2.0) / half_life_h
     # Centre the times: keeps the normal equations well conditioned (t ~ 100 h, t^2 ~ 1e4).
@@ -167,9 +169,10 @@ def _validated_times(times_h, n_images: int) -> np.ndarray:
 
 def _require_one_grid(images: list[sitk.Image]) -> None:
     reference = images[0]
-    for index, image in enumerate(images[1:], start=1):
-        require_same_grid(image, reference, f"image {index}", "image 0",
-                          "register and resample all time points to one grid first")
+    for index, image in enumerate(images):
+        if index:
+            require_same_grid(image, reference, f"image {index}", "image 0",
+                              "register and resample all time points to one grid first")
         if image.GetNumberOfComponentsPerPixel() != 1:
             raise ValueError(f"image {index} has {image.GetNumberOfComponentsPerPixel()} components; "
                              f"need a scalar image")

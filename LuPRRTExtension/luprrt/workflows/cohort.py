@@ -135,7 +135,8 @@ def run_cohort(study: str | Path, out_dir: str | Path, *, jobs: int = 2, resume:
     ----------
     jobs : parallel worker processes (1 = in this process)
     resume : skip patients whose ``done.json`` exists
-    overwrite : allow replacing the cohort tables, figures and report of an earlier run
+    overwrite : allow replacing the cohort tables, figures and report of an earlier run, and (with
+        ``resume=False``) the outputs of patients that finished before
     options : per-patient options (``occupancy``, ``voxel_dose``)
     """
     progress = progress or no_progress
@@ -143,6 +144,10 @@ def run_cohort(study: str | Path, out_dir: str | Path, *, jobs: int = 2, resume:
     entries = discover_patients(study)
     pending = [e for e in entries if not (resume and is_done(out_dir, e))]
     skipped = [e.patient_id for e in entries if e not in pending]
+    finished = [e.patient_id for e in pending if is_done(out_dir, e)]
+    if finished and not overwrite:
+        raise FileExistsError(f"{out_dir}: patients {finished} finished in an earlier run and would be redone "
+                              "(resume=False); pass overwrite=True to replace their outputs")
     if skipped:
         log.info("resuming: %d patients already done (%s)", len(skipped), ", ".join(skipped))
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,7 @@ from ..dosimetry import (
     voxel_time_integrated_activity,
 )
 from ..dosimetry.vsv_kernel import DEFAULT_KERNEL_RADIUS_MM, VoxelSValueKernel
-from ..physics import LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G
+from ..physics import BQ_PER_MBQ, LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G
 from ..provenance import ProgressCallback, no_progress
 from ..registration import body_mask, register_deformable, register_rigid, resample_to
 from ..resample import same_grid
@@ -71,7 +71,6 @@ REGISTRATION_COLUMNS = ("patient_id", "cycle", "time_h", "spect", "registration"
                         "metric_mattes_mi_before", "body_dice_before", "body_dice_after")
 # OpenDose organ S-values exist for these roles (luprrt.dosimetry.svalues.ORGAN_SELF_S_VALUES).
 ORGAN_S_VALUE_ROLES = ("kidney", "liver", "spleen")
-BQ_PER_MBQ = 1e6
 AIR_HU = -1000.0
 
 

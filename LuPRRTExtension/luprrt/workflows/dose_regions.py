@@ -40,6 +40,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from ..dosimetry import HuDensityCalibration, region_dose_statistics
+from ..physics import BQ_PER_MBQ, UNIT_DENSITY_G_PER_ML
 from ..regionstats import RegionMasks
 from ..registration import body_mask, resample_to
 from ..resample import same_grid, segment_occupancy, segmentation_on_grid
@@ -59,8 +60,6 @@ _TRUNCATE_SIGMA = 4.0
 _MAJORITY = 0.5
 # Condition number of the GTM above which the correction amplifies noise badly.
 _GTM_CONDITION_WARNING = 1e6
-BQ_PER_MBQ = 1e6
-UNIT_DENSITY_G_PER_ML = 1.0
 
 
 @dataclass(frozen=True)

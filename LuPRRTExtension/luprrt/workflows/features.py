@@ -42,7 +42,8 @@ def baseline_lesion_features(patient_folder: str | Path) -> list[dict]:
         if modality is None:
             continue
         if modality == "adc":
-            images["adc"] = read_volume(folder / entry["file"], units=entry.get("units")).image
+            # Keep the QuantitativeImage: its unit is checked as an ADC unit (a map in HU or Bq/mL is refused).
+            images["adc"] = read_volume(folder / entry["file"], units=entry.get("units"))
         else:
             images[modality] = read_pet_series(folder / entry["folder"])
         if entry.get("ct"):
