@@ -58,7 +58,7 @@ class LobeQuant(ScriptedLoadableModule):
         ScriptedLoadableModule.__init__(self, parent)
         self.parent.title = _("Lobe Quantification")
         self.parent.categories = [f"{translate('qSlicerAbstractCoreModule', 'Nuclear Medicine')}.LuPRRT"]
-        self.parent.dependencies = []
+        self.parent.dependencies = ["LuPRRTExtension"]  # the hidden library module: luprrt on the path
         self.parent.contributors = ["LuPRRT Developers (LuPRRT project)"]
         self.parent.helpText = _(
             "Tumour-to-non-tumour activity-concentration ratio (T/N) of the intra-arterially (IA) treated "

@@ -30,6 +30,33 @@ SAMPLE_NAME = "LuPRRTSyntheticPatient"
 # The sample is made on this machine; the pseudo-URI only names it for the Sample Data module.
 SAMPLE_URI = "luprrt-phantom://synthetic-patient"
 SAMPLE_HOURS_POST_INJECTION = 24.0  # the study's primary end point: T/N at 24 h after cycle 1
+REQUIREMENTS_PATH = os.path.join(os.path.dirname(__file__), "Resources", "requirements.txt")
+# Distribution name -> import name of the packages in REQUIREMENTS_PATH.
+_IMPORT_NAMES = {"pynrrd": "nrrd"}
+
+
+def ensurePythonRequirements() -> None:
+    """Install the Python packages of ``Resources/requirements.txt`` that are missing, on first use.
+
+    Slicer >= 5.12: ``slicer.packaging.pip_ensure`` (checks, asks, installs with progress).
+    Slicer 5.10: ask, then ``slicer.util.pip_install``. Nothing happens when all are present.
+    """
+    with open(REQUIREMENTS_PATH, encoding="utf-8") as handle:
+        requirements = [line.strip() for line in handle if line.strip() and not line.startswith("#")]
+    names = [requirement.split(">=")[0].split("==")[0].strip() for requirement in requirements]
+    missing = [req for req, name in zip(requirements, names, strict=True)
+               if importlib.util.find_spec(_IMPORT_NAMES.get(name, name)) is None]
+    if not missing:
+        return
+    packaging = getattr(slicer, "packaging", None)
+    if packaging is not None and hasattr(packaging, "pip_ensure"):
+        packaging.pip_ensure(missing, requester="LuPRRT")
+        return
+    if not slicer.util.confirmOkCancelDisplay(
+            _("LuPRRT needs these Python packages: {packages}. Install them now?").format(
+                packages=", ".join(missing))):
+        raise RuntimeError(f"LuPRRT needs the Python packages {missing}; they were not installed")
+    slicer.util.pip_install(" ".join(missing))
 
 
 class LuPRRTExtension(ScriptedLoadableModule):
@@ -146,6 +173,7 @@ class LuPRRTExtensionLogic(ScriptedLoadableModuleLogic):
         if not (folder / "manifest.json").exists():
             from luprrt.phantom import make_patient, write_patient
 
+            ensurePythonRequirements()  # write_patient writes the .seg.nrrd with pynrrd
             logging.info("Generating LuPRRT synthetic patient (seed %d) in %s", seed, folder)
             write_patient(make_patient(seed, progress=progress, **patientOptions), folder)
         return folder
@@ -202,6 +230,8 @@ class LuPRRTExtensionTest(ScriptedLoadableModuleTest):
         self.test_sample_data_registration()
         self.setUp()
         self.test_sample_patient_generated_cached_and_loaded()
+        self.setUp()
+        self.test_missing_requirements_are_ensured_through_slicer_packaging()
 
     def test_settings_typed_round_trip(self):
         settings = LuPRRTSettings()
@@ -215,6 +245,33 @@ class LuPRRTExtensionTest(ScriptedLoadableModuleTest):
             settings.value("Seed")
         with self.assertRaisesRegex(ValueError, "'SmallSamplePatient' is a yes/no value"):
             settings.setValue("SmallSamplePatient", "maybe")
+
+    def test_missing_requirements_are_ensured_through_slicer_packaging(self):
+        global REQUIREMENTS_PATH
+        asked = []
+
+        class Packaging:  # records what Slicer's pip_ensure would be asked to install
+            @staticmethod
+            def pip_ensure(requirements, requester):
+                asked.append((list(requirements), requester))
+
+        original_path, original_packaging = REQUIREMENTS_PATH, getattr(slicer, "packaging", None)
+        with tempfile.TemporaryDirectory() as folder:
+            REQUIREMENTS_PATH = os.path.join(folder, "requirements.txt")
+            with open(REQUIREMENTS_PATH, "w", encoding="utf-8") as handle:
+                handle.write("# comment\npynrrd>=1.0\nluprrt-absent-package>=2.1\n")
+            slicer.packaging = Packaging
+            try:
+                ensurePythonRequirements()
+            finally:
+                REQUIREMENTS_PATH = original_path
+                if original_packaging is None:
+                    del slicer.packaging
+                else:
+                    slicer.packaging = original_packaging
+        # pynrrd is importable here (as "nrrd"), so only the absent package is asked for.
+        self.assertEqual(asked, [(["luprrt-absent-package>=2.1"], "LuPRRT")])
+        ensurePythonRequirements()  # the shipped requirements are all present: nothing to do
 
     def test_sample_data_registration(self):
         has_sample_data = importlib.util.find_spec("SampleData") is not None

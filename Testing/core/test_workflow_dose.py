@@ -346,6 +346,13 @@ def test_cycle_without_spect_is_refused(patient_folder):
         run_patient_dosimetry(folder, cycles=[1])
 
 
+def test_cycle_without_ct_or_segmentation_is_named(patient_folder):
+    folder = _manifest_copy(patient_folder, patient_folder.parent / "no_ct",
+                            lambda cycle1: (cycle1.pop("ct"), cycle1.pop("segmentation")))
+    with pytest.raises(ValueError, match="cycle 1 names no ct and no segmentation"):
+        run_patient_dosimetry(folder, cycles=[1])
+
+
 def test_segmentation_without_kidney_is_refused(patient_folder):
     segmentation = read_seg_nrrd(patient_folder / "segmentation.seg.nrrd")
     kept = Segmentation(segmentation.layers, [s for s in segmentation.segments if s.tags.role != "kidney"])

@@ -112,6 +112,10 @@ def read_patient_folder(folder: str | Path, cycles: Iterable[int] | None = None,
         if not entries:
             raise ValueError(f"{manifest_path}: cycle {cycle} lists no SPECT; dosimetry needs at least one "
                              "quantitative SPECT per cycle")
+        absent = [key for key in ("ct", "segmentation") if not visit.get(key)]
+        if absent:
+            raise ValueError(f"{manifest_path}: cycle {cycle} names no {' and no '.join(absent)} "
+                             "(keys 'ct': CT folder, 'segmentation': .seg.nrrd, relative to the patient folder)")
         ct_path = folder / visit["ct"]
         segmentation_path = folder / visit["segmentation"]
         ct = _read_ct(ct_path)
