@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -30,6 +31,9 @@ SAMPLE_NAME = "LuPRRTSyntheticPatient"
 # The sample is made on this machine; the pseudo-URI only names it for the Sample Data module.
 SAMPLE_URI = "luprrt-phantom://synthetic-patient"
 SAMPLE_HOURS_POST_INJECTION = 24.0  # the study's primary end point: T/N at 24 h after cycle 1
+# Tables written by `luprrt cohort` (luprrt.workflows.cohort_analysis), loaded by loadCohortResults.
+COHORT_TABLES = ("lesion_table", "patient_table", "primary_ia_iv", "ia_iv_by_cycle", "uptake_by_cycle",
+                 "lesion_dose_by_lobe", "lesion_auc", "lesion_gee_effects")
 REQUIREMENTS_PATH = os.path.join(os.path.dirname(__file__), "Resources", "requirements.txt")
 # Distribution name -> import name of the packages in REQUIREMENTS_PATH.
 _IMPORT_NAMES = {"pynrrd": "nrrd"}
@@ -217,6 +221,50 @@ class LuPRRTExtensionLogic(ScriptedLoadableModuleLogic):
         return nodes
 
 
+    def loadCohortResults(self, resultsFolder: str | Path) -> dict:
+        """Load the tables of a ``luprrt cohort`` run (its ``--out`` folder) as table nodes.
+
+        Columns whose every value is a number become numeric (int when all are integers, an
+        empty cell NaN), others stay text; units come from the column names.
+
+        :return: ``{table name: vtkMRMLTableNode}``, e.g. ``"lesion_table"``, ``"primary_ia_iv"``.
+        """
+        from luprrt import mrml
+        from luprrt.tables import read_rows_csv
+
+        folder = Path(resultsFolder)
+        if not (folder / "lesion_table.csv").is_file():
+            raise ValueError(f"{folder} holds no lesion_table.csv: give the output folder of "
+                             "`luprrt cohort STUDY --out FOLDER`")
+        nodes = {}
+        for name in COHORT_TABLES:
+            path = folder / f"{name}.csv"
+            if path.is_file():
+                rows = read_rows_csv(path)
+                columns = {column: _typedColumn([row[column] for row in rows]) for column in rows[0]}
+                nodes[name] = mrml.table_node_from_rows(columns, f"LuPRRT cohort {name}")
+        logging.info("Loaded %d LuPRRT cohort tables from %s", len(nodes), folder)
+        return nodes
+
+
+def _isNumber(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _typedColumn(texts: list[str]) -> list:
+    """CSV cells of one column as ints, floats (empty -> NaN) or, if any cell is not a number, text."""
+    filled = [text for text in texts if text != ""]
+    if not all(map(_isNumber, filled)):
+        return texts
+    if len(filled) == len(texts) and all(text.lstrip("+-").isdigit() for text in texts):
+        return [int(text) for text in texts]
+    return [float(text) if text != "" else math.nan for text in texts]
+
+
 class LuPRRTExtensionTest(ScriptedLoadableModuleTest):
     """Self-test: settings, sample registration and the sample patient's round trip into the scene."""
 
@@ -232,6 +280,8 @@ class LuPRRTExtensionTest(ScriptedLoadableModuleTest):
         self.test_sample_patient_generated_cached_and_loaded()
         self.setUp()
         self.test_missing_requirements_are_ensured_through_slicer_packaging()
+        self.setUp()
+        self.test_cohort_results_load_as_typed_tables()
 
     def test_settings_typed_round_trip(self):
         settings = LuPRRTSettings()
@@ -272,6 +322,29 @@ class LuPRRTExtensionTest(ScriptedLoadableModuleTest):
         # pynrrd is importable here (as "nrrd"), so only the absent package is asked for.
         self.assertEqual(asked, [(["luprrt-absent-package>=2.1"], "LuPRRT")])
         ensurePythonRequirements()  # the shipped requirements are all present: nothing to do
+
+    def test_cohort_results_load_as_typed_tables(self):
+        from luprrt import mrml
+
+        with tempfile.TemporaryDirectory() as folder:
+            with open(os.path.join(folder, "lesion_table.csv"), "w", encoding="utf-8") as handle:
+                handle.write("patient_id,lesion_id,route,cycle,tn_mean,tumour_dose_gy\n"
+                             "P1,L01,IA,1,12.5,30.25\nP1,L02,IV,1,8,\n")
+            with open(os.path.join(folder, "primary_ia_iv.csv"), "w", encoding="utf-8") as handle:
+                handle.write("cycle,n_patients,ratio_ia_iv\n1,26,1.17\n")
+            nodes = LuPRRTExtensionLogic().loadCohortResults(folder)
+        self.assertEqual(sorted(nodes), ["lesion_table", "primary_ia_iv"])
+        rows = mrml.rows_from_table_node(nodes["lesion_table"])
+        self.assertEqual([(r["patient_id"], r["lesion_id"], r["route"], r["cycle"]) for r in rows],
+                         [("P1", "L01", "IA", 1), ("P1", "L02", "IV", 1)])
+        self.assertEqual([r["tn_mean"] for r in rows], [12.5, 8.0])
+        self.assertEqual(rows[0]["tumour_dose_gy"], 30.25)
+        self.assertTrue(math.isnan(rows[1]["tumour_dose_gy"]))
+        self.assertEqual(nodes["lesion_table"].GetColumnUnitLabel("tumour_dose_gy"), "Gy")
+        self.assertEqual(mrml.rows_from_table_node(nodes["primary_ia_iv"]), [
+            {"cycle": 1, "n_patients": 26, "ratio_ia_iv": 1.17}])
+        with tempfile.TemporaryDirectory() as empty, self.assertRaisesRegex(ValueError, "holds no lesion_table.csv"):
+            LuPRRTExtensionLogic().loadCohortResults(empty)
 
     def test_sample_data_registration(self):
         has_sample_data = importlib.util.find_spec("SampleData") is not None
