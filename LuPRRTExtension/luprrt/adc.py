@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from .grids import image_on_grid
 from .provenance import ProgressCallback, no_progress
 from .volumeio import QuantitativeImage
 
@@ -172,8 +173,9 @@ def fit_adc(dwi: Sequence[sitk.Image], b_values_s_per_mm2: Sequence[float], *, m
     shape = reference.GetSize()[::-1]
     valid = np.isfinite(adc)
     logger.info("ADC fit: b = %s s/mm2, %d of %d voxels fitted", b.tolist(), int(valid.sum()), n_voxels)
-    return AdcFit(adc_mm2_per_s=_like(adc.reshape(shape), reference), s0=_like(s0.reshape(shape), reference),
-                  valid=_like(valid.reshape(shape).astype(np.uint8), reference),
+    return AdcFit(adc_mm2_per_s=image_on_grid(adc.reshape(shape), reference),
+                  s0=image_on_grid(s0.reshape(shape), reference),
+                  valid=image_on_grid(valid.reshape(shape).astype(np.uint8), reference),
                   b_values_s_per_mm2=tuple(float(v) for v in b))
 
 
@@ -204,9 +206,3 @@ def _unit_factor(unit: str) -> float:
     if key not in factors:
         raise ValueError(f"unknown ADC unit {unit!r}; accepted: {sorted(ADC_UNITS)}")
     return factors[key]
-
-
-def _like(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
-    image = sitk.GetImageFromArray(array)
-    image.CopyInformation(reference)
-    return image

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 import SimpleITK as sitk
 
+from .grids import image_on_grid
+
 ROLES = ("liver", "lobe", "lesion", "non-tumour", "kidney", "spleen", "marrow", "body", "blood")
 SIDES = ("right", "left")
 ROUTES = ("IA", "IV")
@@ -204,7 +206,7 @@ class Segmentation:
         used = {s.label_value for s in self.segments if s.layer == index}
         label_value = max(used, default=0) + 1
         labels[mask] = label_value
-        self.layers[index] = _with_geometry(labels, self.reference)
+        self.layers[index] = image_on_grid(labels, self.reference)
         seg = Segment(segment_id, name or tags.default_name(), tags, index, label_value,
                       color or DEFAULT_COLORS[tags.role])
         self.segments.append(seg)
@@ -221,7 +223,7 @@ class Segmentation:
             if seg.segment_id in drop:
                 labels = sitk.GetArrayFromImage(layers[seg.layer])
                 labels[labels == seg.label_value] = 0
-                layers[seg.layer] = _with_geometry(labels, layers[seg.layer])
+                layers[seg.layer] = image_on_grid(labels, layers[seg.layer])
         return Segmentation(layers, [copy.deepcopy(seg) for seg in self.segments if seg.segment_id not in drop])
 
     def retag(self, segment_id: str, **changes) -> Segment:
@@ -235,12 +237,6 @@ def _empty_layer(reference: sitk.Image) -> sitk.Image:
     layer = sitk.Image(reference.GetSize(), sitk.sitkUInt8)
     layer.CopyInformation(reference)
     return layer
-
-
-def _with_geometry(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
-    image = sitk.GetImageFromArray(array)
-    image.CopyInformation(reference)
-    return image
 
 
 def _as_mask_array(mask, reference: sitk.Image) -> np.ndarray:

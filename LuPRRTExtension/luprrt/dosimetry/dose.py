@@ -14,6 +14,7 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import fft
 
+from ..grids import image_on_grid
 from ..physics import BQ_PER_MBQ, LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G, ML_PER_MM3
 from ..provenance import ProgressCallback, no_progress
 from ..resample import require_same_grid
@@ -56,7 +57,7 @@ def density_image_from_ct(ct_hu: sitk.Image, calibration: HuDensityCalibration |
     """Mass-density image (g/mL, float32) from a CT in HU, on the CT grid."""
     calibration = calibration or HuDensityCalibration()
     density = calibration.density(sitk.GetArrayViewFromImage(ct_hu)).astype(np.float32)
-    return _on_grid(density, ct_hu)
+    return image_on_grid(density, ct_hu)
 
 
 def local_deposition_dose(tia_bq_h_per_ml: sitk.Image,
@@ -72,7 +73,7 @@ def local_deposition_dose(tia_bq_h_per_ml: sitk.Image,
     density = _density_array(density_g_per_ml, tia_bq_h_per_ml)
     if density is not None:
         dose = dose / density
-    return _on_grid(dose.astype(np.float32), tia_bq_h_per_ml)
+    return image_on_grid(dose.astype(np.float32), tia_bq_h_per_ml)
 
 
 def voxel_s_value_dose(tia_bq_h_per_ml: sitk.Image, kernel: VoxelSValueKernel | None = None,
@@ -121,7 +122,7 @@ def voxel_s_value_dose(tia_bq_h_per_ml: sitk.Image, kernel: VoxelSValueKernel | 
     if density is not None:
         dose /= density.astype(np.float32)
     progress(1.0, "voxel S-value dose: done")
-    return _on_grid(dose, tia_bq_h_per_ml)
+    return image_on_grid(dose, tia_bq_h_per_ml)
 
 
 def fft_convolve_same(values: np.ndarray, kernel: np.ndarray, workers: int = -1) -> np.ndarray:
@@ -185,9 +186,3 @@ def _density_array(density_g_per_ml: sitk.Image | None, reference: sitk.Image) -
         raise ValueError(f"density image has non-positive or non-finite values "
                          f"(min {np.nanmin(density)} g/mL)")
     return density
-
-
-def _on_grid(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
-    image = sitk.GetImageFromArray(array)
-    image.CopyInformation(reference)
-    return image

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from ..grids import image_on_grid
 from ..physics import LU177_HALF_LIFE_H
 from ..provenance import ProgressCallback, no_progress
 from ..resample import require_same_grid
@@ -150,8 +151,8 @@ def voxel_time_integrated_activity(images_bq_per_ml: list[sitk.Image], times_h, 
         progress(stop / n_voxels, "voxel-wise time-integrated activity")
     reference = images_bq_per_ml[0]
     shape = reference.GetSize()[::-1]
-    return VoxelTimeIntegratedActivity(_on_grid(tia.reshape(shape), reference),
-                                       _on_grid(lam_out.reshape(shape), reference), floored, empty)
+    return VoxelTimeIntegratedActivity(image_on_grid(tia.reshape(shape), reference),
+                                       image_on_grid(lam_out.reshape(shape), reference), floored, empty)
 
 
 def _validated_times(times_h, n_images: int) -> np.ndarray:
@@ -176,9 +177,3 @@ def _require_one_grid(images: list[sitk.Image]) -> None:
         if image.GetNumberOfComponentsPerPixel() != 1:
             raise ValueError(f"image {index} has {image.GetNumberOfComponentsPerPixel()} components; "
                              f"need a scalar image")
-
-
-def _on_grid(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
-    image = sitk.GetImageFromArray(array)
-    image.CopyInformation(reference)
-    return image

@@ -43,6 +43,7 @@ from ..dosimetry import (
     voxel_time_integrated_activity,
 )
 from ..dosimetry.vsv_kernel import DEFAULT_KERNEL_RADIUS_MM, VoxelSValueKernel
+from ..grids import image_on_grid
 from ..physics import BQ_PER_MBQ, LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G
 from ..provenance import ProgressCallback, no_progress
 from ..registration import body_mask, register_deformable, register_rigid, resample_to
@@ -187,7 +188,8 @@ def cycle_dosimetry(patient_id: str, cycle: CycleData, *, options: DosimetryOpti
         tia_map = voxel.tia_bq_h_per_ml
         voxel_model = f"voxel_{options.voxel_integration}"
     else:
-        tia_map = _on_grid(haenscheid_tia_mbq_h(sitk.GetArrayViewFromImage(images[0]), times[0]), grid)
+        tia_map = image_on_grid(np.asarray(haenscheid_tia_mbq_h(sitk.GetArrayViewFromImage(images[0]), times[0]),
+                                                dtype=np.float32), grid)
         voxel_model = "voxel_haenscheid"
     progress(0.55, f"cycle {cycle.cycle}: dose maps")
     local_map, vsv_map = dose_maps(tia_map, cycle.ct, voxel_dose=voxel_dose, calibration=options.calibration,
@@ -489,13 +491,7 @@ def _kernel(spacing, radius_mm: float, cache: dict) -> VoxelSValueKernel:
 
 def _masked(dose: sitk.Image, inside: np.ndarray) -> sitk.Image:
     """Dose outside the body set to 0: there it is SPECT blur in air divided by the density of air."""
-    return _on_grid(np.where(inside, sitk.GetArrayViewFromImage(dose), 0.0).astype(np.float32), dose)
-
-
-def _on_grid(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
-    image = sitk.GetImageFromArray(np.asarray(array, dtype=np.float32))
-    image.CopyInformation(reference)
-    return image
+    return image_on_grid(np.where(inside, sitk.GetArrayViewFromImage(dose), 0.0).astype(np.float32), dose)
 
 
 def _scaled(progress: ProgressCallback, start: float, stop: float) -> ProgressCallback:
