@@ -101,6 +101,8 @@ class GridGeometry:
 
     def matches(self, other: GridGeometry, tolerance: float = 1e-3) -> bool:
         """Same size, and origin/spacing/direction equal within ``tolerance`` (mm, or unitless)."""
+        if self == other:  # the usual case (every cycle's SPECT on one grid), without the tolerance tests
+            return True
         return (self.size == other.size
                 and np.allclose(self.origin, other.origin, rtol=0, atol=tolerance)
                 and np.allclose(self.spacing, other.spacing, rtol=0, atol=tolerance)
@@ -346,22 +348,24 @@ class RegionMasks:
         if pieces.size and pieces.min() <= 0:
             raise ValueError("piece labels must be positive")
         self.names = tuple(regions)
-        counts = np.bincount(pieces) if pieces.size else np.zeros(1, dtype=np.int64)
+        counts = _piece_counts(pieces)
         used = np.flatnonzero(counts)
         renumber = np.full(counts.size, -1, dtype=np.int32)
         renumber[used] = np.arange(used.size, dtype=np.int32)
         # All (region, piece) memberships in one array, de-duplicated and ordered region-major by one
-        # np.unique instead of one per region (there are hundreds of lesion regions).
-        member_lists = [np.asarray(list(members), dtype=np.int64).ravel() for members in regions.values()]
+        # np.unique of a combined key instead of one per region (there are hundreds of lesion regions).
+        member_lists = [np.asarray(members if isinstance(members, np.ndarray) else list(members),
+                                   dtype=np.int64).ravel() for members in regions.values()]
         members = np.concatenate(member_lists)
         region_of_member = np.repeat(np.arange(len(member_lists)), [m.size for m in member_lists])
         known = (members > 0) & (members < counts.size)
         atoms = renumber[members[known]]
         region_of_member = region_of_member[known]
         used_atom = atoms >= 0
-        pairs = np.unique(np.stack([region_of_member[used_atom], atoms[used_atom].astype(np.int64)]), axis=1)
+        key = np.unique(region_of_member[used_atom] * max(used.size, 1) + atoms[used_atom])
+        pairs = np.divmod(key, max(used.size, 1))  # (region, atom)
         self._hard_positions = np.arange(len(self.names))
-        self._support, self._atoms = voxels, renumber[pieces]
+        self._support, self._atoms = voxels, renumber.take(pieces)  # take: faster than renumber[pieces]
         self._pairs = (pairs[1], pairs[0])
         self._n_atoms, self._atom_counts = used.size, counts[used].astype(np.float64)
         self._fractional_positions = np.zeros(0, dtype=np.int64)
@@ -415,7 +419,7 @@ class RegionMasks:
         n = len(self.names)
         result = _Reduced.empty(n)
         if self._hard_positions.size:
-            atom_values = flat if self._support is None else flat[self._support]
+            atom_values = flat if self._support is None else flat.take(self._support)  # take: faster gather
             atoms = _reduce(atom_values, self._atoms, None, self._n_atoms, engine)
             result.put(self._hard_positions, atoms.merge(*self._pairs, self._hard_positions.size))
         if self._fractional_positions.size:
@@ -560,6 +564,21 @@ def _reduce(values: np.ndarray, labels: np.ndarray, index, n_bins: int, engine: 
     if not keep.all():
         values, bins = values[keep], bins[keep]
     return _weighted_reduce(values, bins, None, n_bins)
+
+
+def _piece_counts(pieces: np.ndarray) -> np.ndarray:
+    """Voxel count of every piece label (np.bincount), counted per run of equal labels.
+
+    Partition voxels in ascending order come in long runs of one piece (along x), where
+    np.bincount would increment the same counter voxel after voxel; counting the runs'
+    lengths is about twice as fast.
+    """
+    if not pieces.size:
+        return np.zeros(1, dtype=np.int64)
+    starts = np.flatnonzero(pieces[1:] != pieces[:-1]) + 1
+    starts = np.concatenate(([0], starts))
+    lengths = np.diff(starts, append=pieces.size)
+    return np.bincount(pieces[starts], lengths).astype(np.int64)
 
 
 def _finish(count, total, m2, low, high) -> _Reduced:

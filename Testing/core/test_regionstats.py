@@ -161,6 +161,28 @@ def test_regions_from_a_partition_equal_brute_force(random_case, engine):
         RegionMasks.from_partition(labels.shape, [0, 1], [1, 0], {"a": [1]}, voxel_volume_ml=1.0)
 
 
+def test_partition_pieces_in_any_order_and_members_of_any_iterable():
+    # Pieces in long runs (a label map along x, as luprrt.tn builds them) and the same voxels shuffled
+    # (runs of one voxel) must give the same regions; members may be arrays, sets, ranges, generators.
+    labels = np.zeros((6, 7, 40), dtype=np.uint16)
+    labels[1:5, 2:6, 3:20] = 4
+    labels[2:4, 1:7, 15:35] = 9
+    labels[3, 3, 30:38] = 2
+    values = np.random.default_rng(5).normal(100.0, 10.0, labels.shape)
+    voxels = np.flatnonzero(labels)
+    shuffled = np.random.default_rng(6).permutation(voxels)
+    expected = {"four": [4], "four_or_nine": [4, 9], "two_to_nine": [2, 4, 9], "nine": [9], "absent": [5]}
+    for order in (voxels, shuffled):
+        members = {"four": np.array([4]), "four_or_nine": {4, 9}, "two_to_nine": range(2, 10),
+                   "nine": (p for p in [9, 9]), "absent": [5]}
+        masks = RegionMasks.from_partition(labels.shape, order, labels.ravel()[order], members,
+                                           voxel_volume_ml=0.5)
+        stats = masks.statistics(values)
+        for i, pieces in enumerate(expected.values()):
+            assert_matches(stats, i, brute_force(values, np.isin(labels, pieces)), 0.5)
+        assert stats.voxel_count.tolist() == [int(np.isin(labels, p).sum()) for p in expected.values()]
+
+
 def test_region_masks_fractional_region_against_hand_weights(random_case):
     values, labels = random_case
     occupancy = np.where(labels == 5, 0.75, np.where(labels == 6, 0.3, 0.0))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -231,3 +232,48 @@ def test_overlapping_lesions_are_named():
         tumour_to_nontumour([CycleSpect(1, 24.0, phantom_spect())], seg)
     with pytest.raises(ValueError, match="margin must be >= 0 mm"):
         tumour_to_nontumour([CycleSpect(1, 24.0, phantom_spect())], phantom_segmentation(), margin_mm=-1.0)
+
+
+def relabelled_phantom() -> Segmentation:
+    """The phantom with lobe labels swapped (left 1, right 2) and lesion L03 alone in a third layer."""
+    seg = phantom_segmentation("right")
+    lobes = np.zeros(SHAPE, dtype=np.uint8)
+    lobes[lobe_masks()["left"]] = 1
+    lobes[lobe_masks()["right"]] = 2
+    lesions = sitk.GetArrayFromImage(seg.layers[1])
+    moved = np.where(lesions == 3, 7, 0).astype(np.uint8)
+    lesions[lesions == 3] = 0
+    layers = []
+    for array in (lobes, lesions, moved):
+        layer = sitk.GetImageFromArray(array)
+        layer.CopyInformation(spect_grid())
+        layers.append(layer)
+    label = {"right": (0, 2), "left": (0, 1), "L01": (1, 1), "L02": (1, 2), "L03": (2, 7)}
+    segments = [replace(s, layer=label[s.tags.lesion_id or s.tags.side][0],
+                        label_value=label[s.tags.lesion_id or s.tags.side][1]) for s in seg.segments]
+    return Segmentation(layers, segments)
+
+
+def test_label_layout_does_not_change_the_rows():
+    # Lobe labels that differ from the lobe codes, and lesions spread over two layers, take the
+    # table-lookup and layer-merging paths of the region build: every number must stay the same.
+    cycles = [CycleSpect(1, 24.0, phantom_spect()), CycleSpect(2, 96.0, phantom_spect(0.7))]
+    standard = phantom_segmentation("right")
+    relabelled = relabelled_phantom()
+    assert [s.layer for s in standard.segments] == [0, 0, 1, 1, 1]
+    assert [s.layer for s in relabelled.segments] == [0, 0, 1, 1, 2]
+    for margin_mm in (None, 9.0):
+        expected = tumour_to_nontumour(cycles, standard, margin_mm=margin_mm)
+        got = tumour_to_nontumour(cycles, relabelled, margin_mm=margin_mm)
+        assert got.rows == expected.rows
+        assert got.ratio_rows == expected.ratio_rows
+    lesion = rows_by(got, 1, "lesion", "lesion_id")["L03"]
+    assert lesion["tn_mean"] == pytest.approx(12000.0 / 1500.0, rel=1e-6)
+    assert lesion["volume_ml"] == pytest.approx(ball(*LESIONS["L03"][:2]).sum() * VOXEL_ML, rel=1e-12)
+
+
+def test_lesion_absent_from_its_layer_is_named():
+    seg = relabelled_phantom()
+    seg.segments[-1] = replace(seg.segments[-1], label_value=9)  # no voxel carries label 9
+    with pytest.raises(ValueError, match=r"segment 'lesion L03' \(.*\) is empty on the SPECT grid"):
+        tumour_to_nontumour([CycleSpect(1, 24.0, phantom_spect())], seg)
