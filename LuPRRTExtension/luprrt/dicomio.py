@@ -496,7 +496,7 @@ def _scan(path: Path) -> list[tuple[Path, Dataset]]:
         try:
             headers.append((file, pydicom.dcmread(file, stop_before_pixels=True)))
         except InvalidDicomError:
-            continue
+            logger.debug("skipping %s: not a DICOM file", file)
     return headers
 
 
