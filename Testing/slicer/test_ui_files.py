@@ -13,7 +13,11 @@ QUiLoader (offscreen). For each ``<Module>/Resources/UI/*.ui`` of the repository
 3. every ``self.ui.<name>`` used in ``<Module>.py`` names an object of the file;
 4. every widget bound with the ``SlicerParameterName`` property names a field of the
    module's ``@parameterNodeWrapper`` class;
-5. every interactive widget (buttons, boxes, sliders, selectors) has a tooltip.
+5. every interactive widget (buttons, boxes, sliders, selectors) has a tooltip;
+6. every bound widget is of a class that Slicer's ``parameterNodeWrapper`` can connect to the
+   field's type (read from the ``<Module>ParameterNode`` class imported through the headless
+   host), with the annotation its connector needs (``Choice`` for a combo box holding a
+   scalar, bounds for a slider): ``connectGui`` raises on anything else, in Slicer only.
 
 The fixture module ``fixtures/UiCheck`` holds one good file and one file per defect, so
 the check is exercised even before the modules have panels.
@@ -22,8 +26,11 @@ the check is exercised even before the modules have panels.
 from __future__ import annotations
 
 import ast
+import enum
 import os
+import pathlib
 import re
+import typing
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -45,6 +52,27 @@ INTERACTIVE_CUSTOM = {"qMRMLNodeComboBox", "qMRMLCheckableNodeComboBox", "qMRMLS
                       "ctkDirectoryButton", "ctkCheckBox", "ctkComboBox", "ctkCheckableComboBox",
                       "ctkColorPickerButton", "ctkMenuButton"}
 SECTION_HEADERS = {"ctkCollapsibleButton", "ctkCollapsibleGroupBox"}  # titled sections, not controls
+# What Slicer's GUI binding can connect: field kind -> widget class -> the annotation that
+# connector needs on the field (None: none). Read from the ``canRepresent``/``__init__`` of each
+# connector in Slicer's Base/Python/slicer/parameterNodeWrapper/guiConnectors.py, plus those the
+# SubjectHierarchy and Markups modules register
+# (Modules/Loadable/SubjectHierarchy/SubjectHierarchyLib/parameterNodeWrapper/guiConnectors.py,
+# Modules/Loadable/Markups/MarkupsLib/parameterNodeWrapper/guiConnectors.py). Slicer matches the
+# widget with ``type(widget) == ...``, so a subclass (ctkDoubleSpinBox, qMRMLSliderWidget,
+# ctkCheckBox) is not accepted; ``unannotatedType`` strips only ``Annotated``, so an Optional
+# scalar has no connector. (FloatRange -> ctkRangeWidget is left out: the host cannot declare it.)
+SUPPORTED_BINDINGS: dict[str, dict[str, str | None]] = {
+    "bool": {"QCheckBox": None, "QPushButton": None, "QComboBox": "Choice"},
+    "int": {"QSpinBox": None, "QSlider": "bounds", "QComboBox": "Choice"},
+    "float": {"QDoubleSpinBox": None, "ctkSliderWidget": "bounds", "QComboBox": "Choice"},
+    "str": {"QLineEdit": None, "QTextEdit": None, "QComboBox": "Choice"},
+    "Enum": {"QComboBox": None},
+    "Path": {"ctkPathLineEdit": None, "ctkDirectoryButton": None},
+    "MRML node": {"qMRMLNodeComboBox": None, "qMRMLSubjectHierarchyComboBox": None,
+                  "qMRMLSubjectHierarchyTreeView": None, "qSlicerSimpleMarkupsWidget": None},
+}
+_PATH_TYPES = (pathlib.Path, pathlib.PosixPath, pathlib.WindowsPath, pathlib.PurePath,
+               pathlib.PurePosixPath, pathlib.PureWindowsPath)
 _SIGNATURE = re.compile(r"^(\w+)\((.*)\)$")
 # Placeholder classes must outlive their loader: QUiLoader keeps only a weak reference.
 _PLACEHOLDERS: list[type] = []
@@ -254,6 +282,109 @@ def _is_interactive(cls: str, custom: dict[str, str]) -> bool:
     return False
 
 
+# -- bound widgets against the parameter node's field types -----------------------------------------
+def parameter_types(module_file: Path) -> dict[str, object] | None:
+    """Field name -> type (``Annotated`` kept) of ``<Module>ParameterNode``, imported through the
+    headless host; None when the module defines no such class."""
+    from slicer_host import load_scripted_module
+
+    wrapper = load_scripted_module(module_file).member("ParameterNode")
+    if wrapper is None:
+        return None
+    return {name: hint for name, hint in typing.get_type_hints(wrapper, include_extras=True).items()
+            if not name.startswith("_")}
+
+
+def _is_node_or_union_of_nodes(hint) -> bool:
+    """As Slicer's ``isNodeOrUnionOfNodes``: an MRML node class, or a Union of them and None."""
+    import slicer
+
+    def is_node(kind) -> bool:
+        return isinstance(kind, type) and issubclass(kind, slicer.vtkMRMLNode)
+
+    if typing.get_origin(hint) is typing.Union:
+        return all(kind is type(None) or is_node(kind) for kind in typing.get_args(hint))
+    return is_node(hint)
+
+
+def _split_annotated(hint) -> tuple[object, tuple]:
+    """``Annotated[T, a, b]`` -> ``(T, (a, b))``; any other type -> ``(type, ())``."""
+    if typing.get_origin(hint) is typing.Annotated:
+        return typing.get_args(hint)[0], hint.__metadata__
+    return hint, ()
+
+
+def _field_kind(hint) -> str | None:
+    """The row of :data:`SUPPORTED_BINDINGS` for an unannotated field type (None: no connector)."""
+    if _is_node_or_union_of_nodes(hint):
+        return "MRML node"
+    if hint in (bool, int, float, str):
+        return hint.__name__
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return "Enum"
+    if hint in _PATH_TYPES:
+        return "Path"
+    return None
+
+
+def _type_text(hint) -> str:
+    """``float``, ``vtkMRMLScalarVolumeNode``, ``Union[vtkMRMLMarkupsPlaneNode, None]``, ``list[int]``."""
+    if hint is type(None):
+        return "None"
+    if isinstance(hint, type) and not typing.get_args(hint):
+        return hint.__name__
+    origin = typing.get_origin(hint)
+    name = getattr(origin, "__name__", None) or str(origin).removeprefix("typing.")
+    return f"{name}[{', '.join(_type_text(a) for a in typing.get_args(hint))}]"
+
+
+def _has_annotation(requirement: str, annotations: tuple) -> bool:
+    from slicer.parameterNodeWrapper import Choice, Maximum, Minimum, WithinRange
+
+    if requirement == "Choice":
+        return any(isinstance(a, Choice) for a in annotations)
+    # "bounds": WithinRange, or both Minimum and Maximum (Slicer's isBounded)
+    return (any(isinstance(a, WithinRange) for a in annotations)
+            or (any(isinstance(a, Minimum) for a in annotations)
+                and any(isinstance(a, Maximum) for a in annotations)))
+
+
+def binding_problems(ui_path: Path, module_file: Path) -> list[str]:
+    """Bound widgets that Slicer's ``connectGui`` could not connect to their field (empty: clean).
+
+    Names absent from the parameter node are reported by :func:`ui_problems`, not here.
+    """
+    module = module_file.stem
+    bound = [(w.get("name"), w.get("class"), _string_property(w, "SlicerParameterName"))
+             for w in ET.parse(ui_path).getroot().iter("widget")]
+    bound = [(name, cls, parameter) for name, cls, parameter in bound if parameter is not None]
+    if not bound:
+        return []
+    types = parameter_types(module_file)
+    if types is None:
+        return [f"{module}: {ui_path.name} binds widgets but {module_file.name} defines no "
+                f"{module}ParameterNode class"]
+    problems = []
+    for name, cls, parameter in bound:
+        field, _, member = parameter.partition(".")
+        if field not in types:
+            continue
+        hint, annotations = _split_annotated(types[field])
+        where = f"{module}: widget {name!r} ({cls}) is bound to {parameter!r} of type {_type_text(hint)}"
+        kind = _field_kind(hint)
+        if member:
+            problems.append(f"{where}, which is not a parameterPack with a member {member!r}")
+        elif kind is None:
+            problems.append(f"{where}, which Slicer's parameterNodeWrapper binds to no widget")
+        elif cls not in SUPPORTED_BINDINGS[kind]:
+            problems.append(f"{where}, which Slicer's parameterNodeWrapper binds only to "
+                            f"{', '.join(sorted(SUPPORTED_BINDINGS[kind]))}")
+        elif (requirement := SUPPORTED_BINDINGS[kind][cls]) and not _has_annotation(requirement, annotations):
+            needs = "a Choice annotation" if requirement == "Choice" else "WithinRange (or Minimum and Maximum)"
+            problems.append(f"{where}; Slicer's {cls} connector needs {needs} on the field")
+    return problems
+
+
 # -- tests -------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("ui_path", [*repository_ui_files(), FIXTURE_UI / "UiCheck.ui"],
                          ids=lambda p: str(p.relative_to(REPO_ROOT)))
@@ -278,7 +409,8 @@ def test_every_module_with_a_widget_has_its_ui_file():
                    r"could not be read\."]),
     ("MissingWidget", [r"UiCheck.py:\d+ uses self.ui.applyButton, which MissingWidget.ui lacks"]),
     ("UnknownParameter", [r"widget 'marginSlider' is bound to 'marginCm', not a parameter of UiCheck.py "
-                          r"\(\['marginMm', 'spectVolume'\]\)"]),
+                          r"\(\['marginMm', 'patientId', "
+                          r"'spectVolume', 'thresholdBqPerMl'\]\)"]),
     ("MissingToolTip", [r"widget 'applyButton' \(QPushButton\) has no toolTip"]),
 ])
 def test_ui_check_reports_each_defect(defect, expected):
@@ -286,3 +418,60 @@ def test_ui_check_reports_each_defect(defect, expected):
     assert len(problems) == len(expected), problems
     for problem, pattern in zip(problems, expected, strict=True):
         assert re.fullmatch(pattern, problem), problem
+
+
+@pytest.mark.parametrize("ui_path", [*repository_ui_files(), FIXTURE_UI / "UiCheck.ui"],
+                         ids=lambda p: str(p.relative_to(REPO_ROOT)))
+def test_bound_widgets_are_classes_slicer_connects_to_their_field_type(host, ui_path):
+    module_file = FIXTURE_MODULE if ui_path.parent == FIXTURE_UI else _module_file(ui_path)
+    assert binding_problems(ui_path, module_file) == []
+
+
+def test_good_fixture_binds_every_field_of_its_parameter_node(host):
+    # The clean fixture must exercise the check: each of its fields is bound in UiCheck.ui.
+    types = parameter_types(FIXTURE_MODULE)
+    assert {name: _field_kind(_split_annotated(hint)[0]) for name, hint in types.items()} == {
+        "spectVolume": "MRML node", "marginMm": "float", "thresholdBqPerMl": "float", "patientId": "str"}
+    bound = {_string_property(w, "SlicerParameterName")
+             for w in ET.parse(FIXTURE_UI / "UiCheck.ui").getroot().iter("widget")} - {None}
+    assert bound == set(types)
+
+
+def test_binding_check_reports_each_incompatible_widget(host):
+    problems = binding_problems(FIXTURE_UI / "IncompatibleBinding.ui", FIXTURE_MODULE)
+    assert problems == [
+        "UiCheck: widget 'spectComboBox' (QComboBox) is bound to 'spectVolume' of type "
+        "vtkMRMLScalarVolumeNode, which Slicer's parameterNodeWrapper binds only to qMRMLNodeComboBox, "
+        "qMRMLSubjectHierarchyComboBox, qMRMLSubjectHierarchyTreeView, qSlicerSimpleMarkupsWidget",
+        "UiCheck: widget 'marginLineEdit' (QLineEdit) is bound to 'marginMm' of type float, which Slicer's "
+        "parameterNodeWrapper binds only to QComboBox, QDoubleSpinBox, ctkSliderWidget",
+        "UiCheck: widget 'thresholdSlider' (ctkSliderWidget) is bound to 'thresholdBqPerMl' of type float; "
+        "Slicer's ctkSliderWidget connector needs WithinRange (or Minimum and Maximum) on the field",
+        "UiCheck: widget 'patientIdComboBox' (QComboBox) is bound to 'patientId' of type str; "
+        "Slicer's QComboBox connector needs a Choice annotation on the field",
+    ]
+
+
+
+class _Route(enum.Enum):
+    IA = "intra-arterial"
+    IV = "intravenous"
+
+
+@pytest.mark.parametrize(("hint", "kind"), [
+    (bool, "bool"), (int, "int"), (float, "float"), (str, "str"), (pathlib.Path, "Path"), (_Route, "Enum"),
+    # Slicer strips only Annotated: an Optional, a list or a union of scalars has no connector.
+    (typing.Optional[float], None), (float | None, None), (list[int], None),  # noqa: UP045
+    (typing.Union[int, str], None),  # noqa: UP007
+], ids=str)
+def test_field_kind_follows_slicer_connectors(hint, kind):
+    assert _field_kind(hint) == kind
+
+
+def test_node_and_union_of_nodes_are_node_fields(host):
+    import slicer
+
+    assert _field_kind(slicer.vtkMRMLScalarVolumeNode) == "MRML node"
+    assert _field_kind(typing.Union[slicer.vtkMRMLMarkupsPlaneNode,  # noqa: UP007
+                                    slicer.vtkMRMLMarkupsFiducialNode, None]) == "MRML node"
+    assert _field_kind(typing.Union[slicer.vtkMRMLScalarVolumeNode, int]) is None  # noqa: UP007
