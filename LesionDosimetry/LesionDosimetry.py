@@ -1,9 +1,10 @@
 """LesionDosimetry: time-integrated activity and absorbed dose of lesions and organs after 177Lu-PRRT.
 
 The Logic takes nodes and plain values, converts them with ``luprrt.mrml``, calls the
-``luprrt`` core (:mod:`luprrt.workflows.dose_cycle` and :mod:`luprrt.dosimetry`) and returns
-new volume, table and plot nodes; input nodes are never modified. The same computations run
-headless for whole patients and cohorts through ``luprrt dose``.
+``luprrt`` core (:mod:`luprrt.workflows.dose_cycle` and :mod:`luprrt.dosimetry`) and writes
+volume, table and plot nodes: the output nodes passed in (refilled, IDs kept) or new ones; input
+nodes are never modified. The same computations run headless for whole patients and cohorts
+through ``luprrt dose``.
 """
 
 from __future__ import annotations
@@ -43,6 +44,8 @@ DOSE_TABLE_COLUMNS = ("region", "role", "side", "route", "lesion_id", "method", 
 # Units the column-name suffixes of luprrt.mrml do not spell out.
 EXTRA_COLUMN_UNITS = {"mass_g": "g", "dose_gy_sd": "Gy", "effective_half_life_h": "h"}
 SPECT_SLOTS = 4
+# Output fields of the parameter node = keys of runCycle's result = its keyword arguments minus "Node".
+OUTPUT_FIELDS = ("tiaVolume", "doseVolume", "doseTable", "tacTable", "tacChart", "tiaTable", "limitsTable")
 
 
 #
@@ -87,7 +90,8 @@ class LesionDosimetryParameterNode:
     tacModel - region time-activity model.
     pvcFwhmMm - SPECT resolution for the partial-volume correction of region activities (0 = none).
     riskFactors - kidney risk factors present (BED limit 28 Gy instead of 40 Gy).
-    tiaVolume, doseVolume, doseTable, tacTable, tacChart, limitsTable - results.
+    tiaVolume, doseVolume, doseTable, tacTable, tacChart, tiaTable, limitsTable - results: Apply
+        refills the chosen nodes, or makes new ones and selects them here.
     """
 
     spectVolume1: vtkMRMLScalarVolumeNode
@@ -110,6 +114,7 @@ class LesionDosimetryParameterNode:
     doseTable: vtkMRMLTableNode
     tacTable: vtkMRMLTableNode
     tacChart: vtkMRMLPlotChartNode
+    tiaTable: vtkMRMLTableNode
     limitsTable: vtkMRMLTableNode
 
 
@@ -195,10 +200,9 @@ class LesionDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 ctVolumeNode=node.ctVolume, administeredActivityGBq=node.administeredActivityGBq,
                 doseMethod=node.doseMethod, tacModel=node.tacModel,
                 pvcFwhmMm=node.pvcFwhmMm if node.pvcFwhmMm > 0 else None, riskFactors=node.riskFactors,
-                progress=self._progress)
-            node.tiaVolume, node.doseVolume = results["tiaVolume"], results["doseVolume"]
-            node.doseTable, node.tacTable = results["doseTable"], results["tacTable"]
-            node.tacChart, node.limitsTable = results["tacChart"], results["limitsTable"]
+                progress=self._progress, **{f"{field}Node": getattr(node, field) for field in OUTPUT_FIELDS})
+            for field in OUTPUT_FIELDS:  # new nodes are selected, so that the next Apply refills them
+                setattr(node, field, results[field])
             slicer.util.setSliceViewerLayers(background=node.ctVolume or node.spectVolume1,
                                              foreground=node.doseVolume, foregroundOpacity=0.5)
             slicer.modules.plots.logic().ShowChartInLayout(node.tacChart)
@@ -217,29 +221,29 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         return LesionDosimetryParameterNode(super().getParameterNode())
 
     def computeTimeIntegratedActivity(self, spectVolumeNodes, hoursPostInjection,
-                                      integration: str = "analytic", name: str | None = None, progress=None):
+                                      integration: str = "analytic", name: str | None = None, progress=None,
+                                      tiaVolumeNode=None):
         """Voxel-wise time-integrated activity concentration of serial SPECT.
 
         :param spectVolumeNodes: scalar volumes in Bq/mL (not decay-corrected) on one grid.
         :param hoursPostInjection: scan times after the administration, h, increasing.
         :param integration: ``"analytic"`` (fitted mono-exponential to infinity) or ``"trapezoid"``;
             a single scan gives Haenscheid's single-time-point TIA (A(t) 2t/ln2) per voxel.
-        :param name: output node name.
+        :param name: name of a new output node.
         :param progress: optional callable(fraction, message).
-        :return: new scalar volume node, Bq h/mL.
+        :param tiaVolumeNode: scalar volume to refill (ID, name and display kept); None = a new node.
+        :return: the TIA volume node, Bq h/mL.
         """
-        from luprrt import mrml
-
+        _requireDistinctOutputs(spectVolumeNodes, {"time-integrated activity volume": tiaVolumeNode})
         images, hours = self._spectImages(spectVolumeNodes, hoursPostInjection)
         tia = self._tiaImage(images, hours, integration, progress)
-        name = name or slicer.mrmlScene.GenerateUniqueName("TIA")
-        node = mrml.volume_node_from_image(tia, name, units=TIA_UNITS)
+        node = _volumeOutput(tia, name or "TIA", TIA_UNITS, tiaVolumeNode)
         logging.info("LesionDosimetry: time-integrated activity of %d scans at %s h -> %s", len(images),
                      [round(h, 2) for h in hours], node.GetName())
         return node
 
     def computeDose(self, tiaVolumeNode, segmentationNode, method: str = "voxel_s_value", ctVolumeNode=None,
-                    sValuePhantom: str = "AM", progress=None):
+                    sValuePhantom: str = "AM", progress=None, doseVolumeNode=None, doseTableNode=None):
         """Absorbed dose map and per-region dose table from a time-integrated activity volume.
 
         :param tiaVolumeNode: TIA volume in Bq h/mL (e.g. from :meth:`computeTimeIntegratedActivity`).
@@ -249,6 +253,8 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         :param ctVolumeNode: CT in HU for the density (dose / density) and masses; unit density without.
         :param sValuePhantom: OpenDose phantom of the organ S-values, ``"AM"`` or ``"AF"``.
         :param progress: optional callable(fraction, message).
+        :param doseVolumeNode: scalar volume to refill with the dose map; None = a new node.
+        :param doseTableNode: table node to refill with the region doses; None = a new node.
         :return: (dose volume node in Gy, dose table node).
         """
         from luprrt import mrml
@@ -258,6 +264,8 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
 
         if method not in DOSE_METHODS:
             raise ValueError(f"unknown dose method {method!r}; expected one of {DOSE_METHODS}")
+        _requireDistinctOutputs([tiaVolumeNode, segmentationNode, ctVolumeNode],
+                                {"dose volume": doseVolumeNode, "dose table": doseTableNode})
         if tiaVolumeNode is None or mrml.voxel_units(tiaVolumeNode) != TIA_UNITS:
             units = mrml.voxel_units(tiaVolumeNode) if tiaVolumeNode is not None else None
             raise ValueError(f"time-integrated activity volume must be in {TIA_UNITS}, got "
@@ -272,15 +280,15 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         estimates = [[TiaEstimate("voxel_map", float(value), math.nan, math.nan, ())] for value in voxel_tia]
         rows = region_dose_rows(regions, estimates, tia, local, vsv, "voxel_map", sValuePhantom)[0]
         baseName = tiaVolumeNode.GetName()
-        doseNode = mrml.volume_node_from_image(vsv if vsv is not None else local, f"{baseName} dose {method}",
-                                               units="Gy")
-        tableNode = self._doseTable(rows, f"{baseName} dose table")
+        doseNode = _volumeOutput(vsv if vsv is not None else local, f"{baseName} dose {method}", "Gy",
+                                 doseVolumeNode)
+        tableNode = self._doseTable(rows, f"{baseName} dose table", doseTableNode)
         logging.info("LesionDosimetry: %s dose of %s over %d regions", method, baseName, len(regions.regions))
         return doseNode, tableNode
 
     def regionTimeActivity(self, spectVolumeNodes, hoursPostInjection, segmentationNode, ctVolumeNode=None,
                            model: str = "auto", pvcFwhmMm: float | None = None, name: str = "TAC",
-                           progress=None):
+                           progress=None, tacTableNode=None, tacChartNode=None, tiaTableNode=None):
         """Region time-activity curves, their fits and time-integrated activities.
 
         :param spectVolumeNodes: scalar volumes in Bq/mL on one grid.
@@ -292,6 +300,8 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         :param pvcFwhmMm: SPECT resolution FWHM, mm, for the GTM partial-volume correction; None = none.
         :param name: base name of the new nodes.
         :param progress: optional callable(fraction, message).
+        :param tacTableNode, tacChartNode, tiaTableNode: output nodes to refill (a chart's earlier series
+            and their tables are removed from the scene); None = new nodes.
         :return: (TAC table node, plot chart node with measured points and fitted curve per region,
             TIA table node with one row per region).
         """
@@ -300,20 +310,25 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         progress = progress or _noProgress
         if model not in TAC_MODELS:
             raise ValueError(f"unknown time-activity model {model!r}; expected one of {TAC_MODELS}")
+        _requireDistinctOutputs([*(spectVolumeNodes or []), segmentationNode, ctVolumeNode],
+                                {"time-activity table": tacTableNode, "time-activity chart": tacChartNode,
+                                 "TIA table": tiaTableNode})
         images, hours = self._spectImages(spectVolumeNodes, hoursPostInjection)
         segmentation, ct = self._segmentationAndCt(segmentationNode, ctVolumeNode)
         progress(0.1, "regions on the SPECT grid")
         regions = build_cycle_regions(segmentation, ct, images[0], pvc_fwhm_mm=pvcFwhmMm)
         progress(0.6, "time-activity curves")
         curves = self._curves(regions, images, hours, model)
-        tacTable, chart, tiaTable = self._curveNodes(regions, curves, name)
+        tacTable, chart, tiaTable = self._curveNodes(regions, curves, name, tacTableNode, tacChartNode,
+                                                     tiaTableNode)
         progress(1.0, "done")
         logging.info("LesionDosimetry: time-activity curves of %d regions over %d scans",
                      len(regions.regions), len(images))
         return tacTable, chart, tiaTable
 
     def assessLimits(self, kidneyDosesGy, kidneyEffectiveHalfLivesH, activitiesGBq, marrowDosesGy=None,
-                     riskFactors: bool = False, nextActivityGBq: float = 7.4, name: str = "Organ limits"):
+                     riskFactors: bool = False, nextActivityGBq: float = 7.4, name: str = "Organ limits",
+                     limitsTableNode=None):
         """Cumulative kidney dose, kidney BED and (optionally) marrow dose against their limits.
 
         :param kidneyDosesGy: mean kidney dose of each cycle so far, Gy.
@@ -322,19 +337,20 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         :param marrowDosesGy: red-marrow dose of each cycle, Gy (None: marrow not assessed).
         :param riskFactors: kidney risk factors present (BED limit 28 Gy instead of 40 Gy).
         :param nextActivityGBq: activity of the projected next cycle, GBq.
+        :param name: name of a new table node.
+        :param limitsTableNode: table node to refill; None = a new node.
         :return: table node, one row per limit: cumulative value, projection, limit, flags.
         """
         table, flags = self._limitsTable(kidneyDosesGy, kidneyEffectiveHalfLivesH, activitiesGBq,
-                                         marrowDosesGy, riskFactors, nextActivityGBq, name)
+                                         marrowDosesGy, riskFactors, nextActivityGBq, name, limitsTableNode)
         logging.info("LesionDosimetry: organ limits after %d cycles: %s", len(activitiesGBq),
                      "; ".join(flags) or "no limit reached")
         return table
 
     @staticmethod
     def _limitsTable(kidneyDosesGy, kidneyEffectiveHalfLivesH, activitiesGBq, marrowDosesGy, riskFactors,
-                     nextActivityGBq, name):
+                     nextActivityGBq, name, tableNode=None):
         """(limits table node, flag messages)."""
-        from luprrt import mrml
         from luprrt.dosimetry import CycleDose, assess_organ_limits
 
         counts = {len(kidneyDosesGy), len(kidneyEffectiveHalfLivesH), len(activitiesGBq)}
@@ -354,21 +370,25 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
                  "exceeded": check.exceeded, "projected_exceeded": check.projected_exceeded,
                  "flag": next((f for f in assessment.flags if f.startswith(check.quantity)), "")}
                 for check in assessment.checks]
-        return mrml.table_node_from_rows(rows, slicer.mrmlScene.GenerateUniqueName(name)), assessment.flags
+        return _tableOutput(rows, name, tableNode), assessment.flags
 
     def runCycle(self, spectVolumeNodes, hoursPostInjection, segmentationNode, ctVolumeNode=None,
                  administeredActivityGBq: float = 7.4, doseMethod: str = "voxel_s_value",
                  tacModel: str = "auto", pvcFwhmMm: float | None = None, riskFactors: bool = False,
-                 progress=None) -> dict:
+                 progress=None, tiaVolumeNode=None, doseVolumeNode=None, doseTableNode=None,
+                 tacTableNode=None, tacChartNode=None, tiaTableNode=None, limitsTableNode=None) -> dict:
         """The panel's Apply: TIA volume, dose volume and table, time-activity curves and organ limits.
 
         Region doses use the regions' fitted time-integrated activities (partial-volume corrected with
         ``pvcFwhmMm``); the dose map uses the voxel TIA. Parameters as in the other methods.
 
+        :param tiaVolumeNode, doseVolumeNode, doseTableNode, tacTableNode, tacChartNode, tiaTableNode,
+            limitsTableNode: output nodes to refill in place (IDs kept; a chart's earlier series and their
+            tables are removed from the scene); None = a new node. An input node, or one node given for
+            two outputs, raises ValueError before anything is computed.
         :return: ``{"tiaVolume", "doseVolume", "doseTable", "tacTable", "tacChart", "tiaTable",
-            "limitsTable"}`` (new nodes).
+            "limitsTable"}``: the given output nodes, refilled, or new nodes.
         """
-        from luprrt import mrml
         from luprrt.workflows.dose_cycle import dose_maps, kidney_dose_and_half_life, region_dose_rows
         from luprrt.workflows.dose_regions import build_cycle_regions
 
@@ -377,6 +397,11 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
             raise ValueError(f"unknown dose method {doseMethod!r}; expected one of {DOSE_METHODS}")
         if not (math.isfinite(administeredActivityGBq) and administeredActivityGBq > 0):
             raise ValueError(f"administered activity must be positive, got {administeredActivityGBq} GBq")
+        _requireDistinctOutputs([*(spectVolumeNodes or []), segmentationNode, ctVolumeNode], {
+            "time-integrated activity volume": tiaVolumeNode, "dose volume": doseVolumeNode,
+            "dose table": doseTableNode, "time-activity table": tacTableNode,
+            "time-activity chart": tacChartNode, "TIA table": tiaTableNode,
+            "organ limits table": limitsTableNode})
         images, hours = self._spectImages(spectVolumeNodes, hoursPostInjection)
         segmentation, ct = self._segmentationAndCt(segmentationNode, ctVolumeNode)
         progress(0.05, "voxel time-integrated activity")
@@ -395,16 +420,16 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         progress(0.9, "tables")
         baseName = spectVolumeNodes[0].GetName()
         results = {
-            "tiaVolume": mrml.volume_node_from_image(tia, f"{baseName} TIA", units=TIA_UNITS),
-            "doseVolume": mrml.volume_node_from_image(vsv if vsv is not None else local,
-                                                      f"{baseName} dose {doseMethod}", units="Gy"),
-            "doseTable": self._doseTable(rows, f"{baseName} dose table"),
+            "tiaVolume": _volumeOutput(tia, f"{baseName} TIA", TIA_UNITS, tiaVolumeNode),
+            "doseVolume": _volumeOutput(vsv if vsv is not None else local, f"{baseName} dose {doseMethod}",
+                                        "Gy", doseVolumeNode),
+            "doseTable": self._doseTable(rows, f"{baseName} dose table", doseTableNode),
         }
-        results["tacTable"], results["tacChart"], results["tiaTable"] = self._curveNodes(regions, curves,
-                                                                                           f"{baseName} TAC")
+        results["tacTable"], results["tacChart"], results["tiaTable"] = self._curveNodes(
+            regions, curves, f"{baseName} TAC", tacTableNode, tacChartNode, tiaTableNode)
         results["limitsTable"], flags = self._limitsTable(
             [kidneyDose], [kidneyHalfLife], [administeredActivityGBq], None, riskFactors, 7.4,
-            f"{baseName} organ limits")
+            f"{baseName} organ limits", limitsTableNode)
         progress(1.0, "done")
         logging.info("LesionDosimetry: cycle of %d scans, %d regions, kidney dose %.3f Gy; %s", len(images),
                      len(regions.regions), kidneyDose, "; ".join(flags) or "no limit reached")
@@ -468,15 +493,16 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         return curves
 
     @staticmethod
-    def _doseTable(rows, name):
-        from luprrt import mrml
-
-        return mrml.table_node_from_rows(_tableRows(rows, DOSE_TABLE_COLUMNS),
-                                         slicer.mrmlScene.GenerateUniqueName(name), units=EXTRA_COLUMN_UNITS)
+    def _doseTable(rows, name, tableNode=None):
+        return _tableOutput(_tableRows(rows, DOSE_TABLE_COLUMNS), name, tableNode, units=EXTRA_COLUMN_UNITS)
 
     @staticmethod
-    def _curveNodes(regions, curves, name):
-        """TAC table, chart (points and fitted curve per region, one colour each) and TIA table."""
+    def _curveNodes(regions, curves, name, tacTableNode=None, chartNode=None, tiaTableNode=None):
+        """TAC table, chart (points and fitted curve per region, one colour each) and TIA table.
+
+        Given nodes are refilled; the chart's series are replaced (the old ones and their group
+        tables leave the scene), so repeated runs leave no orphan nodes.
+        """
         from luprrt import mrml
         from luprrt.workflows.dose_cycle import tac_rows
 
@@ -485,11 +511,12 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
             row["curve"] = f"{row['region']} {row['series']}"
         columns = ("region", "role", "side", "lesion_id", "series", "curve", "time_h", "activity_mbq",
                    "uncorrected_activity_mbq", "fit_model")
-        scene = slicer.mrmlScene
-        tacTable = mrml.table_node_from_rows(_tableRows(rows, columns), scene.GenerateUniqueName(name))
-        chart = mrml.plot_chart(tacTable, "time_h", ["activity_mbq"],
-                                scene.GenerateUniqueName(f"{name} chart"), group_column="curve",
-                                plot_type="scatter")
+        tacTable = _tableOutput(_tableRows(rows, columns), name, tacTableNode)
+        chartName = f"{name} chart"
+        if chartNode is None:
+            chartName = slicer.mrmlScene.GenerateUniqueName(chartName)
+        chart = mrml.plot_chart(tacTable, "time_h", ["activity_mbq"], chartName, group_column="curve",
+                                plot_type="scatter", chart_node=chartNode)
         colors = {}
         for index in range(chart.GetNumberOfPlotSeriesNodes()):
             series = chart.GetNthPlotSeriesNode(index)
@@ -506,9 +533,8 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
                                     "fit_flags": "; ".join(e.flags)}
                    for region, estimates in zip(regions.regions, curves.estimates, strict=True)
                    for e in estimates]
-        tiaTable = mrml.table_node_from_rows(_tableRows(tiaRows, tuple(tiaRows[0])),
-                                             scene.GenerateUniqueName(f"{name} TIA"),
-                                             units=EXTRA_COLUMN_UNITS)
+        tiaTable = _tableOutput(_tableRows(tiaRows, tuple(tiaRows[0])), f"{name} TIA", tiaTableNode,
+                                units=EXTRA_COLUMN_UNITS)
         return tacTable, chart, tiaTable
 
 
@@ -519,6 +545,44 @@ def _tableRows(rows, columns):
     numeric = {c for c in columns if mrml.unit_from_column_name(c) or c in EXTRA_COLUMN_UNITS}
     return [{c: (math.nan if row.get(c) is None and c in numeric else row.get(c)) for c in columns}
             for row in rows]
+
+
+def _requireDistinctOutputs(inputNodes, outputNodes: dict) -> None:
+    """Refuse an output node that is an input, or one node chosen for two outputs (ValueError).
+
+    :param inputNodes: input nodes (None entries ignored).
+    :param outputNodes: {output description: node or None}.
+    """
+    inputs = {node.GetID() for node in inputNodes if node is not None}
+    chosen = {}
+    for what, node in outputNodes.items():
+        if node is None:
+            continue
+        if node.GetID() in inputs:
+            raise ValueError(f"the {what} output {node.GetName()!r} is also an input; outputs are "
+                             "overwritten, so choose another node (or none, for a new one)")
+        if node.GetID() in chosen:
+            raise ValueError(f"{node.GetName()!r} is chosen as both the {chosen[node.GetID()]} and the "
+                             f"{what} output; choose a different node for each")
+        chosen[node.GetID()] = what
+
+
+def _volumeOutput(image, name: str, units: str, node=None):
+    """``node`` refilled with ``image`` (ID, name and display kept), or a new volume node named ``name``."""
+    from luprrt import mrml
+
+    if node is None:
+        return mrml.volume_node_from_image(image, slicer.mrmlScene.GenerateUniqueName(name), units=units)
+    return mrml.update_volume_node_from_image(node, image, units=units)
+
+
+def _tableOutput(rows, name: str, node=None, units=None):
+    """``node`` with its content replaced by ``rows`` (ID and name kept), or a new table node."""
+    from luprrt import mrml
+
+    if node is None:
+        return mrml.table_node_from_rows(rows, slicer.mrmlScene.GenerateUniqueName(name), units=units)
+    return mrml.update_table_node_from_rows(node, rows, units=units)
 
 
 def _noProgress(fraction: float, message: str) -> None:
@@ -538,7 +602,7 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
         for name in ("test_tia_of_mono_exponential_phantom", "test_voxel_dose_of_large_uniform_cube",
                      "test_dose_table_columns_carry_units", "test_time_activity_chart_has_series_per_region",
                      "test_kidney_over_23_gy_is_flagged", "test_bad_inputs_are_refused",
-                     "test_cycle_of_synthetic_patient"):
+                     "test_second_apply_refills_the_chosen_outputs", "test_cycle_of_synthetic_patient"):
             self.setUp()
             getattr(self, name)()
 
@@ -715,6 +779,69 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
         with self.assertRaisesRegex(ValueError, "unknown dose method 'monte_carlo'"):
             logic.computeDose(spect, segmentationNode, method="monte_carlo")
         self.assertEqual(slicer.util.arrayFromVolume(spect).max(), 1.0e5)
+
+    def test_second_apply_refills_the_chosen_outputs(self):
+        """Apply twice with the outputs of the first: same node IDs, no new nodes, refreshed values."""
+        from luprrt import mrml
+        from luprrt.segments import SegmentTags
+
+        self.delayDisplay("Apply refills the chosen output nodes")
+        scene = slicer.mrmlScene
+        grid = self._grid()
+        lam = math.log(2.0) / 70.0
+        hours = [24.0, 96.0]
+        spects = [self._volume(grid, 2.0e5 * math.exp(-lam * t), f"SPECT {t:g} h", "Bq/mL") for t in hours]
+        segmentationNode = self._segmentationNode(grid, [
+            (self._ball(grid, (-12, 0, 0), 14.0), SegmentTags("lesion", lesion_id="L1")),
+            (self._ball(grid, (16, 0, 0), 12.0), SegmentTags("kidney", side="right"))])
+        logic = LesionDosimetryLogic()
+        kwargs = {"doseMethod": "local_deposition"}
+        first = logic.runCycle(spects, hours, segmentationNode, **kwargs)
+        self.assertEqual(set(first), set(OUTPUT_FIELDS))
+        classes = ("vtkMRMLScalarVolumeNode", "vtkMRMLScalarVolumeDisplayNode", "vtkMRMLTableNode",
+                   "vtkMRMLPlotSeriesNode", "vtkMRMLPlotChartNode")
+
+        def nodeCounts():
+            return {c: scene.GetNumberOfNodesByClass(c) for c in classes}
+
+        counts = nodeCounts()
+        ids = {field: node.GetID() for field, node in first.items()}
+        tia = slicer.util.arrayFromVolume(first["tiaVolume"]).copy()
+        dose = slicer.util.arrayFromVolume(first["doseVolume"]).copy()
+        tiaRows = {r["region"]: r["tia_mbq_h"] for r in mrml.rows_from_table_node(first["tiaTable"])}
+
+        # The same outputs again, after doubling every SPECT: refilled, nothing added, values doubled.
+        for spect in spects:
+            slicer.util.updateVolumeFromArray(spect, 2.0 * slicer.util.arrayFromVolume(spect))
+        second = logic.runCycle(spects, hours, segmentationNode, **kwargs,
+                                **{f"{field}Node": node for field, node in first.items()})
+        self.assertEqual({field: node.GetID() for field, node in second.items()}, ids)
+        self.assertEqual(nodeCounts(), counts)
+        np.testing.assert_array_equal(slicer.util.arrayFromVolume(second["tiaVolume"]), 2.0 * tia)
+        np.testing.assert_allclose(slicer.util.arrayFromVolume(second["doseVolume"]), 2.0 * dose, rtol=1e-6)
+        self.assertEqual(second["tiaVolume"].GetAttribute("LuPRRT.Units"), TIA_UNITS)
+        for row in mrml.rows_from_table_node(second["tiaTable"]):
+            self.assertAlmostEqual(row["tia_mbq_h"] / tiaRows[row["region"]], 2.0, 9)
+        chart = second["tacChart"]
+        count = chart.GetNumberOfPlotSeriesNodes()
+        names = sorted(chart.GetNthPlotSeriesNode(i).GetName() for i in range(count))
+        self.assertEqual(names, ["L1 fit", "L1 measured", "kidney_right fit", "kidney_right measured"])
+        self.assertEqual(counts["vtkMRMLPlotSeriesNode"], 4)  # no orphan series of the first Apply
+
+        # Inputs are never outputs, and one node never serves two outputs; nothing is made on refusal.
+        tiaInput = self._volume(grid, 1.0e6, "TIA input", TIA_UNITS)
+        counts = nodeCounts()
+        with self.assertRaisesRegex(ValueError, "the time-integrated activity volume output 'SPECT 24 h' "
+                                                "is also an input"):
+            logic.runCycle(spects, hours, segmentationNode, **kwargs, tiaVolumeNode=spects[0])
+        with self.assertRaisesRegex(ValueError, "'SPECT 24 h organ limits' is chosen as both the dose "
+                                                "table and the organ limits table output"):
+            logic.runCycle(spects, hours, segmentationNode, **kwargs, doseTableNode=first["limitsTable"],
+                           limitsTableNode=first["limitsTable"])
+        with self.assertRaisesRegex(ValueError, "the dose volume output 'TIA input' is also an input"):
+            logic.computeDose(tiaInput, segmentationNode, method="local_deposition", doseVolumeNode=tiaInput)
+        self.assertEqual(nodeCounts(), counts)
+        np.testing.assert_array_equal(slicer.util.arrayFromVolume(tiaInput), 1.0e6)
 
     def test_cycle_of_synthetic_patient(self):
         """End to end on the synthetic patient: SPECT/CT/segmentation nodes -> doses against the truth."""

@@ -52,6 +52,8 @@ COLUMN_UNITS: dict[str, str] = {
 }
 
 _PLOT_TYPES = {"scatter": "PlotTypeScatter", "line": "PlotTypeLine", "bar": "PlotTypeBar"}
+# Marks the series and group tables that plot_chart made for a chart (value: the chart's ID).
+_CHART_ATTRIBUTE = "LuPRRT.PlotChart"
 
 
 def _scene(scene):
@@ -89,24 +91,67 @@ def volume_node_from_image(image: sitk.Image, name: str, scene=None, units: str 
     -------
     vtkMRMLScalarVolumeNode
     """
-    if not isinstance(image, sitk.Image):
-        raise ValueError(f"volume_node_from_image needs a SimpleITK image, got {type(image).__name__}")
-    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
-        raise ValueError(f"image for {name!r} must be a 3D scalar image, got {image.GetDimension()}D with "
-                         f"{image.GetNumberOfComponentsPerPixel()} components per voxel")
+    _require_volume_image(image, name)
+    node = _scene(scene).AddNewNodeByClass(node_class, name)
+    return update_volume_node_from_image(node, image, units=units)
+
+
+def update_volume_node_from_image(node, image: sitk.Image, units: str | None = None):
+    """Refill an existing scalar volume node with ``image`` (values, geometry, units); the node is kept.
+
+    Its ID, name, display node and the nodes that reference it stay; voxel values, origin, spacing
+    and directions are replaced (a new grid size is allowed), and so are its voxel units (removed
+    when neither ``units`` nor the image's ``luprrt_units`` metadata give them). A node under a
+    parent transform is refused: the image's world geometry would be moved by the transform.
+
+    Parameters
+    ----------
+    node : vtkMRMLScalarVolumeNode
+        Output volume to refill (e.g. the one chosen in a module's output selector).
+    image : SimpleITK.Image
+        3D scalar image in LPS geometry.
+    units : str, optional
+        Voxel units, as in :func:`volume_node_from_image`.
+
+    Returns
+    -------
+    vtkMRMLScalarVolumeNode
+        ``node``.
+    """
+    if node is None or not node.IsA("vtkMRMLScalarVolumeNode"):
+        got = node.GetClassName() if node is not None else None
+        raise ValueError(f"expected a scalar volume node to fill, got {got}")
+    _require_volume_image(image, node.GetName())
+    transform = node.GetParentTransformNode()
+    if transform is not None:
+        raise ValueError(f"output volume {node.GetName()!r} is under the transform {transform.GetName()!r}; "
+                         "choose a volume without a parent transform (or none, for a new one)")
     if units is None and image.HasMetaDataKey(UNITS_KEY):
         units = image.GetMetaData(UNITS_KEY)
-    values = _vtk_compatible(sitk.GetArrayFromImage(image), name)
-    node = _scene(scene).AddNewNodeByClass(node_class, name)
+    values = _vtk_compatible(sitk.GetArrayFromImage(image), node.GetName())
+    was_modifying = node.StartModify()
     node.SetOrigin(*(np.asarray(image.GetOrigin()) * _LPS_TO_RAS))
     node.SetSpacing(*image.GetSpacing())
     directions = np.asarray(image.GetDirection()).reshape(3, 3) * _LPS_TO_RAS[:, None]
     node.SetIJKToRASDirections(directions.tolist())
     slicer.util.updateVolumeFromArray(node, values)
-    node.CreateDefaultDisplayNodes()
     if units:
         _set_voxel_units(node, units)
+    else:  # stale units of the previous content would mislabel the new values
+        node.RemoveAttribute(UNITS_ATTRIBUTE)
+        node.SetVoxelValueUnits(None)
+        node.SetVoxelValueQuantity(None)
+    node.EndModify(was_modifying)
+    node.CreateDefaultDisplayNodes()  # only when missing: a chosen node keeps its display settings
     return node
+
+
+def _require_volume_image(image, name: str) -> None:
+    if not isinstance(image, sitk.Image):
+        raise ValueError(f"volume {name!r} needs a SimpleITK image, got {type(image).__name__}")
+    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
+        raise ValueError(f"image for {name!r} must be a 3D scalar image, got {image.GetDimension()}D with "
+                         f"{image.GetNumberOfComponentsPerPixel()} components per voxel")
 
 
 def _vtk_compatible(values: np.ndarray, name: str) -> np.ndarray:
@@ -123,8 +168,8 @@ def _set_voxel_units(node, units: str) -> None:
     node.SetAttribute(UNITS_ATTRIBUTE, units)
     code, meaning, quantity = VOXEL_UNITS.get(units, (units, units, None))
     node.SetVoxelValueUnits(_coded_entry("UCUM", code, meaning))
-    if quantity is not None:
-        node.SetVoxelValueQuantity(_coded_entry(*quantity))
+    # None clears the quantity a refilled node had (a dose map refilled with activity is no dose).
+    node.SetVoxelValueQuantity(_coded_entry(*quantity) if quantity is not None else None)
 
 
 def _coded_entry(scheme: str, value: str, meaning: str):
@@ -434,8 +479,35 @@ def table_node_from_rows(rows: Sequence[Mapping] | Mapping[str, Sequence], name:
     str -> string. Each column's unit label is ``units[column]`` if given, else the unit
     its name ends with (``_bq_per_ml`` -> Bq/mL, see :data:`COLUMN_UNITS`).
     """
-    columns = _columns_of(rows)
+    columns = _columns_of(rows)  # checked before a node is added
     node = _scene(scene).AddNewNodeByClass("vtkMRMLTableNode", name)
+    return _fill_table(node, columns, units)
+
+
+def update_table_node_from_rows(node, rows: Sequence[Mapping] | Mapping[str, Sequence],
+                                units: Mapping[str, str] | None = None):
+    """Replace the content of an existing table node with rows or columns; the node is kept.
+
+    Its ID, name, attributes and the nodes that reference it (plot series, views) stay; all
+    columns and their properties (unit labels) are replaced, typed as in
+    :func:`table_node_from_rows`. Invalid rows raise ValueError before the node is touched.
+
+    Returns
+    -------
+    vtkMRMLTableNode
+        ``node``.
+    """
+    if node is None or not node.IsA("vtkMRMLTableNode"):
+        raise ValueError(f"expected a table node to fill, got {node.GetClassName() if node else None}")
+    columns = _columns_of(rows)
+    was_modifying = node.StartModify()
+    node.RemoveAllColumns()
+    _fill_table(node, columns, units)
+    node.EndModify(was_modifying)
+    return node
+
+
+def _fill_table(node, columns: dict[str, list], units: Mapping[str, str] | None):
     was_modifying = node.StartModify()
     for column, values in columns.items():
         node.AddColumn(_vtk_column(column, values))
@@ -472,8 +544,8 @@ def _column_names(table_node) -> list[str]:
 
 def plot_chart(table_node, x_column: str, y_columns: Sequence[str], name: str,
                group_column: str | None = None, plot_type: str = "scatter", x_title: str | None = None,
-               y_title: str | None = None, scene=None):
-    """Add a plot chart of table columns: one series per y column, or per (group, y column).
+               y_title: str | None = None, scene=None, chart_node=None):
+    """Add a plot chart of table columns (or refill ``chart_node``): one series per y column or group.
 
     Parameters
     ----------
@@ -489,6 +561,12 @@ def plot_chart(table_node, x_column: str, y_columns: Sequence[str], name: str,
     plot_type : {"scatter", "line", "bar"}
     x_title, y_title : str, optional
         Axis titles; default the column name with its unit label.
+    scene : vtkMRMLScene, optional
+        Target scene of a new chart (default ``slicer.mrmlScene``).
+    chart_node : vtkMRMLPlotChartNode, optional
+        An existing chart to refill: its series are replaced and the series and group tables
+        an earlier call made for it are removed from the scene (nothing is left behind); its
+        ID and name are kept.
     """
     y_columns = [y_columns] if isinstance(y_columns, str) else list(y_columns)
     if plot_type not in _PLOT_TYPES:
@@ -498,8 +576,14 @@ def plot_chart(table_node, x_column: str, y_columns: Sequence[str], name: str,
     if not y_columns or missing:
         raise ValueError(f"table {table_node.GetName()!r} lacks columns {missing or 'y'}; "
                          f"it has {_column_names(table_node)}")
-    scene = _scene(scene)
-    chart = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", name)
+    if chart_node is not None and not chart_node.IsA("vtkMRMLPlotChartNode"):
+        raise ValueError(f"expected a plot chart node to refill, got {chart_node.GetClassName()}")
+    scene = chart_node.GetScene() if chart_node is not None else _scene(scene)
+    if chart_node is None:
+        chart = scene.AddNewNodeByClass("vtkMRMLPlotChartNode", name)
+    else:
+        chart = chart_node
+        _remove_chart_series(chart)
     chart.SetTitle(name)
     chart.SetXAxisTitle(x_title or _titled(table_node, x_column))
     chart.SetYAxisTitle(y_title or (_titled(table_node, y_columns[0]) if len(y_columns) == 1 else ", ".join(
@@ -512,10 +596,13 @@ def plot_chart(table_node, x_column: str, y_columns: Sequence[str], name: str,
         sources = [(group, table_node_from_rows([r for r in rows if r[group_column] == group],
                                                 f"{name} {group}", units=units, scene=scene))
                    for group in groups]
+        for _, source in sources:
+            source.SetAttribute(_CHART_ATTRIBUTE, chart.GetID())
     for group, source in sources:
         for y in y_columns:
             label = y if group is None else (f"{group}" if len(y_columns) == 1 else f"{group} {y}")
             series = scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", label)
+            series.SetAttribute(_CHART_ATTRIBUTE, chart.GetID())
             series.SetAndObserveTableNodeID(source.GetID())
             series.SetXColumnName(x_column)
             series.SetYColumnName(y)
@@ -525,6 +612,22 @@ def plot_chart(table_node, x_column: str, y_columns: Sequence[str], name: str,
             series.SetUniqueColor()
             chart.AddAndObservePlotSeriesNodeID(series.GetID())
     return chart
+
+
+def _remove_chart_series(chart) -> None:
+    """Detach every series of ``chart``; remove the series and group tables plot_chart made for it."""
+    scene = chart.GetScene()
+    made_here = []
+    for index in range(chart.GetNumberOfPlotSeriesNodes()):
+        series = chart.GetNthPlotSeriesNode(index)
+        if series is not None and series.GetAttribute(_CHART_ATTRIBUTE) == chart.GetID():
+            made_here.append(series)
+            table = series.GetTableNode()
+            if table is not None and table.GetAttribute(_CHART_ATTRIBUTE) == chart.GetID():
+                made_here.append(table)
+    chart.RemoveAllPlotSeriesNodeIDs()
+    for node in dict.fromkeys(made_here):  # several series may share one group table
+        scene.RemoveNode(node)
 
 
 def _titled(table_node, column: str) -> str:

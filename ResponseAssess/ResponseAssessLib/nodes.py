@@ -26,20 +26,10 @@ def write_table(rows: Sequence[Mapping], name: str, table_node=None, columns: It
     """
     from luprrt import mrml
 
-    fresh = mrml.table_node_from_rows(rows if rows else {column: [] for column in columns}, name, units=units)
+    content = rows if rows else {column: [] for column in columns}
     if table_node is None:
-        return fresh
-    was_modifying = table_node.StartModify()
-    table_node.RemoveAllColumns()
-    for index in range(fresh.GetNumberOfColumns()):
-        column = fresh.GetTable().GetColumn(index)
-        table_node.AddColumn(column)
-        unit = fresh.GetColumnUnitLabel(column.GetName())
-        if unit:
-            table_node.SetColumnUnitLabel(column.GetName(), unit)
-    table_node.EndModify(was_modifying)
-    fresh.GetScene().RemoveNode(fresh)
-    return table_node
+        return mrml.table_node_from_rows(content, name, units=units)
+    return mrml.update_table_node_from_rows(table_node, content, units=units)
 
 
 def replace_segmentation(fresh, output_node):

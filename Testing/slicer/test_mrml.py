@@ -137,6 +137,41 @@ def test_volume_errors_name_the_problem(host):
         mrml.image_from_volume_node(slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "empty"))
 
 
+def test_update_volume_node_keeps_the_node_and_takes_values_geometry_and_units(host):
+    import slicer
+
+    from luprrt import mrml
+
+    first = sitk.GetImageFromArray(np.full((4, 5, 6), 7.0, dtype=np.float32))
+    node = mrml.volume_node_from_image(first, "dose", units="Gy")
+    display_id = node.GetDisplayNodeID()
+    before = _data_node_ids(node.GetScene())
+
+    values = np.random.default_rng(3).normal(size=(7, 9, 11)).astype(np.float32)
+    image = _oblique_image(values)
+    assert mrml.update_volume_node_from_image(node, image, units="Bq/mL") is node
+    assert _data_node_ids(node.GetScene()) == before
+    assert node.GetDisplayNodeID() == display_id
+    back = mrml.image_from_volume_node(node)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(back), values)
+    assert (back.GetOrigin(), back.GetSpacing(), back.GetDirection()) == (
+        image.GetOrigin(), image.GetSpacing(), image.GetDirection())
+    assert mrml.voxel_units(node) == "Bq/mL"
+    assert node.GetVoxelValueQuantity() is None  # "Absorbed Dose" of the Gy content is gone
+
+    mrml.update_volume_node_from_image(node, first)  # no units given: the stale ones go
+    assert mrml.voxel_units(node) is None
+    np.testing.assert_array_equal(slicer.util.arrayFromVolume(node), 7.0)
+
+    transform = node.GetScene().AddNewNodeByClass("vtkMRMLLinearTransformNode", "shift")
+    node.SetAndObserveTransformNodeID(transform.GetID())
+    with pytest.raises(ValueError, match="output volume 'dose' is under the transform 'shift'"):
+        mrml.update_volume_node_from_image(node, first)
+    table = mrml.table_node_from_rows({"a": [1.0]}, "t")
+    with pytest.raises(ValueError, match="expected a scalar volume node to fill, got vtkMRMLTableNode"):
+        mrml.update_volume_node_from_image(table, first)
+
+
 # -- segmentations -----------------------------------------------------------------------------------
 def test_segmentation_round_trip_keeps_overlaps_tags_and_geometry(host):
     from luprrt import mrml
@@ -321,6 +356,28 @@ def test_table_errors_name_the_column_or_row(host):
         mrml.table_node_from_rows({"a": [1.0], "b": [1.0, 2.0]}, "bad")
 
 
+def test_update_table_node_replaces_columns_and_units_in_place(host):
+    from luprrt import mrml
+
+    node = mrml.table_node_from_rows({"dose_gy": [1.0, 2.0], "region": ["L1", "L2"]}, "doses")
+    node.SetAttribute("keep", "yes")
+    before = _data_node_ids(node.GetScene())
+    rows = [{"time_h": 4.0, "activity_mbq": 90.0, "count": 3}]
+    assert mrml.update_table_node_from_rows(node, rows, units={"count": "1"}) is node
+    assert _data_node_ids(node.GetScene()) == before
+    assert (node.GetName(), node.GetAttribute("keep")) == ("doses", "yes")
+    assert mrml.rows_from_table_node(node) == rows
+    assert [node.GetColumnUnitLabel(c) for c in ("time_h", "activity_mbq", "count")] == ["h", "MBq", "1"]
+    assert node.GetColumnUnitLabel("dose_gy") == ""  # old columns and their properties are gone
+
+    mrml.update_table_node_from_rows(node, {"dose_gy": []})
+    assert node.GetNumberOfRows() == 0
+    assert node.GetColumnUnitLabel("dose_gy") == "Gy"
+    with pytest.raises(ValueError, match="row 1 has columns"):
+        mrml.update_table_node_from_rows(node, [{"a": 1, "b": 2}, {"a": 3}])
+    assert [node.GetTable().GetColumnName(i) for i in range(node.GetNumberOfColumns())] == ["dose_gy"]
+
+
 def test_plot_chart_has_one_series_per_column_or_group(host):
     import slicer
 
@@ -348,6 +405,44 @@ def test_plot_chart_has_one_series_per_column_or_group(host):
 
     with pytest.raises(ValueError, match=r"lacks columns \['dose_mgy'\]"):
         mrml.plot_chart(table, "time_h", ["dose_mgy"], "bad")
+
+
+def test_plot_chart_refill_replaces_series_and_leaves_nothing_behind(host):
+    from luprrt import mrml
+
+    def counts(scene):
+        return {c: scene.GetNumberOfNodesByClass(c) for c in ("vtkMRMLTableNode", "vtkMRMLPlotSeriesNode",
+                                                               "vtkMRMLPlotChartNode")}
+
+    rows = [{"lesion_id": lesion, "time_h": t, "activity_mbq": a * scale}
+            for lesion, scale in (("L01", 1.0), ("L02", 2.0)) for t, a in ((4.0, 10.0), (24.0, 8.0))]
+    table = mrml.table_node_from_rows(rows, "tac")
+    chart = mrml.plot_chart(table, "time_h", "activity_mbq", "first", group_column="lesion_id")
+    scene = chart.GetScene()
+    kept = scene.AddNewNodeByClass("vtkMRMLPlotSeriesNode", "added by the user")
+    chart.AddAndObservePlotSeriesNodeID(kept.GetID())
+    before = counts(scene)
+    assert before == {"vtkMRMLTableNode": 3, "vtkMRMLPlotSeriesNode": 3, "vtkMRMLPlotChartNode": 1}
+
+    mrml.update_table_node_from_rows(table, [r | {"activity_mbq": 3 * r["activity_mbq"]} for r in rows]
+                                     + [{"lesion_id": "L03", "time_h": 4.0, "activity_mbq": 1.0}])
+    again = mrml.plot_chart(table, "time_h", "activity_mbq", "second", group_column="lesion_id",
+                            chart_node=chart)
+    assert again is chart and chart.GetName() == "first" and chart.GetTitle() == "second"
+    names = [chart.GetNthPlotSeriesNode(i).GetName() for i in range(chart.GetNumberOfPlotSeriesNodes())]
+    assert names == ["L01", "L02", "L03"]
+    # One more group (L03): one more series and group table; the user's series is detached, not deleted.
+    assert counts(scene) == {"vtkMRMLTableNode": 4, "vtkMRMLPlotSeriesNode": 4, "vtkMRMLPlotChartNode": 1}
+    assert scene.GetNodeByID(kept.GetID()) is kept
+    second = chart.GetNthPlotSeriesNode(1).GetTableNode()
+    assert [r["activity_mbq"] for r in mrml.rows_from_table_node(second)] == [60.0, 48.0]
+    assert scene.GetNodeByID(table.GetID()) is table  # the source table is never removed
+
+    plain = mrml.plot_chart(table, "time_h", "activity_mbq", "plain", chart_node=chart)
+    assert plain.GetNumberOfPlotSeriesNodes() == 1
+    assert counts(scene) == {"vtkMRMLTableNode": 1, "vtkMRMLPlotSeriesNode": 2, "vtkMRMLPlotChartNode": 1}
+    with pytest.raises(ValueError, match="expected a plot chart node to refill, got vtkMRMLTableNode"):
+        mrml.plot_chart(table, "time_h", "activity_mbq", "bad", chart_node=table)
 
 
 # -- markups -----------------------------------------------------------------------------------------
