@@ -579,32 +579,22 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
     def createTnChart(self, ratioTableNode, chartNode=None, name: str = "LobeQuant T/N by cycle"):
         """A plot chart of the lobe T/N by cycle: one series for the IA lobe, one for the IV lobe.
 
-        :param chartNode: an existing chart to refill (its old series are removed from the scene).
+        :param chartNode: an existing chart to refill, keeping its ID and name (the series an
+            earlier call made for it are removed from the scene).
         """
         from luprrt import mrml
 
-        chart = mrml.plot_chart(self._required(ratioTableNode, "IA/IV ratio table"), "cycle",
-                                ["tn_mean_ia", "tn_mean_iv"], name, plot_type="line",
-                                x_title="cycle", y_title="lobe T/N (mean)")
+        ratioTableNode = self._required(ratioTableNode, "IA/IV ratio table")
         rows = mrml.rows_from_table_node(ratioTableNode)
         iaSide = rows[0]["ia_side"] if rows else ""
         ivSide = {"right": "left", "left": "right"}.get(iaSide, "")
-        for index, label in enumerate((f"IA lobe ({iaSide})", f"IV lobe ({ivSide})")):
-            chart.GetNthPlotSeriesNode(index).SetName(label)
-        if chartNode is None:
-            return chart
-        scene = chartNode.GetScene()
-        for index in reversed(range(chartNode.GetNumberOfPlotSeriesNodes())):
-            old = chartNode.GetNthPlotSeriesNode(index)
-            chartNode.RemoveNthPlotSeriesNodeID(index)
-            if old is not None:
-                scene.RemoveNode(old)
+        labels = {"tn_mean_ia": f"IA lobe ({iaSide})", "tn_mean_iv": f"IV lobe ({ivSide})"}
+        chart = mrml.plot_chart(ratioTableNode, "cycle", list(labels), name, plot_type="line",
+                                x_title="cycle", y_title="lobe T/N (mean)", chart_node=chartNode)
         for index in range(chart.GetNumberOfPlotSeriesNodes()):
-            chartNode.AddAndObservePlotSeriesNodeID(chart.GetNthPlotSeriesNodeID(index))
-        for attribute in ("Title", "XAxisTitle", "YAxisTitle"):
-            getattr(chartNode, f"Set{attribute}")(getattr(chart, f"Get{attribute}")())
-        scene.RemoveNode(chart)
-        return chartNode
+            series = chart.GetNthPlotSeriesNode(index)
+            series.SetName(labels[series.GetYColumnName()])
+        return chart
 
     def exportCsv(self, folder: str | Path, tnTableNode=None, ratioTableNode=None, uptakeTableNode=None,
                   overwrite: bool = False) -> list[Path]:
@@ -674,22 +664,15 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def _rowsToTable(rows, name: str, tableNode=None):
-        """A new table node of ``rows`` (list of dicts or dict of columns), or ``tableNode`` refilled."""
+        """A new table node of ``rows`` (list of dicts or dict of columns), or ``tableNode`` refilled.
+
+        A refilled node keeps its ID, name, attributes and node references (the cycles table's SPECTs).
+        """
         from luprrt import mrml
 
-        filled = mrml.table_node_from_rows(rows, name)
         if tableNode is None:
-            return filled
-        keepName = tableNode.GetName()
-        references = [tableNode.GetNthNodeReferenceID(SPECT_REFERENCE_ROLE, n)
-                      for n in range(tableNode.GetNumberOfNodeReferences(SPECT_REFERENCE_ROLE))]
-        tableNode.Copy(filled)  # content and column units
-        tableNode.SetName(keepName)
-        tableNode.RemoveNodeReferenceIDs(SPECT_REFERENCE_ROLE)
-        for nodeId in references:
-            tableNode.AddNodeReferenceID(SPECT_REFERENCE_ROLE, nodeId)
-        filled.GetScene().RemoveNode(filled)
-        return tableNode
+            return mrml.table_node_from_rows(rows, name)
+        return mrml.update_table_node_from_rows(tableNode, rows)
 
 
 def _noProgress(fraction: float, message: str) -> None:
@@ -910,6 +893,63 @@ class LobeQuantTest(ScriptedLoadableModuleTest):
         self.assertEqual(chart.GetNumberOfPlotSeriesNodes(), 2)
         self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLPlotSeriesNode"), 2)
         self.assertEqual(slicer.mrmlScene.GetNumberOfNodesByClass("vtkMRMLPlotChartNode"), 1)
+
+    def test_second_apply_refills_the_same_nodes(self):
+        """Apply twice into the same tables and chart: same IDs and node counts, values of the new SPECT.
+
+        Doubling the SPECT doubles every concentration and activity exactly (x2 is exact in binary
+        floating point) and leaves every T/N unchanged.
+        """
+        from LobeQuantLib.phantoms import SHAPE_ZYX, uniform_lobe_phantom
+
+        from luprrt import mrml
+        from luprrt.segments import SegmentTags
+
+        phantom = uniform_lobe_phantom()
+        kidney = np.zeros(SHAPE_ZYX, dtype=bool)
+        kidney[10:20, 33:36, 5:12] = True  # outside the liver box: uptake needs a kidney segment
+        phantom.segmentation.add_segment(kidney, SegmentTags("kidney", side="right"))
+        segmentationNode, spectNode = self._phantomNodes(phantom)
+        logic = LobeQuantLogic()
+        cycles = [(spectNode, 1, 24.0, 7400.0)]
+        first = logic.computeTumourToNonTumour(segmentationNode, cycles, "right")
+        self.assertIsNotNone(first[2])
+        chart = logic.createTnChart(first[1])
+        before = [[dict(r) for r in self._rows(table)] for table in first]
+        ids = [node.GetID() for node in (*first, chart)]
+        classes = ("vtkMRMLTableNode", "vtkMRMLPlotSeriesNode", "vtkMRMLPlotChartNode")
+        counts = {c: slicer.mrmlScene.GetNumberOfNodesByClass(c) for c in classes}
+        seriesIds = [chart.GetNthPlotSeriesNodeID(i) for i in range(chart.GetNumberOfPlotSeriesNodes())]
+
+        mrml.update_volume_node_from_image(spectNode, phantom.spect * 2.0, units="Bq/mL")
+        second = logic.computeTumourToNonTumour(segmentationNode, cycles, "right", tableNode=first[0],
+                                                ratioTableNode=first[1], uptakeTableNode=first[2])
+        refilled = logic.createTnChart(second[1], chart)
+        self.assertEqual([node.GetID() for node in (*second, refilled)], ids)
+        self.assertEqual({c: slicer.mrmlScene.GetNumberOfNodesByClass(c) for c in classes}, counts)
+        self.assertEqual(counts, {"vtkMRMLTableNode": 3, "vtkMRMLPlotSeriesNode": 2, "vtkMRMLPlotChartNode": 1})
+        self.assertEqual([s.GetName() for s in (slicer.mrmlScene.GetNodeByID(i) for i in seriesIds)
+                          if s is not None], [])  # the first call's series left the scene
+        self.assertEqual([refilled.GetNthPlotSeriesNode(i).GetName() for i in range(2)],
+                         ["IA lobe (right)", "IV lobe (left)"])
+        self.assertTrue(all(refilled.GetNthPlotSeriesNode(i).GetTableNode() is first[1] for i in range(2)))
+        tnBefore, ratioBefore, uptakeBefore = before
+        tnAfter, ratioAfter, uptakeAfter = (self._rows(table) for table in second)
+        self.assertEqual(len(tnAfter), len(tnBefore))
+        for old, new in zip(tnBefore, tnAfter, strict=True):
+            self.assertEqual((new["role"], new["side"], new["lesion_id"]), (old["role"], old["side"],
+                                                                            old["lesion_id"]))
+            self.assertEqual(new["mean_bq_per_ml"], 2.0 * old["mean_bq_per_ml"])
+            if new["role"] in ("tumour", "lesion"):  # NaN for lobe and non-tumour rows
+                self.assertEqual((new["tn_mean"], new["tn_max"]), (old["tn_mean"], old["tn_max"]))
+        self.assertEqual([r["tn_mean_ia_over_iv"] for r in ratioAfter],
+                         [r["tn_mean_ia_over_iv"] for r in ratioBefore])
+        for old, new in zip(uptakeBefore, uptakeAfter, strict=True):
+            self.assertEqual(new["region"], old["region"])
+            self.assertEqual(new["activity_mbq"], 2.0 * old["activity_mbq"])
+        self.assertEqual(second[0].GetName(), "LobeQuant T/N")
+        self.assertEqual(second[0].GetColumnUnitLabel("mean_bq_per_ml"), "Bq/mL")
+        self.assertEqual(second[0].GetAttribute(IA_SIDE_ATTRIBUTE), "right")
 
     def test_input_nodes_are_not_modified(self):
         from LobeQuantLib.phantoms import uniform_lobe_phantom
