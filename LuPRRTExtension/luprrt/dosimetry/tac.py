@@ -238,6 +238,14 @@ def trapezoid_weights_h(times_h, head: str = "linear", tail_lambda_per_h: float 
     return w
 
 
+def check_scan_times_h(t: np.ndarray) -> None:
+    """Scan times (h after administration, 1-D) must be finite, >= 0 and strictly increasing."""
+    if not np.all(np.isfinite(t)) or np.any(t < 0):
+        raise ValueError(f"times must be finite and >= 0 h after administration, got {t.tolist()} h")
+    if np.any(np.diff(t) <= 0):
+        raise ValueError(f"times must increase strictly, got {t.tolist()} h")
+
+
 def _validated(times_h, activities_mbq, sd_mbq):
     t = np.asarray(times_h, dtype=float)
     y = np.asarray(activities_mbq, dtype=float)
@@ -246,10 +254,7 @@ def _validated(times_h, activities_mbq, sd_mbq):
     if y.shape != t.shape:
         raise ValueError(f"{y.size} activities {np.atleast_1d(y).tolist()} MBq for {t.size} times "
                          f"{t.tolist()} h")
-    if not np.all(np.isfinite(t)) or np.any(t < 0):
-        raise ValueError(f"times must be finite and >= 0 h after administration, got {t.tolist()} h")
-    if np.any(np.diff(t) <= 0):
-        raise ValueError(f"times must increase strictly, got {t.tolist()} h")
+    check_scan_times_h(t)
     if not np.all(np.isfinite(y)) or np.any(y < 0):
         raise ValueError(f"activities must be finite and >= 0 MBq, got {y.tolist()} MBq")
     if not np.any(y > 0):

@@ -38,7 +38,7 @@ from ..grids import image_on_grid
 from ..physics import LU177_HALF_LIFE_H
 from ..provenance import ProgressCallback, no_progress
 from ..resample import require_same_grid
-from .tac import HEADS, trapezoid_weights_h
+from .tac import HEADS, check_scan_times_h, trapezoid_weights_h
 
 INTEGRATIONS = ("analytic", "trapezoid")
 WEIGHTINGS = ("poisson", "uniform")
@@ -161,10 +161,7 @@ def _validated_times(times_h, n_images: int) -> np.ndarray:
         raise ValueError(f"need at least 2 images for voxel-wise time-activity fitting, got {n_images}")
     if t.ndim != 1 or t.size != n_images:
         raise ValueError(f"{np.atleast_1d(t).size} times {np.atleast_1d(t).tolist()} h for {n_images} images")
-    if not np.all(np.isfinite(t)) or np.any(t < 0):
-        raise ValueError(f"times must be finite and >= 0 h after administration, got {t.tolist()} h")
-    if np.any(np.diff(t) <= 0):
-        raise ValueError(f"times must increase strictly, got {t.tolist()} h")
+    check_scan_times_h(t)
     return t
 
 
