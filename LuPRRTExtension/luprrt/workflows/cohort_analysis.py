@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 
 from ..provenance import ProgressCallback, no_progress, provenance_record
-from ..response.outcome import lesion_outcomes
+from ..response.outcome import LesionOutcome, lesion_outcomes
 from ..response.recist import assess_patient, best_overall_response
 from ..tables import as_rows
 
@@ -33,12 +34,13 @@ def _read(path: Path):
 
 
 def lesion_table(out_dir: Path, patient_ids: Sequence[str]):
-    """One row per lesion and cycle: T/N, dose, baseline features, diameter change and response."""
+    """One row per lesion and cycle (T/N, dose, baseline features, diameter change, response), one row
+    per patient (RECIST), and one row per lesion and follow-up visit (% change of the longest diameter)."""
     import pandas as pd
 
     from ..cohort.trial import cumulative_lesion_dose
 
-    frames, patients = [], []
+    frames, patients, courses = [], [], []
     for patient_id in patient_ids:
         folder = Path(out_dir) / "patients" / patient_id
         tn = _read(folder / "lobequant" / "lobequant_tn.csv")
@@ -57,10 +59,14 @@ def lesion_table(out_dir: Path, patient_ids: Sequence[str]):
             keep = ["lesion_id", *[c for c in ("fdg_suvmax", "fdg_suvpeak", "ga68_suvmax", "ga68_suvpeak",
                                                "adc_mean_mm2_per_s") if c in features]]
             table = table.merge(features[keep], on="lesion_id", how="left")
-        outcome, patient = _response(measurements, patient_id)
+        course, patient = _response(measurements, patient_id)
+        last = course.groupby("lesion_id", as_index=False).tail(1)  # course is ordered by lesion and date
+        outcome = last[["lesion_id", "change_pct", "category"]].rename(
+            columns={"change_pct": "diameter_change_pct", "category": "lesion_response"})
         table = table.merge(outcome, on="lesion_id", how="left")
         frames.append(table)
         patients.append(patient)
+        courses.append(course)
     table = pd.concat(frames, ignore_index=True)
     table = cumulative_lesion_dose(table.dropna(subset=["tumour_dose_gy"]), dose="tumour_dose_gy")
     first = table[table["cycle"] == 1].set_index(["patient_id", "lesion_id"])
@@ -69,18 +75,18 @@ def lesion_table(out_dir: Path, patient_ids: Sequence[str]):
         table["tn_mean"].to_numpy() / first["tn_mean"].reindex(key).to_numpy() - 1.0)
     table["responder"] = (table["lesion_response"] == RESPONDER_CATEGORY).astype(int)
     columns = ["patient_id", "lesion_id", "side", "route", "cycle"]
-    return table[columns + [c for c in table.columns if c not in columns]], pd.DataFrame(patients)
+    course = pd.concat(courses, ignore_index=True)
+    course = course.assign(time_since_baseline_h=course["days_from_baseline"] * 24.0,
+                           diameter_change_pct=course["change_pct"])
+    return table[columns + [c for c in table.columns if c not in columns]], pd.DataFrame(patients), course
 
 
 def _response(measurements, patient_id: str):
-    """Per lesion: % change of the longest diameter at the last visit and its category; patient RECIST."""
+    """Per lesion and follow-up visit: % change of the longest diameter and its category; patient RECIST."""
     import pandas as pd
 
     rows = _measurement_records(measurements)
-    last = lesion_outcomes(rows, last_only=True)
-    outcome = pd.DataFrame({"lesion_id": [o.lesion_id for o in last],
-                            "diameter_change_pct": [o.change_pct for o in last],
-                            "lesion_response": [o.category for o in last]})
+    course = pd.DataFrame(as_rows(lesion_outcomes(rows)), columns=[f.name for f in fields(LesionOutcome)])
     time_points = assess_patient(rows)
     best = best_overall_response(time_points)
     changes = [tp.change_from_baseline_pct for tp in time_points if tp.change_from_baseline_pct is not None]
@@ -88,7 +94,7 @@ def _response(measurements, patient_id: str):
                "patient_responder": int(best.response.value in ("CR", "PR")),
                "best_sum_diameters_change_pct": min(changes) if changes else None,
                "last_overall_response": time_points[-1].overall_response.value if time_points else None}
-    return outcome, patient
+    return course, patient
 
 
 def uptake_table(out_dir: Path, patient_ids: Sequence[str]):
@@ -119,7 +125,7 @@ def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: i
     out_dir = Path(out_dir)
     figure_dir = out_dir / "figures"
     figure_dir.mkdir(parents=True, exist_ok=True)
-    lesions, patients = lesion_table(out_dir, patient_ids)
+    lesions, patients, course = lesion_table(out_dir, patient_ids)
     _write_table(lesions, out_dir / "lesion_table.csv", overwrite)
     _write_table(patients, out_dir / "patient_table.csv", overwrite)
     progress(0.2, "lesion table written")
@@ -191,9 +197,9 @@ def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: i
     def response():
         spider = lesions.drop_duplicates(["patient_id", "lesion_id"])
         paths = []
-        table = _diameter_course(out_dir, patient_ids)
-        if table is not None:
-            paths.append(figures.spider_plot(table, figure_dir / "spider.png", change="diameter_change_pct",
+        measured = course.dropna(subset=["diameter_change_pct"])
+        if not measured.empty:
+            paths.append(figures.spider_plot(measured, figure_dir / "spider.png", change="diameter_change_pct",
                                              overwrite=overwrite))
         paths.append(figures.waterfall_plot(patients.dropna(subset=["best_sum_diameters_change_pct"]),
                                             figure_dir / "waterfall.png", overwrite=overwrite))
@@ -221,22 +227,6 @@ def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: i
         overwrite=overwrite)
     progress(1.0, "report written")
     return report
-
-
-def _diameter_course(out_dir: Path, patient_ids: Sequence[str]):
-    """Per lesion and visit: % change of the longest diameter from baseline, time in hours."""
-    import pandas as pd
-
-    frames = []
-    for patient_id in patient_ids:
-        measurements = _read(Path(out_dir) / "patients" / patient_id / "measurements.csv")
-        rows = _measurement_records(measurements)
-        frames.append(pd.DataFrame(as_rows(lesion_outcomes(rows))))
-    table = pd.concat(frames, ignore_index=True).dropna(subset=["change_pct"])
-    if table.empty:
-        return None
-    return table.assign(time_since_baseline_h=table["days_from_baseline"] * 24.0,
-                        diameter_change_pct=table["change_pct"])
 
 
 def _measurement_records(measurements) -> list[dict]:
