@@ -14,9 +14,9 @@ import csv
 import json
 import logging
 import multiprocessing
-from collections.abc import Sequence
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..provenance import ProgressCallback, no_progress, provenance_record
@@ -56,7 +56,7 @@ def discover_patients(study: str | Path) -> list[PatientEntry]:
         if entry.ia_side not in SIDES:
             raise ValueError(f"patient {entry.patient_id}: IA side {entry.ia_side!r} must be one of {SIDES} "
                              "(set ia_side in manifest.csv or the patient's manifest.json)")
-    duplicated = sorted({e.patient_id for e in entries if [x.patient_id for x in entries].count(e.patient_id) > 1})
+    duplicated = sorted(pid for pid, n in Counter(e.patient_id for e in entries).items() if n > 1)
     if duplicated:
         raise ValueError(f"patient ids listed more than once in {study}: {duplicated}")
     return entries
@@ -214,7 +214,3 @@ def make_demo_cohort(folder: str | Path, n_patients: int = 8, *, seed: int = 0, 
         writer.writerows([e.patient_id, e.folder.relative_to(folder).as_posix(), e.ia_side] for e in entries)
     progress(1.0, f"{n_patients} synthetic patients written")
     return entries
-
-
-def entries_as_rows(entries: Sequence[PatientEntry]) -> list[dict]:
-    return [{**asdict(e), "folder": str(e.folder)} for e in entries]
