@@ -848,7 +848,7 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
         from luprrt import mrml
         from luprrt.dosimetry import HuDensityCalibration, organ_s_value_dose_gy, sphere_s_value_dose_gy
         from luprrt.phantom import make_patient
-        from luprrt.phantom_anatomy import KIDNEY, TISSUE_HU
+        from luprrt.phantom.anatomy import KIDNEY, TISSUE_HU
 
         # 1. A patient with a known truth, loaded as nodes.
         self.delayDisplay("Synthetic patient: cycle 1 dosimetry")

@@ -485,8 +485,8 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
         :return: table node; a candidate overlapping a known lesion keeps its tracking id.
         """
         from luprrt import mrml
-        from luprrt.lesions import detect_lesion_candidates
-        from luprrt.resample import segmentation_on_grid
+        from luprrt.liver import detect_lesion_candidates
+        from luprrt.segments import segmentation_on_grid
 
         image = self._spectImage(spectNode)
         segmentation = mrml.segmentation_from_segmentation_node(
@@ -527,9 +527,8 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
             activity or the kidney segments are missing).
         """
         from luprrt import mrml
-        from luprrt.resample import check_grid_compatibility
-        from luprrt.tn import tumour_to_nontumour
-        from luprrt.uptake import uptake_rows
+        from luprrt.grid import check_grid_compatibility
+        from luprrt.liver import tumour_to_nontumour, uptake_rows
         from luprrt.workflows.lobequant import prepare_segmentation
 
         if not cycles:
@@ -639,7 +638,7 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
         return mrml.image_from_volume_node(spectNode)
 
     def _cycleSpect(self, entry):
-        from luprrt.tn import CycleSpect
+        from luprrt.liver import CycleSpect
 
         if len(entry) not in (3, 4):
             raise ValueError(f"a cycle is (SPECT node, cycle, hours[, administered MBq]), got {entry!r}")

@@ -197,7 +197,7 @@ class LuPRRTExtensionLogic(ScriptedLoadableModuleLogic):
         :return: ``{"ct": node, "spect": node, "segmentation": node}``.
         """
         from luprrt import mrml
-        from luprrt.dicomio import read_image
+        from luprrt.io import read_image
 
         folder = Path(folder)
         manifest_path = folder / "manifest.json"
@@ -361,9 +361,8 @@ class LuPRRTExtensionTest(ScriptedLoadableModuleTest):
         import SimpleITK as sitk
 
         from luprrt import mrml
-        from luprrt.dicomio import read_image
+        from luprrt.io import read_image, read_seg_nrrd
         from luprrt.phantom import FIELD_OF_VIEW_MM
-        from luprrt.segio import read_seg_nrrd
 
         logic = LuPRRTExtensionLogic()
         options = {"small": True, "n_cycles": 1, "hours_post_injection": (24.0,), "followup_weeks": ()}

@@ -352,8 +352,9 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
             a manual line), ``source, long_axis_line_node_id``. Each computed long axis is shown
             as a markups line (reused by later runs).
         """
-        from luprrt.response.diameters import segment_diameters
         from ResponseAssessLib import lines, nodes, rows
+
+        from luprrt.response.diameters import segment_diameters
 
         progress = progress or _noProgress
         manualLineNodes = dict(manualLineNodes or {})
@@ -432,9 +433,10 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
             ``centroid_distance_mm``, ``matched_by``. With registration it references the new
             follow-up-to-reference transform node (role ``registrationTransform``).
         """
+        from ResponseAssessLib import nodes, rows
+
         from luprrt import mrml
         from luprrt.response.matching import EVENT_KINDS, apply_tracking_ids, match_lesions
-        from ResponseAssessLib import nodes, rows
 
         progress = progress or _noProgress
         if maxDistanceMm <= 0:
@@ -484,8 +486,9 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def _registerCts(fixed, moving, referenceCtNode, followupCtNode, progress: Progress):
         """Rigid registration of the follow-up CT to the reference CT: (sitk transform, transform node)."""
-        from luprrt.registration import register_rigid
         from ResponseAssessLib import nodes
+
+        from luprrt.registration import register_rigid
 
         result = register_rigid(fixed, moving, progress=progress)
         transformNode = nodes.transform_node(result.transform,
@@ -516,9 +519,10 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
             baseline lesion missing from a later segmentation counts as gone (0 mm); a lesion
             absent at baseline is new.
         """
+        from ResponseAssessLib import rows
+
         from luprrt import mrml
         from luprrt.response.recist import RecistCriteria
-        from ResponseAssessLib import rows
 
         if not str(patientId).strip():
             raise ValueError("patient ID is empty")
@@ -581,6 +585,8 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
             outcome (% change of the longest diameter, category by the same PR/PD limits) covers
             lesions with a positive baseline longest diameter.
         """
+        from ResponseAssessLib import nodes, rows
+
         from luprrt.response.outcome import LesionOutcome, OutcomeThresholds, lesion_outcomes
         from luprrt.response.recist import (
             BestOverallResponse,
@@ -590,7 +596,6 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
             best_overall_response,
         )
         from luprrt.tables import as_rows
-        from ResponseAssessLib import nodes, rows
 
         progress = progress or _noProgress
         progress(0.0, _("Reading measurements"))
@@ -633,8 +638,9 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
 
         :return: (spider chart node, waterfall chart node); their data tables are new table nodes
         """
-        from luprrt import mrml
         from ResponseAssessLib import rows
+
+        from luprrt import mrml
 
         spiderRows = rows.spider_rows(mrml.rows_from_table_node(lesionOutcomeTableNode))
         waterfallRows = rows.waterfall_rows(mrml.rows_from_table_node(bestResponseTableNode))
@@ -661,8 +667,9 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def _lesionSegmentation(segmentationNode, requireIds: bool = True, referenceVolumeNode=None):
         """The LuPRRT segmentation of a node, checked: lesion segments present, tracking ids unique."""
-        from luprrt import mrml
         from ResponseAssessLib import nodes
+
+        from luprrt import mrml
 
         if segmentationNode is None or not segmentationNode.IsA("vtkMRMLSegmentationNode"):
             raise ValueError(f"expected a segmentation node, got "
@@ -693,8 +700,9 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def _measurements(measurements) -> list:
         """RECIST measurements from a table node or from rows (dicts or ``LesionMeasurement``)."""
-        from luprrt import mrml
         from ResponseAssessLib import rows
+
+        from luprrt import mrml
 
         if measurements is None:
             raise ValueError("no measurement table given")
@@ -825,8 +833,9 @@ class ResponseAssessTest(ScriptedLoadableModuleTest):
         tilted by atan(1.2 / 24.8); the perpendicular chord through the centre crosses the top and
         bottom cells of the +-6 mm column: 13.2 mm / cos(tilt).
         """
-        from luprrt import mrml
         from ResponseAssessLib import synthetic
+
+        from luprrt import mrml
 
         reference, node = self._diameterCase()
         table = ResponseAssessLogic().measureLesionDiameters(node)
@@ -978,8 +987,9 @@ class ResponseAssessTest(ScriptedLoadableModuleTest):
         Without registration nothing matches; registered, both lesions keep their ids and the
         transform node holds the translation (RAS: x and y negated) to within 1 mm.
         """
-        from luprrt import mrml
         from ResponseAssessLib import synthetic
+
+        from luprrt import mrml
 
         reference = synthetic.grid((56, 48, 28), (4.0, 4.0, 5.0), (-110.0, -94.0, -67.5))
         shift = np.array([20.0, -12.0, 10.0])
@@ -1076,9 +1086,10 @@ class ResponseAssessTest(ScriptedLoadableModuleTest):
 
     # -- errors ------------------------------------------------------------------------------------
     def test_bad_inputs_give_clear_errors(self):
+        from ResponseAssessLib import synthetic
+
         from luprrt import mrml
         from luprrt.segments import Segmentation, SegmentTags
-        from ResponseAssessLib import synthetic
 
         logic = ResponseAssessLogic()
         reference = synthetic.grid((20, 20, 6), (1.0, 1.0, 2.0))

@@ -21,9 +21,8 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
-from .segio import _TAG_KEYS, _role_from_terminology, terminology_entry
-from .segments import Segment, Segmentation, SegmentTags
-from .volumeio import UNITS_KEY
+from .io import UNITS_KEY
+from .segments import TAG_KEYS, Segment, Segmentation, SegmentTags, role_from_terminology, terminology_entry
 
 # RAS <-> LPS: x and y change sign (DICOM PS3.3 C.7.6.2.1.1 defines LPS; Slicer uses RAS).
 _LPS_TO_RAS = np.array([-1.0, -1.0, 1.0])
@@ -285,7 +284,7 @@ def segmentation_node_from_segmentation(segmentation: Segmentation, name: str, r
         segment.SetLabelValue(seg.label_value)
         segment.AddRepresentation(LABELMAP, layers[seg.layer])
         segment.SetTag(slicer.vtkSegment.GetTerminologyEntryTagName(), terminology_entry(seg.tags))
-        for key, attribute in _TAG_KEYS.items():
+        for key, attribute in TAG_KEYS.items():
             value = getattr(seg.tags, attribute)
             if value is not None:
                 segment.SetTag(key, str(value))
@@ -367,12 +366,12 @@ def _layer_on_grid(layer_image, geometry) -> sitk.Image:
 
 def _segment_tags(segment, segment_id: str, node_name: str) -> SegmentTags:
     values = {}
-    for key, attribute in _TAG_KEYS.items():
+    for key, attribute in TAG_KEYS.items():
         value = vtk.reference("")
         if segment.GetTag(key, value) and str(value):
             values[attribute] = str(value)
     if "role" not in values:
-        role_side = _role_from_terminology(segment.GetTerminology() or "")
+        role_side = role_from_terminology(segment.GetTerminology() or "")
         if role_side is None:
             raise ValueError(f"segmentation {node_name!r}: segment {segment_id!r} has no LuPRRT.Role tag and "
                              "its terminology type is not one LuPRRT knows; tag it (role: liver, lobe, "

@@ -61,6 +61,8 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
+from .grid import GridGeometry
+
 log = logging.getLogger(__name__)
 
 ENGINES = ("auto", "numba", "numpy")
@@ -72,45 +74,6 @@ _MAX_RUN = 4096
 # output row); larger or negative labels are first renumbered with np.unique.
 _MAX_LUT_LABEL = 1 << 24
 _OCCUPANCY_EXTREMA_THRESHOLD = 0.5
-
-
-@dataclass(frozen=True)
-class GridGeometry:
-    """The geometry of an image grid: size (x, y, z), origin (mm), spacing (mm), direction."""
-
-    size: tuple[int, int, int]
-    origin: tuple[float, float, float]
-    spacing: tuple[float, float, float]
-    direction: tuple[float, ...]
-
-    @classmethod
-    def from_image(cls, image: sitk.Image) -> GridGeometry:
-        if image.GetDimension() != 3:
-            raise ValueError(f"expected a 3D image, got {image.GetDimension()}D")
-        return cls(tuple(image.GetSize()), tuple(image.GetOrigin()), tuple(image.GetSpacing()),
-                   tuple(image.GetDirection()))
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        """Array shape (z, y, x)."""
-        return self.size[::-1]
-
-    @property
-    def voxel_volume_ml(self) -> float:
-        return float(np.prod(self.spacing)) / 1000.0
-
-    def matches(self, other: GridGeometry, tolerance: float = 1e-3) -> bool:
-        """Same size, and origin/spacing/direction equal within ``tolerance`` (mm, or unitless)."""
-        if self == other:  # the usual case (every cycle's SPECT on one grid), without the tolerance tests
-            return True
-        return (self.size == other.size
-                and np.allclose(self.origin, other.origin, rtol=0, atol=tolerance)
-                and np.allclose(self.spacing, other.spacing, rtol=0, atol=tolerance)
-                and np.allclose(self.direction, other.direction, rtol=0, atol=tolerance))
-
-    def describe(self) -> str:
-        return (f"size {self.size}, origin {tuple(round(v, 3) for v in self.origin)} mm, "
-                f"spacing {tuple(round(v, 4) for v in self.spacing)} mm")
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ import time
 import numpy as np
 import SimpleITK as sitk
 
+from luprrt.liver import CycleSpect, build_lobe_regions, nontumour_mask, tumour_to_nontumour
 from luprrt.segments import Segment, Segmentation, SegmentTags
-from luprrt.tn import CycleSpect, build_lobe_regions, nontumour_mask, tumour_to_nontumour
 
 log = logging.getLogger(__name__)
 

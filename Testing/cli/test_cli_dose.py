@@ -8,14 +8,12 @@ import logging
 import pytest
 
 from luprrt.cli import main
-from luprrt.dicomio import read_image
 from luprrt.dosimetry import HuDensityCalibration, organ_s_value_dose_gy, sphere_s_value_dose_gy
+from luprrt.io import QuantitativeImage, read_image, read_seg_nrrd, write_seg_nrrd, write_volume
 from luprrt.phantom import make_patient, write_patient
-from luprrt.phantom_anatomy import KIDNEY, TISSUE_HU
-from luprrt.segio import read_seg_nrrd, write_seg_nrrd
+from luprrt.phantom.anatomy import KIDNEY, TISSUE_HU
 from luprrt.segments import Segmentation
 from luprrt.tables import read_rows_csv
-from luprrt.volumeio import QuantitativeImage, write_volume
 from luprrt.workflows.dose_cycle import DOSE_COLUMNS
 
 log = logging.getLogger(__name__)

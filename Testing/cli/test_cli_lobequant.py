@@ -8,11 +8,9 @@ import math
 import pytest
 
 from luprrt.cli import main
-from luprrt.dicomio import read_image
+from luprrt.io import read_image, read_seg_nrrd, write_seg_nrrd, write_volume
 from luprrt.phantom import make_patient, write_patient
-from luprrt.segio import read_seg_nrrd, write_seg_nrrd
 from luprrt.tables import read_rows_csv
-from luprrt.volumeio import write_volume
 
 OUTPUTS = ("lobequant_tn.csv", "lobequant_ia_iv_ratio.csv", "lobequant_uptake.csv", "provenance.json")
 

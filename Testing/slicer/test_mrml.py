@@ -278,7 +278,8 @@ def test_labelmap_on_grid_labels_follow_the_given_order(host):
 def test_seg_nrrd_from_segio_reads_in_slicer_and_back(host, tmp_path):
     import slicer
 
-    from luprrt import mrml, segio
+    from luprrt import mrml
+    from luprrt.io import seg_nrrd as segio
 
     reference = _oblique_image(np.zeros((12, 16, 20), np.uint8))
     segmentation = _segmentation(reference)
@@ -296,7 +297,8 @@ def test_seg_nrrd_from_segio_reads_in_slicer_and_back(host, tmp_path):
 def test_seg_nrrd_written_by_slicer_reads_with_segio(host, tmp_path):
     import slicer
 
-    from luprrt import mrml, segio
+    from luprrt import mrml
+    from luprrt.io import seg_nrrd as segio
 
     reference = _oblique_image(np.zeros((10, 12, 14), np.uint8))
     segmentation = _segmentation(reference)

@@ -45,7 +45,6 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-
 _SCALARS = (bool, int, float, str, pathlib.Path)
 _MISSING = object()
 

@@ -41,7 +41,9 @@ from .models import (  # noqa: E402 (after the dependency check, on purpose)
 )
 from .report import ReportFigure, ReportTable, write_html_report  # noqa: E402
 from .trial import (  # noqa: E402
+    cumulative_lesion_dose,
     dose_response_spearman,
+    lobe_dose_summary,
     mixed_model_over_cycles,
     paired_ia_iv,
     uptake_summary_by_cycle,
@@ -51,10 +53,12 @@ __all__ = [
     "ReportFigure",
     "ReportTable",
     "auc_with_patient_bootstrap_ci",
+    "cumulative_lesion_dose",
     "dose_response_spearman",
     "gee_logistic",
     "group_kfold",
     "grouped_cv_probabilities",
+    "lobe_dose_summary",
     "mixed_logistic",
     "mixed_model_over_cycles",
     "paired_ia_iv",

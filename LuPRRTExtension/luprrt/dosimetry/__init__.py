@@ -29,6 +29,7 @@ from .dvh import (
     region_dose_statistics,
 )
 from .radiobiology import (
+    MARROW_DOSE_LIMIT_GY,
     CycleDose,
     LimitCheck,
     SafetyAssessment,
@@ -39,9 +40,11 @@ from .single_time_point import haenscheid_tia_mbq_h, hybrid_tia_mbq_h, madsen_ti
 from .svalues import organ_self_s_value, s_value_dose_gy, sphere_mass_g, sphere_self_s_value
 from .tac import TimeActivityFit, fit_time_activity, trapezoid_weights_h
 from .voxel_tia import VoxelTimeIntegratedActivity, voxel_time_integrated_activity
-from .vsv_kernel import VoxelSValueKernel, build_voxel_s_value_kernel
+from .vsv_kernel import DEFAULT_KERNEL_RADIUS_MM, VoxelSValueKernel, build_voxel_s_value_kernel
 
 __all__ = [
+    "DEFAULT_KERNEL_RADIUS_MM",
+    "MARROW_DOSE_LIMIT_GY",
     "CumulativeDoseVolumeHistograms",
     "CycleDose",
     "HuDensityCalibration",

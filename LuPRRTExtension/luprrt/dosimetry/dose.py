@@ -14,10 +14,9 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import fft
 
-from ..grids import image_on_grid
+from ..grid import image_on_grid, require_same_grid
 from ..physics import BQ_PER_MBQ, LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G, ML_PER_MM3
 from ..provenance import ProgressCallback, no_progress
-from ..resample import require_same_grid
 from .svalues import organ_self_s_value, s_value_dose_gy, sphere_self_s_value
 from .vsv_kernel import DEFAULT_KERNEL_RADIUS_MM, VoxelSValueKernel, build_voxel_s_value_kernel
 

@@ -28,8 +28,12 @@ import numpy as np
 from scipy.optimize import nnls
 
 from ..physics import LU177_ELECTRON_ENERGY_KEV, LU177_GAMMA_LINES_KEV_YIELD
-from .svalues import SPHERE_RADII_MM, SPHERE_SELF_S_MGY_PER_MBQ_S, sphere_mass_g, \
-    electron_energy_s_mgy_g_per_mbq_s
+from .svalues import (
+    SPHERE_RADII_MM,
+    SPHERE_SELF_S_MGY_PER_MBQ_S,
+    electron_energy_s_mgy_g_per_mbq_s,
+    sphere_mass_g,
+)
 
 # Water (liquid) photon coefficients, NIST Standard Reference Database 126 (Hubbell & Seltzer,
 # NISTIR 5632, Table 4 "Water, Liquid"): energy keV -> (mu/rho, mu_en/rho) in cm^2/g.

@@ -34,10 +34,9 @@ from dataclasses import dataclass
 import numpy as np
 import SimpleITK as sitk
 
-from ..grids import image_on_grid
+from ..grid import image_on_grid, require_same_grid
 from ..physics import LU177_HALF_LIFE_H
 from ..provenance import ProgressCallback, no_progress
-from ..resample import require_same_grid
 from .tac import HEADS, check_scan_times_h, trapezoid_weights_h
 
 INTEGRATIONS = ("analytic", "trapezoid")

@@ -92,8 +92,8 @@ def process_patient(entry: PatientEntry, out_dir: str | Path, options: dict | No
     ``lesion_features.csv`` and, last, ``done.json`` (so an interrupted patient is redone).
     """
     from ..tables import write_rows_csv
-    from .features import baseline_lesion_features
     from .dose import run_patient_dosimetry
+    from .features import baseline_lesion_features
     from .lobequant import run_lobequant
     from .response import measure_patient
 
@@ -192,8 +192,7 @@ def make_demo_cohort(folder: str | Path, n_patients: int = 8, *, seed: int = 0, 
     Each patient is :func:`luprrt.phantom.make_patient` with seed ``seed + k``; the study's
     ``manifest.csv`` lists them. Returns the entries.
     """
-    from ..phantom import make_patient
-    from ..phantom_io import write_patient
+    from ..phantom import make_patient, write_patient
 
     progress = progress or no_progress
     folder = Path(folder)

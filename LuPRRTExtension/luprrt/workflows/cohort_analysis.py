@@ -38,7 +38,7 @@ def lesion_table(out_dir: Path, patient_ids: Sequence[str]):
     per patient (RECIST), and one row per lesion and follow-up visit (% change of the longest diameter)."""
     import pandas as pd
 
-    from ..cohort.trial import cumulative_lesion_dose
+    from ..cohort import cumulative_lesion_dose
 
     frames, patients, courses = [], [], []
     for patient_id in patient_ids:
@@ -116,10 +116,17 @@ def uptake_table(out_dir: Path, patient_ids: Sequence[str]):
 def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: int = 1000, seed: int = 0,
                    overwrite: bool = False, progress: ProgressCallback | None = None) -> Path:
     """Write the cohort tables, analyses, figures and ``report.html`` into ``out_dir``; returns the report."""
-    from ..cohort import figures
-    from ..cohort.models import auc_with_patient_bootstrap_ci, gee_logistic, roc_curve_points
-    from ..cohort.report import write_html_report
-    from ..cohort.trial import lobe_dose_summary, mixed_model_over_cycles, paired_ia_iv, uptake_summary_by_cycle
+    from ..cohort import (
+        auc_with_patient_bootstrap_ci,
+        figures,
+        gee_logistic,
+        lobe_dose_summary,
+        mixed_model_over_cycles,
+        paired_ia_iv,
+        roc_curve_points,
+        uptake_summary_by_cycle,
+        write_html_report,
+    )
 
     progress = progress or no_progress
     out_dir = Path(out_dir)

@@ -32,12 +32,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-from ..dosimetry import CycleDose, assess_organ_limits
-from ..dosimetry.radiobiology import MARROW_DOSE_LIMIT_GY
+from ..dosimetry import MARROW_DOSE_LIMIT_GY, CycleDose, assess_organ_limits
+from ..io import write_volume
 from ..provenance import ProgressCallback, inputs_sha256, no_progress, provenance_record
 from ..tables import write_rows_csv
-from ..volumeio import write_volume
 from .dose_cycle import REGISTRATIONS, CycleDosimetry, DosimetryOptions, cycle_dosimetry
 from .dose_inputs import PatientData, read_patient_folder, validate_cycle
 

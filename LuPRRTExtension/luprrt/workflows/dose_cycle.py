@@ -30,8 +30,10 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..dosimetry import (
+    DEFAULT_KERNEL_RADIUS_MM,
     HuDensityCalibration,
     TimeActivityFit,
+    VoxelSValueKernel,
     biologically_effective_dose_gy,
     build_voxel_s_value_kernel,
     density_image_from_ct,
@@ -42,12 +44,10 @@ from ..dosimetry import (
     voxel_s_value_dose,
     voxel_time_integrated_activity,
 )
-from ..dosimetry.vsv_kernel import DEFAULT_KERNEL_RADIUS_MM, VoxelSValueKernel
-from ..grids import image_on_grid
+from ..grid import image_on_grid, same_grid
 from ..physics import BQ_PER_MBQ, LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G
 from ..provenance import ProgressCallback, no_progress
 from ..registration import body_mask, register_deformable, register_rigid, resample_to
-from ..resample import same_grid
 from .dose_inputs import CycleData
 from .dose_regions import CycleRegions, build_cycle_regions
 from .dose_tac import (

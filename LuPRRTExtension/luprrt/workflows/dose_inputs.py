@@ -20,8 +20,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..dicomio import QuantitativeImage, read_image
-from ..segio import read_seg_nrrd
+from ..io import QuantitativeImage, read_image, read_seg_nrrd
 from ..segments import Segmentation
 
 log = logging.getLogger(__name__)

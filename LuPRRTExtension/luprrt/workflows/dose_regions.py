@@ -40,11 +40,11 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from ..dosimetry import HuDensityCalibration, region_dose_statistics
+from ..grid import same_grid
 from ..physics import BQ_PER_MBQ, UNIT_DENSITY_G_PER_ML
 from ..regionstats import RegionMasks
 from ..registration import body_mask, resample_to
-from ..resample import same_grid, segment_occupancy, segmentation_on_grid
-from ..segments import Segment, Segmentation, SegmentTags
+from ..segments import Segment, Segmentation, SegmentTags, segment_occupancy, segmentation_on_grid
 
 log = logging.getLogger(__name__)
 

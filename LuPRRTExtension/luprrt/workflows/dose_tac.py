@@ -31,9 +31,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..dosimetry import TimeActivityFit, fit_time_activity, haenscheid_tia_mbq_h, hybrid_tia_mbq_h
+from ..dosimetry import (
+    TimeActivityFit,
+    fit_time_activity,
+    haenscheid_tia_mbq_h,
+    hybrid_tia_mbq_h,
+    trapezoid_weights_h,
+)
 from ..dosimetry.tac import MODELS as CORE_MODELS
-from ..dosimetry.tac import trapezoid_weights_h
 
 TAC_MODELS = ("auto", "aicc", "trapezoid_mono", *(m for m in CORE_MODELS if m != "auto"))
 # Largest relative deviation of a reference fit from its own measured curve at the scan time.

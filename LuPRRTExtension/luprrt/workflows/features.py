@@ -5,11 +5,9 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..dicomio import read_ct_series, read_pet_series
-from ..lesion_features import lesion_features
+from ..features import lesion_features
+from ..io import read_ct_series, read_pet_series, read_seg_nrrd, read_volume
 from ..registration import register_rigid
-from ..segio import read_seg_nrrd
-from ..volumeio import read_volume
 from .response import read_manifest
 
 log = logging.getLogger(__name__)

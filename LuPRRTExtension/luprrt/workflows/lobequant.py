@@ -40,23 +40,25 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..dicomio import read_image
-from ..lesions import assign_lesions_to_lobes
-from ..lobes import (
+from ..grid import check_grid_compatibility, same_grid
+from ..io import read_image, read_seg_nrrd
+from ..liver import (
     CAUDATE_OPTIONS,
+    OCCUPANCY_MODES,
+    CycleSpect,
+    TNResult,
+    assign_lesions_to_lobes,
     assign_routes,
     lobes_from_couinaud,
     lobes_from_vessel_territories,
     plane_from_cantlie_points,
     split_liver_by_plane,
+    tumour_to_nontumour,
+    uptake_rows,
 )
 from ..provenance import ProgressCallback, inputs_sha256, no_progress, provenance_record
-from ..resample import check_grid_compatibility, same_grid
-from ..segio import read_seg_nrrd
 from ..segments import SIDES, Segmentation, SegmentTags
 from ..tables import write_rows_csv
-from ..tn import OCCUPANCY_MODES, CycleSpect, TNResult, tumour_to_nontumour
-from ..uptake import uptake_rows
 
 log = logging.getLogger(__name__)
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from ..io import read_seg_nrrd
 from ..provenance import ProgressCallback, no_progress
 from ..response.diameters import segment_diameters
 from ..response.matching import apply_tracking_ids, match_lesions
 from ..response.recist import RecistCriteria, apply_target_selection, select_target_lesions
-from ..segio import read_seg_nrrd
 from ..segments import Segmentation
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,62 @@
+"""What LobeQuant computes: liver lobes, IA/IV routes, lesions, T/N and organ uptake.
+
+Modules
+-------
+lobes    right/left lobe split (plane or Cantlie points, Couinaud segments 1-8, vessel
+         territories) and the IA/IV route of each lobe
+lesions  lesion-to-lobe assignment, SPECT lesion candidates, tracking ids for new lesions
+tn       tumour-to-non-tumour activity-concentration ratios per lesion, per lobe and the
+         IA/IV ratio, for every cycle's SPECT in one vectorised pass
+uptake   kidney, liver, lobe and extrahepatic uptake (MBq and % of administered activity)
+"""
+
+from .lesions import (
+    LesionCandidate,
+    accept_lesion_candidates,
+    assign_lesions_to_lobes,
+    detect_lesion_candidates,
+    next_lesion_ids,
+)
+from .lobes import (
+    CAUDATE_OPTIONS,
+    assign_routes,
+    lobes_from_couinaud,
+    lobes_from_vessel_territories,
+    plane_from_cantlie_points,
+    split_liver_by_plane,
+)
+from .tn import (
+    OCCUPANCY_MODES,
+    RATIO_COLUMNS,
+    TN_COLUMNS,
+    CycleSpect,
+    TNResult,
+    build_lobe_regions,
+    nontumour_mask,
+    tumour_to_nontumour,
+)
+from .uptake import UPTAKE_COLUMNS, uptake_rows
+
+__all__ = [
+    "CAUDATE_OPTIONS",
+    "OCCUPANCY_MODES",
+    "RATIO_COLUMNS",
+    "TN_COLUMNS",
+    "UPTAKE_COLUMNS",
+    "CycleSpect",
+    "LesionCandidate",
+    "TNResult",
+    "accept_lesion_candidates",
+    "assign_lesions_to_lobes",
+    "assign_routes",
+    "build_lobe_regions",
+    "detect_lesion_candidates",
+    "lobes_from_couinaud",
+    "lobes_from_vessel_territories",
+    "next_lesion_ids",
+    "nontumour_mask",
+    "plane_from_cantlie_points",
+    "split_liver_by_plane",
+    "tumour_to_nontumour",
+    "uptake_rows",
+]

@@ -1,0 +1,43 @@
+"""Tagged structures (LuPRRT's segmentation model) and how they are carried onto another grid.
+
+Modules
+-------
+model    :class:`Segmentation` (label layers on one grid + :class:`Segment` records) and the
+         LuPRRT tags (role, lobe side, route, lesion tracking id) with their DICOM codes
+terminology  the Slicer terminology entry of a segment and the LuPRRT tag keys, both ways
+on_grid  nearest-neighbour resampling of a segmentation onto e.g. the SPECT grid, and
+         fractional occupancy (share of each coarse voxel inside a CT-drawn segment)
+
+Structures are found by their tags (:meth:`Segmentation.find`), never by order or name.
+Reading and writing Slicer's ``.seg.nrrd`` lives in :mod:`luprrt.io`.
+"""
+
+from .model import (
+    ROLES,
+    ROUTES,
+    SIDES,
+    TYPE_CODES,
+    Code,
+    Segment,
+    Segmentation,
+    SegmentTags,
+)
+from .on_grid import segment_occupancy, segment_regions, segmentation_on_grid
+from .terminology import TAG_KEYS, role_from_terminology, terminology_entry
+
+__all__ = [
+    "ROLES",
+    "ROUTES",
+    "SIDES",
+    "TAG_KEYS",
+    "TYPE_CODES",
+    "Code",
+    "Segment",
+    "SegmentTags",
+    "Segmentation",
+    "role_from_terminology",
+    "segment_occupancy",
+    "segment_regions",
+    "segmentation_on_grid",
+    "terminology_entry",
+]
