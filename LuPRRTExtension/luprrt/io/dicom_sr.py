@@ -1,0 +1,226 @@
+"""DICOM Structured Report, TID 1500 Measurement Report, written and read with highdicom.
+
+One report per imaging visit holds measurement groups (:class:`SrGroup`):
+
+* groups about a segment of the visit's DICOM SEG (TID 1411 Volumetric ROI): its tracking
+  identifier and tracking UID (the SEG's, constant across visits), the referenced segment and
+  the CT series it was drawn on, finding type and site, an optional group method (the dose
+  method) and time point (the SPECT's hours after administration);
+* groups about the patient (TID 1501, no region): the IA/IV lobe T/N ratio, cumulative organ
+  doses.
+
+Each measurement (:class:`SrMeasurement`) is a quantity of :data:`luprrt.io.dicom_codes.QUANTITIES`
+(concept, UCUM unit, derivation) with its value, an optional method (e.g. recovery corrected)
+and the image it was measured on (the SPECT). :func:`read_measurement_report` reads a report
+back into the same records and refuses quantities LuPRRT does not know with a one-line error.
+
+References
+----------
+DICOM PS3.16 TID 1500, 1411, 1501, 1502 (time point context), TID 300 (measurement);
+PS3.3 A.35.13 (Comprehensive 3D SR IOD).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom
+
+from .. import __version__
+from ..segments import Code
+from ._dicom_out import atomic_dicom_write, checked_output_file
+from .dicom_codes import (
+    LESION_ROLES,
+    NUCLEAR_MEDICINE_PROCEDURE,
+    PRIVATE_SCHEME,
+    PRIVATE_SCHEME_NAME,
+    PRIVATE_SCHEME_VERSION,
+    QUANTITIES,
+    RECIST_ROLE,
+    quantity_of,
+)
+from .dicom_seg import MANUFACTURER
+
+COMPREHENSIVE_3D_SR = "1.2.840.10008.5.1.4.1.1.88.34"
+
+
+@dataclass
+class SrMeasurement:
+    """One number: a LuPRRT quantity key, its value, an optional method and source image."""
+
+    quantity: str
+    value: float
+    method: Code | None = None
+    source_image: pydicom.Dataset | None = None
+
+    def __post_init__(self):
+        if self.quantity not in QUANTITIES:
+            raise ValueError(f"unknown SR quantity {self.quantity!r}; expected one of {sorted(QUANTITIES)}")
+
+
+@dataclass
+class SrGroup:
+    """A measurement group: one region (a SEG segment) or the whole patient (``segment_number`` None)."""
+
+    tracking_id: str
+    tracking_uid: str
+    measurements: list[SrMeasurement] = field(default_factory=list)
+    segment_number: int | None = None
+    finding_type: Code | None = None
+    finding_site: Code | None = None
+    method: Code | None = None
+    time_point: str | None = None
+    lesion_role: str | None = None
+
+
+def write_measurement_report(groups: Sequence[SrGroup], path: str | Path, *, seg: pydicom.Dataset,
+                             ct: Sequence[pydicom.Dataset], other_evidence: Sequence[pydicom.Dataset] = (),
+                             series_description: str = "LuPRRT measurement report", series_number: int = 301,
+                             overwrite: bool = False) -> Path:
+    """Write a Comprehensive 3D SR holding a TID 1500 Measurement Report of ``groups``.
+
+    Parameters
+    ----------
+    groups : measurement groups (non-finite values are left out, not written as numbers)
+    seg : the DICOM SEG the region groups reference (its segment numbers)
+    ct : the CT series the SEG was drawn on (source of the segmentation)
+    other_evidence : further images measured on (the SPECTs), listed as evidence
+    """
+    import highdicom as hd
+
+    path = checked_output_file(path, overwrite)
+    coded = _coded(hd)
+    source_series = hd.sr.SourceSeriesForSegmentation(ct[0].SeriesInstanceUID)
+    imaging = []
+    for group in groups:
+        measurements = [_measurement(hd, m) for m in group.measurements if math.isfinite(m.value)]
+        qualitative = []
+        if group.lesion_role:
+            qualitative.append(hd.sr.QualitativeEvaluation(coded(RECIST_ROLE), coded(LESION_ROLES[group.lesion_role])))
+        common = {
+            "tracking_identifier": hd.sr.TrackingIdentifier(uid=group.tracking_uid, identifier=group.tracking_id),
+            "finding_type": coded(group.finding_type) if group.finding_type else None,
+            "finding_sites": [hd.sr.FindingSite(coded(group.finding_site))] if group.finding_site else None,
+            "method": coded(group.method) if group.method else None,
+            "time_point_context": hd.sr.TimePointContext(time_point=group.time_point) if group.time_point else None,
+            "measurements": measurements or None,
+            "qualitative_evaluations": qualitative or None,
+        }
+        if group.segment_number is None:
+            imaging.append(hd.sr.MeasurementsAndQualitativeEvaluations(**common))
+        else:
+            reference = hd.sr.ReferencedSegment(seg.SOPClassUID, seg.SOPInstanceUID, group.segment_number,
+                                                source_series=source_series)
+            imaging.append(hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
+                referenced_segment=reference, **common))
+    observer = hd.sr.ObserverContext(
+        observer_type=hd.sr.CodedConcept("121007", "DCM", "Device"),
+        observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
+            uid=hd.UID(), name="LuPRRT", manufacturer_name=MANUFACTURER, model_name=f"LuPRRT {__version__}"))
+    report = hd.sr.MeasurementReport(observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+                                     procedure_reported=coded(NUCLEAR_MEDICINE_PROCEDURE),
+                                     imaging_measurements=imaging)
+    document = hd.sr.Comprehensive3DSR(
+        evidence=[*ct, seg, *other_evidence], content=report, series_instance_uid=hd.UID(),
+        series_number=series_number, sop_instance_uid=hd.UID(), instance_number=1, manufacturer=MANUFACTURER,
+        is_complete=True)
+    document.SeriesDescription = series_description
+    scheme = pydicom.Dataset()
+    scheme.CodingSchemeDesignator = PRIVATE_SCHEME
+    scheme.CodingSchemeName = PRIVATE_SCHEME_NAME
+    scheme.CodingSchemeVersion = PRIVATE_SCHEME_VERSION
+    scheme.CodingSchemeResponsibleOrganization = "LuPRRT developers"
+    document.CodingSchemeIdentificationSequence = [scheme]
+    atomic_dicom_write(document, path)
+    return path
+
+
+def _coded(hd):
+    return lambda code: hd.sr.CodedConcept(code.value, code.scheme, code.meaning)
+
+
+def _measurement(hd, measurement: SrMeasurement):
+    coded = _coded(hd)
+    quantity = QUANTITIES[measurement.quantity]
+    images = None
+    if measurement.source_image is not None:
+        images = [hd.sr.SourceImageForMeasurement.from_source_image(measurement.source_image)]
+    return hd.sr.Measurement(name=coded(quantity.concept), value=float(measurement.value), unit=coded(quantity.unit),
+                             derivation=coded(quantity.derivation) if quantity.derivation else None,
+                             method=coded(measurement.method) if measurement.method else None,
+                             referenced_images=images)
+
+
+@dataclass
+class SrRecord:
+    """One number read back from a report, with the group it belongs to."""
+
+    tracking_id: str
+    tracking_uid: str
+    segment_number: int | None
+    quantity: str
+    value: float
+    group_method: str | None
+    method: str | None
+    time_point: str | None
+    source_sop_instance_uid: str | None
+
+
+def read_measurement_report(path: str | Path) -> tuple[list[SrRecord], dict[str, str]]:
+    """The numbers of a TID 1500 report as :class:`SrRecord` rows, and the lesion roles by tracking UID.
+
+    Raises a ValueError naming the group and the code when a quantity (concept, unit,
+    derivation) is not one of :data:`~luprrt.io.dicom_codes.QUANTITIES`.
+    """
+    import highdicom as hd
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"DICOM SR not found: {path}")
+    try:
+        sr = hd.sr.srread(path)
+    except (pydicom.errors.InvalidDicomError, ValueError, AttributeError) as error:
+        raise ValueError(f"{path}: not a DICOM Structured Report ({error})") from error
+    try:
+        report = sr.content
+        groups = [*report.get_volumetric_roi_measurement_groups(), *report.get_image_measurement_groups()]
+    except (AttributeError, ValueError, TypeError) as error:
+        raise ValueError(f"{path}: not a TID 1500 Measurement Report ({error})") from error
+    records, roles = [], {}
+    role_codes = {code.value: role for role, code in LESION_ROLES.items()}
+    for group in groups:
+        uid = str(group.tracking_uid)
+        segment = getattr(group, "referenced_segment", None)
+        number = segment.referenced_segment_numbers[0] if segment is not None else None
+        time_point = _time_point(group)
+        for evaluation in group.get_qualitative_evaluations():
+            if evaluation.name.value == RECIST_ROLE.value and evaluation.value.value in role_codes:
+                roles[uid] = role_codes[evaluation.value.value]
+        for measurement in group.get_measurements():
+            derivation = measurement.derivation
+            quantity = quantity_of(measurement.name.value, measurement.name.scheme_designator,
+                                   measurement.unit.value, derivation.value if derivation else None)
+            if quantity is None:
+                raise ValueError(f"{path}: group {group.tracking_identifier!r}: quantity {measurement.name.meaning!r} "
+                                 f"({measurement.name.scheme_designator} {measurement.name.value}, unit "
+                                 f"{measurement.unit.value}) is not one LuPRRT reads")
+            images = measurement.referenced_images
+            records.append(SrRecord(
+                str(group.tracking_identifier), uid, number, quantity.key, float(measurement.value),
+                group.method.value if group.method else None,
+                measurement.method.value if measurement.method else None, time_point,
+                str(images[0].referenced_sop_instance_uid) if images else None))
+    return records, roles
+
+
+def _time_point(group) -> str | None:
+    for item in group[0].ContentSequence:
+        if item.ConceptNameCodeSequence[0].CodeValue == "C2348792":  # Time Point (UMLS), TID 1502
+            return str(item.TextValue)
+        for sub in item.get("ContentSequence", []):
+            if sub.ConceptNameCodeSequence[0].CodeValue == "C2348792":
+                return str(sub.TextValue)
+    return None
