@@ -7,12 +7,20 @@ dicom        read CT, NM (SPECT in Bq/mL, or counts with a calibration) and PET 
 dicom_write  write synthetic CT, NM and PET series as real DICOM (the sample patient)
 volumes      NRRD / NIfTI volumes whose units travel in the header (Bq/mL, Gy, Bq h/mL, HU)
 seg_nrrd     Slicer's ``.seg.nrrd`` with DICOM terminology and the LuPRRT tags
+dicom_seg    DICOM SEG written with highdicom (LuPRRT codes, tracking UIDs) and read as input
+dicom_sr     TID 1500 measurement reports (highdicom), written and read back
+dicom_codes  the coded vocabulary of the reports (standard codes, LuPRRT's private scheme)
+dicom_dose   dose maps as RT Dose (Gy), TIA maps as Parametric Maps (Bq h/mL)
+dicom_net    C-STORE of written objects to a PACS (pynetdicom)
 
 Every reader returns geometry-aware SimpleITK images; a :class:`QuantitativeImage` adds
 the units and the timing (acquisition, injection, activity) that quantification needs.
 """
 
 from .dicom import read_ct_series, read_image, read_nm_spect, read_pet_series
+from .dicom_dose import read_rt_dose, read_tia_map, write_rt_dose, write_tia_map
+from .dicom_seg import read_dicom_seg, tracking_uid, write_dicom_seg
+from .dicom_sr import SrGroup, SrMeasurement, SrRecord, read_measurement_report, write_measurement_report
 from .dicom_write import (
     PET_RADIONUCLIDES,
     DicomPatient,
@@ -41,17 +49,29 @@ __all__ = [
     "DicomPatient",
     "PetInfo",
     "QuantitativeImage",
+    "SrGroup",
+    "SrMeasurement",
+    "SrRecord",
     "canonical_units",
     "new_uid",
     "read_ct_series",
+    "read_dicom_seg",
     "read_image",
+    "read_measurement_report",
     "read_nm_spect",
     "read_pet_series",
+    "read_rt_dose",
     "read_seg_nrrd",
+    "read_tia_map",
     "read_volume",
+    "tracking_uid",
     "write_ct_series",
+    "write_dicom_seg",
+    "write_measurement_report",
     "write_nm_spect",
     "write_pet_series",
+    "write_rt_dose",
     "write_seg_nrrd",
+    "write_tia_map",
     "write_volume",
 ]
