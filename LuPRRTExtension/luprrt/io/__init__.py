@@ -17,9 +17,12 @@ Every reader returns geometry-aware SimpleITK images; a :class:`QuantitativeImag
 the units and the timing (acquisition, injection, activity) that quantification needs.
 """
 
+from ._dicom_out import load_series
 from .dicom import read_ct_series, read_image, read_nm_spect, read_pet_series
+from .dicom_codes import DOSE_METHODS, QUANTITIES, RECIST_1_1, RECOVERY_CORRECTED
 from .dicom_dose import read_rt_dose, read_tia_map, write_rt_dose, write_tia_map
-from .dicom_seg import read_dicom_seg, tracking_uid, write_dicom_seg
+from .dicom_net import parse_host_port, send_files
+from .dicom_seg import read_dicom_seg, tracking_id, tracking_uid, write_dicom_seg
 from .dicom_sr import SrGroup, SrMeasurement, SrRecord, read_measurement_report, write_measurement_report
 from .dicom_write import (
     PET_RADIONUCLIDES,
@@ -42,7 +45,11 @@ from .volumes import (
 )
 
 __all__ = [
+    "DOSE_METHODS",
     "PET_RADIONUCLIDES",
+    "QUANTITIES",
+    "RECIST_1_1",
+    "RECOVERY_CORRECTED",
     "UNITS",
     "UNITS_KEY",
     "VOLUME_SUFFIXES",
@@ -53,7 +60,9 @@ __all__ = [
     "SrMeasurement",
     "SrRecord",
     "canonical_units",
+    "load_series",
     "new_uid",
+    "parse_host_port",
     "read_ct_series",
     "read_dicom_seg",
     "read_image",
@@ -64,6 +73,8 @@ __all__ = [
     "read_seg_nrrd",
     "read_tia_map",
     "read_volume",
+    "send_files",
+    "tracking_id",
     "tracking_uid",
     "write_ct_series",
     "write_dicom_seg",

@@ -32,10 +32,32 @@ def atomic_dicom_write(dataset: pydicom.Dataset, path: Path) -> None:
             dataset.save_as(temporary, enforce_file_format=True)
         else:  # pydicom 2.4 (Slicer 5.10)
             dataset.save_as(temporary, write_like_original=False)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(temporary, 0o666 & ~umask)  # mkstemp makes the file private; give it the usual mode
         os.replace(temporary, path)
     finally:
         if os.path.exists(temporary):
             os.remove(temporary)
+
+
+def new_file_dataset(sop_class_uid: str) -> pydicom.dataset.FileDataset:
+    """An empty Explicit VR Little Endian file dataset of ``sop_class_uid`` with new UIDs."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = sop_class_uid
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = pydicom.uid.PYDICOM_IMPLEMENTATION_UID
+    ds = FileDataset("", pydicom.Dataset(), file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID = sop_class_uid
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    if int(pydicom.__version__.split(".")[0]) < 3:  # pydicom 2.4 (Slicer 5.10) encodes from these flags
+        ds.is_little_endian, ds.is_implicit_VR = True, False
+    return ds
 
 
 def load_series(series: str | Path | Sequence[pydicom.Dataset], what: str

@@ -28,12 +28,11 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import SimpleITK as sitk
-from pydicom.dataset import FileDataset, FileMetaDataset
-from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+from pydicom.uid import generate_uid
 from pydicom.valuerep import format_number_as_ds
 
 from .. import __version__
-from ._dicom_out import atomic_dicom_write, checked_output_file
+from ._dicom_out import atomic_dicom_write, checked_output_file, new_file_dataset
 from .dicom_codes import PRIVATE_SCHEME, PRIVATE_SCHEME_NAME, PRIVATE_SCHEME_VERSION, QUANTITIES
 from .dicom_seg import MANUFACTURER
 
@@ -84,7 +83,7 @@ def write_rt_dose(dose_gy: sitk.Image, path: str | Path, *, reference: pydicom.D
         raise ValueError("the reference dataset has no Frame of Reference UID; give the cycle's CT or SPECT")
     scaling = float(format_number_as_ds(float(array.max()) / _UINT16_FULL_SCALE)) if array.max() > 0 else 1.0
     stored = np.rint(array / scaling).astype("<u2")
-    ds = _file_dataset(RT_DOSE_STORAGE)
+    ds = new_file_dataset(RT_DOSE_STORAGE)
     for key in _PATIENT_STUDY_KEYS:
         setattr(ds, key, reference.get(key, ""))
     now = datetime.now()
@@ -116,7 +115,7 @@ def write_rt_dose(dose_gy: sitk.Image, path: str | Path, *, reference: pydicom.D
     ds.DoseUnits = "GY"
     ds.DoseType = "PHYSICAL"
     ds.DoseSummationType = "PLAN_OVERVIEW"
-    ds.DoseComment = f"177Lu PRRT absorbed dose; {method}"[:10240]
+    ds.DoseComment = f"177Lu PRRT; {method}"[:64]
     ds.GridFrameOffsetVector = [format_number_as_ds(k * spacing[2]) for k in range(stored.shape[0])]
     ds.DoseGridScaling = format_number_as_ds(scaling)
     ds.TissueHeterogeneityCorrection = "IMAGE"
@@ -224,18 +223,3 @@ def read_tia_map(path: str | Path) -> sitk.Image:
     image.SetSpacing(tuple(float(v) for v in spacing))
     image.SetDirection(tuple(float(v) for v in (steps / spacing).ravel()))
     return image
-
-
-def _file_dataset(sop_class_uid: str) -> FileDataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class_uid
-    meta.MediaStorageSOPInstanceUID = generate_uid()
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = pydicom.uid.PYDICOM_IMPLEMENTATION_UID
-    ds = FileDataset("", pydicom.Dataset(), file_meta=meta, preamble=b"\0" * 128)
-    ds.SOPClassUID = sop_class_uid
-    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
-    ds.SpecificCharacterSet = "ISO_IR 192"
-    if int(pydicom.__version__.split(".")[0]) < 3:  # pydicom 2.4 (Slicer 5.10) encodes from these flags
-        ds.is_little_endian, ds.is_implicit_VR = True, False
-    return ds

@@ -123,19 +123,75 @@ def write_measurement_report(groups: Sequence[SrGroup], path: str | Path, *, seg
     report = hd.sr.MeasurementReport(observation_context=hd.sr.ObservationContext(observer_device_context=observer),
                                      procedure_reported=coded(NUCLEAR_MEDICINE_PROCEDURE),
                                      imaging_measurements=imaging)
-    document = hd.sr.Comprehensive3DSR(
-        evidence=[*ct, seg, *other_evidence], content=report, series_instance_uid=hd.UID(),
-        series_number=series_number, sop_instance_uid=hd.UID(), instance_number=1, manufacturer=MANUFACTURER,
-        is_complete=True)
-    document.SeriesDescription = series_description
+    document = _document(report, [seg, *other_evidence], series_number, series_description)
+    atomic_dicom_write(document, path)
+    return path
+
+
+def _document(report, evidence: Sequence[pydicom.Dataset], series_number: int,
+              series_description: str) -> pydicom.Dataset:
+    """The Comprehensive 3D SR document around highdicom's TID 1500 content.
+
+    Built here rather than with ``highdicom.sr.Comprehensive3DSR``, which deep-copies and
+    re-parses the whole content tree (18 s for a visit's 400 measurements on 2 busy cores).
+    Modules: Patient, General Study, SR Document Series, General Equipment, SR Document General
+    (evidence: the SEG and SPECTs referenced), SR Document Content, SOP Common (PS3.3 A.35.13).
+    """
+    from datetime import datetime
+
+    from pydicom.uid import generate_uid
+
+    from ._dicom_out import new_file_dataset
+
+    first = evidence[0]
+    ds = new_file_dataset(COMPREHENSIVE_3D_SR)
+    for key in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate",
+                "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber"):
+        setattr(ds, key, first.get(key, ""))
+    now = datetime.now()
+    ds.Modality = "SR"
+    ds.SeriesInstanceUID = generate_uid()
+    ds.SeriesNumber = series_number
+    ds.SeriesDescription = series_description
+    ds.ReferencedPerformedProcedureStepSequence = []
+    ds.Manufacturer = MANUFACTURER
+    ds.ManufacturerModelName = "LuPRRT"
+    ds.SoftwareVersions = __version__
+    ds.InstanceNumber = 1
+    ds.ContentDate, ds.ContentTime = f"{now:%Y%m%d}", f"{now:%H%M%S}"
+    ds.CompletionFlag = "COMPLETE"
+    ds.VerificationFlag = "UNVERIFIED"
+    ds.PerformedProcedureCodeSequence = []
+    studies: dict[str, dict[str, list]] = {}
+    for item in evidence:
+        studies.setdefault(item.StudyInstanceUID, {}).setdefault(item.SeriesInstanceUID, []).append(item)
+    ds.CurrentRequestedProcedureEvidenceSequence = [_evidence(study, series) for study, series in studies.items()]
+    for element in report[0]:
+        ds[element.tag] = element
     scheme = pydicom.Dataset()
     scheme.CodingSchemeDesignator = PRIVATE_SCHEME
     scheme.CodingSchemeName = PRIVATE_SCHEME_NAME
     scheme.CodingSchemeVersion = PRIVATE_SCHEME_VERSION
     scheme.CodingSchemeResponsibleOrganization = "LuPRRT developers"
-    document.CodingSchemeIdentificationSequence = [scheme]
-    atomic_dicom_write(document, path)
-    return path
+    ds.CodingSchemeIdentificationSequence = [scheme]
+    return ds
+
+
+def _evidence(study_uid: str, series: dict[str, list]) -> pydicom.Dataset:
+    study = pydicom.Dataset()
+    study.StudyInstanceUID = study_uid
+    study.ReferencedSeriesSequence = []
+    for series_uid, items in series.items():
+        entry = pydicom.Dataset()
+        entry.SeriesInstanceUID = series_uid
+        entry.ReferencedSOPSequence = []
+        for item in items:
+            reference = pydicom.Dataset()
+            reference.ReferencedSOPClassUID = item.SOPClassUID
+            reference.ReferencedSOPInstanceUID = item.SOPInstanceUID
+            entry.ReferencedSOPSequence.append(reference)
+        study.ReferencedSeriesSequence.append(entry)
+    return study
 
 
 def _coded(hd):
