@@ -22,7 +22,7 @@ from .dicom import read_ct_series, read_image, read_nm_spect, read_pet_series
 from .dicom_codes import DOSE_METHODS, QUANTITIES, RECIST_1_1, RECOVERY_CORRECTED
 from .dicom_dose import read_rt_dose, read_tia_map, write_rt_dose, write_tia_map
 from .dicom_net import parse_host_port, send_files
-from .dicom_seg import read_dicom_seg, tracking_id, tracking_uid, write_dicom_seg
+from .dicom_seg import read_dicom_seg, read_segmentation_file, tracking_id, tracking_uid, write_dicom_seg
 from .dicom_sr import SrGroup, SrMeasurement, SrRecord, read_measurement_report, write_measurement_report
 from .dicom_write import (
     PET_RADIONUCLIDES,
@@ -71,6 +71,7 @@ __all__ = [
     "read_pet_series",
     "read_rt_dose",
     "read_seg_nrrd",
+    "read_segmentation_file",
     "read_tia_map",
     "read_volume",
     "send_files",

@@ -253,3 +253,22 @@ def _rgb(hd, item) -> tuple[float, float, float] | None:
         return None
     rgb = hd.color.CIELabColor.from_dicom_value([int(v) for v in lab]).to_rgb(clip=True)
     return tuple(float(c) / 255.0 for c in rgb)
+
+
+def read_segmentation_file(path: str | Path, ct: str | Path | None = None, *,
+                           roles: Mapping[int | str, SegmentTags] | None = None) -> Segmentation:
+    """A tagged segmentation from a ``.seg.nrrd`` or a DICOM SEG file.
+
+    A DICOM SEG is put on the grid of ``ct`` (a DICOM series folder) and must share its frame
+    of reference; ``roles`` names segments whose codes are no LuPRRT role.
+    """
+    from .seg_nrrd import read_seg_nrrd
+
+    path = Path(path)
+    if path.name.endswith(".seg.nrrd"):
+        return read_seg_nrrd(path)
+    if ct is not None and Path(ct).is_dir():
+        datasets, grid = load_series(ct, "CT")
+        return read_dicom_seg(path, reference=grid, frame_of_reference_uid=str(datasets[0].FrameOfReferenceUID),
+                              roles=roles)
+    return read_dicom_seg(path, roles=roles)

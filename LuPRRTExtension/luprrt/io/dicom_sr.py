@@ -238,7 +238,7 @@ def read_measurement_report(path: str | Path) -> tuple[list[SrRecord], dict[str,
         raise FileNotFoundError(f"DICOM SR not found: {path}")
     try:
         sr = hd.sr.srread(path)
-    except (pydicom.errors.InvalidDicomError, ValueError, AttributeError) as error:
+    except (pydicom.errors.InvalidDicomError, ValueError, AttributeError, RuntimeError) as error:
         raise ValueError(f"{path}: not a DICOM Structured Report ({error})") from error
     try:
         report = sr.content

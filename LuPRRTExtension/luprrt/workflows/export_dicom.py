@@ -82,6 +82,10 @@ def run_export_dicom(results: str | Path, out_dir: str | Path, *, patient_folder
     olinda_template : an OLINDA/EXM 2 case file whose kinetic block is filled per cycle
     """
     progress = progress or no_progress
+    try:
+        import highdicom  # noqa: F401  (Slicer 5.12 ships it; elsewhere the `dicom` extra)
+    except ImportError:
+        raise ValueError("DICOM export needs highdicom: pip install 'luprrt[dicom]'") from None
     results = Path(results)
     if not results.is_dir():
         raise NotADirectoryError(f"results folder not found: {results}")

@@ -7,7 +7,7 @@ cycle 1; cycles 2-4, kidney and extrahepatic uptake are secondary endpoints.
 :func:`run_lobequant` does the whole analysis of one patient from files:
 
 1. read each visit's CT (DICOM folder or NRRD/NIfTI, HU) and tagged segmentation
-   (``.seg.nrrd``), and every SPECT (DICOM NM or NRRD/NIfTI, Bq/mL) with its cycle,
+   (``.seg.nrrd``, or a DICOM SEG with LuPRRT-known codes on the CT's frame of reference), and every SPECT (DICOM NM or NRRD/NIfTI, Bq/mL) with its cycle,
    hours after injection and administered activity;
 2. split the liver into lobes when the segmentation has none, or when a split is
    asked for (:class:`LobeSplit`: a plane, Cantlie's three landmarks, Couinaud
@@ -41,7 +41,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..grid import check_grid_compatibility, same_grid
-from ..io import read_image, read_seg_nrrd
+from ..io import read_image, read_segmentation_file
 from ..liver import (
     CAUDATE_OPTIONS,
     OCCUPANCY_MODES,
@@ -541,7 +541,7 @@ def _output_paths(out_dir, uptake: bool, overwrite: bool) -> dict[str, Path]:
 def _session_segmentation(session: SessionInput, ia_side: str, split: LobeSplit | None) -> Segmentation:
     if not session.segmentation.is_file():
         raise FileNotFoundError(f"segmentation file not found: {session.segmentation}")
-    segmentation = read_seg_nrrd(session.segmentation)
+    segmentation = read_segmentation_file(session.segmentation, session.ct)
     try:
         if session.ct is not None:
             if not session.ct.exists():
