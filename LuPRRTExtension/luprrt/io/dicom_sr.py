@@ -228,55 +228,81 @@ class SrRecord:
 def read_measurement_report(path: str | Path) -> tuple[list[SrRecord], dict[str, str]]:
     """The numbers of a TID 1500 report as :class:`SrRecord` rows, and the lesion roles by tracking UID.
 
-    Raises a ValueError naming the group and the code when a quantity (concept, unit,
-    derivation) is not one of :data:`~luprrt.io.dicom_codes.QUANTITIES`.
+    The content tree is walked with pydicom (TID 1500 > Imaging Measurements > Measurement
+    Group > NUM, with their concept modifiers); values are the stored 64-bit floats where
+    present, else the decimal strings. Raises a ValueError naming the group and the code when
+    a quantity (concept, unit, derivation) is not one of :data:`~luprrt.io.dicom_codes.QUANTITIES`.
     """
-    import highdicom as hd
-
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"DICOM SR not found: {path}")
     try:
-        sr = hd.sr.srread(path)
-    except (pydicom.errors.InvalidDicomError, ValueError, AttributeError, RuntimeError) as error:
-        raise ValueError(f"{path}: not a DICOM Structured Report ({error})") from error
-    try:
-        report = sr.content
-        groups = [*report.get_volumetric_roi_measurement_groups(), *report.get_image_measurement_groups()]
-    except (AttributeError, ValueError, TypeError) as error:
-        raise ValueError(f"{path}: not a TID 1500 Measurement Report ({error})") from error
+        ds = pydicom.dcmread(path)
+    except pydicom.errors.InvalidDicomError as error:
+        raise ValueError(f"{path}: not a DICOM file ({error})") from error
+    if ds.get("Modality") != "SR" or "ContentSequence" not in ds:
+        raise ValueError(f"{path}: not a DICOM Structured Report (modality {ds.get('Modality')!r})")
+    templates = [str(t.TemplateIdentifier) for t in ds.get("ContentTemplateSequence", [])]
+    measurements = [item for item in ds.ContentSequence if _concept(item) == ("126010", "DCM")]
+    if templates != ["1500"] or len(measurements) != 1:
+        raise ValueError(f"{path}: not a TID 1500 Measurement Report (template {templates or 'none'})")
     records, roles = [], {}
     role_codes = {code.value: role for role, code in LESION_ROLES.items()}
-    for group in groups:
-        uid = str(group.tracking_uid)
-        segment = getattr(group, "referenced_segment", None)
-        number = segment.referenced_segment_numbers[0] if segment is not None else None
-        time_point = _time_point(group)
-        for evaluation in group.get_qualitative_evaluations():
-            if evaluation.name.value == RECIST_ROLE.value and evaluation.value.value in role_codes:
-                roles[uid] = role_codes[evaluation.value.value]
-        for measurement in group.get_measurements():
-            derivation = measurement.derivation
-            quantity = quantity_of(measurement.name.value, measurement.name.scheme_designator,
-                                   measurement.unit.value, derivation.value if derivation else None)
-            if quantity is None:
-                raise ValueError(f"{path}: group {group.tracking_identifier!r}: quantity {measurement.name.meaning!r} "
-                                 f"({measurement.name.scheme_designator} {measurement.name.value}, unit "
-                                 f"{measurement.unit.value}) is not one LuPRRT reads")
-            images = measurement.referenced_images
-            records.append(SrRecord(
-                str(group.tracking_identifier), uid, number, quantity.key, float(measurement.value),
-                group.method.value if group.method else None,
-                measurement.method.value if measurement.method else None, time_point,
-                str(images[0].referenced_sop_instance_uid) if images else None))
+    for group in measurements[0].get("ContentSequence", []):
+        if _concept(group) != ("125007", "DCM"):
+            continue
+        context = _group_context(group)
+        for item in group.get("ContentSequence", []):
+            if item.ValueType == "CODE" and _concept(item) == (RECIST_ROLE.value, RECIST_ROLE.scheme):
+                value = item.ConceptCodeSequence[0].CodeValue
+                if value in role_codes:
+                    roles[context["uid"]] = role_codes[value]
+            if item.ValueType == "NUM" and item.get("MeasuredValueSequence"):
+                records.append(_record(item, context, path))
     return records, roles
 
 
-def _time_point(group) -> str | None:
-    for item in group[0].ContentSequence:
-        if item.ConceptNameCodeSequence[0].CodeValue == "C2348792":  # Time Point (UMLS), TID 1502
-            return str(item.TextValue)
-        for sub in item.get("ContentSequence", []):
-            if sub.ConceptNameCodeSequence[0].CodeValue == "C2348792":
-                return str(sub.TextValue)
-    return None
+def _concept(item) -> tuple[str, str] | None:
+    names = item.get("ConceptNameCodeSequence")
+    return (str(names[0].CodeValue), str(names[0].CodingSchemeDesignator)) if names else None
+
+
+def _group_context(group) -> dict:
+    context = {"id": "", "uid": "", "segment": None, "method": None, "time_point": None}
+    for item in group.get("ContentSequence", []):
+        concept = _concept(item)
+        if concept == ("112039", "DCM"):
+            context["id"] = str(item.TextValue)
+        elif concept == ("112040", "DCM"):
+            context["uid"] = str(item.UID)
+        elif concept == ("121191", "DCM"):
+            context["segment"] = int(item.ReferencedSOPSequence[0].ReferencedSegmentNumber)
+        elif concept == ("370129005", "SCT"):
+            context["method"] = str(item.ConceptCodeSequence[0].CodeValue)
+        elif concept == ("C2348792", "UMLS"):  # Time Point, TID 1502
+            context["time_point"] = str(item.TextValue)
+    return context
+
+
+def _record(item, context: dict, path: Path) -> SrRecord:
+    measured = item.MeasuredValueSequence[0]
+    name, unit = item.ConceptNameCodeSequence[0], measured.MeasurementUnitsCodeSequence[0]
+    derivation = method = source = None
+    for modifier in item.get("ContentSequence", []):
+        concept = _concept(modifier)
+        if concept == ("121401", "DCM"):
+            derivation = str(modifier.ConceptCodeSequence[0].CodeValue)
+        elif concept == ("370129005", "SCT"):
+            method = str(modifier.ConceptCodeSequence[0].CodeValue)
+        elif modifier.ValueType == "IMAGE":
+            source = str(modifier.ReferencedSOPSequence[0].ReferencedSOPInstanceUID)
+    quantity = quantity_of(str(name.CodeValue), str(name.CodingSchemeDesignator), str(unit.CodeValue), derivation)
+    if quantity is None:
+        raise ValueError(f"{path}: group {context['id']!r}: quantity {name.CodeMeaning!r} "
+                         f"({name.CodingSchemeDesignator} {name.CodeValue}, unit {unit.CodeValue}) is not one "
+                         "LuPRRT reads")
+    value = float(measured.FloatingPointValue) if "FloatingPointValue" in measured else float(measured.NumericValue)
+    return SrRecord(context["id"], context["uid"], context["segment"], quantity.key, value, context["method"],
+                    method, context["time_point"], source)
+
+

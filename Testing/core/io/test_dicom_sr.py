@@ -122,5 +122,5 @@ def test_unknown_quantity_key_and_non_sr_files_get_clear_errors(evidence):
     folder, _, _, _ = evidence
     with pytest.raises(ValueError, match="unknown SR quantity 'area_mm2'"):
         SrMeasurement("area_mm2", 1.0)
-    with pytest.raises(ValueError, match="not a DICOM Structured Report|not a TID 1500"):
+    with pytest.raises(ValueError, match=r"not a DICOM Structured Report|not a TID 1500"):
         read_measurement_report(folder / "seg.dcm")
