@@ -11,14 +11,13 @@
   keeps.
 * Tracking ids ("L01", "L02", ...) are persistent: a candidate overlapping a known
   lesion keeps that lesion's id; new lesions get numbers above the highest id ever
-  used (:func:`next_lesion_ids`), so a lesion that disappeared never lends its id to
+  used (:func:`luprrt.segments.next_lesion_ids`), so a lesion that disappeared never lends its id to
   a new one.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
@@ -28,12 +27,11 @@ from scipy import ndimage
 
 from ..grid import GridGeometry, same_grid
 from ..regionstats import region_statistics
-from ..segments import Segmentation, SegmentTags, segment_regions
+from ..segments import Segmentation, SegmentTags, next_lesion_ids, segment_regions
 
 log = logging.getLogger(__name__)
 
 THRESHOLD_MODES = ("relative_to_nontumour", "percent_of_local_max")
-_LESION_ID = re.compile(r"^L(\d+)$")
 # 26-connectivity: voxels touching by a face, edge or corner form one component.
 _CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
 
@@ -56,13 +54,6 @@ class LesionCandidate:
     is_existing: bool
     voxels: np.ndarray = field(repr=False, compare=False)
     grid: GridGeometry = field(repr=False, compare=False)
-
-
-def next_lesion_ids(existing_ids: Iterable[str | None], count: int) -> list[str]:
-    """``count`` new tracking ids ("L##") numbered above the highest existing "L<n>" id."""
-    numbers = [int(m.group(1)) for m in (_LESION_ID.match(i or "") for i in existing_ids) if m]
-    start = max(numbers, default=0) + 1
-    return [f"L{n:02d}" for n in range(start, start + count)]
 
 
 def assign_lesions_to_lobes(segmentation: Segmentation, *, min_inside_fraction: float = 0.5) -> Segmentation:

@@ -78,10 +78,12 @@ def _entries_from_csv(listing: Path) -> list[PatientEntry]:
 
 
 def patient_output(out_dir: Path, entry: PatientEntry) -> Path:
+    """The output folder of one patient inside a cohort run."""
     return Path(out_dir) / "patients" / entry.patient_id
 
 
 def is_done(out_dir: Path, entry: PatientEntry) -> bool:
+    """True when the patient's analysis finished in an earlier run (its done marker exists)."""
     return (patient_output(out_dir, entry) / DONE_MARKER).is_file()
 
 
