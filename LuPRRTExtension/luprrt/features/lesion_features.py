@@ -15,7 +15,7 @@ so every image is brought onto the CT grid:
   bounding box. Linear interpolation reproduces a linearly varying image exactly and
   does not spread a masked (NaN) voxel beyond its neighbours.
 * SUVmax and SUVmean: maximum and mean of the interpolated SUV over the lesion's CT
-  voxels. SUVpeak (PERCIST: 1 mL sphere, :mod:`luprrt.suv`): the 1 mL sphere mean is
+  voxels. SUVpeak (PERCIST: 1 mL sphere, :mod:`luprrt.features.suv`): the 1 mL sphere mean is
   computed on the PET's own grid (one convolution, no interpolation blur inside the
   sphere), interpolated to the CT grid, and maximised over the lesion's CT voxels,
   i.e. over sphere centres inside the lesion.
@@ -64,10 +64,10 @@ def lesion_features(segmentation: Segmentation, *, fdg: QuantitativeImage | None
     segmentation : Segmentation
         Lesion segments (``role="lesion"``, each with a ``lesion_id``) on the reference CT grid.
     fdg, ga68 : QuantitativeImage, optional
-        PET in Bq/mL with its header values (converted by :func:`luprrt.suv.suv_image`),
+        PET in Bq/mL with its header values (converted by :func:`luprrt.features.suv.suv_image`),
         or already in SUVbw (``units="SUVbw"``).
     adc : SimpleITK.Image, QuantitativeImage or AdcFit, optional
-        ADC in mm2/s (convert scaled scanner maps with :func:`luprrt.adc.adc_map` first).
+        ADC in mm2/s (convert scaled scanner maps with :func:`luprrt.features.adc.adc_map` first).
     transforms : mapping {"fdg", "ga68", "adc"} -> SimpleITK.Transform, optional
         Reference-CT points to image points, per image; missing = identity.
     patient_id : str, optional
