@@ -6,6 +6,7 @@ model    :class:`Segmentation` (label layers on one grid + :class:`Segment` reco
          LuPRRT tags (role, lobe side, route, lesion tracking id) with their DICOM codes
 terminology  the coded terminology of a segment (Slicer entry strings, DICOM SEG codes) and the
          LuPRRT tag keys, both ways
+lesion_ids   fresh persistent lesion tracking ids (never a number used before)
 on_grid  nearest-neighbour resampling of a segmentation onto e.g. the SPECT grid, and
          fractional occupancy (share of each coarse voxel inside a CT-drawn segment)
 
@@ -13,6 +14,7 @@ Structures are found by their tags (:meth:`Segmentation.find`), never by order o
 Reading and writing Slicer's ``.seg.nrrd`` lives in :mod:`luprrt.io`.
 """
 
+from .lesion_ids import new_lesion_ids, next_lesion_ids
 from .model import (
     LATERALITY_CODES,
     ROLES,
@@ -40,6 +42,8 @@ __all__ = [
     "Segment",
     "SegmentTags",
     "Segmentation",
+    "new_lesion_ids",
+    "next_lesion_ids",
     "role_from_terminology",
     "segment_occupancy",
     "segment_regions",

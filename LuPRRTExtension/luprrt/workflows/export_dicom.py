@@ -64,6 +64,7 @@ class DicomExport:
     sent_sop_instance_uids: list[str] = field(default_factory=list)
 
     def all_files(self) -> list[Path]:
+        """Every file written, visit by visit."""
         return [path for visit in self.files.values() for path in visit.values()]
 
 
