@@ -152,7 +152,7 @@ def write_tia_map(tia_bq_h_per_ml: sitk.Image, path: str | Path, *, ct: Sequence
                   overwrite: bool = False) -> Path:
     """Write a time-integrated activity map (Bq h/mL) as a DICOM Parametric Map derived from ``sources``.
 
-    ``spects`` are the SPECT datasets the map was computed from, ``ct`` the series of the same
+    ``spects`` are the SPECT datasets the map was computed from (if known), ``ct`` the series of the same
     frame of reference: highdicom takes patient, study and frame of reference from the CT
     slices (it cannot read the geometry of a multi-frame NM image); the SPECTs are listed in
     the Referenced Series Sequence of the Common Instance Reference Module.
@@ -160,8 +160,8 @@ def write_tia_map(tia_bq_h_per_ml: sitk.Image, path: str | Path, *, ct: Sequence
     import highdicom as hd
 
     path = checked_output_file(path, overwrite)
-    if not spects or not ct:
-        raise ValueError("a Parametric Map needs the SPECT datasets it was derived from and their CT")
+    if not ct:
+        raise ValueError("a Parametric Map needs the CT series of the SPECTs' frame of reference")
     array, origin, direction, spacing = _frames(tia_bq_h_per_ml, "TIA map")
     tia = QUANTITIES["tia_mbq_h"].concept
     mapping = hd.pm.RealWorldValueMapping(

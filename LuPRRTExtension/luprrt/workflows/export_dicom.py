@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pydicom
+import SimpleITK as sitk
 
 from ..dosimetry import calculator_kinetics, write_mirdcalc_csv, write_olinda_case
 from ..io import (
@@ -110,8 +111,8 @@ def run_export_dicom(results: str | Path, out_dir: str | Path, *, patient_folder
     for index, visit in enumerate(visits):
         name = str(visit["name"])
         progress(index / len(visits), f"DICOM objects of {name}")
-        export.files[name] = _export_visit(folder, results, out_dir / name, visit, patient_id, ia_side, activity,
-                                           tables, olinda_template, overwrite)
+        export.files[name] = _export_visit(folder, results, out_dir / name, visit, ia_side, activity, tables,
+                                           olinda_template, overwrite)
     if destination is not None:
         host, port = destination
         progress(0.9, f"sending to {host}:{port}")
@@ -159,48 +160,81 @@ def with_nontumour(segmentation: Segmentation) -> Segmentation:
     return result
 
 
-def _export_visit(folder: Path, results: Path, target: Path, visit: Mapping, patient_id: str,
-                  ia_side: str | None, activity: Mapping[int, float], tables: Mapping[str, list],
+def _export_visit(folder: Path, results: Path, target: Path, visit: Mapping, ia_side: str | None, activity: Mapping[int, float], tables: Mapping[str, list],
                   olinda_template, overwrite: bool) -> dict[str, Path]:
     name = str(visit["name"])
     cycle = int(visit["cycle"]) if visit.get("cycle") not in (None, "") else None
     segmentation = read_seg_nrrd(folder / visit["segmentation"])
     if ia_side and segmentation.find(role="lobe"):
         segmentation = prepare_segmentation(segmentation, ia_side)
-    segmentation = with_nontumour(segmentation)
-    ct, _ = load_series(folder / visit["ct"], "CT")
     spects = {float(s["hours_post_injection"]): pydicom.dcmread(folder / s["file"], stop_before_pixels=True)
               for s in visit.get("spect", [])}
+    maps = {}
+    if cycle is not None and spects:
+        for kind, units in (("dose", "Gy"), ("tia", "Bq h/mL")):
+            path = results / "dose" / f"{kind}_cycle{cycle}.nrrd"
+            if path.is_file():
+                maps[kind] = _volume(path, units)
+    return export_visit_dicom(segmentation, folder / visit["ct"], target, visit=name, cycle=cycle, spects=spects,
+                              tables=tables, dose_map_gy=maps.get("dose"), tia_map_bq_h_per_ml=maps.get("tia"),
+                              dose_method=_dose_map_method(results), administered_activity_mbq=activity.get(cycle),
+                              olinda_template=olinda_template, overwrite=overwrite)
+
+
+def export_visit_dicom(segmentation: Segmentation, ct, target: str | Path, *, visit: str, cycle: int | None = None,
+                       spects: Mapping[float, pydicom.Dataset] | None = None, tables: Mapping[str, list] | None = None,
+                       dose_map_gy: sitk.Image | None = None, tia_map_bq_h_per_ml: sitk.Image | None = None,
+                       dose_method: str = "voxel S-value convolution", administered_activity_mbq: float | None = None,
+                       olinda_template: str | Path | None = None, overwrite: bool = False) -> dict[str, Path]:
+    """The DICOM objects of one visit from data in memory (the module panels call this too).
+
+    Parameters
+    ----------
+    segmentation : the visit's tagged segmentation on the CT grid (non-tumour liver is added)
+    ct : the CT series it was drawn on (a folder, or its datasets)
+    target : output folder of the visit
+    visit, cycle : visit name (``measurements.csv``'s ``visit``) and treatment cycle (None: follow-up)
+    spects : hours after administration -> SPECT dataset (headers suffice), referenced by the numbers
+    tables : result rows by name (keys of :data:`RESULT_TABLES`); any may be missing
+    dose_map_gy, tia_map_bq_h_per_ml : the cycle's maps (RT Dose, Parametric Map), if any
+    administered_activity_mbq : the cycle's activity, for the calculator tables
+
+    Returns
+    -------
+    dict
+        ``seg``, ``sr`` and, when their inputs are given, ``rtdose``, ``tia``, ``mirdcalc``, ``olinda``.
+    """
+    target = Path(target)
+    spects = dict(spects or {})
+    tables = dict(tables or {})
+    segmentation = with_nontumour(segmentation)
+    ct, _ = load_series(ct, "CT")
     for hours, spect in spects.items():
         if spect.FrameOfReferenceUID != ct[0].FrameOfReferenceUID:
-            raise ValueError(f"visit {name}: the {hours:g} h SPECT is on frame of reference "
+            raise ValueError(f"visit {visit}: the {hours:g} h SPECT is on frame of reference "
                              f"{spect.FrameOfReferenceUID}, the CT on {ct[0].FrameOfReferenceUID}; register it first")
     files = {"seg": write_dicom_seg(segmentation, ct, target / "seg.dcm", overwrite=overwrite,
-                                    series_description=f"LuPRRT segmentation {name}")}
+                                    series_description=f"LuPRRT segmentation {visit}")}
     seg = pydicom.dcmread(files["seg"], stop_before_pixels=True)
-    groups = visit_groups(patient_id, segmentation, cycle=cycle, visit=name, spects=spects,
+    groups = visit_groups(str(ct[0].PatientID), segmentation, cycle=cycle, visit=visit, spects=spects,
                           tn_rows=tables.get("tn", ()), ratio_rows=tables.get("ratio", ()),
                           uptake_rows=tables.get("uptake", ()), dose_rows=tables.get("dose", ()),
                           limit_rows=tables.get("limits", ()), measurement_rows=tables.get("measurements", ()))
-    files["sr"] = write_measurement_report(groups, target / "sr.dcm", seg=seg, ct=ct,
-                                           other_evidence=[spects[h] for h in sorted(spects)], overwrite=overwrite,
-                                           series_description=f"LuPRRT measurements {name}")
-    if cycle is None or not spects:
-        return files
-    dose_map, tia_map = results / "dose" / f"dose_cycle{cycle}.nrrd", results / "dose" / f"tia_cycle{cycle}.nrrd"
-    first = spects[min(spects)]
-    if dose_map.is_file():
-        files["rtdose"] = write_rt_dose(_volume(dose_map, "Gy"), target / "rtdose.dcm", reference=first,
-                                        method=_dose_map_method(results), overwrite=overwrite,
-                                        series_description=f"LuPRRT absorbed dose cycle {cycle}")
-    if tia_map.is_file():
-        files["tia"] = write_tia_map(_volume(tia_map, "Bq h/mL"), target / "tia.dcm", ct=ct,
-                                     spects=[spects[h] for h in sorted(spects)], overwrite=overwrite,
-                                     series_description=f"LuPRRT time-integrated activity cycle {cycle}")
-    dose_rows = [r for r in tables.get("dose", ()) if int(r["cycle"]) == cycle]
-    if dose_rows and cycle in activity:
+    ordered = [spects[h] for h in sorted(spects)]
+    files["sr"] = write_measurement_report(groups, target / "sr.dcm", seg=seg, ct=ct, other_evidence=ordered,
+                                           overwrite=overwrite, series_description=f"LuPRRT measurements {visit}")
+    label = f"cycle {cycle}" if cycle is not None else visit
+    if dose_map_gy is not None:
+        files["rtdose"] = write_rt_dose(dose_map_gy, target / "rtdose.dcm", reference=(ordered or ct)[0],
+                                        method=dose_method, overwrite=overwrite,
+                                        series_description=f"LuPRRT absorbed dose {label}")
+    if tia_map_bq_h_per_ml is not None:
+        files["tia"] = write_tia_map(tia_map_bq_h_per_ml, target / "tia.dcm", ct=ct, spects=ordered,
+                                     overwrite=overwrite, series_description=f"LuPRRT time-integrated activity {label}")
+    dose_rows = [r for r in tables.get("dose", ()) if cycle is not None and int(r["cycle"]) == cycle]
+    if dose_rows and administered_activity_mbq:
         volumes = {s.tags.lesion_id: _volume_ml(segmentation, s.segment_id) for s in segmentation.find(role="lesion")}
-        kinetics = calculator_kinetics(dose_rows, cycle, activity[cycle], lesion_volumes_ml=volumes)
+        kinetics = calculator_kinetics(dose_rows, cycle, administered_activity_mbq, lesion_volumes_ml=volumes)
         files["mirdcalc"] = write_mirdcalc_csv(kinetics, target / "mirdcalc_tia.csv", overwrite=overwrite)
         if olinda_template is not None:
             files["olinda"] = write_olinda_case(kinetics, olinda_template, target / "olinda.cas", overwrite=overwrite)
