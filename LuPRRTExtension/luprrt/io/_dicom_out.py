@@ -60,14 +60,17 @@ def new_file_dataset(sop_class_uid: str) -> pydicom.dataset.FileDataset:
     return ds
 
 
-def load_series(series: str | Path | Sequence[pydicom.Dataset], what: str
+def load_series(series: str | Path | Sequence[str | Path | pydicom.Dataset], what: str
                 ) -> tuple[list[pydicom.Dataset], sitk.Image]:
     """The single-frame images of one series, in slice order, and an empty image on their grid.
 
-    ``series`` is a folder of ``.dcm`` files or the datasets themselves. Slices are ordered
-    along the normal of their rows and columns, so index k of the returned image is slice k.
+    ``series`` is a folder of DICOM files, a list of file paths or the datasets themselves.
+    Slices are ordered along the normal of their rows and columns, so index k of the returned
+    image is slice k.
     """
-    if isinstance(series, (str, Path)):
+    if not isinstance(series, (str, Path)) and all(isinstance(s, (str, Path)) for s in series):
+        datasets = [pydicom.dcmread(path) for path in series]
+    elif isinstance(series, (str, Path)):
         folder = Path(series)
         if not folder.is_dir():
             raise FileNotFoundError(f"{what} series folder not found: {folder}")
