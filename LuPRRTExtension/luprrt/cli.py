@@ -131,6 +131,7 @@ def _lobequant(args) -> None:
         SpectInput,
         lobe_split_from_options,
         parse_cycle_values,
+        parse_segment_roles,
         parse_spect_argument,
         run_lobequant,
     )
@@ -150,7 +151,7 @@ def _lobequant(args) -> None:
         activity = dict(parse_cycle_values(args.administered_mbq, "--administered-mbq"))
         spects = [SpectInput(path, cycle, hours, activity.get(cycle), args.spect_units)
                   for cycle, hours, path in (parse_spect_argument(text, "--spect") for text in args.spect)]
-        inputs = LobeQuantInputs.from_files(args.ct, args.seg, spects)
+        inputs = LobeQuantInputs.from_files(args.ct, args.seg, spects, parse_segment_roles(args.segment_role))
     split = lobe_split_from_options(plane=args.plane, cantlie=args.cantlie, couinaud=args.couinaud,
                                     caudate=args.caudate, right_vessels=args.right_vessels,
                                     left_vessels=args.left_vessels, ras=args.ras)
@@ -182,6 +183,8 @@ def _add_lobequant(commands, common) -> None:
     parser.add_argument("--ct", type=Path, help="CT: DICOM folder or NRRD/NIfTI (HU)")
     parser.add_argument("--seg", type=Path, help="segmentation with the liver and lesions: tagged .seg.nrrd, or a "
                                                  "DICOM SEG (roles from its codes) on the CT")
+    parser.add_argument("--segment-role", action="append", metavar="N=ROLE[:SIDE]",
+                        help="role of DICOM SEG segment N when its codes name none (e.g. 3=lesion, 2=lobe:right)")
     parser.add_argument("--spect", action="append", metavar="CYCLE[@HOURS]:PATH",
                         help="quantitative SPECT (DICOM NM or NRRD/NIfTI in Bq/mL) of a cycle, hours after "
                              "injection from its header unless given; repeat for every SPECT")

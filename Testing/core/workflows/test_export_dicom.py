@@ -404,3 +404,41 @@ def test_orthanc_round_trip_returns_every_object_value_for_value(exported):
     for uid, original in originals.items():
         back = received[uid]
         assert back == original, f"{original.Modality} {uid}: values differ after the PACS round trip"
+
+
+def _error_lines(capsys) -> list[str]:
+    """The error lines of a run (stderr also carries the progress bar)."""
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("luprrt ")]
+
+
+def test_command_line_bad_input_gets_one_line_errors(exported, tmp_path, capsys):
+    patient, out = exported["patient"], exported["out"]
+    spect2 = patient / "cycle2" / "spect_24h" / "spect.dcm"
+    # A SEG drawn on cycle 1's CT given with cycle 2's CT (another frame of reference).
+    code = cli.main(["lobequant", "--ct", str(patient / "cycle2" / "ct"), "--seg", str(out / "cycle1" / "seg.dcm"),
+                     "--spect", f"2@24:{spect2}", "--ia-side", "right", "--out", str(tmp_path / "tn")])
+    error = _error_lines(capsys)
+    assert code == 2 and len(error) == 1
+    assert "the SEG is on frame of reference" in error[0] and "drawn on another scan" in error[0]
+    # A SEG segment whose code names no LuPRRT role: named in the error, or given with --segment-role.
+    ds = pydicom.dcmread(out / "cycle1" / "seg.dcm")
+    body = next(item for item in ds.SegmentSequence if item.SegmentLabel == "body")
+    body.SegmentedPropertyTypeCodeSequence[0].CodeValue = "41216001"
+    body.SegmentedPropertyTypeCodeSequence[0].CodeMeaning = "Prostate"
+    ds.save_as(tmp_path / "odd.dcm")
+    spect1 = patient / "cycle1" / "spect_24h" / "spect.dcm"
+    args = ["lobequant", "--ct", str(patient / "ct"), "--seg", str(tmp_path / "odd.dcm"), "--spect",
+            f"1@24:{spect1}", "--ia-side", "right", "--no-uptake", "--out", str(tmp_path / "odd")]
+    assert cli.main(args) == 2
+    error = _error_lines(capsys)
+    assert len(error) == 1 and f"segment {body.SegmentNumber} ('body') has type 'Prostate'" in error[0]
+    assert cli.main([*args, "--segment-role", f"{body.SegmentNumber}=body"]) == 0
+    assert (tmp_path / "odd" / "lobequant_tn.csv").is_file()
+    capsys.readouterr()
+    # export-dicom: a missing results folder, a malformed --send, an occupied output folder.
+    for bad in (["export-dicom", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")],
+                ["export-dicom", str(exported["results"]), "--out", str(tmp_path / "y"), "--send", "pacs"],
+                ["export-dicom", str(exported["results"]), "--out", str(out), "--patient", str(patient)]):
+        assert cli.main(bad) == 2
+        error = _error_lines(capsys)
+        assert len(error) == 1 and error[0].startswith("luprrt export-dicom: error: "), error
