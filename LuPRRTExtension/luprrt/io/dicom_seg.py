@@ -22,8 +22,9 @@ References
 DICOM PS3.3 A.51 (Segmentation IOD) and C.8.20 (Segmentation Image Module); PS3.16 CID 7150,
 7151 (segmentation property categories and types), CID 244 (laterality), CID 11 (route of
 administration); PS3.5 B.2 (UUID-derived UIDs, ISO/IEC 9834-8).
-Herrmann et al., "Implementing the DICOM standard for digital pathology" / highdicom,
-J Digit Imaging 2022;35:1719 (the library used here).
+Bridge et al., "Highdicom: a Python library for standardized encoding of image annotations
+and machine learning model outputs in pathology and radiology", J Digit Imaging
+2022;35:1719-1737 (the library used here).
 """
 
 from __future__ import annotations

@@ -84,10 +84,7 @@ def run_export_dicom(results: str | Path, out_dir: str | Path, *, patient_folder
     olinda_template : an OLINDA/EXM 2 case file whose kinetic block is filled per cycle
     """
     progress = progress or no_progress
-    try:
-        import highdicom  # noqa: F401  (Slicer 5.12 ships it; elsewhere the `dicom` extra)
-    except ImportError:
-        raise ValueError("DICOM export needs highdicom: pip install 'luprrt[dicom]'") from None
+    _require_highdicom()
     results = Path(results)
     if not results.is_dir():
         raise NotADirectoryError(f"results folder not found: {results}")
@@ -123,6 +120,13 @@ def run_export_dicom(results: str | Path, out_dir: str | Path, *, patient_folder
     log.info("export-dicom %s: %d visits, %d files%s", patient_id, len(visits), len(export.all_files()),
              f", sent to {send}" if send else "")
     return export
+
+
+def _require_highdicom() -> None:
+    try:
+        import highdicom  # noqa: F401  (Slicer 5.12 ships it; elsewhere the `dicom` extra)
+    except ImportError:
+        raise ValueError("DICOM export needs highdicom: pip install 'luprrt[dicom]' (Slicer 5.12 ships it)") from None
 
 
 def _patient_folder(results: Path, given: str | Path | None) -> Path:
@@ -204,6 +208,7 @@ def export_visit_dicom(segmentation: Segmentation, ct, target: str | Path, *, vi
     dict
         ``seg``, ``sr`` and, when their inputs are given, ``rtdose``, ``tia``, ``mirdcalc``, ``olinda``.
     """
+    _require_highdicom()
     target = Path(target)
     spects = dict(spects or {})
     tables = dict(tables or {})
