@@ -8,7 +8,6 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from luprrt.grid import check_grid_compatibility
 from luprrt.segments import (
     Segment,
     Segmentation,
@@ -138,12 +137,6 @@ def test_geometry_mismatch_errors_name_the_problem():
     rotated = make_grid((10, 10, 10), (4.0, 4.0, 4.0), (0, 0, 0), direction=(0, 1, 0, 1, 0, 0, 0, 0, 1))
     with pytest.raises(ValueError, match="orientation"):
         segmentation_on_grid(seg, rotated)
-    check_grid_compatibility(seg.reference, rotated, allow_rotation=True)
-    other_frame = make_grid((10, 10, 10), (4.0, 4.0, 4.0), (0, 0, 0))
-    other_frame.SetMetaData("0020|0052", "1.2.3.4")
-    ct.SetMetaData("0020|0052", "1.2.3.5")
-    with pytest.raises(ValueError, match=r"frame of reference '1\.2\.3\.5' differs"):
-        check_grid_compatibility(ct, other_frame)
 
 
 def test_lesion_lost_by_nearest_neighbour_is_named():
