@@ -47,6 +47,7 @@ def test_every_unit_suffix_with_and_without_a_statistic_prefix(name, unit):
     ("concentration_bq_per_ml", "Bq/mL"),  # not "mL"
     ("uptake_pct_ia", "%IA"),  # not "%"
     ("max_fdg_suvmax", "g/mL"),
+    ("adc_mm2_per_s", "mm²/s"),  # not "s" (no such suffix) nor a dimensionless token
     # A unit suffix wins over a count prefix and a dimensionless token.
     ("n_dose_gy", "Gy"),
     ("ratio_volume_ml", "mL"),
