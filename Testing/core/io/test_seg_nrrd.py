@@ -114,7 +114,10 @@ def test_header_fields_are_the_ones_slicer_reads(tmp_path):
     assert header["Segmentation_MasterRepresentation"] == "Binary labelmap"
     assert header["Segmentation_ContainedRepresentationNames"] == "Binary labelmap|"
     assert header["Segmentation_ReferenceImageExtentOffset"] == "0 0 0"
-    name, value, description = header["Segmentation_ConversionParameters"].rstrip("&").split("|")
+    # Slicer reads only '&'-terminated conversion parameters (vtkSegmentationConverter::
+    # DeserializeConversionParameters); without the final '&' it loses the reference geometry.
+    assert header["Segmentation_ConversionParameters"].endswith("&")
+    name, value, description = header["Segmentation_ConversionParameters"][:-1].split("|")
     assert (name, description) == ("Reference image geometry",
                                    "Geometry of the labelmaps (IJK to RAS matrix; extent)")
     # Slicer's reference geometry: the IJK-to-RAS matrix row by row (RAS = LPS with x and y negated),
@@ -220,12 +223,39 @@ def test_segments_drawn_outside_luprrt_take_their_role_from_the_terminology(tmp_
         read_seg_nrrd(path)
 
 
-def test_reader_refuses_missing_files_and_other_spaces(tmp_path):
+def test_a_file_in_ras_space_reads_onto_the_same_lps_grid(tmp_path):
+    path = write_seg_nrrd(phantom(), tmp_path / "lps.seg.nrrd")
+    data, header = nrrd.read(str(path), index_order="C")
+    ras = np.array([-1.0, -1.0, 1.0])  # RAS = LPS with x and y negated
+    header.update({"space": "right-anterior-superior", "space origin": header["space origin"] * ras,
+                   "space directions": header["space directions"] * ras})
+    nrrd.write(str(tmp_path / "ras.seg.nrrd"), data, header, index_order="C")
+
+    back = read_seg_nrrd(tmp_path / "ras.seg.nrrd")
+
+    np.testing.assert_allclose(back.reference.GetOrigin(), ORIGIN_MM, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(back.reference.GetSpacing(), SPACING_MM, rtol=1e-14)
+    np.testing.assert_allclose(np.reshape(back.reference.GetDirection(), (3, 3)), rotation(), rtol=0, atol=1e-14)
+    for segment_id, (x, y, z, *_) in BOXES.items():
+        np.testing.assert_array_equal(back.mask_array(segment_id), box(x, y, z))
+
+
+def test_segments_without_an_id_or_after_a_gap_are_kept_and_unreadable_files_named(tmp_path):
+    two = Segmentation.empty_like(grid())
+    two.add_segment(box((0, 3), (0, 3), (0, 3)), SegmentTags("spleen"))
+    two.add_segment(box((5, 6), (5, 6), (5, 6)), SegmentTags("blood"))
+    path = write_seg_nrrd(two, tmp_path / "edited.seg.nrrd")
+    data, header = nrrd.read(str(path), index_order="C")
+    del header["Segment0_ID"]
+    for key in [key for key in header if key.startswith("Segment1_")]:  # numbering 0, 3 (a gap)
+        header[key.replace("Segment1_", "Segment3_")] = header.pop(key)
+    nrrd.write(str(path), data, header, index_order="C")
+    spleen, blood = read_seg_nrrd(path).segments
+    assert (spleen.segment_id, spleen.name, spleen.tags) == ("Segment_1", "spleen", SegmentTags("spleen"))
+    assert (blood.segment_id, blood.tags, blood.label_value) == ("blood", SegmentTags("blood"), 2)
+
     with pytest.raises(FileNotFoundError, match=r"segmentation file not found: .*absent\.seg\.nrrd"):
         read_seg_nrrd(tmp_path / "absent.seg.nrrd")
-    single = Segmentation.empty_like(grid())
-    single.add_segment(box((0, 3), (0, 3), (0, 3)), SegmentTags("liver"))
-    path = write_seg_nrrd(single, tmp_path / "ras.seg.nrrd")
-    _rewrite_header(path, space="right-anterior-superior")
-    with pytest.raises(ValueError, match="unsupported NRRD space 'right-anterior-superior'; expected LPS"):
-        read_seg_nrrd(path)
+    (tmp_path / "text.seg.nrrd").write_text("liver 1\nkidney 2\n")
+    with pytest.raises(ValueError, match=r"text\.seg\.nrrd: not a NRRD segmentation file"):
+        read_seg_nrrd(tmp_path / "text.seg.nrrd")
