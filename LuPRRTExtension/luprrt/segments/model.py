@@ -85,6 +85,7 @@ class SegmentTags:
         return TYPE_CODES.get((self.role, self.side)) or TYPE_CODES[(self.role, None)]
 
     def category_code(self) -> Code:
+        """The DICOM segmented property category (anatomical structure, lesion, body substance)."""
         if self.role == "lesion":
             return MORPHOLOGICALLY_ALTERED
         if self.role == "blood":
@@ -92,6 +93,7 @@ class SegmentTags:
         return ANATOMICAL_STRUCTURE
 
     def default_name(self) -> str:
+        """A readable segment name from the tags (e.g. ``"right lobe (IA)"``, ``"lesion L03"``)."""
         parts = {
             "lobe": f"{self.side} lobe",
             "lesion": f"lesion {self.lesion_id}",
@@ -148,9 +150,11 @@ class Segmentation:
         return self.layers[0]
 
     def copy(self) -> Segmentation:
+        """An independent copy (layers and segment records)."""
         return Segmentation([sitk.Image(layer) for layer in self.layers], copy.deepcopy(self.segments))
 
     def segment(self, segment_id: str) -> Segment:
+        """The segment with id ``segment_id`` (KeyError listing the ids present)."""
         for seg in self.segments:
             if seg.segment_id == segment_id:
                 return seg
