@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ..grid import LPS_TO_RAS
 from ..segments import TAG_KEYS, Segment, Segmentation, SegmentTags, role_from_terminology, terminology_entry
 
 
@@ -99,9 +100,8 @@ def _reference_geometry(reference: sitk.Image) -> str:
     """Slicer's serialised image geometry: the 4x4 IJK-to-RAS matrix row by row, then the extent."""
     ijk_to_lps = np.asarray(reference.GetDirection()).reshape(3, 3) * np.asarray(reference.GetSpacing())
     matrix = np.eye(4)
-    # RAS = LPS with x and y negated.
-    matrix[:3, :3] = ijk_to_lps * np.array([-1.0, -1.0, 1.0])[:, None]
-    matrix[:3, 3] = np.asarray(reference.GetOrigin()) * np.array([-1.0, -1.0, 1.0])
+    matrix[:3, :3] = ijk_to_lps * LPS_TO_RAS[:, None]
+    matrix[:3, 3] = np.asarray(reference.GetOrigin()) * LPS_TO_RAS
     extent = [v for size in reference.GetSize() for v in (0, size - 1)]
     return ";".join([*(repr(float(v) + 0.0) for v in matrix.ravel()), *(str(v) for v in extent)]) + ";"
 
@@ -141,7 +141,7 @@ def read_seg_nrrd(path: str | Path) -> Segmentation:
     space = header.get("space", "left-posterior-superior")
     if space not in _SPACE_TO_LPS:
         raise ValueError(f"{path}: unsupported NRRD space {space!r}; expected LPS or RAS")
-    to_lps = np.asarray(_SPACE_TO_LPS[space])
+    to_lps = _SPACE_TO_LPS[space]
     directions = np.asarray(header["space directions"], dtype=float) * to_lps
     origin = np.asarray(header["space origin"], dtype=float) * to_lps
     if data.ndim == 3:
@@ -177,8 +177,8 @@ def read_seg_nrrd(path: str | Path) -> Segmentation:
 
 
 # NRRD spaces of segmentation files, as the factors that take their coordinates to LPS.
-_SPACE_TO_LPS = {"left-posterior-superior": (1.0, 1.0, 1.0), "LPS": (1.0, 1.0, 1.0),
-                 "right-anterior-superior": (-1.0, -1.0, 1.0), "RAS": (-1.0, -1.0, 1.0)}
+_SPACE_TO_LPS = {"left-posterior-superior": np.ones(3), "LPS": np.ones(3),
+                 "right-anterior-superior": LPS_TO_RAS, "RAS": LPS_TO_RAS}
 _SEGMENT_FIELD = re.compile(r"Segment(\d+)_")
 
 
