@@ -17,6 +17,7 @@ import SimpleITK as sitk
 from luprrt.grid import (
     GridGeometry,
     check_grid_compatibility,
+    covered_by,
     image_on_grid,
     physical_extent,
     require_same_grid,
@@ -143,3 +144,24 @@ def test_image_on_grid_takes_the_array_and_the_reference_geometry():
     assert (image.GetOrigin(), image.GetSpacing(), image.GetDirection()) == (
         reference.GetOrigin(), reference.GetSpacing(), reference.GetDirection())
     assert image.GetPixelID() == sitk.sitkInt16 and reference.GetPixelID() == sitk.sitkFloat32
+
+
+def test_covered_by_counts_centres_on_the_edge_plane_in_every_run():
+    """CT slices that share the PET's outer edge plane are covered (a lesion there is measured, not dropped)."""
+    ct = sitk.Image((20, 20, 20), sitk.sitkInt16)
+    ct.SetSpacing((2.5, 2.5, 2.5))
+    pet = sitk.Image((10, 10, 5), sitk.sitkFloat32)
+    pet.SetSpacing((5.0, 5.0, 5.0))
+    # PET voxel 0 spans -2.5 .. 2.5 mm along z when its origin is 0: put the CT's first plane on -2.5.
+    ct.SetOrigin((-1.25, -1.25, -2.5))
+    covered = covered_by(ct, pet)
+    # z planes at -2.5, 0, ..., 22.5 mm lie within [-2.5, 22.5]: exactly the first 11 planes.
+    assert covered[:, :, :].any(axis=(1, 2)).tolist() == [True] * 11 + [False] * 9
+    # 1 micrometre further out is outside; a translation that moves the grid in covers it again.
+    ct.SetOrigin((-1.25, -1.25, -2.5 - 1e-3))
+    assert not covered_by(ct, pet)[0].any()
+    shifted = covered_by(ct, pet, sitk.TranslationTransform(3, (0.0, 0.0, 1e-3)))
+    assert shifted[0].all() and not shifted[11].any()
+    # Oblique: an image one voxel further along i, (1, 1, 0) mm, leaves the grid's first column uncovered.
+    covered = covered_by(oblique(), oblique(origin=(11.0, -4.0, 7.0)))
+    assert not covered[:, :, 0].any() and covered[:, :, 1:].all()
