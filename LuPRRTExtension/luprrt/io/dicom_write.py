@@ -33,6 +33,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
+from ..errors import fix, output_exists
 from ..physics import F18_HALF_LIFE_H, GA68_HALF_LIFE_H, LU177_HALF_LIFE_H, SECONDS_PER_HOUR
 from .dicom import CT_IMAGE_STORAGE, NM_IMAGE_STORAGE, PET_IMAGE_STORAGE
 
@@ -501,7 +502,8 @@ def _output_folder(folder: str | Path, overwrite: bool) -> Path:
     if folder.exists() and not folder.is_dir():
         raise FileExistsError(f"{folder} exists and is not a folder")
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
-        raise FileExistsError(f"{folder} is not empty; pass overwrite=True to write into it")
+        raise FileExistsError(f"{folder} is not empty; {fix('overwrite', 'True') or 'choose an empty folder'} to write "
+                              "into it")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -509,7 +511,7 @@ def _output_folder(folder: str | Path, overwrite: bool) -> Path:
 def _output_file(path: str | Path, overwrite: bool) -> Path:
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        raise output_exists(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 

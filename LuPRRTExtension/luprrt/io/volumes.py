@@ -20,6 +20,7 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
+from ..errors import output_exists
 from ..physics import hours_between
 
 # Accepted voxel units -> (unit stored in memory, factor to multiply the values by).
@@ -201,7 +202,7 @@ def write_volume(image: sitk.Image | QuantitativeImage, path: str | Path, units:
         raise ValueError(f"write_volume needs a 3D scalar SimpleITK image or QuantitativeImage, got "
                          f"{type(image).__name__}")
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        raise output_exists(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # A new image with only the geometry: a copy made with sitk.Image(image) shares the caller's
     # metadata dictionary (erasing a key there erases it in the caller's image too).

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
 
+from ..errors import output_exists
 from ..provenance import ProgressCallback, no_progress, provenance_record
 from ..response.outcome import LesionOutcome, lesion_outcomes
 from ..response.recist import assess_patient, best_overall_response
@@ -251,6 +252,6 @@ def _measurement_records(measurements) -> list[dict]:
 
 def _write_table(frame, path: Path, overwrite: bool) -> Path:
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        raise output_exists(path)
     frame.to_csv(path, index=False)
     return path

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..dosimetry import MARROW_DOSE_LIMIT_GY, CycleDose, assess_organ_limits
+from ..errors import output_exists
 from ..io import write_volume
 from ..provenance import ProgressCallback, inputs_sha256, no_progress, provenance_record
 from ..tables import write_rows_csv
@@ -257,7 +258,7 @@ def _write_outputs(run: DosimetryRun, targets: list[Path], overwrite: bool) -> l
         files.append(write_volume(result.dose_gy, out / f"dose_cycle{result.cycle}.nrrd", "Gy", overwrite=overwrite))
     provenance = out / "provenance.json"
     if provenance.exists() and not overwrite:
-        raise FileExistsError(f"{provenance} exists; pass overwrite=True to replace it")
+        raise output_exists(provenance)
     provenance.write_text(json.dumps(run.provenance, indent=1, allow_nan=False), encoding="utf-8")
     return [*files, provenance]
 

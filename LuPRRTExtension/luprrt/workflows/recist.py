@@ -7,6 +7,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import output_exists
 from ..provenance import ProgressCallback, file_sha256, no_progress, provenance_record
 from ..response.outcome import OutcomeThresholds, lesion_outcomes
 from ..response.recist import RecistCriteria, assess_cohort, best_overall_response, read_measurements_csv
@@ -60,7 +61,7 @@ def run_recist(measurements_csv: str | Path, out_dir: str | Path, *, criteria: R
                                {"criteria": criteria.__dict__, "thresholds": thresholds.__dict__})
     provenance_path = out_dir / "provenance.json"
     if provenance_path.exists() and not overwrite:
-        raise FileExistsError(f"{provenance_path} exists; pass overwrite=True to replace it")
+        raise output_exists(provenance_path)
     provenance_path.write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
     result.files.append(provenance_path)
     progress(1.0, "done")
