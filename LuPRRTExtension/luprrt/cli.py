@@ -108,7 +108,8 @@ def _recist(args) -> None:
     criteria = RecistCriteria(too_small_to_measure_mm=args.too_small_mm,
                               confirmation_interval_days=args.confirmation_days,
                               require_confirmation=not args.no_confirmation,
-                              min_sd_duration_days=args.min_sd_days)
+                              min_sd_duration_days=args.min_sd_days,
+                              assessment_window_days=args.assessment_window_days)
     thresholds = OutcomeThresholds(args.response_pct, args.progression_pct)
     with progress_bar("RECIST 1.1") as progress:
         run = run_recist(args.measurements, args.out, criteria=criteria, thresholds=thresholds,
@@ -121,15 +122,22 @@ def _add_recist(commands, common) -> None:
     parser = commands.add_parser(
         "recist", parents=[common], help="RECIST 1.1 per time point and lesion outcome from a measurements CSV",
         description="Columns: patient_id, lesion_id, organ, is_lymph_node, date (YYYY-MM-DD), "
-                    "longest_diameter_mm, short_axis_mm, lesion_type (target/non_target/new), "
-                    "non_target_status. Writes recist_time_points.csv, recist_best_response.csv, "
-                    "lesion_outcomes.csv, spider.png and waterfall.png.")
+                    "longest_diameter_mm, short_axis_mm (a lymph node needs only its short axis), "
+                    "lesion_type (target/non_target/new), non_target_status (present/absent/progression/"
+                    "not_evaluated); luprrt measure writes such a table from segmentations, and a sample "
+                    "ships as luprrt/data/sample_measurements.csv. Writes recist_time_points.csv, "
+                    "recist_best_response.csv, lesion_outcomes.csv, spider.png, waterfall.png and "
+                    "provenance.json; patients whose rows break a rule are listed in recist_problems.csv "
+                    "(the others are assessed) and the command then exits with status 2.")
     parser.add_argument("measurements", type=Path, help="measurements CSV")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--too-small-mm", type=positive_float, default=5.0, help="diameter of a too-small-to-measure lesion (mm)")
     parser.add_argument("--confirmation-days", type=non_negative_int, default=28, help="minimum interval confirming CR/PR (days)")
     parser.add_argument("--no-confirmation", action="store_true", help="best response without confirmation")
     parser.add_argument("--min-sd-days", type=non_negative_int, default=42, help="minimum SD duration from baseline (days)")
+    parser.add_argument("--assessment-window-days", type=non_negative_int, default=14,
+                        help="scans within this many days of an assessment's first scan form one assessment "
+                             "(default 14; 0 = one assessment per date)")
     parser.add_argument("--response-pct", type=_float_in(-100.0, 0.0), default=-30.0, help="lesion response threshold (%% change)")
     parser.add_argument("--progression-pct", type=positive_float, default=20.0, help="lesion progression threshold (%% change)")
     parser.add_argument("--no-figures", action="store_true", help="skip spider and waterfall PNGs")

@@ -15,7 +15,7 @@ from pathlib import Path
 from ..errors import output_exists
 from ..provenance import ProgressCallback, no_progress, provenance_record
 from ..response.outcome import LesionOutcome, lesion_outcomes
-from ..response.recist import assess_patient, best_overall_response
+from ..response.recist import assess_patient, best_overall_responses
 from ..tables import as_rows
 
 log = logging.getLogger(__name__)
@@ -92,11 +92,10 @@ def _response(measurements, patient_id: str):
     rows = _measurement_records(measurements)
     course = pd.DataFrame(as_rows(lesion_outcomes(rows)), columns=[f.name for f in fields(LesionOutcome)])
     time_points = assess_patient(rows)
-    best = best_overall_response(time_points)
-    changes = [tp.change_from_baseline_pct for tp in time_points if tp.change_from_baseline_pct is not None]
+    (best,) = best_overall_responses({patient_id: time_points})
     patient = {"patient_id": patient_id, "best_overall_response": best.response.value,
                "patient_responder": int(best.response.value in ("CR", "PR")),
-               "best_sum_diameters_change_pct": min(changes) if changes else None,
+               "best_sum_diameters_change_pct": best.best_change_from_baseline_pct,
                "last_overall_response": time_points[-1].overall_response.value if time_points else None}
     return course, patient
 
