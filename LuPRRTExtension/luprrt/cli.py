@@ -285,7 +285,7 @@ def _add_lobequant(commands, common) -> None:
     parser.add_argument("--ras", action="store_true", help="points are RAS (Slicer) instead of LPS (DICOM)")
     parser.set_defaults(run=_lobequant, option_words={
         "injected_activity_mbq": "--administered-mbq CYCLE:MBQ", "units": "--spect-units UNIT",
-        "ia_side": "--ia-side right|left", "margin_mm": "--margin-mm MM",
+        "ia_side": "--ia-side right|left", "margin_mm": "--margin-mm MM", "uptake": "--no-uptake",
         "hours_post_injection": "--spect CYCLE@HOURS:PATH", "lobe_method": "--plane, --cantlie, --couinaud or "
         "--right-vessels with --left-vessels"})
 
@@ -449,7 +449,9 @@ def _describe_os_error(error: OSError, args: argparse.Namespace) -> str:
         return f"{path} is a folder where a file is expected; give a file"
     if error.errno == errno.ENOTDIR:
         return f"{path} is a file where a folder is expected; give a folder"
-    reason = os.strerror(error.errno) if error.errno else str(error)
+    reason = error.strerror or os.strerror(error.errno)
+    if writing:
+        return f"cannot write {path}: {reason}; free space, check permissions or choose another --out"
     return f"{path}: {reason}" if path else reason
 
 

@@ -62,9 +62,11 @@ def or_fix(parameter: str, example: str = "...") -> str:
 def output_exists(*paths) -> FileExistsError:
     """The error for outputs that exist already (to raise); names them and how to replace them."""
     names = ", ".join(str(p) for p in paths)
+    several = len(paths) > 1
     phrase = fix("overwrite", "True")
-    return FileExistsError(f"output exists: {names}; " + (f"{phrase} to replace it" if phrase
-                                                         else "choose another output"))
+    return FileExistsError(f"output file{'s exist' if several else ' exists'}: {names}; "
+                           + (f"{phrase} to replace {'them' if several else 'it'}" if phrase
+                              else "choose another output"))
 
 
 @contextmanager

@@ -87,11 +87,11 @@ def test_ctrl_c_is_exit_2_in_one_line(monkeypatch, capsys):
 def test_core_messages_name_options_in_the_words_of_the_front_end(capsys, tmp_path):
     assert option("overwrite") == "overwrite="
     assert fix("overwrite", "True") == "pass overwrite=True"
-    assert str(output_exists("a.csv")) == "output exists: a.csv; pass overwrite=True to replace it"
+    assert str(output_exists("a.csv")) == "output file exists: a.csv; pass overwrite=True to replace it"
     from luprrt.errors import option_words
 
     with option_words(cli.OPTION_WORDS):
-        assert str(output_exists("a.csv")) == "output exists: a.csv; add --overwrite to replace it"
+        assert str(output_exists("a.csv")) == "output file exists: a.csv; add --overwrite to replace it"
         assert fix("injected_activity_mbq") is None
     with option_words({"injected_activity_mbq": "--administered-mbq CYCLE:MBQ"}):
         assert fix("injected_activity_mbq") == "give --administered-mbq CYCLE:MBQ"

@@ -2,6 +2,7 @@
 
 Modules
 -------
+checks       refuse activity images that cannot be quantified (NaN, all zero, offset)
 dicom        read CT, NM (SPECT in Bq/mL, or counts with a calibration) and PET series, with
              the vendor traps of real files handled and timing tags checked
 dicom_write  write synthetic CT, NM and PET series as real DICOM (the sample patient)
@@ -12,6 +13,7 @@ Every reader returns geometry-aware SimpleITK images; a :class:`QuantitativeImag
 the units and the timing (acquisition, injection, activity) that quantification needs.
 """
 
+from .checks import check_activity_image
 from .dicom import read_ct_series, read_image, read_nm_spect, read_pet_series
 from .dicom_write import (
     PET_RADIONUCLIDES,
@@ -42,6 +44,7 @@ __all__ = [
     "PetInfo",
     "QuantitativeImage",
     "canonical_units",
+    "check_activity_image",
     "new_uid",
     "read_ct_series",
     "read_image",

@@ -38,14 +38,24 @@ class PatientMeasurements:
 
 
 def read_manifest(patient_folder: str | Path) -> dict:
-    """The patient's ``manifest.json``, with a clear error when it is missing or incomplete."""
-    path = Path(patient_folder) / "manifest.json"
+    """The patient's ``manifest.json``, with a clear error when it is missing, unreadable or incomplete."""
+    folder = Path(patient_folder)
+    path = folder / "manifest.json"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"patient folder not found: {folder}")
     if not path.is_file():
-        raise FileNotFoundError(f"no manifest.json in patient folder {patient_folder}")
-    manifest = json.loads(path.read_text(encoding="utf-8"))
+        raise FileNotFoundError(f"no manifest.json in patient folder {folder}")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not a readable JSON manifest ({error}); repair or rewrite it") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path}: a LuPRRT manifest is a JSON object with patient_id and sessions")
     for key in ("patient_id", "sessions"):
         if key not in manifest:
             raise ValueError(f"{path}: missing key {key!r}")
+    if not isinstance(manifest["sessions"], list) or not all(isinstance(v, dict) for v in manifest["sessions"]):
+        raise ValueError(f"{path}: 'sessions' must be a list of visits (objects)")
     return manifest
 
 
