@@ -24,6 +24,7 @@ import os
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from . import __version__
@@ -90,6 +91,17 @@ def _float_in(low: float, high: float = math.inf, *, low_open: bool = False) -> 
             bounds = f"{'above' if low_open else 'at least'} {low:g}" + (f" and at most {high:g}"
                                                                        if math.isfinite(high) else "")
             raise argparse.ArgumentTypeError(f"must be a finite number {bounds}, got {text}")
+        return value
+    return parse
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    at_least = _int_at_least(low)
+
+    def parse(text: str) -> int:
+        value = at_least(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
         return value
     return parse
 
@@ -291,13 +303,20 @@ def _add_lobequant(commands, common) -> None:
 
 
 def _cohort(args) -> None:
-    from .workflows.cohort import run_cohort
+    from .workflows.cohort import cohort_status, run_cohort
 
+    if args.status:
+        for line in cohort_status(args.out, args.study).lines():
+            print(line)
+        return
+    if args.study is None:
+        raise ValueError("give the study folder (STUDY), or --status to see what a run into --out has done")
     options = {"occupancy": "nearest" if args.nearest else "fractional", "voxel_dose": not args.no_voxel_dose}
     with progress_bar("cohort") as progress:
         run = run_cohort(args.study, args.out, jobs=args.jobs, resume=not args.no_resume,
                          overwrite=args.overwrite, options=options, progress=progress)
-    print(f"processed {len(run.processed)} patients, skipped {len(run.skipped)} already done")
+    print(f"processed {len(run.processed)} patients, skipped {len(run.skipped)} already done"
+          + ("; the cohort analysis was up to date" if run.analysis_up_to_date else ""))
     print(run.report)
 
 
@@ -315,11 +334,107 @@ def _add_cohort(commands, common) -> None:
         "cohort", parents=[common], help="run every patient of a study and write the cohort report",
         description="STUDY holds patient folders (each with manifest.json) or a manifest.csv with columns "
                     "patient_id, folder, ia_side. Every patient goes through lobequant, dose and response "
-                    "(resumable: finished patients are skipped); then lesion_table.csv, the IA-vs-IV, uptake, "
-                    "dose and predictive analyses, figures and report.html are written.")
-    parser.add_argument("study", type=Path, help="study folder")
+                    "in worker processes (resumable: finished patients are skipped, a failed patient does not "
+                    "stop the others); then lesion_table.csv, the IA-vs-IV, uptake, dose and predictive "
+                    "analyses, figures and report.html are written. One run at a time per --out (a lock "
+                    "file names its PID); Ctrl-C keeps the finished patients.")
+    parser.add_argument("study", type=Path, nargs="?", help="study folder (with --status: default the one "
+                                                            "the last run recorded)")
+    parser.add_argument("--status", action="store_true",
+                        help="print which patients are done, pending or failed and whether the analysis is "
+                             "up to date, then exit")
     _add_cohort_options(parser)
     parser.set_defaults(run=_cohort, option_words={"resume": "--no-resume"})
+
+
+def _phantom(args) -> None:
+    from .outputs import StagedFolder
+    from .phantom import make_patient, write_patient
+
+    out = args.out
+    if out.is_file():
+        raise NotADirectoryError(f"--out {out} is a file; give a folder for the synthetic patient")
+    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise FileExistsError(f"--out {out} holds other files; give a new or empty folder for the synthetic patient")
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()  # an empty folder is the same as none; the staged patient takes its place
+    with StagedFolder(out, overwrite=args.overwrite) as staged, progress_bar("synthetic patient") as progress:
+        patient = make_patient(args.seed, ia_side=args.ia_side, n_cycles=args.cycles, small=args.small,
+                               progress=lambda f, m: progress(0.8 * f, m))
+        write_patient(patient, staged.path, progress=lambda f, m: progress(0.8 + 0.2 * f, m))
+        folder = staged.commit()
+    print(f"patient {patient.patient_id} ({args.cycles} cycles, IA side {args.ia_side}): {folder}")
+
+
+def _add_phantom(commands, common) -> None:
+    parser = commands.add_parser(
+        "phantom", parents=[common], help="write one synthetic patient with a known truth",
+        description="Writes a synthetic 177Lu-DOTATATE patient folder: for every cycle a DICOM CT, the "
+                    "quantitative SPECTs (DICOM NM, Bq/mL) at 4, 24, 96 and 168 h and a tagged segmentation "
+                    "(seg.nrrd), follow-up CTs and segmentations, baseline FDG and 68Ga PET and an ADC map, "
+                    "manifest.json and truth.json. It is the input of luprrt lobequant, dose and measure.")
+    parser.add_argument("--out", type=Path, required=True, help="new (or empty) folder for the patient")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="same seed, same patient (default 0)")
+    parser.add_argument("--cycles", type=_int_in(1, 8), default=4, help="treatment cycles, 1-8 (default 4)")
+    parser.add_argument("--ia-side", choices=("right", "left"), default="right",
+                        help="hepatic artery of the intra-arterial injections (default right)")
+    parser.add_argument("--small", action="store_true",
+                        help="4 x 4 x 5 mm CT voxels: a test patient in seconds (default 2 x 2 x 2.5 mm)")
+    parser.set_defaults(run=_phantom)
+
+
+def _measure(args) -> None:
+    from .outputs import StagedFile
+    from .tables import write_rows_csv
+    from .workflows.response import Visit, measure_patient, measure_segmentations
+
+    sources = args.inputs
+    if len(sources) == 1 and sources[0].is_dir():
+        if args.patient_id:
+            raise ValueError("--patient-id is for segmentation files; a patient folder names its patient")
+        inputs = [sources[0]]
+        measure = partial(measure_patient, sources[0])
+    else:
+        visits = [_visit_argument(str(text), Visit) for text in sources]
+        inputs = [v.segmentation for v in visits]
+        measure = partial(measure_segmentations, args.patient_id or "P1", visits)
+    with StagedFile(args.out, overwrite=args.overwrite, inputs=inputs) as staged, \
+            progress_bar("lesion diameters") as progress:
+        measured = measure(match_distance_mm=args.match_distance_mm, progress=progress)
+        write_rows_csv(measured.measurements, staged.path)
+        path = staged.commit()
+    print(path)
+
+
+def _visit_argument(text: str, visit_type):
+    from datetime import date
+
+    day, separator, path = text.partition(":")
+    try:
+        when = date.fromisoformat(day)
+    except ValueError:
+        when = None
+    if not separator or when is None or not path:
+        raise ValueError(f"{text!r}: give a patient folder, or segmentations as DATE:PATH (e.g. "
+                         "2024-01-08:baseline.seg.nrrd), one per visit")
+    return visit_type(Path(path).name, when, Path(path))
+
+
+def _add_measure(commands, common) -> None:
+    parser = commands.add_parser(
+        "measure", parents=[common], help="lesion diameters over visits -> the RECIST measurements CSV",
+        description="Tracks every lesion across a patient's visits (follow-up lesions take the baseline ids; "
+                    "unmatched ones are new, missing ones disappeared) and measures its longest axial "
+                    "diameter and short axis. Input: a patient folder (manifest.json, as luprrt phantom "
+                    "writes), or one tagged segmentation per visit as DATE:PATH. Writes the measurements CSV "
+                    "that luprrt recist reads (target lesions chosen at baseline by RECIST 1.1).")
+    parser.add_argument("inputs", type=Path, nargs="+", metavar="PATIENT|DATE:SEGMENTATION",
+                        help="patient folder, or segmentations (.seg.nrrd) as DATE:PATH, one per visit")
+    parser.add_argument("--out", type=Path, required=True, help="measurements CSV to write")
+    parser.add_argument("--patient-id", help="patient id written for segmentation files (default P1)")
+    parser.add_argument("--match-distance-mm", type=positive_float, default=20.0,
+                        help="largest centroid distance of a lesion matched across visits (mm, default 20)")
+    parser.set_defaults(run=_measure)
 
 
 def _demo(args) -> None:
@@ -349,7 +464,8 @@ def _add_demo(commands, common) -> None:
     parser.set_defaults(run=_demo)
 
 
-SUBCOMMANDS: list[Callable] = [_add_lobequant, _add_dose, _add_recist, _add_cohort, _add_demo]
+SUBCOMMANDS: list[Callable] = [_add_lobequant, _add_dose, _add_recist, _add_measure, _add_phantom, _add_cohort,
+                               _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -379,7 +495,11 @@ class _HeldWarnings(logging.Handler):
 
 def main(argv: list[str] | None = None) -> int:
     """Run the ``luprrt`` command line; returns the process exit status (0 ok, 2 user error, 1 bug)."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:
+        print("luprrt: error: interrupted before the command started; nothing was written", file=sys.stderr)
+        return EXIT_USER_ERROR
     root = logging.getLogger()
     stream = logging.StreamHandler(sys.stderr)
     stream.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))

@@ -15,7 +15,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-__all__ = ["Interrupted", "fix", "option", "option_words", "or_fix", "output_exists"]
+__all__ = ["Interrupted", "current_option_words", "fix", "option", "option_words", "or_fix", "output_exists"]
 
 # None: the Python API (options are keyword arguments); else the active front end's words.
 _WORDS: ContextVar[Mapping[str, str] | None] = ContextVar("luprrt_option_words", default=None)
@@ -67,6 +67,11 @@ def output_exists(*paths) -> FileExistsError:
     return FileExistsError(f"output file{'s exist' if several else ' exists'}: {names}; "
                            + (f"{phrase} to replace {'them' if several else 'it'}" if phrase
                               else "choose another output"))
+
+
+def current_option_words() -> Mapping[str, str] | None:
+    """The active front end's words (None for the Python API), to hand on to worker processes."""
+    return _WORDS.get()
 
 
 @contextmanager

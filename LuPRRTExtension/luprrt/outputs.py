@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .errors import option, output_exists
 
-__all__ = ["StagedFile", "StagedOutputs", "input_identities"]
+__all__ = ["StagedFile", "StagedFolder", "StagedOutputs", "input_identities", "remove_stale_staging"]
 
 log = logging.getLogger(__name__)
 
@@ -213,4 +213,47 @@ class StagedFile:
         if self.path is not None:
             with contextlib.suppress(OSError):
                 self.path.unlink()
+            self.path = None
+
+
+class StagedFolder:
+    """A whole output folder built beside ``target`` and put in its place at :meth:`commit`.
+
+    Unlike :class:`StagedOutputs`, the folder is replaced as a unit (``overwrite`` allowing),
+    so no file of an earlier version survives next to the new ones. The old folder is first
+    renamed to a staging name (removed afterwards, or by the next run after a crash).
+    """
+
+    def __init__(self, target: str | Path, *, overwrite: bool = False):
+        self.target = Path(target)
+        if self.target.exists() and not overwrite:
+            raise output_exists(self.target)
+        self.overwrite = overwrite
+        self.path: Path | None = None
+
+    def __enter__(self) -> StagedFolder:
+        remove_stale_staging(self.target.parent)
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        self.path = _staging_name(self.target)
+        self.path.mkdir()
+        return self
+
+    def commit(self) -> Path:
+        """Publish the staged folder as ``target``."""
+        _fsync_tree(self.path)
+        old = None
+        if self.target.exists():
+            if not self.overwrite:
+                raise output_exists(self.target)
+            old = _staging_name(self.target)
+            os.replace(self.target, old)
+        os.replace(self.path, self.target)
+        self.path = None
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.target
+
+    def __exit__(self, *exc_info) -> None:
+        if self.path is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
             self.path = None
