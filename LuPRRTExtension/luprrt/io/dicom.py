@@ -44,7 +44,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+import struct
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -112,6 +114,22 @@ class _Geometry:
         return image
 
 
+@contextmanager
+def _header_errors(path: Path) -> Iterator[None]:
+    """Turn a damaged header's surprises (a value of the wrong type or size) into one ValueError naming the file."""
+    try:
+        yield
+    except ValueError as error:
+        text = " ".join(str(error).split())
+        if str(path) in text:
+            raise
+        raise ValueError(f"{path}: a DICOM header value cannot be used ({text}); check the file") from error
+    except (TypeError, AttributeError, IndexError, KeyError, OverflowError, struct.error, EOFError) as error:
+        text = " ".join(str(error).split())
+        raise ValueError(f"{path}: malformed DICOM header ({type(error).__name__}: {text}); check the file"
+                         ) from error
+
+
 # --- CT ------------------------------------------------------------------------------------------
 
 def read_ct_series(folder: str | Path, series_uid: str | None = None) -> sitk.Image:
@@ -142,10 +160,11 @@ def read_ct_series(folder: str | Path, series_uid: str | None = None) -> sitk.Im
 
 def _read_ct(source: Path, series_uid: str | None) -> tuple[sitk.Image, str, datetime | None]:
     series = _select_series(_scan(source), CT_IMAGE_STORAGE, series_uid, source)
-    geometry = _slice_stack_geometry(series, source)
-    pixels = np.stack([_rescaled_pixels(pydicom.dcmread(path), path) for path, _ in series])
-    first = series[0][1]
-    return geometry.image(pixels), str(first.SeriesInstanceUID), _acquisition_from_header(first, series[0][0])
+    with _header_errors(source):
+        geometry = _slice_stack_geometry(series, source)
+        pixels = np.stack([_rescaled_pixels(pydicom.dcmread(path), path) for path, _ in series])
+        first = series[0][1]
+        return geometry.image(pixels), str(first.SeriesInstanceUID), _acquisition_from_header(first, series[0][0])
 
 
 # --- NM SPECT ------------------------------------------------------------------------------------
@@ -199,6 +218,13 @@ def read_nm_spect(path_or_folder: str | Path, *, calibration_cps_per_mbq: float 
         raise ValueError(f"{source}: NM series {series[0][1].SeriesInstanceUID} has {len(series)} files; a "
                          "reconstructed SPECT is read from one multi-frame NM file")
     path = series[0][0]
+    with _header_errors(path):
+        return _read_nm_file(path, calibration_cps_per_mbq, injection_datetime, injected_activity_mbq,
+                             acquisition_datetime, frame_duration_s)
+
+
+def _read_nm_file(path: Path, calibration_cps_per_mbq, injection_datetime, injected_activity_mbq,
+                  acquisition_datetime, frame_duration_s) -> QuantitativeImage:
     ds = pydicom.dcmread(path)
     warnings: list[str] = []
     _check_reconstructed_tomo(ds, path, warnings)
@@ -467,6 +493,12 @@ def read_pet_series(folder: str | Path, *, series_uid: str | None = None,
     """
     source = Path(folder)
     series = _select_series(_scan(source), PET_IMAGE_STORAGE, series_uid, source)
+    with _header_errors(source):
+        return _read_pet(source, series, injection_datetime, injected_activity_mbq, acquisition_datetime)
+
+
+def _read_pet(source: Path, series, injection_datetime, injected_activity_mbq,
+              acquisition_datetime) -> QuantitativeImage:
     geometry = _slice_stack_geometry(series, source)
     first_path, first = series[0]
     unit_values = {str(ds.get("Units", "")).strip().upper() for _, ds in series}
@@ -528,6 +560,12 @@ def read_image(path: str | Path, units: str | None = None, **dicom_options) -> Q
         return read_volume(path, units)
     headers = _scan(path)
     series_uid = dicom_options.pop("series_uid", None)
+    with _header_errors(path):
+        return _read_scanned(path, headers, series_uid, units, dicom_options)
+
+
+def _read_scanned(path: Path, headers, series_uid: str | None, units: str | None,
+                  dicom_options: dict) -> QuantitativeImage:
     if path.is_file():
         if not headers:
             raise ValueError(f"{path}: not a DICOM, NRRD or NIfTI file")
@@ -568,8 +606,9 @@ def _scan(path: Path) -> list[tuple[Path, Dataset]]:
     for file in files:
         try:
             headers.append((file, pydicom.dcmread(file, stop_before_pixels=True)))
-        except InvalidDicomError:
-            logger.debug("skipping %s: not a DICOM file", file)
+        except (InvalidDicomError, EOFError, struct.error, ValueError, TypeError, KeyError, IndexError,
+                AttributeError, OverflowError) as error:
+            logger.debug("skipping %s: not a readable DICOM file (%s)", file, error)
     return headers
 
 

@@ -655,13 +655,17 @@ def read_measurements_csv(path: str | Path, *, problems: dict[str, str] | None =
 
 
 def _warn_on_date_order(rows: Sequence[LesionMeasurement], path: Path) -> None:
+    """Warn once per patient listed against date order by more than an assessment window (a date typo?)."""
+    window = RecistCriteria().assessment_window_days
     latest: dict[str, date] = {}
+    warned: set[str] = set()
     for row in rows:
-        if row.patient_id in latest and row.date < latest[row.patient_id]:
+        last = latest.get(row.patient_id)
+        if last is not None and (last - row.date).days > window and row.patient_id not in warned:
             logger.warning("%s: patient %r is listed out of date order (%s after %s); check the dates",
-                           path, row.patient_id, row.date, latest[row.patient_id])
-            latest[row.patient_id] = date.max  # one warning per patient
-        latest[row.patient_id] = max(latest.get(row.patient_id, row.date), row.date)
+                           path, row.patient_id, row.date, last)
+            warned.add(row.patient_id)
+        latest[row.patient_id] = max(last or row.date, row.date)
 
 
 def as_measurement(row: LesionMeasurement | Mapping) -> LesionMeasurement:

@@ -482,6 +482,8 @@ def _cohort_lock(out_dir: Path) -> Iterator[None]:
         handle.flush()
         yield
     finally:
+        with contextlib.suppress(OSError):
+            handle.truncate(0)  # an idle lock file names no owner
         handle.close()  # releases the lock
 
 

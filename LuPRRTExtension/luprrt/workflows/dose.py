@@ -161,8 +161,7 @@ def run_patient_dosimetry(patient: str | Path | PatientData, out_dir: str | Path
     if outputs is not None:
         progress(0.96, "writing tables and maps")
         run.files = _write_outputs(run, outputs)
-    log.info("dosimetry of %s: %d cycles, %d dose rows%s", patient.patient_id, len(results), len(dose_rows),
-             f", written to {out_dir}" if out_dir is not None else "")
+    log.info("dosimetry of %s: %d cycles, %d dose rows", patient.patient_id, len(results), len(dose_rows))
     progress(1.0, "done")
     return run
 
