@@ -368,7 +368,7 @@ def _process_all(pending: list[PatientEntry], out_dir: Path, options: dict | Non
             for sentinel in wait_for(list(running)):
                 worker, entry, receiver = running.pop(sentinel)
                 worker.join()
-                outcome = receiver.recv() if receiver.poll() else None
+                outcome = _outcome(receiver)
                 receiver.close()
                 if outcome is None or outcome[0] != "done":
                     failed[entry.patient_id] = outcome[1] if outcome else _death(worker.exitcode)
@@ -385,6 +385,14 @@ def _process_all(pending: list[PatientEntry], out_dir: Path, options: dict | Non
             receiver.close()
         raise
     return failed
+
+
+def _outcome(receiver) -> tuple | None:
+    """What a finished worker sent, or None when it died first (the pipe is closed without a message)."""
+    try:
+        return receiver.recv() if receiver.poll() else None
+    except (EOFError, OSError):
+        return None
 
 
 def _worker_main(entry: PatientEntry, out_dir: Path, options: dict | None, words, parent_pid: int,
