@@ -1,7 +1,7 @@
 """Write SimpleITK images as real DICOM: CT series, NM SPECT (Bq/mL) and PET series.
 
 Used by the synthetic patient generator (:mod:`luprrt.phantom`) and by the tests of
-:mod:`luprrt.dicomio`. The files are the ones scanners and 3D Slicer exchange:
+:mod:`luprrt.io.dicom`. The files are the ones scanners and 3D Slicer exchange:
 
 * CT: CT Image Storage, one file per slice, int16 with RescaleSlope/Intercept (HU).
 * SPECT: one multi-frame NM Image Storage file, Image Type ``RECON TOMO``, Units
@@ -50,7 +50,7 @@ PET_RADIONUCLIDES: dict[str, dict] = {
              "radiopharmaceutical": "Fluorodeoxyglucose",
              "agent_code": ("35321007", "SCT", "Fluorodeoxyglucose F^18^")},
     "Ga-68": {"half_life_s": GA68_HALF_LIFE_H * SECONDS_PER_HOUR, "code": ("35337001", "SCT", "^68^Gallium"),
-              "radiopharmaceutical": "Ga-68 DOTATATE", "agent_code": None},
+              "radiopharmaceutical": "Ga-68 DOTATATE", "agent_code": ("724025002", "SCT", "Dotatate Ga^68^")},
 }
 # Lu-177 codes: PS3.16 CID 18 (isotopes in radiopharmaceuticals) and CID 25
 # (radiopharmaceuticals), as listed in pydicom.sr.codedict.
