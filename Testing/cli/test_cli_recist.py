@@ -62,7 +62,7 @@ def test_recist_cli_refuses_to_overwrite(measurements, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["recist", str(measurements), "--out", str(out), "--no-figures"]) == 0
     assert main(["recist", str(measurements), "--out", str(out), "--no-figures"]) == 2
-    assert "exists" in capsys.readouterr().err
+    assert "output files exist" in capsys.readouterr().err
     assert main(["recist", str(measurements), "--out", str(out), "--no-figures", "--overwrite"]) == 0
 
 
