@@ -139,11 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--overwrite", action="store_true", help="replace the files of an existing fixture")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    last = [-1.0]
+    last = [""]
 
     def report(fraction: float, message: str) -> None:
-        if fraction - last[0] >= 0.01 or fraction >= 1.0:
-            last[0] = fraction
+        if message != last[0]:  # each step once
+            last[0] = message
             log.info("%5.1f %% %s", 100.0 * fraction, message)
 
     build_osem_fixture(args.out, overwrite=args.overwrite, progress=report)

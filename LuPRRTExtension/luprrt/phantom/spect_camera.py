@@ -105,7 +105,7 @@ class SpectProtocol:
     broad_beam_mu_ratio: float = 0.80
     scatter_response_fwhm_mm: float = 50.0
     tew_smoothing_fwhm_mm: float = 15.0
-    counts_per_mbq_per_view: float = 150.0
+    counts_per_mbq_per_view: float = 150.0  # 7.5 cps/MBq per head in air at 20 s per view
     energy_kev: float = LU177_PHOTOPEAK_KEV
     extra: dict = field(default_factory=dict)
 
