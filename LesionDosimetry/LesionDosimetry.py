@@ -34,6 +34,9 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
+from luprrt import mrml
+from luprrt.provenance import no_progress
+
 DOSE_METHODS = ("voxel_s_value", "local_deposition")
 TAC_MODELS = ("auto", "aicc", "trapezoid_mono", "mono", "bi", "trapezoid")  # luprrt.workflows.dose_tac
 TIA_UNITS = "Bq h/mL"
@@ -237,7 +240,7 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         _requireDistinctOutputs(spectVolumeNodes, {"time-integrated activity volume": tiaVolumeNode})
         images, hours = self._spectImages(spectVolumeNodes, hoursPostInjection)
         tia = self._tiaImage(images, hours, integration, progress)
-        node = _volumeOutput(tia, name or "TIA", TIA_UNITS, tiaVolumeNode)
+        node = mrml.volume_node_output(tia, name or "TIA", TIA_UNITS, tiaVolumeNode)
         logging.info("LesionDosimetry: time-integrated activity of %d scans at %s h -> %s", len(images),
                      [round(h, 2) for h in hours], node.GetName())
         return node
@@ -257,7 +260,6 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         :param doseTableNode: table node to refill with the region doses; None = a new node.
         :return: (dose volume node in Gy, dose table node).
         """
-        from luprrt import mrml
         from luprrt.workflows.dose_cycle import dose_maps, region_dose_rows
         from luprrt.workflows.dose_regions import build_cycle_regions
         from luprrt.workflows.dose_tac import TiaEstimate
@@ -280,7 +282,7 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         estimates = [[TiaEstimate("voxel_map", float(value), math.nan, math.nan, ())] for value in voxel_tia]
         rows = region_dose_rows(regions, estimates, tia, local, vsv, "voxel_map", sValuePhantom)[0]
         baseName = tiaVolumeNode.GetName()
-        doseNode = _volumeOutput(vsv if vsv is not None else local, f"{baseName} dose {method}", "Gy",
+        doseNode = mrml.volume_node_output(vsv if vsv is not None else local, f"{baseName} dose {method}", "Gy",
                                  doseVolumeNode)
         tableNode = self._doseTable(rows, f"{baseName} dose table", doseTableNode)
         logging.info("LesionDosimetry: %s dose of %s over %d regions", method, baseName, len(regions.regions))
@@ -307,7 +309,7 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         """
         from luprrt.workflows.dose_regions import build_cycle_regions
 
-        progress = progress or _noProgress
+        progress = progress or no_progress
         if model not in TAC_MODELS:
             raise ValueError(f"unknown time-activity model {model!r}; expected one of {TAC_MODELS}")
         _requireDistinctOutputs([*(spectVolumeNodes or []), segmentationNode, ctVolumeNode],
@@ -370,7 +372,7 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
                  "exceeded": check.exceeded, "projected_exceeded": check.projected_exceeded,
                  "flag": next((f for f in assessment.flags if f.startswith(check.quantity)), "")}
                 for check in assessment.checks]
-        return _tableOutput(rows, name, tableNode), assessment.flags
+        return mrml.table_node_output(rows, name, tableNode), assessment.flags
 
     def runCycle(self, spectVolumeNodes, hoursPostInjection, segmentationNode, ctVolumeNode=None,
                  administeredActivityGBq: float = 7.4, doseMethod: str = "voxel_s_value",
@@ -392,7 +394,7 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         from luprrt.workflows.dose_cycle import dose_maps, kidney_dose_and_half_life, region_dose_rows
         from luprrt.workflows.dose_regions import build_cycle_regions
 
-        progress = progress or _noProgress
+        progress = progress or no_progress
         if doseMethod not in DOSE_METHODS:
             raise ValueError(f"unknown dose method {doseMethod!r}; expected one of {DOSE_METHODS}")
         if not (math.isfinite(administeredActivityGBq) and administeredActivityGBq > 0):
@@ -420,8 +422,8 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         progress(0.9, "tables")
         baseName = spectVolumeNodes[0].GetName()
         results = {
-            "tiaVolume": _volumeOutput(tia, f"{baseName} TIA", TIA_UNITS, tiaVolumeNode),
-            "doseVolume": _volumeOutput(vsv if vsv is not None else local, f"{baseName} dose {doseMethod}",
+            "tiaVolume": mrml.volume_node_output(tia, f"{baseName} TIA", TIA_UNITS, tiaVolumeNode),
+            "doseVolume": mrml.volume_node_output(vsv if vsv is not None else local, f"{baseName} dose {doseMethod}",
                                         "Gy", doseVolumeNode),
             "doseTable": self._doseTable(rows, f"{baseName} dose table", doseTableNode),
         }
@@ -439,7 +441,6 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
     @staticmethod
     def _spectImages(spectVolumeNodes, hoursPostInjection):
         """SimpleITK images (Bq/mL) of the SPECT nodes and their scan times, checked."""
-        from luprrt import mrml
 
         nodes = list(spectVolumeNodes or [])
         hours = [float(h) for h in hoursPostInjection]
@@ -470,7 +471,6 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def _segmentationAndCt(segmentationNode, ctVolumeNode):
-        from luprrt import mrml
 
         if segmentationNode is None:
             raise ValueError("no segmentation given: dosimetry needs tagged lesion and organ segments")
@@ -494,7 +494,7 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
 
     @staticmethod
     def _doseTable(rows, name, tableNode=None):
-        return _tableOutput(_tableRows(rows, DOSE_TABLE_COLUMNS), name, tableNode, units=EXTRA_COLUMN_UNITS)
+        return mrml.table_node_output(_tableRows(rows, DOSE_TABLE_COLUMNS), name, tableNode, units=EXTRA_COLUMN_UNITS)
 
     @staticmethod
     def _curveNodes(regions, curves, name, tacTableNode=None, chartNode=None, tiaTableNode=None):
@@ -503,7 +503,6 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         Given nodes are refilled; the chart's series are replaced (the old ones and their group
         tables leave the scene), so repeated runs leave no orphan nodes.
         """
-        from luprrt import mrml
         from luprrt.workflows.dose_cycle import tac_rows
 
         rows = tac_rows(regions, curves)
@@ -511,7 +510,7 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
             row["curve"] = f"{row['region']} {row['series']}"
         columns = ("region", "role", "side", "lesion_id", "series", "curve", "time_h", "activity_mbq",
                    "uncorrected_activity_mbq", "fit_model")
-        tacTable = _tableOutput(_tableRows(rows, columns), name, tacTableNode)
+        tacTable = mrml.table_node_output(_tableRows(rows, columns), name, tacTableNode)
         chartName = f"{name} chart"
         if chartNode is None:
             chartName = slicer.mrmlScene.GenerateUniqueName(chartName)
@@ -533,14 +532,13 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
                                     "fit_flags": "; ".join(e.flags)}
                    for region, estimates in zip(regions.regions, curves.estimates, strict=True)
                    for e in estimates]
-        tiaTable = _tableOutput(_tableRows(tiaRows, tuple(tiaRows[0])), f"{name} TIA", tiaTableNode,
+        tiaTable = mrml.table_node_output(_tableRows(tiaRows, tuple(tiaRows[0])), f"{name} TIA", tiaTableNode,
                                 units=EXTRA_COLUMN_UNITS)
         return tacTable, chart, tiaTable
 
 
 def _tableRows(rows, columns):
     """Rows with exactly ``columns``; numeric columns (named with a unit) get NaN for missing values."""
-    from luprrt import mrml
 
     numeric = {c for c in columns if mrml.unit_from_column_name(c) or c in EXTRA_COLUMN_UNITS}
     return [{c: (math.nan if row.get(c) is None and c in numeric else row.get(c)) for c in columns}
@@ -565,28 +563,6 @@ def _requireDistinctOutputs(inputNodes, outputNodes: dict) -> None:
             raise ValueError(f"{node.GetName()!r} is chosen as both the {chosen[node.GetID()]} and the "
                              f"{what} output; choose a different node for each")
         chosen[node.GetID()] = what
-
-
-def _volumeOutput(image, name: str, units: str, node=None):
-    """``node`` refilled with ``image`` (ID, name and display kept), or a new volume node named ``name``."""
-    from luprrt import mrml
-
-    if node is None:
-        return mrml.volume_node_from_image(image, slicer.mrmlScene.GenerateUniqueName(name), units=units)
-    return mrml.update_volume_node_from_image(node, image, units=units)
-
-
-def _tableOutput(rows, name: str, node=None, units=None):
-    """``node`` with its content replaced by ``rows`` (ID and name kept), or a new table node."""
-    from luprrt import mrml
-
-    if node is None:
-        return mrml.table_node_from_rows(rows, slicer.mrmlScene.GenerateUniqueName(name), units=units)
-    return mrml.update_table_node_from_rows(node, rows, units=units)
-
-
-def _noProgress(fraction: float, message: str) -> None:
-    """Progress callback that ignores progress."""
 
 
 #
@@ -616,7 +592,6 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
 
     @staticmethod
     def _volume(grid, values, name, units):
-        from luprrt import mrml
 
         image = sitk.GetImageFromArray(np.broadcast_to(np.asarray(values, dtype=np.float32),
                                                        grid.GetSize()[::-1]).copy())
@@ -626,7 +601,6 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
     @staticmethod
     def _segmentationNode(grid, masks):
         """Segmentation node with (mask, SegmentTags) pairs on ``grid``."""
-        from luprrt import mrml
         from luprrt.segments import Segmentation
 
         segmentation = Segmentation.empty_like(grid)
@@ -687,7 +661,6 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
         self.assertEqual(doseNode.GetAttribute("LuPRRT.Units"), "Gy")
 
     def test_dose_table_columns_carry_units(self):
-        from luprrt import mrml
         from luprrt.segments import SegmentTags
 
         self.delayDisplay("Dose table columns and units")
@@ -714,7 +687,6 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
         self.assertAlmostEqual(lesion["tia_mbq_h"], lesion["mass_g"] * 1.0, 6)
 
     def test_time_activity_chart_has_series_per_region(self):
-        from luprrt import mrml
         from luprrt.segments import SegmentTags
 
         self.delayDisplay("Time-activity curves and their chart")
@@ -740,7 +712,6 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
             self.assertEqual(tia[region]["fit_model"], "mono")
 
     def test_kidney_over_23_gy_is_flagged(self):
-        from luprrt import mrml
 
         self.delayDisplay("Organ limits")
         logic = LesionDosimetryLogic()
@@ -782,7 +753,6 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
 
     def test_second_apply_refills_the_chosen_outputs(self):
         """Apply twice with the outputs of the first: same node IDs, no new nodes, refreshed values."""
-        from luprrt import mrml
         from luprrt.segments import SegmentTags
 
         self.delayDisplay("Apply refills the chosen output nodes")
@@ -845,7 +815,6 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
 
     def test_cycle_of_synthetic_patient(self):
         """End to end on the synthetic patient: SPECT/CT/segmentation nodes -> doses against the truth."""
-        from luprrt import mrml
         from luprrt.dosimetry import HuDensityCalibration, organ_s_value_dose_gy, sphere_s_value_dose_gy
         from luprrt.phantom import make_patient
         from luprrt.phantom.anatomy import KIDNEY, TISSUE_HU

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Union
 
@@ -39,9 +39,16 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-# Progress callbacks: progress(fraction done in [0, 1], message), as luprrt.provenance.ProgressCallback.
-Progress = Callable[[float, str], None]
-SPLIT_METHODS = ("segmentation", "plane", "couinaud", "vessels")
+from luprrt import mrml
+
+# The lobe-split methods come from the core's registry, the one list the command line reads too.
+# luprrt needs only numpy, scipy and SimpleITK to import, and Slicer puts every module folder of
+# the extension on sys.path when it registers the modules, before it instantiates any of them.
+from luprrt.liver import LOBE_SPLIT_METHODS
+from luprrt.provenance import ProgressCallback, no_progress
+
+# "segmentation": keep the segmentation's own lobe segments; the others split the liver.
+SPLIT_METHODS = ("segmentation", *LOBE_SPLIT_METHODS)
 # The cycles table keeps its SPECT volumes as node references (row n = n-th reference), so they
 # survive scene save/load and import.
 SPECT_REFERENCE_ROLE = "LuPRRT.SpectVolume"
@@ -84,7 +91,7 @@ class LobeQuantParameterNode:
     ctVolume : CT of the segmentation (shown with the results; not used in the numbers)
     segmentation : liver (tag role=liver), lesions (role=lesion) and kidneys; lobes optional
     iaSide : hepatic artery that received 177Lu-dotatate
-    lobeSplitMethod : "segmentation" (its lobe segments), "plane", "couinaud" or "vessels"
+    lobeSplitMethod : "segmentation" (its lobe segments) or a method of luprrt.liver.LOBE_SPLIT_METHODS
     splitPlane : markups plane, or three Cantlie landmarks (gallbladder fossa, middle hepatic vein, IVC)
     couinaudVolume, caudate : Couinaud label map 1-8 and the lobe given the caudate lobe
     rightVesselPoints, leftVesselPoints : right and left hepatic artery points
@@ -223,7 +230,7 @@ class LobeQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             button.toolTip = ready if problem is None else problem
         # Only the inputs of the chosen split (and margin mode) are editable.
         method = p.lobeSplitMethod
-        self.ui.splitPlaneSelector.enabled = method == "plane"
+        self.ui.splitPlaneSelector.enabled = method in ("plane", "cantlie")
         self.ui.couinaudSelector.enabled = self.ui.caudateComboBox.enabled = method == "couinaud"
         self.ui.rightVesselsSelector.enabled = self.ui.leftVesselsSelector.enabled = method == "vessels"
         self.ui.marginSlider.enabled = not p.marginOneSpectVoxel
@@ -306,20 +313,22 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
     # -- lobes and routes --------------------------------------------------------------------------------
     def lobeSplit(self, method: str, planeNode=None, couinaudVolumeNode=None, rightSeedsNode=None,
                   leftSeedsNode=None, caudate: str = "left"):
-        """The ``luprrt.workflows.lobequant.LobeSplit`` that nodes describe.
+        """The ``luprrt.liver.LobeSplit`` that nodes describe.
 
-        :param method: "plane" (``planeNode``: a markups plane, or three Cantlie landmarks in the
-            order gallbladder fossa, middle hepatic vein, inferior vena cava), "couinaud"
+        :param method: a name of ``luprrt.liver.LOBE_SPLIT_METHODS``: "plane" (``planeNode``: a
+            markups plane, or three Cantlie landmarks), "cantlie" (``planeNode``: three landmarks in
+            the order gallbladder fossa, middle hepatic vein, inferior vena cava), "couinaud"
             (``couinaudVolumeNode``: labels 1-8) or "vessels" (right and left hepatic artery points).
         :param caudate: lobe given the caudate lobe (Couinaud I): "left", "right" or "exclude".
         """
-        from luprrt import mrml
-        from luprrt.workflows.lobequant import LobeSplit
+        from luprrt.liver import LobeSplit
 
-        if method == "plane":
+        if method not in LOBE_SPLIT_METHODS:
+            raise ValueError(f"unknown lobe split method {method!r}; expected one of {tuple(LOBE_SPLIT_METHODS)}")
+        if method in ("plane", "cantlie"):
             if planeNode is None:
                 raise ValueError("the plane split needs a markups plane or three Cantlie landmarks")
-            if planeNode.IsA("vtkMRMLMarkupsPlaneNode"):
+            if method == "plane" and planeNode.IsA("vtkMRMLMarkupsPlaneNode"):
                 return LobeSplit.plane(*mrml.markups_plane_to_point_normal(planeNode))
             points = mrml.points_from_fiducials(planeNode)
             if len(points) != 3:
@@ -345,17 +354,19 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
                 if len(points[side]) == 0:
                     raise ValueError(f"markups {node.GetName()!r} ({side} hepatic artery) has no points")
             return LobeSplit.vessels(points["right"], points["left"])
-        raise ValueError(f"unknown lobe split method {method!r}; expected one of {SPLIT_METHODS[1:]}")
+        raise ValueError(f"lobe split method {method!r} ({LOBE_SPLIT_METHODS[method].title}) takes no "
+                         "inputs from this panel yet; use the luprrt.liver API")
 
     def lobeSplitProblem(self, segmentationNode, method: str, planeNode=None, couinaudVolumeNode=None,
                          rightSeedsNode=None, leftSeedsNode=None) -> str | None:
         """Why the lobes cannot be made yet (a user-facing sentence), or None."""
         if segmentationNode is None:
             return _("Select the liver and lesion segmentation.")
-        needed = {"plane": planeNode, "couinaud": couinaudVolumeNode,
+        needed = {"plane": planeNode, "cantlie": planeNode, "couinaud": couinaudVolumeNode,
                   "vessels": rightSeedsNode and leftSeedsNode}
         if method in needed and not needed[method]:
             return {"plane": _("Select a markups plane or three Cantlie landmarks."),
+                    "cantlie": _("Select three Cantlie landmarks (gallbladder fossa, middle hepatic vein, IVC)."),
                     "couinaud": _("Select the Couinaud segment label map."),
                     "vessels": _("Select right and left hepatic artery points.")}[method]
         return None
@@ -367,8 +378,7 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
         The liver is the segment tagged role=liver; lobe segments already present are replaced.
         See :meth:`lobeSplit` for the methods. The input node is not modified.
         """
-        from luprrt import mrml
-        from luprrt.workflows.lobequant import split_lobes
+        from luprrt.liver import split_lobes
 
         split = self.lobeSplit(method, planeNode, couinaudVolumeNode, rightSeedsNode, leftSeedsNode, caudate)
         segmentation = mrml.segmentation_from_segmentation_node(
@@ -391,7 +401,6 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
 
         :param iaSide: "right" or "left": the hepatic artery that received 177Lu-dotatate.
         """
-        from luprrt import mrml
         from luprrt.workflows.lobequant import prepare_segmentation
 
         segmentation = mrml.segmentation_from_segmentation_node(
@@ -431,7 +440,7 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
                      "administered_activity_mbq": math.nan if administeredActivityMbq is None
                      else float(administeredActivityMbq)})
         references = [*self._spectReferences(cyclesTableNode), spectVolumeNode.GetID()]
-        table = self._rowsToTable(rows, "LobeQuant cycles", cyclesTableNode)
+        table = mrml.table_node_output(rows, "LobeQuant cycles", cyclesTableNode)
         table.RemoveNodeReferenceIDs(SPECT_REFERENCE_ROLE)
         for nodeId in references:
             table.AddNodeReferenceID(SPECT_REFERENCE_ROLE, nodeId)
@@ -459,7 +468,6 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
 
     def cyclesFromTable(self, cyclesTableNode) -> list[tuple]:
         """[(SPECT volume node, cycle, hours after injection, administered MBq or None), ...] of the table."""
-        from luprrt import mrml
 
         if cyclesTableNode is None:
             return []
@@ -484,7 +492,6 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
         :param minVolumeMl: smaller components are dropped, mL.
         :return: table node; a candidate overlapping a known lesion keeps its tracking id.
         """
-        from luprrt import mrml
         from luprrt.liver import detect_lesion_candidates
         from luprrt.segments import segmentation_on_grid
 
@@ -504,7 +511,7 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
                                ("mean_bq_per_ml", candidate.mean_bq_per_ml),
                                ("centroid_r_mm", -x), ("centroid_a_mm", -y), ("centroid_s_mm", z)):
                 columns[key].append(value)
-        table = self._rowsToTable(columns, f"{spectNode.GetName()} lesion candidates", tableNode)
+        table = mrml.table_node_output(columns, f"{spectNode.GetName()} lesion candidates", tableNode)
         logging.info("LobeQuant: %d lesion candidates on %s", len(candidates), spectNode.GetName())
         return table
 
@@ -512,7 +519,7 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
     def computeTumourToNonTumour(self, segmentationNode, cycles: Sequence[tuple], iaSide: str,
                                  marginMm: float | None = None, fractional: bool = False, tableNode=None,
                                  ratioTableNode=None, uptakeTableNode=None, supersampling: int = 5,
-                                 progress: Progress | None = None):
+                                 progress: ProgressCallback | None = None):
         """T/N per lobe and lesion for every SPECT, the IA/IV lobe T/N ratio, and organ uptake.
 
         :param segmentationNode: lobes (tag role=lobe with sides), lesions (role=lesion) and,
@@ -526,14 +533,13 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
         :return: (T/N table, IA/IV ratio table, uptake table or None when an administered
             activity or the kidney segments are missing).
         """
-        from luprrt import mrml
         from luprrt.grid import check_grid_compatibility
         from luprrt.liver import tumour_to_nontumour, uptake_rows
         from luprrt.workflows.lobequant import prepare_segmentation
 
         if not cycles:
             raise ValueError("no SPECT given: add at least one cycle's SPECT")
-        progress = progress or _noProgress
+        progress = progress or no_progress
         name = self._required(segmentationNode, "segmentation").GetName()
         try:
             segmentation = prepare_segmentation(mrml.segmentation_from_segmentation_node(segmentationNode),
@@ -552,8 +558,8 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
         result = tumour_to_nontumour(cycleSpects, segmentation, margin_mm=marginMm,
                                      occupancy="fractional" if fractional else "nearest",
                                      supersampling=supersampling, progress=lambda f, m: progress(0.8 * f, m))
-        tnTable = self._rowsToTable(result.rows, "LobeQuant T/N", tableNode)
-        ratioTable = self._rowsToTable(result.ratio_rows, "LobeQuant IA-IV ratio", ratioTableNode)
+        tnTable = mrml.table_node_output(result.rows, "LobeQuant T/N", tableNode)
+        ratioTable = mrml.table_node_output(result.ratio_rows, "LobeQuant IA-IV ratio", ratioTableNode)
         uptakeTable = None
         missing = [c.cycle for c in cycleSpects if c.administered_activity_mbq is None]
         if missing:
@@ -563,7 +569,7 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
             logging.warning("LobeQuant: no uptake table: segmentation %r has no kidney segment", name)
         else:
             rows = uptake_rows(cycleSpects, segmentation, progress=lambda f, m: progress(0.8 + 0.2 * f, m))
-            uptakeTable = self._rowsToTable(rows, "LobeQuant uptake", uptakeTableNode)
+            uptakeTable = mrml.table_node_output(rows, "LobeQuant uptake", uptakeTableNode)
         for table in filter(None, (tnTable, ratioTable, uptakeTable)):
             table.SetAttribute(IA_SIDE_ATTRIBUTE, iaSide)
             table.SetAttribute("LuPRRT.Occupancy", result.parameters["occupancy"])
@@ -581,7 +587,6 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
         :param chartNode: an existing chart to refill, keeping its ID and name (the series an
             earlier call made for it are removed from the scene).
         """
-        from luprrt import mrml
 
         ratioTableNode = self._required(ratioTableNode, "IA/IV ratio table")
         rows = mrml.rows_from_table_node(ratioTableNode)
@@ -601,7 +606,6 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
 
         Nothing is written when one of the files exists and ``overwrite`` is False.
         """
-        from luprrt import mrml
         from luprrt.tables import write_rows_csv
         from luprrt.workflows.lobequant import RATIO_FILE, TN_FILE, UPTAKE_FILE
 
@@ -626,7 +630,6 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
         return node
 
     def _spectImage(self, spectNode) -> sitk.Image:
-        from luprrt import mrml
 
         if spectNode is None or not spectNode.IsA("vtkMRMLScalarVolumeNode"):
             raise ValueError(f"a SPECT must be a scalar volume node, got {spectNode}")
@@ -661,22 +664,6 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
         return [cyclesTableNode.GetNthNodeReferenceID(SPECT_REFERENCE_ROLE, n)
                 for n in range(cyclesTableNode.GetNumberOfNodeReferences(SPECT_REFERENCE_ROLE))]
 
-    @staticmethod
-    def _rowsToTable(rows, name: str, tableNode=None):
-        """A new table node of ``rows`` (list of dicts or dict of columns), or ``tableNode`` refilled.
-
-        A refilled node keeps its ID, name, attributes and node references (the cycles table's SPECTs).
-        """
-        from luprrt import mrml
-
-        if tableNode is None:
-            return mrml.table_node_from_rows(rows, name)
-        return mrml.update_table_node_from_rows(tableNode, rows)
-
-
-def _noProgress(fraction: float, message: str) -> None:
-    """Progress callback that ignores progress."""
-
 
 #
 # LobeQuantTest
@@ -694,7 +681,6 @@ class LobeQuantTest(ScriptedLoadableModuleTest):
 
     # -- scene builders (plain names: the runner calls every method named test*) --------------------------
     def _phantomNodes(self, phantom, name: str = "phantom"):
-        from luprrt import mrml
 
         spect = mrml.volume_node_from_image(phantom.spect, f"{name} SPECT", units="Bq/mL")
         segmentation = mrml.segmentation_node_from_segmentation(phantom.segmentation, f"{name} segmentation")
@@ -702,7 +688,6 @@ class LobeQuantTest(ScriptedLoadableModuleTest):
 
     @staticmethod
     def _rows(tableNode, role: str | None = None) -> list[dict]:
-        from luprrt import mrml
 
         rows = mrml.rows_from_table_node(tableNode)
         return [r for r in rows if role is None or r["role"] == role]
@@ -751,7 +736,6 @@ class LobeQuantTest(ScriptedLoadableModuleTest):
         """A markups plane at LPS x = -20 mm: liver voxels with smaller x form the right lobe, exactly."""
         from LobeQuantLib.phantoms import liver_mask, uniform_lobe_phantom
 
-        from luprrt import mrml
 
         phantom = uniform_lobe_phantom(with_lobes=False)
         segmentationNode, _spect = self._phantomNodes(phantom)
@@ -779,7 +763,6 @@ class LobeQuantTest(ScriptedLoadableModuleTest):
         """Routes follow the IA side; a lesion straddling the split joins the lobe with most of its voxels."""
         from LobeQuantLib.phantoms import RIGHT_LOBE_X_STOP, ball, uniform_lobe_phantom
 
-        from luprrt import mrml
         from luprrt.segments import SegmentTags
 
         phantom = uniform_lobe_phantom()
@@ -802,7 +785,6 @@ class LobeQuantTest(ScriptedLoadableModuleTest):
         """Couinaud II-IV left / V-VIII right and nearest-artery territories, on the phantom liver."""
         from LobeQuantLib.phantoms import RIGHT_LOBE_X_STOP, grid, lobe_masks, uniform_lobe_phantom
 
-        from luprrt import mrml
 
         phantom = uniform_lobe_phantom(with_lobes=False)
         segmentationNode, _spect = self._phantomNodes(phantom)
@@ -836,7 +818,6 @@ class LobeQuantTest(ScriptedLoadableModuleTest):
 
     def test_synthetic_patient_fractional_occupancy_reduces_lobe_bias(self):
         """Blurred, noisy SPECT: every lesion has a T/N; fractional occupancy is closer to the lobe truth."""
-        from luprrt import mrml
         from luprrt.phantom import make_patient
 
         patient = make_patient(3, small=True, n_cycles=1, hours_post_injection=(24.0,), followup_weeks=(),
@@ -901,7 +882,6 @@ class LobeQuantTest(ScriptedLoadableModuleTest):
         """
         from LobeQuantLib.phantoms import SHAPE_ZYX, uniform_lobe_phantom
 
-        from luprrt import mrml
         from luprrt.segments import SegmentTags
 
         phantom = uniform_lobe_phantom()
@@ -953,7 +933,6 @@ class LobeQuantTest(ScriptedLoadableModuleTest):
     def test_input_nodes_are_not_modified(self):
         from LobeQuantLib.phantoms import uniform_lobe_phantom
 
-        from luprrt import mrml
 
         segmentationNode, spectNode = self._phantomNodes(uniform_lobe_phantom(with_lobes=False))
         before = mrml.segmentation_from_segmentation_node(segmentationNode)
@@ -1025,7 +1004,6 @@ class LobeQuantTest(ScriptedLoadableModuleTest):
     def test_bad_inputs_raise_clear_errors(self):
         from LobeQuantLib.phantoms import uniform_lobe_phantom
 
-        from luprrt import mrml
 
         segmentationNode, spectNode = self._phantomNodes(uniform_lobe_phantom(with_lobes=False))
         logic = LobeQuantLogic()

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date
 from typing import Annotated
 
@@ -32,17 +32,13 @@ from slicer.ScriptedLoadableModule import (
 )
 from slicer.util import VTKObservationMixin
 
-# Progress callbacks: progress(fraction done in [0, 1], message), as luprrt.provenance.ProgressCallback.
-Progress = Callable[[float, str], None]
-# RAS <-> LPS: x and y change sign (DICOM PS3.3 C.7.6.2.1.1 defines LPS; Slicer uses RAS).
-_LPS_TO_RAS = np.array([-1.0, -1.0, 1.0])
+from luprrt import mrml
+from luprrt.grid import LPS_TO_RAS
+from luprrt.provenance import ProgressCallback, no_progress
+
 # Attribute of a measurement table built from diameter tables (rebuilt, not edited, on the next run).
 BUILT_FROM_DIAMETERS_ATTRIBUTE = "LuPRRT.BuiltFromDiameterTables"
 REGISTRATION_REFERENCE_ROLE = "registrationTransform"
-
-
-def _noProgress(fraction: float, message: str) -> None:
-    """Progress callback that ignores progress."""
 
 
 #
@@ -307,23 +303,23 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
 
         A lesion is a segment tagged ``LuPRRT.Role = lesion`` or with the terminology type Lesion.
         New ids continue after the largest numbered id present (``L3`` after ``L2``), in segment
-        order; segments that have an id keep it.
+        order (``luprrt.segments.new_lesion_ids``: the same rule as everywhere in LuPRRT); segments
+        that have an id keep it.
 
         :param segmentationNode: segmentation to tag (its segments are modified)
-        :param prefix: prefix of new ids when no numbered id exists yet
+        :param prefix: prefix of new ids when no numbered id exists yet (then ``L01``, ``L02``, ...)
         :return: ``{segment id: new tracking id}``
         """
-        from luprrt.response.matching import next_free_lesion_id
+        from luprrt.segments import new_lesion_ids
 
         segmentation = self._lesionSegmentation(segmentationNode, requireIds=False)
         lesions = segmentation.find(role="lesion")
-        taken = [seg.tags.lesion_id for seg in lesions if seg.tags.lesion_id] or [f"{prefix}0"]
+        freshIds = new_lesion_ids([seg.tags.lesion_id for seg in lesions], prefix=prefix)
         assigned = {}
         for seg in lesions:
             if seg.tags.lesion_id:
                 continue
-            lesionId = next_free_lesion_id(taken)
-            taken.append(lesionId)
+            lesionId = next(freshIds)
             segment = segmentationNode.GetSegmentation().GetSegment(seg.segment_id)
             segment.SetTag("LuPRRT.Role", "lesion")
             segment.SetTag("LuPRRT.LesionId", lesionId)
@@ -335,7 +331,7 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
     # -- diameters ---------------------------------------------------------------------------------
     def measureLesionDiameters(self, segmentationNode, referenceVolumeNode=None,
                                manualLineNodes: Mapping[str, object] | None = None, tableNode=None,
-                               nodeLesionIds: Iterable[str] = (), progress: Progress | None = None):
+                               nodeLesionIds: Iterable[str] = (), progress: ProgressCallback | None = None):
         """Longest axial diameter and short axis of every lesion segment (RECIST 1.1, section 4.2).
 
         :param segmentationNode: segmentation whose lesion segments carry ``LuPRRT.LesionId`` tags
@@ -352,11 +348,11 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
             a manual line), ``source, long_axis_line_node_id``. Each computed long axis is shown
             as a markups line (reused by later runs).
         """
-        from ResponseAssessLib import lines, nodes, rows
+        from ResponseAssessLib import lines, rows
 
         from luprrt.response.diameters import segment_diameters
 
-        progress = progress or _noProgress
+        progress = progress or no_progress
         manualLineNodes = dict(manualLineNodes or {})
         name = segmentationNode.GetName() if segmentationNode is not None else None
         progress(0.0, _("Reading lesion segments"))
@@ -389,8 +385,8 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
                 line = lines.show_long_axis(segmentationNode, lesionId, found.long_axis_endpoints_lps_mm,
                                             f"{name} {lesionId} long axis")
             lineIds[lesionId] = line.GetID()
-        table = nodes.write_table(rows.diameter_rows(segmentation, diameters, lineIds), f"{name} diameters",
-                                  tableNode, rows.DIAMETER_COLUMNS, rows.UNITS)
+        table = mrml.table_node_output(rows.diameter_rows(segmentation, diameters, lineIds), f"{name} diameters",
+                                       tableNode, columns=rows.DIAMETER_COLUMNS, units=rows.UNITS)
         table.SetAttribute("LuPRRT.SegmentationNodeID", segmentationNode.GetID())
         progress(1.0, _("Diameters measured"))
         logging.info("ResponseAssess: measured %d lesions of %r (%d manual)", len(diameters), name,
@@ -410,7 +406,7 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
     def matchLesions(self, referenceSegmentationNode, followupSegmentationNode, referenceCtNode=None,
                      followupCtNode=None, register: bool = True, maxDistanceMm: float = 20.0,
                      overrides: Mapping[str, str | None] | None = None, outputSegmentationNode=None,
-                     eventsTableNode=None, progress: Progress | None = None):
+                     eventsTableNode=None, progress: ProgressCallback | None = None):
         """Give the follow-up lesions the tracking ids of the reference lesions they are.
 
         :param referenceSegmentationNode: earlier time point; its lesion segments carry tracking ids
@@ -435,10 +431,9 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
         """
         from ResponseAssessLib import nodes, rows
 
-        from luprrt import mrml
         from luprrt.response.matching import EVENT_KINDS, apply_tracking_ids, match_lesions
 
-        progress = progress or _noProgress
+        progress = progress or no_progress
         if maxDistanceMm <= 0:
             raise ValueError(f"maximum match distance must be > 0 mm; got {maxDistanceMm}")
         inputs = (referenceSegmentationNode, followupSegmentationNode)
@@ -473,8 +468,8 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
         fresh = mrml.segmentation_node_from_segmentation(apply_tracking_ids(followup, result), name,
                                                          scene=followupSegmentationNode.GetScene())
         output = nodes.replace_segmentation(fresh, outputSegmentationNode)
-        events = nodes.write_table(rows.event_rows(result), f"{name} events", eventsTableNode,
-                                   rows.EVENT_COLUMNS, rows.UNITS)
+        events = mrml.table_node_output(rows.event_rows(result), f"{name} events", eventsTableNode,
+                                        columns=rows.EVENT_COLUMNS, units=rows.UNITS)
         events.SetAttribute("LuPRRT.ReferenceSegmentationNodeID", referenceSegmentationNode.GetID())
         events.SetAttribute("LuPRRT.FollowupSegmentationNodeID", followupSegmentationNode.GetID())
         events.SetNodeReferenceID(REGISTRATION_REFERENCE_ROLE, registration.GetID() if registration else None)
@@ -484,7 +479,7 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
         return output, events
 
     @staticmethod
-    def _registerCts(fixed, moving, referenceCtNode, followupCtNode, progress: Progress):
+    def _registerCts(fixed, moving, referenceCtNode, followupCtNode, progress: ProgressCallback):
         """Rigid registration of the follow-up CT to the reference CT: (sitk transform, transform node)."""
         from ResponseAssessLib import nodes
 
@@ -521,7 +516,6 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
         """
         from ResponseAssessLib import rows
 
-        from luprrt import mrml
         from luprrt.response.recist import RecistCriteria
 
         if not str(patientId).strip():
@@ -546,12 +540,11 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
                                 targetLesionIds: Iterable[str] | None = None, sliceThicknessMm: float = 5.0,
                                 tableNode=None):
         """:meth:`recistMeasurementRows` as a table node the reader can review and edit before assessing."""
-        from ResponseAssessLib import nodes
         from ResponseAssessLib import rows as rowsLib
 
         rows = self.recistMeasurementRows(patientId, diameterTableNodesByDate, organ, targetLesionIds,
                                           sliceThicknessMm)
-        table = nodes.write_table(rows, f"{patientId} RECIST measurements", tableNode, units=rowsLib.UNITS)
+        table = mrml.table_node_output(rows, f"{patientId} RECIST measurements", tableNode, units=rowsLib.UNITS)
         table.SetAttribute(BUILT_FROM_DIAMETERS_ATTRIBUTE, "1")
         logging.info("ResponseAssess: RECIST measurement table of %r, %d rows", patientId, len(rows))
         return table
@@ -562,7 +555,7 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
                      requireConfirmation: bool = True, confirmationDays: int = 28,
                      minStableDiseaseDays: int = 42,
                      timePointTableNode=None, bestResponseTableNode=None, lesionOutcomeTableNode=None,
-                     progress: Progress | None = None):
+                     progress: ProgressCallback | None = None):
         """RECIST 1.1 time-point and best overall response per patient, and per-lesion outcome.
 
         :param measurements: tidy measurement table (table node, or rows as dicts or
@@ -585,7 +578,7 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
             outcome (% change of the longest diameter, category by the same PR/PD limits) covers
             lesions with a positive baseline longest diameter.
         """
-        from ResponseAssessLib import nodes, rows
+        from ResponseAssessLib import rows
 
         from luprrt.response.outcome import LesionOutcome, OutcomeThresholds, lesion_outcomes
         from luprrt.response.recist import (
@@ -597,7 +590,7 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
         )
         from luprrt.tables import as_rows
 
-        progress = progress or _noProgress
+        progress = progress or no_progress
         progress(0.0, _("Reading measurements"))
         records = self._measurements(measurements)
         criteria = RecistCriteria(
@@ -618,14 +611,14 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
         outcomes = lesion_outcomes(records, thresholds=thresholds, too_small_to_measure_mm=tooSmallToMeasureMm)
         progress(0.8, _("Writing tables"))
         tables = (
-            nodes.write_table(as_rows(timePoints), "RECIST time points", timePointTableNode,
-                              self._fieldNames(TimePointResponse), rows.UNITS),
-            nodes.write_table(rows.best_response_rows(best, timePoints), "RECIST best response",
-                              bestResponseTableNode,
-                              [*self._fieldNames(BestOverallResponse), "best_change_from_baseline_pct"],
-                              rows.UNITS),
-            nodes.write_table(as_rows(outcomes), "Lesion outcome", lesionOutcomeTableNode,
-                              self._fieldNames(LesionOutcome), rows.UNITS),
+            mrml.table_node_output(as_rows(timePoints), "RECIST time points", timePointTableNode,
+                                   columns=self._fieldNames(TimePointResponse), units=rows.UNITS),
+            mrml.table_node_output(rows.best_response_rows(best, timePoints), "RECIST best response",
+                                   bestResponseTableNode,
+                                   columns=[*self._fieldNames(BestOverallResponse), "best_change_from_baseline_pct"],
+                                   units=rows.UNITS),
+            mrml.table_node_output(as_rows(outcomes), "Lesion outcome", lesionOutcomeTableNode,
+                                   columns=self._fieldNames(LesionOutcome), units=rows.UNITS),
         )
         progress(1.0, _("Response assessed"))
         logging.info("ResponseAssess: RECIST 1.1 for %d patients, %d time points; best response %s",
@@ -640,7 +633,6 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
         """
         from ResponseAssessLib import rows
 
-        from luprrt import mrml
 
         spiderRows = rows.spider_rows(mrml.rows_from_table_node(lesionOutcomeTableNode))
         waterfallRows = rows.waterfall_rows(mrml.rows_from_table_node(bestResponseTableNode))
@@ -669,7 +661,6 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
         """The LuPRRT segmentation of a node, checked: lesion segments present, tracking ids unique."""
         from ResponseAssessLib import nodes
 
-        from luprrt import mrml
 
         if segmentationNode is None or not segmentationNode.IsA("vtkMRMLSegmentationNode"):
             raise ValueError(f"expected a segmentation node, got "
@@ -702,7 +693,6 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
         """RECIST measurements from a table node or from rows (dicts or ``LesionMeasurement``)."""
         from ResponseAssessLib import rows
 
-        from luprrt import mrml
 
         if measurements is None:
             raise ValueError("no measurement table given")
@@ -749,7 +739,6 @@ class ResponseAssessTest(ScriptedLoadableModuleTest):
     @staticmethod
     def _lesionNode(reference, lesions, name, withLiver=False):
         """A segmentation node with one lesion segment per (segment id, lesion id, mask)."""
-        from luprrt import mrml
         from luprrt.segments import Segmentation, SegmentTags
 
         segmentation = Segmentation.empty_like(reference)
@@ -762,7 +751,6 @@ class ResponseAssessTest(ScriptedLoadableModuleTest):
 
     @staticmethod
     def _rows(tableNode) -> list[dict]:
-        from luprrt import mrml
 
         return mrml.rows_from_table_node(tableNode)
 
@@ -835,7 +823,6 @@ class ResponseAssessTest(ScriptedLoadableModuleTest):
         """
         from ResponseAssessLib import synthetic
 
-        from luprrt import mrml
 
         reference, node = self._diameterCase()
         table = ResponseAssessLogic().measureLesionDiameters(node)
@@ -866,7 +853,7 @@ class ResponseAssessTest(ScriptedLoadableModuleTest):
             self.assertAlmostEqual(float(np.linalg.norm(ends[1] - ends[0])), row["longest_diameter_mm"],
                                    delta=1e-6)
         ends = self._endpointsRas(slicer.mrmlScene.GetNodeByID(ellipsoid["long_axis_line_node_id"]))
-        np.testing.assert_allclose(ends.mean(axis=0), self.ellipsoidCentreLps * _LPS_TO_RAS, atol=1e-6)
+        np.testing.assert_allclose(ends.mean(axis=0), self.ellipsoidCentreLps * LPS_TO_RAS, atol=1e-6)
         self.assertEqual(self._tags(node), {"box": "L1", "ellipsoid": "L2"})
 
         # Measured on a volume's grid (the same grid here) the numbers stay; the lines are reused.
@@ -878,7 +865,6 @@ class ResponseAssessTest(ScriptedLoadableModuleTest):
 
     def test_manual_line_wins_over_the_segment(self):
         """A reader's 30 mm line for L2 replaces the segment value; a moved line becomes manual."""
-        from luprrt import mrml
 
         _reference, node = self._diameterCase()
         logic = ResponseAssessLogic()
@@ -989,7 +975,6 @@ class ResponseAssessTest(ScriptedLoadableModuleTest):
         """
         from ResponseAssessLib import synthetic
 
-        from luprrt import mrml
 
         reference = synthetic.grid((56, 48, 28), (4.0, 4.0, 5.0), (-110.0, -94.0, -67.5))
         shift = np.array([20.0, -12.0, 10.0])
@@ -1020,7 +1005,7 @@ class ResponseAssessTest(ScriptedLoadableModuleTest):
         fromParent = vtk.vtkMatrix4x4()
         events.GetNodeReference(REGISTRATION_REFERENCE_ROLE).GetMatrixTransformFromParent(fromParent)
         matrix = slicer.util.arrayFromVTKMatrix(fromParent)
-        np.testing.assert_allclose(matrix[:3, 3], shift * _LPS_TO_RAS, atol=1.0)
+        np.testing.assert_allclose(matrix[:3, 3], shift * LPS_TO_RAS, atol=1.0)
         np.testing.assert_allclose(matrix[:3, :3], np.eye(3), atol=0.02)  # about 1 deg
         self.assertEqual((fractions[0], fractions[-1]), (0.0, 1.0))
         self.assertEqual(fractions, sorted(fractions))
@@ -1041,7 +1026,6 @@ class ResponseAssessTest(ScriptedLoadableModuleTest):
                 for day, pair in sizes.items() for lesionId, size in zip(("L1", "L2"), pair, strict=True)]
 
     def test_recist_partial_response_then_progression_by_the_nadir(self):
-        from luprrt import mrml
 
         measurements = mrml.table_node_from_rows(self._handMadeRows(), "measurements")
         logic = ResponseAssessLogic()
@@ -1088,7 +1072,6 @@ class ResponseAssessTest(ScriptedLoadableModuleTest):
     def test_bad_inputs_give_clear_errors(self):
         from ResponseAssessLib import synthetic
 
-        from luprrt import mrml
         from luprrt.segments import Segmentation, SegmentTags
 
         logic = ResponseAssessLogic()

@@ -164,6 +164,9 @@ def _lobequant(args) -> None:
 
 
 def _add_lobequant(commands, common) -> None:
+    from .liver import CAUDATE_OPTIONS, LOBE_SPLIT_METHODS
+
+    split = {name: f"lobe split '{name}': {method.description}" for name, method in LOBE_SPLIT_METHODS.items()}
     parser = commands.add_parser(
         "lobequant", parents=[common],
         help="T/N of the IA lobe versus the IV lobe per cycle and lesion, organ uptake",
@@ -194,14 +197,14 @@ def _add_lobequant(commands, common) -> None:
                         help="fractional occupancy of SPECT voxels by lesions and lobes (supersampling)")
     parser.add_argument("--supersampling", type=int, default=5, help="sub-voxels per axis with --fractional")
     parser.add_argument("--no-uptake", action="store_true", help="skip the organ uptake table")
-    parser.add_argument("--plane", metavar="X,Y,Z:NX,NY,NZ", help="split the liver by a plane (point:normal)")
-    parser.add_argument("--cantlie", metavar="X,Y,Z;X,Y,Z;X,Y,Z",
-                        help="Cantlie's plane through the gallbladder fossa; middle hepatic vein; IVC")
+    parser.add_argument("--plane", metavar="X,Y,Z:NX,NY,NZ", help=f"{split['plane']} (point:normal)")
+    parser.add_argument("--cantlie", metavar="X,Y,Z;X,Y,Z;X,Y,Z", help=f"{split['cantlie']} (in that order)")
     parser.add_argument("--couinaud", type=Path,
-                        help="Couinaud segment label map 1-8 (e.g. TotalSegmentator liver_segments)")
-    parser.add_argument("--caudate", choices=("left", "right", "exclude"), default="left",
+                        help=f"{split['couinaud']}: a label map (e.g. TotalSegmentator liver_segments)")
+    parser.add_argument("--caudate", choices=CAUDATE_OPTIONS, default="left",
                         help="lobe given the caudate lobe (segment I) with --couinaud")
-    parser.add_argument("--right-vessels", metavar="X,Y,Z[;X,Y,Z]", help="right hepatic artery points")
+    parser.add_argument("--right-vessels", metavar="X,Y,Z[;X,Y,Z]",
+                        help=f"{split['vessels']}: the right hepatic artery points")
     parser.add_argument("--left-vessels", metavar="X,Y,Z[;X,Y,Z]", help="left hepatic artery points")
     parser.add_argument("--ras", action="store_true", help="points are RAS (Slicer) instead of LPS (DICOM)")
     parser.set_defaults(run=_lobequant)
@@ -270,6 +273,7 @@ SUBCOMMANDS: list[Callable] = [_add_lobequant, _add_dose, _add_recist, _add_coho
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``luprrt`` argument parser with one sub-command per analysis."""
     parser = argparse.ArgumentParser(prog="luprrt", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"luprrt {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
@@ -282,6 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``luprrt`` command line; returns the process exit status (0 ok, 2 bad input)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")

@@ -10,7 +10,9 @@ is the one home of what a grid is and of the checks that two grids agree:
   or as a ValueError naming what differs;
 * :func:`check_grid_compatibility`: whether one grid can be resampled onto another
   (same frame of reference, orientation, overlapping extent);
-* :func:`physical_extent` and :func:`voxel_positions_lps`: where the voxels are.
+* :func:`physical_extent` and :func:`voxel_positions_lps`: where the voxels are;
+* :func:`covered_by`: which voxels of one grid another image covers (edge-tolerant);
+* :data:`LPS_TO_RAS`: the sign flip between DICOM/ITK patient coordinates and Slicer's.
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ import numpy as np
 import SimpleITK as sitk
 
 FRAME_OF_REFERENCE_TAG = "0020|0052"  # DICOM Frame of Reference UID (PS3.3 C.7.4.1)
+# LPS (DICOM patient coordinates, PS3.3 C.7.6.2.1.1; ITK and the core) <-> RAS (Slicer): x and y change sign.
+# Multiplying by this flips a point, a row of points, or (as ``LPS_TO_RAS[:, None]``) a direction matrix.
+LPS_TO_RAS = np.array([-1.0, -1.0, 1.0])
 
 
 def image_on_grid(array: np.ndarray, reference: sitk.Image) -> sitk.Image:
@@ -42,6 +47,7 @@ class GridGeometry:
 
     @classmethod
     def from_image(cls, image: sitk.Image) -> GridGeometry:
+        """The grid of a 3D SimpleITK image (ValueError for any other dimension)."""
         if image.GetDimension() != 3:
             raise ValueError(f"expected a 3D image, got {image.GetDimension()}D")
         return cls(tuple(image.GetSize()), tuple(image.GetOrigin()), tuple(image.GetSpacing()),
@@ -54,6 +60,7 @@ class GridGeometry:
 
     @property
     def voxel_volume_ml(self) -> float:
+        """Volume of one voxel in mL (spacing product in mm^3 / 1000)."""
         return float(np.prod(self.spacing)) / 1000.0
 
     def matches(self, other: GridGeometry, tolerance: float = 1e-3) -> bool:
@@ -66,6 +73,7 @@ class GridGeometry:
                 and np.allclose(self.direction, other.direction, rtol=0, atol=tolerance))
 
     def describe(self) -> str:
+        """Size, origin (mm) and spacing (mm) as text for error messages."""
         return (f"size {self.size}, origin {tuple(round(v, 3) for v in self.origin)} mm, "
                 f"spacing {tuple(round(v, 4) for v in self.spacing)} mm")
 
@@ -131,6 +139,30 @@ def voxel_positions_lps(grid: sitk.Image, flat_indices: np.ndarray) -> np.ndarra
     steps = np.asarray(grid.GetDirection()).reshape(3, 3) * np.asarray(grid.GetSpacing())
     index = np.stack([x, y, z], axis=1).astype(float)
     return np.asarray(grid.GetOrigin()) + index @ steps.T
+
+
+def covered_by(grid: sitk.Image, image: sitk.Image, transform: sitk.Transform | None = None,
+               tolerance_voxels: float = 1e-6) -> np.ndarray:
+    """Which voxel centres of ``grid`` (z, y, x boolean array) fall inside the voxels of ``image``.
+
+    A centre is covered when it lies within the outer voxel boundaries of ``image`` (continuous
+    index from -0.5 to size - 0.5), after ``transform`` (grid -> image points, as for
+    :func:`sitk.Resample`). Centres closer than ``tolerance_voxels`` to a boundary count as
+    inside: grids that share planes with the image's edge (common: one scanner's CT and PET)
+    would otherwise be decided by the last bit of floating-point rounding, which differs between
+    multi-threaded runs.
+    """
+    shape = grid.GetSize()[::-1]
+    points = voxel_positions_lps(grid, np.arange(int(np.prod(shape))))
+    if transform is not None:
+        displacement = sitk.TransformToDisplacementField(transform, sitk.sitkVectorFloat64, grid.GetSize(),
+                                                         grid.GetOrigin(), grid.GetSpacing(), grid.GetDirection())
+        points = points + sitk.GetArrayViewFromImage(displacement).reshape(-1, 3)
+    steps = np.asarray(image.GetDirection()).reshape(3, 3) * np.asarray(image.GetSpacing())
+    index = np.linalg.solve(steps, (points - np.asarray(image.GetOrigin())).T).T
+    upper = np.asarray(image.GetSize()) - 0.5 + tolerance_voxels
+    inside = np.all((index >= -0.5 - tolerance_voxels) & (index <= upper), axis=1)
+    return inside.reshape(shape)
 
 
 def voxel_box_corners(image: sitk.Image, low_xyz: np.ndarray, high_xyz: np.ndarray) -> np.ndarray:

@@ -21,11 +21,10 @@ import slicer
 import vtk
 from vtk.util import numpy_support
 
+from .grid import LPS_TO_RAS
 from .io import UNITS_KEY
 from .segments import TAG_KEYS, Segment, Segmentation, SegmentTags, role_from_terminology, terminology_entry
 
-# RAS <-> LPS: x and y change sign (DICOM PS3.3 C.7.6.2.1.1 defines LPS; Slicer uses RAS).
-_LPS_TO_RAS = np.array([-1.0, -1.0, 1.0])
 LABELMAP = "Binary labelmap"
 UNITS_ATTRIBUTE = "LuPRRT.Units"
 
@@ -63,7 +62,7 @@ def _lps_to_ras_point(point) -> list[float]:
     point = np.asarray(point, dtype=float).reshape(-1)
     if point.shape != (3,) or not np.all(np.isfinite(point)):
         raise ValueError(f"expected a finite 3D point in mm, got {point.tolist()}")
-    return (point * _LPS_TO_RAS).tolist()
+    return (point * LPS_TO_RAS).tolist()
 
 
 # -- volumes -----------------------------------------------------------------------------------------
@@ -129,9 +128,9 @@ def update_volume_node_from_image(node, image: sitk.Image, units: str | None = N
         units = image.GetMetaData(UNITS_KEY)
     values = _vtk_compatible(sitk.GetArrayFromImage(image), node.GetName())
     was_modifying = node.StartModify()
-    node.SetOrigin(*(np.asarray(image.GetOrigin()) * _LPS_TO_RAS))
+    node.SetOrigin(*(np.asarray(image.GetOrigin()) * LPS_TO_RAS))
     node.SetSpacing(*image.GetSpacing())
-    directions = np.asarray(image.GetDirection()).reshape(3, 3) * _LPS_TO_RAS[:, None]
+    directions = np.asarray(image.GetDirection()).reshape(3, 3) * LPS_TO_RAS[:, None]
     node.SetIJKToRASDirections(directions.tolist())
     slicer.util.updateVolumeFromArray(node, values)
     if units:
@@ -202,9 +201,9 @@ def image_from_volume_node(node) -> sitk.Image:
         raise ValueError(f"volume {node.GetName()!r} has no voxels")
     image = sitk.GetImageFromArray(np.array(slicer.util.arrayFromVolume(node), copy=True))
     origin, spacing, direction = _world_geometry(node)
-    image.SetOrigin(tuple(origin * _LPS_TO_RAS))
+    image.SetOrigin(tuple(origin * LPS_TO_RAS))
     image.SetSpacing(tuple(spacing))
-    image.SetDirection(tuple((direction * _LPS_TO_RAS[:, None]).ravel()))
+    image.SetDirection(tuple((direction * LPS_TO_RAS[:, None]).ravel()))
     units = voxel_units(node)
     if units:
         image.SetMetaData(UNITS_KEY, units)
@@ -239,9 +238,9 @@ def _oriented_image(layer: sitk.Image):
     labels = sitk.GetArrayFromImage(layer)
     oriented = slicer.vtkOrientedImageData()
     oriented.SetDimensions(*layer.GetSize())
-    oriented.SetOrigin(*(np.asarray(layer.GetOrigin()) * _LPS_TO_RAS))
+    oriented.SetOrigin(*(np.asarray(layer.GetOrigin()) * LPS_TO_RAS))
     oriented.SetSpacing(*layer.GetSpacing())
-    direction = np.asarray(layer.GetDirection()).reshape(3, 3) * _LPS_TO_RAS[:, None]
+    direction = np.asarray(layer.GetDirection()).reshape(3, 3) * LPS_TO_RAS[:, None]
     oriented.SetDirections(direction.tolist())
     scalar_type = vtk.VTK_UNSIGNED_CHAR if labels.max(initial=0) < 256 else vtk.VTK_UNSIGNED_SHORT
     oriented.AllocateScalars(scalar_type, 1)
@@ -257,7 +256,7 @@ def segmentation_node_from_segmentation(segmentation: Segmentation, name: str, r
     Each label layer becomes one shared labelmap (so overlapping segments stay in separate
     layers, label values are kept), each segment keeps its ID, name, colour, terminology
     entry and LuPRRT tags (``LuPRRT.Role``, ``LuPRRT.Side``, ``LuPRRT.Route``,
-    ``LuPRRT.LesionId``: the keys of the ``.seg.nrrd`` files of :mod:`luprrt.segio`).
+    ``LuPRRT.LesionId``: the keys of the ``.seg.nrrd`` files of :mod:`luprrt.io.seg_nrrd`).
 
     ``reference_volume_node`` (optional) sets the segmentation's reference geometry (the
     grid Slicer's editor paints on); by default it is the segmentation's own grid.
@@ -358,9 +357,9 @@ def _layer_on_grid(layer_image, geometry) -> sitk.Image:
     direction = np.array(directions)
     spacing = np.array(resampled.GetSpacing())
     first_voxel = np.array(resampled.GetOrigin()) + direction @ (spacing * [extent[0], extent[2], extent[4]])
-    image.SetOrigin(tuple(first_voxel * _LPS_TO_RAS))
+    image.SetOrigin(tuple(first_voxel * LPS_TO_RAS))
     image.SetSpacing(tuple(spacing))
-    image.SetDirection(tuple((direction * _LPS_TO_RAS[:, None]).ravel()))
+    image.SetDirection(tuple((direction * LPS_TO_RAS[:, None]).ravel()))
     return image
 
 
@@ -504,6 +503,27 @@ def update_table_node_from_rows(node, rows: Sequence[Mapping] | Mapping[str, Seq
     _fill_table(node, columns, units)
     node.EndModify(was_modifying)
     return node
+
+
+def table_node_output(rows: Sequence[Mapping] | Mapping[str, Sequence], name: str, node=None, *,
+                      units: Mapping[str, str] | None = None, columns: Sequence[str] = ()):
+    """A Logic's table output: ``node`` refilled with ``rows``, or a new table node named after ``name``.
+
+    A refilled node keeps its ID, name, attributes and references (see
+    :func:`update_table_node_from_rows`); a new node gets a name unique in the scene. Without rows
+    the table gets the empty ``columns``.
+    """
+    content = rows if len(rows) else {column: [] for column in columns}
+    if node is None:
+        return table_node_from_rows(content, slicer.mrmlScene.GenerateUniqueName(name), units=units)
+    return update_table_node_from_rows(node, content, units=units)
+
+
+def volume_node_output(image: sitk.Image, name: str, units: str, node=None):
+    """A Logic's volume output: ``node`` refilled with ``image`` (ID, name, display kept), or a new node."""
+    if node is None:
+        return volume_node_from_image(image, slicer.mrmlScene.GenerateUniqueName(name), units=units)
+    return update_volume_node_from_image(node, image, units=units)
 
 
 def _fill_table(node, columns: dict[str, list], units: Mapping[str, str] | None):
@@ -655,8 +675,8 @@ def markups_plane_to_point_normal(plane_node) -> tuple[np.ndarray, np.ndarray]:
     origin, normal = [0.0] * 3, [0.0] * 3
     plane_node.GetOriginWorld(origin)
     plane_node.GetNormalWorld(normal)
-    normal = np.asarray(normal) * _LPS_TO_RAS
-    return np.asarray(origin) * _LPS_TO_RAS, normal / np.linalg.norm(normal)
+    normal = np.asarray(normal) * LPS_TO_RAS
+    return np.asarray(origin) * LPS_TO_RAS, normal / np.linalg.norm(normal)
 
 
 def points_from_fiducials(node) -> np.ndarray:
@@ -668,4 +688,4 @@ def points_from_fiducials(node) -> np.ndarray:
     for index in range(len(points)):
         node.GetNthControlPointPositionWorld(index, position)
         points[index] = position
-    return points * _LPS_TO_RAS
+    return points * LPS_TO_RAS

@@ -54,7 +54,7 @@ PET_HALF_LIVES_H = {"F-18": F18_HALF_LIFE_H, "Ga-68": GA68_HALF_LIFE_H}
 
 # Local-deposition constant for the electron emissions: absorbed dose rate in Gy/h
 # per MBq/g (equivalently Gy per MBq h per g): 1e6 decays/s * 3600 s/h * E_e [J] / 1e-3 kg.
-# With 147.9 keV this gives 0.0853, the value of LU177.md.
+# With 147.9 keV this gives 0.0853 Gy/h per MBq/g.
 LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G = 1e6 * SECONDS_PER_HOUR * LU177_ELECTRON_ENERGY_J / 1e-3
 
 

@@ -23,16 +23,16 @@ vectorisable inner loop (shifted sums: values minus the run's first value, so th
 centred sum of squares does not cancel), then merged into its label with Chan's
 formula. This beats scatter-adds (np.bincount, np.maximum.at) that touch a label's
 accumulator for every voxel, and a sort-based np.maximum.reduceat that needs an
-O(N log N) argsort first. On a 256^3 float32 image with 102 labels it took 25 ms,
-about 4 times a plain ``image.sum()``, 26 times less than SimpleITK's
-LabelStatisticsImageFilter (6 times less with its histograms off); see
-Testing/benchmarks/bench_regionstats.py. Without numba the same numbers come from
+O(N log N) argsort first. The measured speed against SimpleITK's
+LabelStatisticsImageFilter, a per-label mask loop and a plain ``image.sum()`` is printed
+by ``make bench`` (Testing/benchmarks/bench_regionstats.py) and kept in the README's
+speed table. Without numba the same numbers come from
 np.bincount (two passes: sum, then the sum of squared deviations from the label
-mean) and np.minimum.at / np.maximum.at (about 8 times slower).
+mean) and np.minimum.at / np.maximum.at (several times slower).
 
 Many overlapping regions are cheapest as unions of the pieces of one partition of
 the grid (:meth:`RegionMasks.from_partition`): the caller labels each voxel once
-(e.g. lesion index x lobe x non-tumour flag, as :mod:`luprrt.tn` does).
+(e.g. lesion index x lobe x non-tumour flag, as :mod:`luprrt.liver.tn` does).
 
 Conventions
 -----------
@@ -374,7 +374,7 @@ class RegionMasks:
             if self.geometry is not None and not self.geometry.matches(geometry):
                 raise ValueError(f"image grid ({geometry.describe()}) differs from the region grid "
                                  f"({self.geometry.describe()}); resample the segmentation to the image grid "
-                                 "(luprrt.resample) and build the regions there")
+                                 "(luprrt.segments.on_grid) and build the regions there")
         values = _as_array(image, "image")
         if values.shape != self.shape:
             raise ValueError(f"image shape {values.shape} differs from the region grid shape {self.shape}")

@@ -16,6 +16,8 @@ import numpy as np
 import slicer
 import vtk
 
+from luprrt.grid import LPS_TO_RAS
+
 LESION_ID_ATTRIBUTE = "LuPRRT.LesionId"
 SEGMENTATION_ATTRIBUTE = "LuPRRT.DiameterOfSegmentation"  # node ID of the measured segmentation
 SOURCE_ATTRIBUTE = "LuPRRT.DiameterSource"  # "segment" (computed) or "manual" (the reader's)
@@ -23,8 +25,6 @@ COMPUTED_ATTRIBUTE = "LuPRRT.ComputedLongAxisLPS"  # end points as computed (JSO
 # A control point further than this from its computed position was moved by the reader, mm.
 # Far above float round-off of the RAS <-> LPS round trip, far below any deliberate edit.
 EDIT_TOLERANCE_MM = 1e-3
-# RAS <-> LPS: x and y change sign (DICOM PS3.3 C.7.6.2.1.1 defines LPS; Slicer uses RAS).
-_LPS_TO_RAS = np.array([-1.0, -1.0, 1.0])
 
 
 def line_endpoints_lps(line_node) -> np.ndarray:
@@ -80,7 +80,7 @@ def show_long_axis(segmentation_node, lesion_id: str, endpoints_lps_mm, name: st
     else:
         was_modifying = node.StartModify()
         node.RemoveAllControlPoints()
-        for point in endpoints * _LPS_TO_RAS:
+        for point in endpoints * LPS_TO_RAS:
             node.AddControlPointWorld(vtk.vtkVector3d(*point))
         node.EndModify(was_modifying)
     node.SetAttribute(SOURCE_ATTRIBUTE, "segment")

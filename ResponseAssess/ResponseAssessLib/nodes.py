@@ -6,30 +6,12 @@ specific to this module (filling a chosen output node, refusing inputs on the wr
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-
 import numpy as np
 import SimpleITK as sitk
 import slicer
 import vtk
 
-# RAS <-> LPS: x and y change sign (DICOM PS3.3 C.7.6.2.1.1 defines LPS; Slicer uses RAS).
-LPS_TO_RAS = np.array([-1.0, -1.0, 1.0])
-
-
-def write_table(rows: Sequence[Mapping], name: str, table_node=None, columns: Iterable[str] = (),
-                units: Mapping[str, str] | None = None):
-    """Rows into ``table_node`` (its content replaced, node kept) or into a new table node.
-
-    Column units come from ``units`` or the column name's suffix (``_mm`` -> mm). Without
-    rows the table gets the empty ``columns``.
-    """
-    from luprrt import mrml
-
-    content = rows if rows else {column: [] for column in columns}
-    if table_node is None:
-        return mrml.table_node_from_rows(content, name, units=units)
-    return mrml.update_table_node_from_rows(table_node, content, units=units)
+from luprrt.grid import LPS_TO_RAS
 
 
 def replace_segmentation(fresh, output_node):

@@ -1,4 +1,4 @@
-"""Lu-177 decay data and decay correction against hand values (LU177.md)."""
+"""Lu-177 decay data and decay correction against hand values (ICRP-107; EJNMMI Phys 2020;7:15 Table 1)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from luprrt.physics import (
 def test_constants_match_the_reference_table():
     assert LU177_HALF_LIFE_H == 159.528  # 6.647 d, ICRP-107
     assert LU177_DECAY_CONSTANT_PER_H == pytest.approx(math.log(2) / 159.528, rel=1e-15)
-    # 147.9 keV of electrons per decay -> 0.0853 Gy per MBq h per g (LU177.md, 3 significant digits).
+    # 147.9 keV of electrons per decay -> 1e6 s^-1 x 3600 s x 2.3696e-14 J / 1e-3 kg = 0.0853 Gy per MBq h per g.
     assert LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G == pytest.approx(0.0853, abs=5e-5)
 
 

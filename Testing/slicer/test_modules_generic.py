@@ -7,7 +7,7 @@
 * the top-level CMakeLists adds every module and carries the extension metadata;
 * ``LuPRRTExtension.json`` is a valid catalog entry (schema v1.0.2) for this extension;
 * every ``luprrt`` module that a Slicer module imports loads without the packages Slicer
-  does not ship (CONVENTIONS rule 6);
+  does not ship (pandas, statsmodels, matplotlib, pynrrd, numba, scikit-learn: imported only where used);
 * each ``<Module>Test.runTest`` ("Reload and Test") runs every ``test_*`` method.
 """
 

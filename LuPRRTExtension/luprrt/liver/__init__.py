@@ -2,8 +2,9 @@
 
 Modules
 -------
-lobes    right/left lobe split (plane or Cantlie points, Couinaud segments 1-8, vessel
-         territories) and the IA/IV route of each lobe
+lobes       right/left lobe split (plane or Cantlie points, Couinaud segments 1-8, vessel
+            territories) and the IA/IV route of each lobe
+lobe_split  the registry of lobe-split methods (:data:`LOBE_SPLIT_METHODS`) and :func:`split_lobes`
 lesions  lesion-to-lobe assignment, SPECT lesion candidates, tracking ids for new lesions
 tn       tumour-to-non-tumour activity-concentration ratios per lesion, per lobe and the
          IA/IV ratio, for every cycle's SPECT in one vectorised pass
@@ -15,7 +16,13 @@ from .lesions import (
     accept_lesion_candidates,
     assign_lesions_to_lobes,
     detect_lesion_candidates,
-    next_lesion_ids,
+)
+from .lobe_split import (
+    LOBE_SPLIT_METHODS,
+    LobeSplit,
+    LobeSplitMethod,
+    register_lobe_split_method,
+    split_lobes,
 )
 from .lobes import (
     CAUDATE_OPTIONS,
@@ -39,12 +46,15 @@ from .uptake import UPTAKE_COLUMNS, uptake_rows
 
 __all__ = [
     "CAUDATE_OPTIONS",
+    "LOBE_SPLIT_METHODS",
     "OCCUPANCY_MODES",
     "RATIO_COLUMNS",
     "TN_COLUMNS",
     "UPTAKE_COLUMNS",
     "CycleSpect",
     "LesionCandidate",
+    "LobeSplit",
+    "LobeSplitMethod",
     "TNResult",
     "accept_lesion_candidates",
     "assign_lesions_to_lobes",
@@ -53,10 +63,11 @@ __all__ = [
     "detect_lesion_candidates",
     "lobes_from_couinaud",
     "lobes_from_vessel_territories",
-    "next_lesion_ids",
     "nontumour_mask",
     "plane_from_cantlie_points",
+    "register_lobe_split_method",
     "split_liver_by_plane",
+    "split_lobes",
     "tumour_to_nontumour",
     "uptake_rows",
 ]

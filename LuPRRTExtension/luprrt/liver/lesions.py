@@ -11,14 +11,13 @@
   keeps.
 * Tracking ids ("L01", "L02", ...) are persistent: a candidate overlapping a known
   lesion keeps that lesion's id; new lesions get numbers above the highest id ever
-  used (:func:`next_lesion_ids`), so a lesion that disappeared never lends its id to
+  used (:func:`luprrt.segments.next_lesion_ids`), so a lesion that disappeared never lends its id to
   a new one.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 
@@ -28,12 +27,11 @@ from scipy import ndimage
 
 from ..grid import GridGeometry, same_grid
 from ..regionstats import region_statistics
-from ..segments import Segmentation, SegmentTags, segment_regions
+from ..segments import Segmentation, SegmentTags, next_lesion_ids, segment_regions
 
 log = logging.getLogger(__name__)
 
 THRESHOLD_MODES = ("relative_to_nontumour", "percent_of_local_max")
-_LESION_ID = re.compile(r"^L(\d+)$")
 # 26-connectivity: voxels touching by a face, edge or corner form one component.
 _CONNECTIVITY = np.ones((3, 3, 3), dtype=bool)
 
@@ -58,13 +56,6 @@ class LesionCandidate:
     grid: GridGeometry = field(repr=False, compare=False)
 
 
-def next_lesion_ids(existing_ids: Iterable[str | None], count: int) -> list[str]:
-    """``count`` new tracking ids ("L##") numbered above the highest existing "L<n>" id."""
-    numbers = [int(m.group(1)) for m in (_LESION_ID.match(i or "") for i in existing_ids) if m]
-    start = max(numbers, default=0) + 1
-    return [f"L{n:02d}" for n in range(start, start + count)]
-
-
 def assign_lesions_to_lobes(segmentation: Segmentation, *, min_inside_fraction: float = 0.5) -> Segmentation:
     """Tag each lesion with the side (and route) of the lobe that holds most of its volume.
 
@@ -86,7 +77,7 @@ def assign_lesions_to_lobes(segmentation: Segmentation, *, min_inside_fraction: 
         raise ValueError(f"min_inside_fraction must lie in (0, 1], got {min_inside_fraction}")
     lobes = segmentation.find(role="lobe")
     if not lobes:
-        raise ValueError("segmentation has no lobe segments; split the liver into lobes first (luprrt.lobes)")
+        raise ValueError("segmentation has no lobe segments; split the liver into lobes first (luprrt.liver.lobes)")
     lesions = segmentation.find(role="lesion")
     lobe_map, liver = _lobe_map(segmentation, lobes)
     regions = segment_regions(segmentation, [seg.segment_id for seg in lesions])
@@ -154,7 +145,7 @@ def detect_lesion_candidates(spect: sitk.Image, regions: Segmentation, *,
                          f"min_volume_ml ({min_volume_ml}) non-negative")
     if not same_grid(regions.reference, spect):
         raise ValueError("the segmentation is not on the SPECT grid; resample it first "
-                         "(luprrt.resample.segmentation_on_grid)")
+                         "(luprrt.segments.on_grid.segmentation_on_grid)")
     values = sitk.GetArrayViewFromImage(spect)
     lobes = regions.find(role="lobe")
     lobe_map, liver = _lobe_map(regions, lobes)

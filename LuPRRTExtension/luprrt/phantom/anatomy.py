@@ -71,6 +71,7 @@ class Ellipsoid:
         return np.sqrt(total)
 
     def contains(self, x, y, z):
+        """True where the point (x, y, z) in mm lies inside the ellipsoid (vectorised)."""
         return self.radius(x, y, z) < 1.0
 
     @property

@@ -57,9 +57,11 @@ class ExponentialSum:
         return float(sum(a / k for a, k in zip(self.coefficients_bq_per_ml, self.rates_per_h, strict=True)))
 
     def scaled(self, factor: float) -> ExponentialSum:
+        """The same curve with every coefficient multiplied by ``factor`` (rates unchanged)."""
         return ExponentialSum(tuple(factor * a for a in self.coefficients_bq_per_ml), self.rates_per_h)
 
     def as_dict(self) -> dict:
+        """Coefficients (Bq/mL) and rates (1/h) as JSON-ready lists."""
         return {"coefficients_bq_per_ml": list(self.coefficients_bq_per_ml),
                 "rates_per_h": list(self.rates_per_h)}
 

@@ -69,6 +69,7 @@ class SyntheticPatient:
 
     @property
     def iv_side(self) -> str:
+        """The lobe side treated by the intravenous (second-pass) route."""
         return "left" if self.ia_side == "right" else "right"
 
     @property
@@ -78,15 +79,18 @@ class SyntheticPatient:
 
     @property
     def segmentation(self) -> Segmentation:
+        """The first visit's tagged segmentation (on its CT grid)."""
         return self.sessions[0].segmentation
 
     def session(self, name: str) -> ImagingSession:
+        """The imaging session called ``name`` (e.g. ``"cycle1"``, ``"baseline"``)."""
         for s in self.sessions:
             if s.name == name:
                 return s
         raise KeyError(f"no session {name!r}; have {[s.name for s in self.sessions]}")
 
     def spect(self, cycle: int, hours: float) -> SpectAcquisition:
+        """The SPECT acquisition of ``cycle`` at ``hours`` after the administration."""
         for acq in self.session(f"cycle{cycle}").spect:
             if np.isclose(acq.hours_post_injection, hours):
                 return acq

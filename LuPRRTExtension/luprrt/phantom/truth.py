@@ -37,9 +37,11 @@ class Administration:
 
     @property
     def artery(self) -> str:
+        """Where the activity was given: the treated hepatic artery, or a peripheral vein."""
         return f"{self.side} hepatic artery" if self.route == "IA" else "peripheral vein"
 
     def as_dict(self) -> dict:
+        """The administration as a JSON-ready dict (activity in MBq, ISO date-time)."""
         return {"cycle": self.cycle, "datetime": self.datetime.isoformat(), "activity_mbq": self.activity_mbq,
                 "route": self.route, "side": self.side, "artery": self.artery}
 
@@ -138,18 +140,21 @@ class PatientTruth:
     baseline_imaging: dict[str, datetime]
 
     def lesion(self, lesion_id: str) -> LesionTruth:
+        """The truth of the lesion with tracking id ``lesion_id``."""
         for lesion in self.lesions:
             if lesion.lesion_id == lesion_id:
                 return lesion
         raise KeyError(f"no lesion {lesion_id!r}; have {[le.lesion_id for le in self.lesions]}")
 
     def cycle(self, cycle: int) -> CycleTruth:
+        """The truth of treatment cycle ``cycle`` (1-based)."""
         for c in self.cycles:
             if c.cycle == cycle:
                 return c
         raise KeyError(f"no cycle {cycle}; have {[c.cycle for c in self.cycles]}")
 
     def time_point(self, cycle: int, hours: float) -> TimePointTruth:
+        """The truth of ``cycle`` at ``hours`` after its administration."""
         for tp in self.cycle(cycle).time_points:
             if np.isclose(tp.hours_post_injection, hours):
                 return tp

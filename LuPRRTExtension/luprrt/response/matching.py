@@ -25,7 +25,6 @@ moving=follow-up CT)``.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -34,7 +33,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 from scipy.optimize import linear_sum_assignment
 
-from ..segments import Segment, Segmentation
+from ..segments import Segment, Segmentation, new_lesion_ids
 
 EVENT_KINDS = ("matched", "disappeared", "new", "split", "merged")
 # Cost of an infeasible pair, far above any feasible cost (1 - Dice <= 1, scaled distances are small),
@@ -180,11 +179,11 @@ def match_lesions(reference: Segmentation, followup: Segmentation, transform: si
             swallowed.setdefault(host, []).append(i)
 
     mapping: dict[str, str] = {fu_ids[j]: ref_ids[i] for j, i in matched.items()}
-    next_id = _IdAllocator([*ref_ids, *taken_ids])
+    fresh_ids = new_lesion_ids([*ref_ids, *taken_ids])
     split_children = {j for children in fragments.values() for j in children}
     for j in range(n_fu):
         if j not in matched:
-            mapping[fu_ids[j]] = next_id()
+            mapping[fu_ids[j]] = next(fresh_ids)
     mapping = {segment_id: mapping[segment_id] for segment_id in fu_ids}
 
     events: list[LesionEvent] = []
@@ -226,27 +225,6 @@ def apply_tracking_ids(followup: Segmentation, result: MatchResult) -> Segmentat
         if was_default:
             seg.name = seg.tags.default_name()
     return tracked
-
-
-def next_free_lesion_id(taken: Iterable[str]) -> str:
-    """The id after the largest numbered id in ``taken``: ``L7`` after ``L2, L6``; ``3`` after ``1, 2``.
-
-    The prefix and zero padding of that largest id are kept; with no numbered id the answer is ``"1"``.
-    """
-    return _IdAllocator(taken)()
-
-
-class _IdAllocator:
-    """Hands out fresh ids ``<prefix><n+1>``, ``<prefix><n+2>`` ... after the largest numbered id."""
-
-    def __init__(self, taken: Iterable[str]):
-        numbered = [(int(m.group(2)), m.group(1), len(m.group(2)))
-                    for m in (re.fullmatch(r"(.*?)(\d+)", str(t)) for t in taken) if m]
-        self.number, self.prefix, self.width = max(numbered, default=(0, "", 1))
-
-    def __call__(self) -> str:
-        self.number += 1
-        return f"{self.prefix}{self.number:0{self.width}d}"
 
 
 def _tracking_ids(lesions: list[Segment]) -> list[str]:

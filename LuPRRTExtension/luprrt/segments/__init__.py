@@ -5,6 +5,7 @@ Modules
 model    :class:`Segmentation` (label layers on one grid + :class:`Segment` records) and the
          LuPRRT tags (role, lobe side, route, lesion tracking id) with their DICOM codes
 terminology  the Slicer terminology entry of a segment and the LuPRRT tag keys, both ways
+lesion_ids   fresh persistent lesion tracking ids (never a number used before)
 on_grid  nearest-neighbour resampling of a segmentation onto e.g. the SPECT grid, and
          fractional occupancy (share of each coarse voxel inside a CT-drawn segment)
 
@@ -12,6 +13,7 @@ Structures are found by their tags (:meth:`Segmentation.find`), never by order o
 Reading and writing Slicer's ``.seg.nrrd`` lives in :mod:`luprrt.io`.
 """
 
+from .lesion_ids import new_lesion_ids, next_lesion_ids
 from .model import (
     ROLES,
     ROUTES,
@@ -35,6 +37,8 @@ __all__ = [
     "Segment",
     "SegmentTags",
     "Segmentation",
+    "new_lesion_ids",
+    "next_lesion_ids",
     "role_from_terminology",
     "segment_occupancy",
     "segment_regions",

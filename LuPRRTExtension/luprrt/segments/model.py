@@ -85,6 +85,7 @@ class SegmentTags:
         return TYPE_CODES.get((self.role, self.side)) or TYPE_CODES[(self.role, None)]
 
     def category_code(self) -> Code:
+        """The DICOM segmented property category (anatomical structure, lesion, body substance)."""
         if self.role == "lesion":
             return MORPHOLOGICALLY_ALTERED
         if self.role == "blood":
@@ -92,6 +93,7 @@ class SegmentTags:
         return ANATOMICAL_STRUCTURE
 
     def default_name(self) -> str:
+        """A readable segment name from the tags (e.g. ``"right lobe (IA)"``, ``"lesion L03"``)."""
         parts = {
             "lobe": f"{self.side} lobe",
             "lesion": f"lesion {self.lesion_id}",
@@ -148,9 +150,11 @@ class Segmentation:
         return self.layers[0]
 
     def copy(self) -> Segmentation:
+        """An independent copy (layers and segment records)."""
         return Segmentation([sitk.Image(layer) for layer in self.layers], copy.deepcopy(self.segments))
 
     def segment(self, segment_id: str) -> Segment:
+        """The segment with id ``segment_id`` (KeyError listing the ids present)."""
         for seg in self.segments:
             if seg.segment_id == segment_id:
                 return seg
@@ -205,6 +209,9 @@ class Segmentation:
         labels = sitk.GetArrayFromImage(self.layers[index])
         used = {s.label_value for s in self.segments if s.layer == index}
         label_value = max(used, default=0) + 1
+        if label_value > np.iinfo(labels.dtype).max:
+            # Widen the layer (uint8 -> uint16) for its 256th segment, as Slicer does.
+            labels = labels.astype(np.promote_types(labels.dtype, np.min_scalar_type(label_value)))
         labels[mask] = label_value
         self.layers[index] = image_on_grid(labels, self.reference)
         seg = Segment(segment_id, name or tags.default_name(), tags, index, label_value,

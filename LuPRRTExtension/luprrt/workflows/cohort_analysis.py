@@ -34,8 +34,11 @@ def _read(path: Path):
 
 
 def lesion_table(out_dir: Path, patient_ids: Sequence[str]):
-    """One row per lesion and cycle (T/N, dose, baseline features, diameter change, response), one row
-    per patient (RECIST), and one row per lesion and follow-up visit (% change of the longest diameter)."""
+    """Build the cohort's lesion, patient and lesion-course tables from the patients' outputs.
+
+    One row per lesion and cycle (T/N, dose, baseline features, diameter change, response), one row
+    per patient (RECIST), and one row per lesion and follow-up visit (% change of the longest diameter).
+    """
     import pandas as pd
 
     from ..cohort import cumulative_lesion_dose

@@ -12,13 +12,13 @@ cycle 1; cycles 2-4, kidney and extrahepatic uptake are secondary endpoints.
 2. split the liver into lobes when the segmentation has none, or when a split is
    asked for (:class:`LobeSplit`: a plane, Cantlie's three landmarks, Couinaud
    segments or vessel points; the liver segment is found by its tag);
-3. tag the lobes IA/IV from the injected side (:func:`luprrt.lobes.assign_routes`)
+3. tag the lobes IA/IV from the injected side (:func:`luprrt.liver.lobes.assign_routes`)
    and give each lesion the side and route of the lobe holding most of it
-   (:func:`luprrt.lesions.assign_lesions_to_lobes`);
+   (:func:`luprrt.liver.lesions.assign_lesions_to_lobes`);
 4. T/N per lobe, per lesion and the IA/IV ratio for every SPECT, all regions of a
    grid built once and reduced with one vectorised pass per SPECT
-   (:func:`luprrt.tn.tumour_to_nontumour`), and organ uptake in MBq and in percent of
-   the administered activity decayed to the scan time (:func:`luprrt.uptake.uptake_rows`);
+   (:func:`luprrt.liver.tn.tumour_to_nontumour`), and organ uptake in MBq and in percent of
+   the administered activity decayed to the scan time (:func:`luprrt.liver.uptake.uptake_rows`);
 5. write ``lobequant_tn.csv``, ``lobequant_ia_iv_ratio.csv``, ``lobequant_uptake.csv``
    and ``provenance.json`` (input SHA-256 hashes, parameters, software version).
 
@@ -37,27 +37,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-import SimpleITK as sitk
-
-from ..grid import check_grid_compatibility, same_grid
+from ..grid import LPS_TO_RAS, check_grid_compatibility
 from ..io import read_image, read_seg_nrrd
 from ..liver import (
-    CAUDATE_OPTIONS,
     OCCUPANCY_MODES,
     CycleSpect,
+    LobeSplit,
     TNResult,
     assign_lesions_to_lobes,
     assign_routes,
-    lobes_from_couinaud,
-    lobes_from_vessel_territories,
-    plane_from_cantlie_points,
-    split_liver_by_plane,
+    split_lobes,
     tumour_to_nontumour,
     uptake_rows,
 )
 from ..provenance import ProgressCallback, inputs_sha256, no_progress, provenance_record
-from ..segments import SIDES, Segmentation, SegmentTags
+from ..segments import SIDES, Segmentation
 from ..tables import write_rows_csv
 
 log = logging.getLogger(__name__)
@@ -66,76 +60,6 @@ TN_FILE = "lobequant_tn.csv"
 RATIO_FILE = "lobequant_ia_iv_ratio.csv"
 UPTAKE_FILE = "lobequant_uptake.csv"
 PROVENANCE_FILE = "provenance.json"
-SPLIT_METHODS = ("plane", "cantlie", "couinaud", "vessels")
-
-
-@dataclass(frozen=True)
-class LobeSplit:
-    """How to split the liver into right and left lobes (all points LPS, mm).
-
-    Build it with :meth:`plane`, :meth:`cantlie`, :meth:`couinaud` or :meth:`vessels`.
-    """
-
-    method: str
-    point_lps_mm: tuple[float, float, float] | None = None
-    normal_lps: tuple[float, float, float] | None = None
-    cantlie_points_lps_mm: tuple[tuple[float, float, float], ...] | None = None
-    couinaud_labels: sitk.Image | Path | None = None
-    caudate: str = "left"
-    right_points_lps_mm: tuple[tuple[float, float, float], ...] | None = None
-    left_points_lps_mm: tuple[tuple[float, float, float], ...] | None = None
-
-    def __post_init__(self):
-        if self.method not in SPLIT_METHODS:
-            raise ValueError(f"unknown lobe split method {self.method!r}; expected one of {SPLIT_METHODS}")
-        needed = {"plane": ("point_lps_mm", "normal_lps"), "cantlie": ("cantlie_points_lps_mm",),
-                  "couinaud": ("couinaud_labels",),
-                  "vessels": ("right_points_lps_mm", "left_points_lps_mm")}[self.method]
-        missing = [name for name in needed if getattr(self, name) is None]
-        if missing:
-            raise ValueError(f"lobe split {self.method!r} needs {', '.join(missing)}")
-        if self.caudate not in CAUDATE_OPTIONS:
-            raise ValueError(f"caudate must be one of {CAUDATE_OPTIONS}, got {self.caudate!r}")
-
-    @classmethod
-    def plane(cls, point_lps_mm, normal_lps) -> LobeSplit:
-        """A plane through ``point_lps_mm`` with normal ``normal_lps`` (its sign does not matter)."""
-        return cls("plane", point_lps_mm=_triple(point_lps_mm, "plane point"),
-                   normal_lps=_triple(normal_lps, "plane normal"))
-
-    @classmethod
-    def cantlie(cls, gallbladder_fossa, middle_hepatic_vein, ivc) -> LobeSplit:
-        """Cantlie's plane through the gallbladder fossa, the middle hepatic vein and the IVC."""
-        points = tuple(_triple(p, what) for p, what in ((gallbladder_fossa, "gallbladder fossa"),
-                                                        (middle_hepatic_vein, "middle hepatic vein"),
-                                                        (ivc, "inferior vena cava")))
-        return cls("cantlie", cantlie_points_lps_mm=points)
-
-    @classmethod
-    def couinaud(cls, labels: sitk.Image | str | Path, caudate: str = "left") -> LobeSplit:
-        """Couinaud segments 1-8 (e.g. TotalSegmentator ``liver_segments``): an image or a label file."""
-        return cls("couinaud", couinaud_labels=labels if isinstance(labels, sitk.Image) else Path(labels),
-                   caudate=caudate)
-
-    @classmethod
-    def vessels(cls, right_points_lps_mm, left_points_lps_mm) -> LobeSplit:
-        """Vascular territories: nearest of the right or left hepatic artery (centreline) points."""
-        return cls("vessels", right_points_lps_mm=_triples(right_points_lps_mm, "right vessel points"),
-                   left_points_lps_mm=_triples(left_points_lps_mm, "left vessel points"))
-
-    def describe(self) -> dict:
-        """The split as plain JSON values (for provenance)."""
-        described: dict = {"method": self.method}
-        for name in ("point_lps_mm", "normal_lps", "cantlie_points_lps_mm", "right_points_lps_mm",
-                     "left_points_lps_mm"):
-            value = getattr(self, name)
-            if value is not None:
-                described[name] = np.asarray(value, dtype=float).tolist()
-        if self.method == "couinaud":
-            described["caudate"] = self.caudate
-            labels = self.couinaud_labels
-            described["couinaud_labels"] = str(labels) if isinstance(labels, Path) else "image"
-        return described
 
 
 @dataclass(frozen=True)
@@ -243,29 +167,13 @@ class LobeQuantRun:
 
     @property
     def tn_rows(self) -> list[dict]:
+        """One T/N row per region and SPECT (see :data:`luprrt.liver.TN_COLUMNS`)."""
         return self.tn.rows
 
     @property
     def ratio_rows(self) -> list[dict]:
+        """One IA/IV ratio row per SPECT (see :data:`luprrt.liver.RATIO_COLUMNS`)."""
         return self.tn.ratio_rows
-
-
-def split_lobes(segmentation: Segmentation, split: LobeSplit) -> Segmentation:
-    """A copy of ``segmentation`` with right/left lobe segments from ``split`` (old lobes replaced).
-
-    The liver is the segment tagged ``role="liver"``. Couinaud labels on another grid are
-    resampled onto the segmentation's grid (nearest neighbour) and kept inside the liver
-    segment when there is one.
-    """
-    if split.method == "plane":
-        return split_liver_by_plane(segmentation, split.point_lps_mm, split.normal_lps)
-    if split.method == "cantlie":
-        point, normal = plane_from_cantlie_points(*split.cantlie_points_lps_mm)
-        return split_liver_by_plane(segmentation, point, normal)
-    if split.method == "vessels":
-        return lobes_from_vessel_territories(segmentation, split.right_points_lps_mm,
-                                             split.left_points_lps_mm)
-    return _lobes_from_couinaud_on(segmentation, _couinaud_image(split.couinaud_labels), split.caudate)
 
 
 def prepare_segmentation(segmentation: Segmentation, ia_side: str | None,
@@ -305,7 +213,7 @@ def run_lobequant(inputs: LobeQuantInputs | str | Path, *, ia_side: str | None =
     margin_mm : float, optional
         Non-tumour safety margin around lesions (mm); default one SPECT voxel.
     occupancy : {"nearest", "fractional"}
-        How CT-defined segments reach the SPECT grid (:func:`luprrt.tn.build_lobe_regions`).
+        How CT-defined segments reach the SPECT grid (:func:`luprrt.liver.tn.build_lobe_regions`).
     supersampling : int
         Sub-voxels per axis for fractional occupancy.
     uptake : bool
@@ -414,7 +322,7 @@ def parse_points(text: str, what: str, ras: bool = False) -> list[tuple[float, f
         except ValueError:
             raise ValueError(f"{what} {text!r}: expected x,y,z in mm (several points separated by ';')"
                              ) from None
-        points.append((-x, -y, z) if ras else (x, y, z))
+        points.append(tuple(float(v) for v in LPS_TO_RAS * (x, y, z)) if ras else (x, y, z))
     if not points:
         raise ValueError(f"{what}: no point given")
     return points
@@ -454,60 +362,6 @@ def lobe_split_from_options(*, plane: str | None = None, cantlie: str | None = N
         return LobeSplit.vessels(parse_points(right_vessels, "right vessel points", ras),
                                  parse_points(left_vessels, "left vessel points", ras))
     return None
-
-
-def _triple(value, what: str) -> tuple[float, float, float]:
-    point = np.asarray(value, dtype=float).ravel()
-    if point.shape != (3,) or not np.isfinite(point).all():
-        raise ValueError(f"{what} must be three finite LPS coordinates (mm), got {value!r}")
-    return tuple(float(v) for v in point)
-
-
-def _triples(values, what: str) -> tuple[tuple[float, float, float], ...]:
-    points = np.asarray(values, dtype=float)
-    if points.ndim == 1 and points.size == 3:
-        points = points[None, :]
-    if points.ndim != 2 or points.shape[1] != 3 or len(points) == 0 or not np.isfinite(points).all():
-        raise ValueError(f"{what} must be one or more finite LPS points (mm), got {values!r}")
-    return tuple(tuple(float(v) for v in p) for p in points)
-
-
-def _couinaud_image(labels: sitk.Image | Path) -> sitk.Image:
-    if isinstance(labels, sitk.Image):
-        return labels
-    if not labels.is_file():
-        raise FileNotFoundError(f"Couinaud label file not found: {labels}")
-    image = sitk.ReadImage(str(labels))
-    if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
-        raise ValueError(f"{labels}: a Couinaud label map must be a 3D scalar image")
-    if image.GetPixelID() in (sitk.sitkFloat32, sitk.sitkFloat64):
-        values = sitk.GetArrayViewFromImage(image)
-        if not np.array_equal(values, np.round(values)):
-            raise ValueError(f"{labels}: Couinaud labels must be integers (segments 1-8)")
-    return sitk.Cast(image, sitk.sitkUInt8)
-
-
-def _lobes_from_couinaud_on(segmentation: Segmentation, labels: sitk.Image, caudate: str) -> Segmentation:
-    """Couinaud lobes on the segmentation's grid, inside its liver segment when it has one."""
-    grid = segmentation.reference
-    if not same_grid(labels, grid):
-        check_grid_compatibility(labels, grid, what="Couinaud label map")
-        labels = sitk.Resample(labels, grid, sitk.Transform(), sitk.sitkNearestNeighbor, 0,
-                               labels.GetPixelID())
-    couinaud = lobes_from_couinaud(labels, caudate)
-    livers = segmentation.find(role="liver")
-    liver = segmentation.mask_array(livers[0].segment_id) if len(livers) == 1 else None
-    result = segmentation.without([s.segment_id for s in segmentation.find(role="lobe")])
-    if liver is None:
-        result.add_segment(couinaud.mask_array(couinaud.find_one("liver").segment_id), SegmentTags("liver"))
-    for side in SIDES:
-        lobe = couinaud.mask_array(couinaud.find_one("lobe", side=side).segment_id)
-        if liver is not None:
-            lobe = lobe & liver
-        if not lobe.any():
-            raise ValueError(f"the Couinaud segments of the {side} lobe do not overlap the liver segment")
-        result.add_segment(lobe, SegmentTags("lobe", side=side))
-    return result
 
 
 def _ia_side(ia_side: str | None, inputs: LobeQuantInputs) -> str:

@@ -10,7 +10,6 @@ from luprrt.liver import (
     accept_lesion_candidates,
     assign_lesions_to_lobes,
     detect_lesion_candidates,
-    next_lesion_ids,
 )
 from luprrt.segments import Segmentation, SegmentTags
 
@@ -135,12 +134,6 @@ def test_existing_lesions_keep_their_ids_and_new_ones_get_the_next_free_id():
         accept_lesion_candidates(seg, found.values(), accept=["L09"])
     with pytest.raises(ValueError, match=r"both accepted and dropped"):
         accept_lesion_candidates(seg, found.values(), accept=["L05"], drop=["L05"])
-
-
-def test_next_lesion_ids_never_reuse_a_number():
-    assert next_lesion_ids(["L01", "L03", None, "X7"], 2) == ["L04", "L05"]
-    assert next_lesion_ids([], 1) == ["L01"]
-    assert next_lesion_ids(["L99"], 1) == ["L100"]
 
 
 def test_detection_errors():

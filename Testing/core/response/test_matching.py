@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from luprrt.response.matching import apply_tracking_ids, match_lesions, next_free_lesion_id
+from luprrt.response.matching import apply_tracking_ids, match_lesions
 from luprrt.segments import Segmentation, SegmentTags
 
 SPACING_MM = (2.0, 2.0, 2.5)
@@ -157,12 +157,6 @@ def test_apply_tracking_ids_retags_a_copy():
     assert {s.segment_id: s.tags.lesion_id for s in tracked.segments} == {"x": "L2", "y": "L5"}
     assert tracked.segment("x").name == "lesion L2"
     assert followup.segment("x").tags.lesion_id is None   # input untouched
-
-
-def test_next_free_lesion_id_keeps_prefix_and_padding():
-    assert next_free_lesion_id(["L2", "L6", "L3"]) == "L7"
-    assert next_free_lesion_id(["007", "012"]) == "013"
-    assert next_free_lesion_id(["liver-a"]) == "1"
 
 
 def test_reference_lesions_need_unique_ids():

@@ -18,6 +18,7 @@ import SimpleITK as sitk
 from scipy import integrate, stats
 
 from luprrt.io import read_image, read_seg_nrrd, write_seg_nrrd, write_volume
+from luprrt.liver import LobeSplit
 from luprrt.phantom import make_patient, write_patient
 from luprrt.segments import Segment, SegmentTags
 from luprrt.tables import read_rows_csv
@@ -27,7 +28,6 @@ from luprrt.workflows.lobequant import (
     TN_FILE,
     UPTAKE_FILE,
     LobeQuantInputs,
-    LobeSplit,
     SpectInput,
     lobe_split_from_options,
     parse_spect_argument,
