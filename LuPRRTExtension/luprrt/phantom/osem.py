@@ -163,7 +163,7 @@ def _gaussian_response_transform(protocol: SpectProtocol, spacing_mm: float):
 
 
 def _attenuation_transforms(mu_xyz, broad_beam_ratio: float | None, cache: bool):
-    """pytomography's attenuation transform, optionally remembering each view's survival map.
+    """Pytomography's attenuation transform, optionally remembering each view's survival map.
 
     With ``broad_beam_ratio`` the transform multiplies by exp(-ratio tau) - exp(-tau) instead of
     exp(-tau) (tau: attenuation path to the detector): the photons that broad-beam attenuation
@@ -200,7 +200,7 @@ def _attenuation_transforms(mu_xyz, broad_beam_ratio: float | None, cache: bool)
 
 def _system_matrix(mu_per_cm_zyx: np.ndarray, spacing_mm: float, radii_mm: np.ndarray, protocol: SpectProtocol,
                    *, scatter_build_up: bool = False, cache: bool = False):
-    """pytomography SPECT system matrix on one grid: attenuation, then the collimator response.
+    """Pytomography SPECT system matrix on one grid: attenuation, then the collimator response.
 
     ``scatter_build_up``: the broad-minus-narrow-beam transform alone (no collimator response: the
     scatter response that follows is much wider).
@@ -270,6 +270,7 @@ class Acquisition:
 
     @property
     def total_counts(self) -> int:
+        """Counts in the photopeak window over all views."""
         return int(self.photopeak.sum())
 
     @property

@@ -134,6 +134,7 @@ def build_osem_fixture(out_dir: str | Path, *, patient_seed: int = FIXTURE_PATIE
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command line: ``python -m luprrt.phantom.osem_fixture --out DIR [--overwrite]``."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="output folder (e.g. Testing/data/osem)")
     parser.add_argument("--overwrite", action="store_true", help="replace the files of an existing fixture")

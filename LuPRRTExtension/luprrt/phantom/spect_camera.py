@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from dataclasses import asdict, dataclass, field
 
-from .attenuation import LU177_PHOTOPEAK_KEV, mass_attenuation_cm2_per_g
+from .attenuation import LU177_PHOTOPEAK_KEV
 
 # Lead: density 11.35 g/mL; mu/rho from the NIST X-ray tables (Hubbell & Seltzer): 0.9985 cm2/g at
 # 200 keV and 0.4031 cm2/g at 300 keV.
@@ -129,6 +129,7 @@ class SpectProtocol:
         return (geometric**2 + self.intrinsic_fwhm_mm**2) ** 0.5
 
     def system_sigma_mm(self, distance_mm):
+        """Collimator-detector Gaussian sigma (mm) at ``distance_mm`` from the collimator face."""
         return self.system_fwhm_mm(distance_mm) / FWHM_PER_SIGMA
 
     @property
@@ -142,10 +143,8 @@ class SpectProtocol:
         return (self.photopeak_window_kev[1] - self.photopeak_window_kev[0],
                 self.lower_window_kev[1] - self.lower_window_kev[0])
 
-    def water_mu_per_mm(self) -> float:
-        return mass_attenuation_cm2_per_g("water", self.energy_kev) / 10.0
-
     def as_dict(self) -> dict:
+        """Plain JSON of every parameter, with the derived duration and resolutions."""
         out = asdict(self)
         out["acquisition_duration_s"] = self.acquisition_duration_s
         out["intrinsic_fwhm_mm"] = self.intrinsic_fwhm_mm
