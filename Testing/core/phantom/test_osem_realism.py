@@ -16,10 +16,20 @@ import logging
 
 import numpy as np
 import pytest
-from osem_realism import fixture_patient, gaussian_spects, measure, osem_spects, table
+from osem_realism import (
+    FIXTURE_DIR,
+    FIXTURE_MISSING,
+    fixture_patient,
+    gaussian_spects,
+    measure,
+    osem_spects,
+    table,
+)
 
 log = logging.getLogger(__name__)
 
+
+pytestmark = pytest.mark.skipif(not (FIXTURE_DIR / "fixture.json").exists(), reason=FIXTURE_MISSING)
 
 @pytest.fixture(scope="module")
 def results():
