@@ -35,7 +35,6 @@ from luprrt.workflows.dose_inputs import CycleData, PatientData, TimePoint
 log = logging.getLogger(__name__)
 
 FIXTURE_DIR = Path(__file__).resolve().parent / "data" / "osem"
-FIXTURE_MISSING = "the OSEM fixture Testing/data/osem/fixture.json is not built yet: run `make sim-data`"
 DISTANCE_BANDS_MM = ((0.0, 5.0), (5.0, 10.0), (10.0, 20.0), (20.0, np.inf))
 # Non-tumour voxels nearer than this to the liver surface are left out of the spill-in bands, so
 # the liver's own edge (spill-out to the surroundings) does not pose as lesion spill-in.

@@ -9,12 +9,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from osem_realism import FIXTURE_DIR, FIXTURE_MISSING, fixture
+from osem_realism import FIXTURE_DIR, fixture
 
 from luprrt.io import read_volume
 from luprrt.phantom import nema_iec_body_phantom, sphere_occupancy, uniform_cylinder_phantom
 
-pytestmark = pytest.mark.skipif(not (FIXTURE_DIR / "fixture.json").exists(), reason=FIXTURE_MISSING)
 
 @pytest.fixture(scope="module")
 def meta():

@@ -17,8 +17,6 @@ import logging
 import numpy as np
 import pytest
 from osem_realism import (
-    FIXTURE_DIR,
-    FIXTURE_MISSING,
     fixture_patient,
     gaussian_spects,
     measure,
@@ -28,8 +26,6 @@ from osem_realism import (
 
 log = logging.getLogger(__name__)
 
-
-pytestmark = pytest.mark.skipif(not (FIXTURE_DIR / "fixture.json").exists(), reason=FIXTURE_MISSING)
 
 @pytest.fixture(scope="module")
 def results():
