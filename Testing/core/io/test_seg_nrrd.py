@@ -142,11 +142,11 @@ def test_header_fields_are_the_ones_slicer_reads(tmp_path):
         f"~{ANATOMIC_CONTEXT}~^^~^^|LuPRRT.Role:liver|")
     assert header["Segment1_Tags"] == (
         f"TerminologyEntry:{TERMINOLOGY_CONTEXT}~SCT^123037004^Anatomical Structure"
-        f"~SCT^72481006^Right lobe of liver~^^~{ANATOMIC_CONTEXT}~^^~^^"
+        f"~SCT^10200004^Liver~SCT^24028007^Right~{ANATOMIC_CONTEXT}~^^~^^"
         "|LuPRRT.Role:lobe|LuPRRT.Side:right|LuPRRT.Route:IA|")
     assert header["Segment3_Tags"] == (
         f"TerminologyEntry:{TERMINOLOGY_CONTEXT}~SCT^49755003^Morphologically Altered Structure"
-        f"~SCT^52988006^Lesion~^^~{ANATOMIC_CONTEXT}~SCT^10200004^Liver~^^"
+        f"~SCT^52988006^Lesion~^^~{ANATOMIC_CONTEXT}~SCT^10200004^Liver~SCT^24028007^Right"
         "|LuPRRT.Role:lesion|LuPRRT.Side:right|LuPRRT.Route:IA|LuPRRT.LesionId:L01|")
     assert header["Segment7_Tags"] == (
         f"TerminologyEntry:{TERMINOLOGY_CONTEXT}~SCT^91720002^Body Substance~SCT^87612001^Blood~^^"
@@ -185,7 +185,7 @@ def test_writer_refuses_overwrite_bad_names_and_empty_segmentations(tmp_path):
     written = path.read_bytes()
     single = Segmentation.empty_like(grid())
     single.add_segment(box((0, 1), (0, 1), (0, 1)), SegmentTags("spleen"))
-    with pytest.raises(FileExistsError, match=r"phantom\.seg\.nrrd exists; pass overwrite=True"):
+    with pytest.raises(FileExistsError, match=r"output file exists: .*phantom\.seg\.nrrd; pass overwrite=True"):
         write_seg_nrrd(single, path)
     assert path.read_bytes() == written
     write_seg_nrrd(single, path, overwrite=True)
