@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_OUT ?= demo-output
 
-.PHONY: demo test bench lint coverage mutation clean system-deps
+.PHONY: demo test bench lint coverage mutation clean system-deps sim-data
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ system-deps:
 	export DEBIAN_FRONTEND=noninteractive; \
 	{ apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; } >/dev/null 2>&1 \
 		|| echo "system-deps: could not install $$missing (their tests will skip)"
+
+# The OSEM SPECT fixture (Testing/data/osem): installs the optional `sim` extra (pytomography, torch CPU)
+# and simulates + reconstructs every scan (tens of minutes on 2 cores, run at low priority).
+sim-data: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[test,sim]"
+	nice -n 10 $(PY) -m luprrt.phantom.osem_fixture --out Testing/data/osem --overwrite
 
 lint: $(STAMP)
 	$(PY) -m ruff check .
