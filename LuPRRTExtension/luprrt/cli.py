@@ -213,7 +213,8 @@ def _add_lobequant(commands, common) -> None:
 def _cohort(args) -> None:
     from .workflows.cohort import run_cohort
 
-    options = {"occupancy": "nearest" if args.nearest else "fractional", "voxel_dose": not args.no_voxel_dose}
+    options = {"occupancy": "nearest" if args.nearest else "fractional", "voxel_dose": not args.no_voxel_dose,
+               "pvc_fwhm_mm": args.pvc_fwhm_mm}
     with progress_bar("cohort") as progress:
         run = run_cohort(args.study, args.out, jobs=args.jobs, resume=not args.no_resume,
                          overwrite=args.overwrite, options=options, progress=progress)
@@ -228,6 +229,8 @@ def _add_cohort_options(parser) -> None:
     parser.add_argument("--nearest", action="store_true",
                         help="nearest-neighbour regions on the SPECT grid (default fractional occupancy)")
     parser.add_argument("--no-voxel-dose", action="store_true", help="skip the voxel S-value dose maps")
+    parser.add_argument("--pvc-fwhm-mm", type=float, default=None,
+                        help="SPECT resolution FWHM (mm) for partial-volume correction of region activities")
 
 
 def _add_cohort(commands, common) -> None:
@@ -249,7 +252,8 @@ def _demo(args) -> None:
     with progress_bar("synthetic study") as progress:
         make_demo_cohort(study, args.patients, seed=args.seed, ia_tn_factor=args.ia_tn_factor,
                          overwrite=args.overwrite, progress=progress)
-    options = {"occupancy": "nearest" if args.nearest else "fractional", "voxel_dose": not args.no_voxel_dose}
+    options = {"occupancy": "nearest" if args.nearest else "fractional", "voxel_dose": not args.no_voxel_dose,
+               "pvc_fwhm_mm": args.pvc_fwhm_mm}
     with progress_bar("cohort") as progress:
         run = run_cohort(study, args.out / "results", jobs=args.jobs, resume=not args.no_resume,
                          overwrite=args.overwrite, options=options, progress=progress)
@@ -266,6 +270,8 @@ def _add_demo(commands, common) -> None:
     parser.add_argument("--ia-tn-factor", type=float, default=1.3,
                         help="true IA/IV lesion T/N factor built into the study (default 1.3)")
     _add_cohort_options(parser)
+    # The synthetic SPECT's resolution is known (12 mm FWHM): the demo corrects partial volume with it.
+    parser.set_defaults(pvc_fwhm_mm=12.0)
     parser.set_defaults(run=_demo)
 
 

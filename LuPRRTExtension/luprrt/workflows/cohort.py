@@ -91,11 +91,14 @@ def process_patient(entry: PatientEntry, out_dir: str | Path, options: dict | No
     """Run one patient through the three analyses; returns its output folder.
 
     Writes ``lobequant/``, ``dose/``, ``measurements.csv``, ``tracking_events.csv``,
-    ``lesion_features.csv`` and, last, ``done.json`` (so an interrupted patient is redone).
+    ``lesion_features.csv``, ``after_cycle_features.csv`` and, last, ``done.json`` (so an
+    interrupted patient is redone). Options: ``occupancy``, ``voxel_dose``, ``pvc_fwhm_mm``
+    (SPECT resolution for the partial-volume correction of region activities; None = none).
     """
     from ..tables import write_rows_csv
     from .dose import run_patient_dosimetry
-    from .features import baseline_lesion_features
+    from .dose_cycle import DosimetryOptions
+    from .features import after_cycle_lesion_features, baseline_lesion_features
     from .lobequant import run_lobequant
     from .response import measure_patient
 
@@ -105,7 +108,8 @@ def process_patient(entry: PatientEntry, out_dir: str | Path, options: dict | No
     run_lobequant(entry.folder, ia_side=entry.ia_side, out_dir=target / "lobequant", overwrite=True,
                   occupancy=options.get("occupancy", "fractional"))
     run_patient_dosimetry(entry.folder, out_dir=target / "dose", overwrite=True,
-                          voxel_dose=options.get("voxel_dose", True))
+                          voxel_dose=options.get("voxel_dose", True),
+                          options=DosimetryOptions(pvc_fwhm_mm=options.get("pvc_fwhm_mm")))
     measured = measure_patient(entry.folder)
     write_rows_csv(measured.measurements, target / "measurements.csv", overwrite=True)
     if measured.tracking_events:
@@ -113,6 +117,9 @@ def process_patient(entry: PatientEntry, out_dir: str | Path, options: dict | No
     features = baseline_lesion_features(entry.folder)
     if features:
         write_rows_csv(features, target / "lesion_features.csv", overwrite=True)
+    after_cycle = after_cycle_lesion_features(entry.folder)
+    if after_cycle:
+        write_rows_csv(after_cycle, target / "after_cycle_features.csv", overwrite=True)
     record = provenance_record({"patient_folder": str(entry.folder)}, {"ia_side": entry.ia_side, **options})
     (target / DONE_MARKER).write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
     return target
@@ -175,6 +182,7 @@ def run_cohort(study: str | Path, out_dir: str | Path, *, jobs: int = 2, resume:
         from .cohort_analysis import analyse_cohort
 
         run.report = analyse_cohort(out_dir, [e.patient_id for e in entries], overwrite=overwrite,
+                                    study=Path(study), options=options,
                                     progress=lambda f, m: progress(share + (1 - share) * f, m))
     progress(1.0, "cohort done")
     return run
@@ -187,28 +195,36 @@ def _raise_with_patient(future, entry: PatientEntry) -> None:
 
 
 def make_demo_cohort(folder: str | Path, n_patients: int = 8, *, seed: int = 0, ia_tn_factor: float = 1.3,
-                     small: bool = True, overwrite: bool = False,
+                     small: bool = True, response_model: str = "dose", overwrite: bool = False,
                      progress: ProgressCallback | None = None) -> list[PatientEntry]:
     """Write a synthetic study with a known IA effect: patients alternate right/left IA side.
 
-    Each patient is :func:`luprrt.phantom.make_patient` with seed ``seed + k``; the study's
-    ``manifest.csv`` lists them. Returns the entries.
+    Each patient is :func:`luprrt.phantom.make_patient` with seed ``seed + k`` and the given
+    ``response_model`` (default "dose": lesion shrinkage follows the cumulative dose by a known
+    relation); the study's ``manifest.csv`` lists them, and ``labs.csv`` and
+    ``characteristics.csv`` hold every patient's clinical data. Returns the entries.
     """
     from ..phantom import make_patient, write_patient
+    from ..tables import write_rows_csv
 
     progress = progress or no_progress
     folder = Path(folder)
     listing = folder / "manifest.csv"
     if listing.exists() and not overwrite:
         raise FileExistsError(f"{listing} exists; pass overwrite=True to regenerate the demo study")
-    entries = []
+    entries, labs, characteristics = [], [], []
     for k in range(n_patients):
         progress(k / n_patients, f"synthetic patient {k + 1} of {n_patients}")
         side = SIDES[k % 2]
-        patient = make_patient(seed + k, ia_side=side, ia_tn_factor=ia_tn_factor, small=small)
+        patient = make_patient(seed + k, ia_side=side, ia_tn_factor=ia_tn_factor, small=small,
+                               response_model=response_model)
         patient_folder = folder / f"patient_{k + 1:02d}"
         write_patient(patient, patient_folder, overwrite=overwrite)
         entries.append(PatientEntry(patient.patient_id, patient_folder, side))
+        labs += patient.labs
+        characteristics.append(patient.characteristics)
+    write_rows_csv(labs, folder / "labs.csv", overwrite=overwrite)
+    write_rows_csv(characteristics, folder / "characteristics.csv", overwrite=overwrite)
     with open(listing, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["patient_id", "folder", "ia_side"])
