@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_OUT ?= demo-output
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,20 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m Testing.benchmarks
+
+# Debian packages some checks need: chromium (headless browser check of the cohort report).
+# Best effort and quiet: installed only as root where apt-get exists; the tests that need them
+# skip with a named reason where they are missing.
+SYSTEM_PACKAGES = chromium
+
+system-deps:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+		echo "system-deps: not root or no apt-get; skipping $$missing (their tests will skip)"; exit 0; fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	{ apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; } >/dev/null 2>&1 \
+		|| echo "system-deps: could not install $$missing (their tests will skip)"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -219,7 +219,7 @@ def _cohort(args) -> None:
         run = run_cohort(args.study, args.out, jobs=args.jobs, resume=not args.no_resume,
                          overwrite=args.overwrite, options=options, progress=progress)
     print(f"processed {len(run.processed)} patients, skipped {len(run.skipped)} already done")
-    print(run.report)
+    _print_report(run.report, args)
 
 
 def _add_cohort_options(parser) -> None:
@@ -231,6 +231,8 @@ def _add_cohort_options(parser) -> None:
     parser.add_argument("--no-voxel-dose", action="store_true", help="skip the voxel S-value dose maps")
     parser.add_argument("--pvc-fwhm-mm", type=float, default=None,
                         help="SPECT resolution FWHM (mm) for partial-volume correction of region activities")
+    parser.add_argument("--pdf", action="store_true",
+                        help="also print the report to report.pdf with headless Chromium (Debian package chromium)")
 
 
 def _add_cohort(commands, common) -> None:
@@ -257,7 +259,16 @@ def _demo(args) -> None:
     with progress_bar("cohort") as progress:
         run = run_cohort(study, args.out / "results", jobs=args.jobs, resume=not args.no_resume,
                          overwrite=args.overwrite, options=options, progress=progress)
-    print(run.report)
+    _print_report(run.report, args)
+
+
+def _print_report(report: Path, args) -> None:
+    """Print the report's path (and write its PDF next to it with ``--pdf``)."""
+    print(report)
+    if args.pdf:
+        from .cohort.browser import print_pdf
+
+        print(print_pdf(report, report.with_suffix(".pdf"), overwrite=args.overwrite))
 
 
 def _add_demo(commands, common) -> None:
