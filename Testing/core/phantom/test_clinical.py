@@ -8,9 +8,9 @@ from datetime import date
 import numpy as np
 import pytest
 
-from luprrt.phantom import make_patient
 from luprrt.phantom import clinical as pc
 from luprrt.phantom import kinetics as pk
+from luprrt.phantom import make_patient
 from luprrt.physics import LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G
 
 
