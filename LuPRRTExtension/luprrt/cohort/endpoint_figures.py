@@ -6,29 +6,20 @@ say so too); :func:`save_checked` refuses to write a figure with an unlabelled a
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .figures import _new_figure, _output_path, _plain_log_ticks
+from .figures import _new_figure, _output_path, _plain_log_ticks, _save
 
 _IA, _IV = "#c0392b", "#2471a3"
 ROUTE_COLOURS = {"IA": _IA, "IV": _IV}
-_UNIT = re.compile(r"\(.+\)")
 
 
 def save_checked(figure, path: Path) -> Path:
     """Write ``figure`` as PNG after checking that every visible axis has a label with a unit in brackets."""
-    for axes in figure.get_axes():
-        if not axes.axison:
-            continue
-        for which, label in (("x", axes.get_xlabel()), ("y", axes.get_ylabel())):
-            if not _UNIT.search(label or ""):
-                raise ValueError(f"{path.name}: the {which} axis label {label!r} lacks a unit in brackets")
-    figure.savefig(path, format="png", dpi=figure.dpi)
-    return path
+    return _save(figure, path)
 
 
 def ratio_by_cycle_figure(per_cycle: pd.DataFrame, path, overwrite: bool = False) -> Path:

@@ -14,6 +14,8 @@ features         :func:`baseline_lesion_features`, :func:`after_cycle_lesion_fea
 recist           :func:`run_recist`: RECIST 1.1 and lesion outcome from a measurements CSV
 cohort           :func:`run_cohort` (resumable, parallel) and :func:`make_demo_cohort`
 cohort_analysis  :func:`analyse_cohort`: the cohort tables, trial analyses and report
+cohort_endpoints, cohort_report
+                 clinical endpoints from the patients' outputs; the reader's report and patient pages
 
 The names below are loaded on first use, so that a command importing one workflow does not
 pay for the others (the cohort analysis needs pandas and statsmodels).

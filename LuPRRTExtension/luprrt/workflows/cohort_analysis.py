@@ -1,8 +1,12 @@
 """Cohort tables, trial analyses, predictive models, figures and the HTML report.
 
 Reads the per-patient outputs of :func:`luprrt.workflows.cohort.process_patient` and writes
-into the cohort output folder: ``lesion_table.csv`` (one row per lesion and cycle),
-``patient_table.csv``, the analysis tables, PNG figures and ``report.html``.
+into the cohort output folder: ``lesion_table.csv`` (one row per lesion and cycle, with the
+imaging after each cycle and its relative change), ``patient_table.csv``, the analysis tables
+(primary endpoint by the trial's definition and over all lesions, T/N by cycle, toxicity and
+dose-toxicity, response by route and dose-response, T/N variance components, predictors),
+PNG figures, one page per patient under ``patients/`` and ``report.html``
+(:mod:`luprrt.workflows.cohort_endpoints`, :mod:`luprrt.workflows.cohort_report`).
 """
 
 from __future__ import annotations
@@ -177,6 +181,7 @@ def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: i
     def trial():
         result = trial_primary_endpoint(lesions)
         _write_table(result.to_frame(), out_dir / "primary_ia_iv_trial_definition.csv", overwrite)
+        figures.paired_ia_iv_figure(result, figure_dir / "paired_ia_iv_trial_definition.png", overwrite=overwrite)
         return result
 
     def per_cycle():

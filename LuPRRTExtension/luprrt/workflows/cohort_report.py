@@ -315,6 +315,8 @@ def write_report(out_dir: Path, results: dict, *, patients_table, people, admin,
                  overwrite: bool) -> Path:
     """Write ``report.html`` (the pages of the patients are written before, see :func:`patient_page`)."""
     sentence, answer_table, definition = answer_block(results.get("trial_primary"), results["primary"], truth)
+    figure = Path(out_dir) / "figures" / ("paired_ia_iv_trial_definition.png" if results.get("trial_primary")
+                                          else "paired_ia_iv.png")
     sections, headlines = endpoint_sections(results, truth)
     if notes:
         sections.append(Section("notes", "Notes", "Analyses that could not be computed on this cohort:",
@@ -329,7 +331,8 @@ def write_report(out_dir: Path, results: dict, *, patients_table, people, admin,
                       title="LuPRRT cohort report: intra-arterial vs intravenous 177Lu-DOTATATE",
                       subtitle=f"{len(patients_table)} patients; primary endpoint: lesion T/N IA lobe vs IV lobe "
                                "after cycle 1",
-                      answer={"sentence": sentence, "table": answer_table, "definition": definition},
+                      answer={"sentence": sentence, "table": answer_table, "definition": definition,
+                              "figure": png_data_uri(figure) if figure.is_file() else None},
                       headlines=headlines, table1=one, sections=sections, patients=patient_pages,
                       downloads=[(name, name) for name in downloads], provenance=provenance)
 
