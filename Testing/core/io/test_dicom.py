@@ -1,4 +1,4 @@
-"""DICOM round trips: write with luprrt.dicomwrite (or pydicom), read back with luprrt.dicomio.
+"""DICOM round trips: write with luprrt.io.dicom_write (or pydicom), read back with luprrt.io.dicom.
 
 The phantom is small (24 x 20 x 16 voxels), anisotropic (4.42 x 4.80 x 3.90 mm), has an
 origin off every axis and a linear gradient with a different slope along x, y and z, so a
