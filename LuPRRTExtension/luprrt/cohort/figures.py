@@ -52,6 +52,11 @@ def _save(figure, target: Path) -> Path:
     for axes in figure.get_axes():
         if not axes.axison:
             continue
+        if axes.get_label() == "<colorbar>":  # a colour bar labels one axis only
+            label = axes.get_xlabel() or axes.get_ylabel()
+            if not _UNIT_IN_BRACKETS.search(label or ""):
+                raise ValueError(f"{target.name}: the colour bar label {label!r} lacks a unit in brackets")
+            continue
         for which, label in (("x", axes.get_xlabel()), ("y", axes.get_ylabel())):
             if not _UNIT_IN_BRACKETS.search(label or ""):
                 raise ValueError(f"{target.name}: the {which} axis label {label!r} lacks a unit in brackets")

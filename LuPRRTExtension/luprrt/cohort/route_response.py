@@ -10,17 +10,14 @@ gone). Models have a random intercept per patient (statsmodels MixedLM, REML, Wa
 
 from __future__ import annotations
 
-import logging
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from ._mixed import fit_patient_model
 from ._tables import log_of_positive, require_columns
-
-logger = logging.getLogger(__name__)
 
 PARTIAL_RESPONSE_PCT = -30.0
 PROGRESSION_PCT = 20.0
@@ -50,24 +47,10 @@ class Effect:
                              "n_patients": [self.n_patients], "n_lesions": [self.n_lesions]})
 
 
-def _fit(formula: str, data: pd.DataFrame, vc: dict | None = None):
-    import statsmodels.formula.api as smf
-
-    # re_formula "1" explicitly: with a variance-component formula statsmodels drops the intercept otherwise.
-    model = smf.mixedlm(formula, data, groups=data["patient_id"].astype(str), re_formula="1", vc_formula=vc)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        fit = model.fit(reml=True, method=["lbfgs", "cg", "powell"])
-    for warning in caught:
-        logger.log(logging.INFO if fit.converged else logging.WARNING, "MixedLM: %s", warning.message)
-    return fit
-
-
-def _effect(fit, term: str, name: str, scale: str, data: pd.DataFrame, method: str, confidence: float) -> Effect:
-    value, se = float(fit.fe_params[term]), float(fit.bse_fe[term])
-    z = stats.norm.ppf(0.5 + confidence / 2.0)
-    return Effect(name, value, value - z * se, value + z * se, float(2.0 * stats.norm.sf(abs(value / se))), scale,
-                  int(data["patient_id"].nunique()), len(data), method)
+def _effect(model, term: str, name: str, scale: str, data: pd.DataFrame, method: str, confidence: float) -> Effect:
+    value, low, high, p = model.wald(term, confidence)
+    return Effect(name, value, low, high, p, scale, int(data["patient_id"].nunique()), len(data),
+                  f"{method}; {model.method}")
 
 
 def lesion_diameter_ratios(course: pd.DataFrame, routes: pd.DataFrame, min_baseline_mm: float = MEASURABLE_MM,
@@ -109,7 +92,7 @@ def route_effect_on_diameter(ratios: pd.DataFrame, confidence: float = 0.95) -> 
         ia=lambda t: (t["route"] == "IA").astype(float))
     if data["patient_id"].nunique() < 2:
         raise ValueError("the IA-vs-IV response comparison needs >= 2 patients with lesions in both lobes")
-    fit = _fit("log_diameter_ratio ~ ia", data)
+    fit = fit_patient_model("log_diameter_ratio ~ ia", data)
     return _effect(fit, "ia", "IA vs IV: difference of ln(last / baseline diameter)", "ln ratio", data,
                    "MixedLM ln(d_last/d_0) ~ route, patient random intercept, REML", confidence)
 
@@ -130,7 +113,7 @@ def dose_response_by_route(ratios: pd.DataFrame, doses: pd.DataFrame, dose: str 
                        log_size=np.log(data["baseline_longest_diameter_mm"]))
     if data["patient_id"].nunique() < 3:
         raise ValueError("the dose-response needs >= 3 patients with lesion doses and diameters")
-    fit = _fit("log_diameter_ratio ~ log_dose + ia + log_size", data)
+    fit = fit_patient_model("log_diameter_ratio ~ log_dose + ia + log_size", data)
     method = "MixedLM ln(d_last/d_0) ~ ln(D_cum) + route + ln(d_0), patient random intercept, REML"
     return (_effect(fit, "log_dose", "ln(diameter ratio) per ln(cumulative dose)", "ln ratio per ln Gy", data,
                     method, confidence),
@@ -201,7 +184,9 @@ def tn_variance_components(tn: pd.DataFrame, value: str = "tn_mean") -> pd.DataF
                            lesion=part["patient_id"].astype(str) + "/" + part["lesion_id"].astype(str),
                            hours=part["hours_post_injection"].astype(str))
         terms = "route + C(hours)" if data["hours"].nunique() > 1 else "route"
-        fit = _fit(f"log_value ~ {terms}", data, vc={"lesion": "0 + C(lesion)"})
+        fit = fit_patient_model(f"log_value ~ {terms}", data, vc_formula={"lesion": "0 + C(lesion)"}).fit
+        if not hasattr(fit, "vcomp"):
+            raise ValueError(f"cycle {cycle}: the variance components could not be estimated (singular fit)")
         patient, lesion, residual = float(fit.cov_re.iloc[0, 0]), float(np.asarray(fit.vcomp)[0]), float(fit.scale)
         total = patient + lesion + residual
         rows.append({"cycle": int(cycle), "n_patients": int(data["patient_id"].nunique()),

@@ -9,17 +9,13 @@ repeated measurements are correlated, so every model has patient random effects
 
 from __future__ import annotations
 
-import logging
-import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
+from ._mixed import fit_patient_model
 from ._tables import require_columns
-
-logger = logging.getLogger(__name__)
 
 HAEMATOLOGICAL_TESTS = ("platelets_1e9_per_l", "neutrophils_1e9_per_l", "haemoglobin_g_per_l",
                         "lymphocytes_1e9_per_l")
@@ -104,30 +100,9 @@ def grade_counts(per_patient: pd.DataFrame, names: dict[str, str]) -> pd.DataFra
 
 
 def _mixed(formula: str, data: pd.DataFrame, groups: str, re_formula: str | None, term: str, confidence: float):
-    """Fit a MixedLM and return (slope, CI low, CI high, p, fit) of ``term``.
-
-    When the patient variance sits on the boundary (a singular fit) this falls back to ordinary
-    least squares with patient-clustered (sandwich) standard errors.
-    """
-    import statsmodels.formula.api as smf
-
-    z = stats.norm.ppf(0.5 + confidence / 2.0)
-    try:
-        model = smf.mixedlm(formula, data, groups=data[groups], re_formula=re_formula)
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            fit = model.fit(reml=True, method=["lbfgs", "cg", "powell"])
-        for warning in caught:
-            logger.log(logging.INFO if fit.converged else logging.WARNING, "MixedLM: %s", warning.message)
-        slope, se = float(fit.fe_params[term]), float(fit.bse_fe[term])
-        if not np.isfinite(se):
-            raise np.linalg.LinAlgError("non-finite standard error")
-    except np.linalg.LinAlgError as error:
-        logger.info("MixedLM %s failed (%s); OLS with patient-clustered errors", formula, error)
-        codes = pd.factorize(data[groups])[0]
-        fit = smf.ols(formula, data).fit(cov_type="cluster", cov_kwds={"groups": codes})
-        slope, se = float(fit.params[term]), float(fit.bse[term])
-    return slope, slope - z * se, slope + z * se, float(2.0 * stats.norm.sf(abs(slope / se))), fit
+    """Slope, CI and p of ``term`` from :func:`luprrt.cohort._mixed.fit_patient_model`."""
+    model = fit_patient_model(formula, data, groups, re_formula)
+    return (*model.wald(term, confidence), model)
 
 
 def egfr_slope_vs_kidney_bed(labs: pd.DataFrame, kidney_bed: pd.DataFrame, administrations: pd.DataFrame,
