@@ -45,8 +45,10 @@ def ct_spect_overlay_figure(ct: sitk.Image, spect_bq_per_ml: sitk.Image, outline
     ct_array = sitk.GetArrayFromImage(ct)
     spect = _on_grid(spect_bq_per_ml, ct, nearest=False) / 1000.0  # kBq/mL
     shown = lesion_centres_mm[:3]
-    figure = _new_figure(3.0 * (len(shown) + 1), 3.4)
-    panels = np.atleast_1d(figure.subplots(1, len(shown) + 1))
+    figure = _new_figure(9.0, 7.2)
+    panels = np.atleast_1d(figure.subplots(2, 2)).ravel()[:len(shown) + 1]
+    for unused in np.atleast_1d(figure.get_axes())[len(shown) + 1:]:
+        unused.remove()
     vmax = float(np.percentile(spect[spect > 0], 99.5)) if (spect > 0).any() else 1.0
     image = None
     for panel, (lesion_id, centre) in zip(panels, [*shown, shown[0]] if shown else [], strict=False):
@@ -70,10 +72,10 @@ def ct_spect_overlay_figure(ct: sitk.Image, spect_bq_per_ml: sitk.Image, outline
                 xs = np.linspace(extent[0], extent[1], section.shape[1])
                 ys = np.linspace(extent[2], extent[3], section.shape[0])
                 panel.contour(xs, ys, section, levels=[0.5], colors=[colour], linewidths=0.8)
-        panel.set_title(f"{'coronal' if coronal else 'axial'} through {lesion_id}", fontsize=8)
-        panel.set_xlabel(labels[0], fontsize=7)
-        panel.set_ylabel(labels[1], fontsize=7)
-        panel.tick_params(labelsize=6)
+        panel.set_title(f"{'coronal' if coronal else 'axial'} through {lesion_id}", fontsize=9)
+        panel.set_xlabel(labels[0], fontsize=8)
+        panel.set_ylabel(labels[1], fontsize=8)
+        panel.tick_params(labelsize=7)
     if image is not None:
         figure.colorbar(image, ax=list(panels), shrink=0.8, label="SPECT (kBq/mL)")
     return save_checked(figure, target)
@@ -83,7 +85,7 @@ def tac_figure(tac: pd.DataFrame, cycle: int, path, overwrite: bool = False) -> 
     """Time-activity curves of one cycle: measured activity (points) and the fitted curve, per region."""
     target = _output_path(path, overwrite)
     part = tac[tac["cycle"] == cycle]
-    figure = _new_figure(5.5, 3.8)
+    figure = _new_figure(7.0, 4.0)
     axes = figure.subplots()
     for k, (region, rows) in enumerate(part.groupby("region", sort=False)):
         colour = f"C{k % 10}"
@@ -94,12 +96,16 @@ def tac_figure(tac: pd.DataFrame, cycle: int, path, overwrite: bool = False) -> 
     axes.set_yscale("log")
     axes.set_xlabel("time after administration (h)")
     axes.set_ylabel("activity in the region (MBq)")
-    axes.legend(fontsize=6, ncols=2)
+    axes.legend(fontsize=7, ncols=2, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return save_checked(figure, target)
 
 
 def dvh_figure(dose_gy: sitk.Image, regions: dict[str, np.ndarray], path, overwrite: bool = False) -> Path:
-    """Cumulative dose-volume histograms of regions given as masks on the dose grid."""
+    """Cumulative dose-volume histograms of regions given as masks on the dose grid.
+
+    A voxel counts for the first region (in the order given) that contains it: give lesions before
+    the lobes that hold them.
+    """
     from ..dosimetry import cumulative_dose_volume_histograms
 
     target = _output_path(path, overwrite)
@@ -115,8 +121,9 @@ def dvh_figure(dose_gy: sitk.Image, regions: dict[str, np.ndarray], path, overwr
         dvh = cumulative_dose_volume_histograms(dose, labels)
         for row, value in enumerate(dvh.labels):
             name = names[int(value)]
-            colour = ROUTE_COLOURS.get(name.split()[-1], None)
-            axes.plot(dvh.dose_gy, 100.0 * dvh.volume_fraction[row], label=name, color=colour)
+            colour = ROUTE_COLOURS.get(name.split()[-1]) or ("#555555" if "kidney" in name else f"C{row + 2}")
+            style = ":" if "left kidney" in name else "-"
+            axes.plot(dvh.dose_gy, 100.0 * dvh.volume_fraction[row], style, label=name, color=colour)
     axes.set_xlabel("absorbed dose, cycle 1 (Gy)")
     axes.set_ylabel("volume receiving at least this dose (%)")
     axes.legend(fontsize=6)

@@ -316,5 +316,31 @@ def synthetic_truth(out_dir: Path, patient_ids) -> dict:
             out["dose_slope"] = -truth["dose_response_model"]["dose_coefficient_per_week"] * weeks
         if "toxicity_model" in truth:
             out["toxicity"] = truth["toxicity_model"]
+            out["organ_doses"] = _true_organ_doses(out_dir, patient_ids)
         return out
     return {}
+
+
+def _true_organ_doses(out_dir: Path, patient_ids):
+    """Per patient and cycle: the synthetic truth's marrow, IA-lobe liver dose and kidney BED (Gy)."""
+    import pandas as pd
+
+    rows = []
+    for patient_id in patient_ids:
+        folder = patient_folder(out_dir, patient_id)
+        truth = json.loads((folder / "truth.json").read_text(encoding="utf-8")) if folder else {}
+        rows += [{"patient_id": patient_id, "cycle": d["cycle"], "true_marrow_dose_gy": d["marrow_dose_gy"],
+                  "true_ia_lobe_liver_dose_gy": d["ia_lobe_liver_dose_gy"], "true_kidney_bed_gy": d["kidney_bed_gy"]}
+                 for d in truth.get("organ_doses", [])]
+    return pd.DataFrame(rows)
+
+
+def measured_to_true(doses, true_doses) -> dict[str, float]:
+    """Median ratio of the measured to the true organ dose (synthetic studies): marrow, liver, kidney BED."""
+    if true_doses is None or true_doses.empty or doses is None or doses.empty:
+        return {}
+    both = doses.merge(true_doses, on=["patient_id", "cycle"])
+    pairs = {"marrow": ("marrow_dose_gy", "true_marrow_dose_gy"),
+             "liver": ("ia_lobe_liver_dose_gy", "true_ia_lobe_liver_dose_gy"),
+             "kidney_bed": ("kidney_bed_gy", "true_kidney_bed_gy")}
+    return {name: float((both[m] / both[t]).median()) for name, (m, t) in pairs.items() if m in both}

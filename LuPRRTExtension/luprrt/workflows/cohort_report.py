@@ -178,7 +178,8 @@ def endpoint_sections(results: dict, truth: dict) -> tuple[list[Section], list[s
         headlines.append(f"Lesions in the IA lobe ended at {2.718281828 ** route.estimate:.2f} times the diameter "
                          f"ratio of IV-lobe lesions ({format_p(route.p_value)}); each doubling of the cumulative "
                          f"dose multiplied the diameter by {2.0 ** slope.estimate:.2f} "
-                         f"(95 % CI {2.0 ** slope.ci_high:.2f}-{2.0 ** slope.ci_low:.2f}).")
+                         f"(95 % CI {2.0 ** min(slope.ci_low, slope.ci_high):.2f}-"
+                         f"{2.0 ** max(slope.ci_low, slope.ci_high):.2f}).")
     toxicity = results.get("toxicity")
     if toxicity is not None:
         rows = [[m.quantity, format_estimate(m.slope, m.ci_low, m.ci_high, m.p_value, 3), m.unit]
@@ -191,11 +192,21 @@ def endpoint_sections(results: dict, truth: dict) -> tuple[list[Section], list[s
                  + (": " + "; ".join(f"{r.patient_id} before cycle {int(r.withheld_cycle)} ({r.reason})"
                                      for r in withheld.itertuples()) if len(withheld) else ".")]
         if truth.get("toxicity"):
+            from .cohort_endpoints import measured_to_true
+
             t = truth["toxicity"]
+            ratio = measured_to_true(toxicity["doses"], truth.get("organ_doses"))
             notes.append(f"Synthetic study: built-in eGFR slope {t['egfr_slope_per_year_per_gy_bed']:g} per Gy BED, "
                          f"platelets {t['platelet_nadir_log_per_gy']:g} and lymphocytes "
                          f"{t['lymphocyte_nadir_log_per_gy']:g} ln per Gy of true marrow dose, ALT "
                          f"{t['alt_log_per_gy_ia_lobe']:g} ln per Gy of true IA-lobe dose.")
+            if ratio:
+                notes.append(f"Measured over true dose (median): marrow {ratio['marrow']:.2f}, IA-lobe liver "
+                             f"{ratio['liver']:.2f}, kidney BED {ratio['kidney_bed']:.2f}; per measured Gy the built-in "
+                             f"slopes are therefore platelets {t['platelet_nadir_log_per_gy'] / ratio['marrow']:.2f}, "
+                             f"lymphocytes {t['lymphocyte_nadir_log_per_gy'] / ratio['marrow']:.2f}, ALT "
+                             f"{t['alt_log_per_gy_ia_lobe'] / ratio['liver']:.3f}, eGFR "
+                             f"{t['egfr_slope_per_year_per_gy_bed'] / ratio['kidney_bed']:.2f}.")
         sections.append(Section("toxicity", "Toxicity (CTCAE v5.0) and dose-toxicity",
                                 "Laboratory adverse events graded by CTCAE v5.0 (baseline-relative where CTCAE "
                                 "says so), and their relation to kidney BED, marrow dose and the IA lobe's liver dose.",
@@ -213,9 +224,9 @@ def endpoint_sections(results: dict, truth: dict) -> tuple[list[Section], list[s
         egfr = toxicity["models"][0]
         worst = counts.set_index("adverse_event")
         high = int(worst[["n_grade_3", "n_grade_4"]].to_numpy().sum())
-        headlines.append(f"Toxicity: {high} grade 3-4 laboratory events; eGFR slope "
-                         f"{format_estimate(egfr.slope, egfr.ci_low, egfr.ci_high, egfr.p_value, 2)} "
-                         f"{egfr.unit} of cumulative kidney BED.")
+        headlines.append(f"Toxicity: {high} grade 3-4 laboratory events; the eGFR slope changed by "
+                         f"{format_estimate(egfr.slope, egfr.ci_low, egfr.ci_high, egfr.p_value, 2, egfr.unit)} "
+                         "of cumulative kidney BED.")
     uptake = results.get("uptake")
     if uptake is not None:
         summary = uptake["summary"]
@@ -389,8 +400,10 @@ def patient_page(out_dir: Path, patient_id: str, folder: Path | None, lesions, c
         if dose_file.is_file():
             dose = read_volume(dose_file).image
             regions = {}
-            for segment in [*segmentation.find(role="kidney"), *segmentation.find(role="lobe"),
-                            *segmentation.find(role="lesion")[:4]]:
+            largest = [lid for lid, _ in centres[:3]]
+            lesion_segments = sorted((s for s in segmentation.find(role="lesion") if s.tags.lesion_id in largest),
+                                     key=lambda s: largest.index(s.tags.lesion_id))
+            for segment in [*lesion_segments, *segmentation.find(role="kidney"), *segmentation.find(role="lobe")]:
                 mask = sitk.GetImageFromArray(segmentation.mask_array(segment.segment_id).astype(np.uint8))
                 mask.CopyInformation(segmentation.reference)
                 on_dose = sitk.GetArrayFromImage(sitk.Resample(mask, dose, sitk.Transform(),

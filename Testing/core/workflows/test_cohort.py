@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from luprrt.cohort.browser import check_page, find_chromium, screenshot
+from luprrt.cohort.browser import check_page, find_chromium, print_pdf, screenshot
 from luprrt.provenance import file_sha256
 from luprrt.workflows.cohort import discover_patients, make_demo_cohort, run_cohort
 
@@ -124,6 +124,17 @@ def test_dose_toxicity_recovers_the_built_in_kidney_relation(cohort, study):
     egfr = slopes.loc["eGFR slope per Gy of cumulative kidney BED"]
     kappa = _truth(study)["toxicity_model"]["egfr_slope_per_year_per_gy_bed"]
     assert egfr["ci_low"] <= kappa <= egfr["ci_high"]
+    # The built-in platelet relation is per Gy of TRUE marrow dose; the SPECT-measured marrow dose is a
+    # fraction of it (partial volume of the thin marrow), so the truth per measured Gy is a / ratio.
+    measured = pd.read_csv(out / "organ_doses.csv")
+    true = pd.DataFrame([{"patient_id": e.patient_id, "cycle": d["cycle"], "true": d["marrow_dose_gy"]}
+                         for e in discover_patients(study)
+                         for d in json.loads((e.folder / "truth.json").read_text())["organ_doses"]])
+    ratio = float((measured.merge(true, on=["patient_id", "cycle"]).eval("marrow_dose_gy / true")).median())
+    assert 0.5 < ratio < 1.0
+    platelets = slopes.loc["Platelet nadir: ln(nadir / pre-cycle) per Gy of marrow dose"]
+    a = _truth(study)["toxicity_model"]["platelet_nadir_log_per_gy"] / ratio
+    assert platelets["ci_low"] <= a <= platelets["ci_high"]
     # Every lab value is graded; the worst grade per cycle never exceeds the patient's worst grade.
     graded = pd.read_csv(out / "labs_graded.csv")
     assert graded["grade"].between(0, 4).all()
@@ -168,6 +179,10 @@ def test_report_opens_in_chromium_without_errors_broken_images_or_overflow(cohor
         assert result["scroll_width"] <= result["window_width"] and result["overflowing"] == [], page
     png = screenshot(run.report, tmp_path / "first_page.png")
     assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 20_000
+    pdf = print_pdf(run.report, tmp_path / "report.pdf")
+    data = pdf.read_bytes()
+    # Table 1 starts a new printed page, so the report prints on several pages.
+    assert data.startswith(b"%PDF") and len(re.findall(rb"/Type\s*/Page[^s]", data)) >= 2
 
 
 def test_rerun_resumes_and_refuses_to_overwrite_the_report(cohort, study):
