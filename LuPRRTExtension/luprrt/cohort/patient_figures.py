@@ -70,7 +70,9 @@ def ct_spect_overlay_figure(ct: sitk.Image, spect_bq_per_ml: sitk.Image, outline
             section = mask[cut].astype(float)
             if section.any():
                 xs = np.linspace(extent[0], extent[1], section.shape[1])
-                ys = np.linspace(extent[2], extent[3], section.shape[0])
+                # row 0 is drawn at the top (extent[3]) with origin "upper", at the bottom (extent[2]) with "lower"
+                ys = (np.linspace(extent[3], extent[2], section.shape[0]) if origin == "upper"
+                      else np.linspace(extent[2], extent[3], section.shape[0]))
                 panel.contour(xs, ys, section, levels=[0.5], colors=[colour], linewidths=0.8)
         panel.set_title(f"{'coronal' if coronal else 'axial'} through {lesion_id}", fontsize=9)
         panel.set_xlabel(labels[0], fontsize=8)
