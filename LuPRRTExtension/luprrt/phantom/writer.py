@@ -38,7 +38,7 @@ from ..io import (
 from ..provenance import ProgressCallback, no_progress, provenance_record
 from ..tables import write_rows_csv
 from .clinical import TOXICITY_MODEL
-from .patient import AFTER_CYCLE_IMAGING_WEEKS
+from .patient import AFTER_CYCLE_IMAGING_WEEKS, WEEKS_BETWEEN_CYCLES
 
 if TYPE_CHECKING:
     from .patient import SyntheticPatient
@@ -157,6 +157,8 @@ def write_patient(patient: SyntheticPatient, folder: str | Path, overwrite: bool
     for administration in patient.administrations:
         cycle = administration.cycle
         advance(f"PET and ADC after cycle {cycle}")
+        if not any(s.weeks_since_first_cycle > WEEKS_BETWEEN_CYCLES * (cycle - 1) for s in patient.sessions):
+            continue  # no later visit whose anatomy the imaging after this cycle would show
         # FDG, 68Ga PET and DW-MRI on three days of the week before the imaging date.
         when = administration.datetime + timedelta(weeks=AFTER_CYCLE_IMAGING_WEEKS)
         injections = {"ga68_pet": when - timedelta(days=3), "fdg_pet": when - timedelta(days=2)}
