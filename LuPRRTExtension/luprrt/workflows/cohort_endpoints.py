@@ -207,7 +207,9 @@ def toxicity_endpoint(out_dir: Path, patient_ids, admin, study, figure_dir: Path
               log_change_vs_dose(nadirs["lymphocytes"], doses, "marrow_dose_gy",
                                  "Lymphocyte nadir: ln(nadir / pre-cycle) per Gy of marrow dose"),
               log_change_vs_dose(cycle_nadirs(labs, admin, "alt_u_per_l", lowest=False), doses,
-                                 "ia_lobe_liver_dose_gy", "ALT peak: ln(peak / pre-cycle) per Gy to the IA lobe")]
+                                 "ia_lobe_liver_dose_gy", "ALT peak: ln(peak / pre-cycle) per Gy to the IA lobe"),
+              log_change_vs_dose(cycle_nadirs(labs, admin, "ast_u_per_l", lowest=False), doses,
+                                 "ia_lobe_liver_dose_gy", "AST peak: ln(peak / pre-cycle) per Gy to the IA lobe")]
     risk = dict(zip(people["patient_id"], people["kidney_risk_factors"], strict=True))
     stops = stopped_cycles(graded, admin, limits_table(out_dir, patient_ids), risk)
     counts = grade_counts(per_patient, LAB_NAMES)

@@ -199,13 +199,15 @@ def endpoint_sections(results: dict, truth: dict) -> tuple[list[Section], list[s
             notes.append(f"Synthetic study: built-in eGFR slope {t['egfr_slope_per_year_per_gy_bed']:g} per Gy BED, "
                          f"platelets {t['platelet_nadir_log_per_gy']:g} and lymphocytes "
                          f"{t['lymphocyte_nadir_log_per_gy']:g} ln per Gy of true marrow dose, ALT "
-                         f"{t['alt_log_per_gy_ia_lobe']:g} ln per Gy of true IA-lobe dose.")
+                         f"{t['alt_log_per_gy_ia_lobe']:g} and AST {t['ast_log_per_gy_ia_lobe']:g} ln per Gy of "
+                         "true IA-lobe dose.")
             if ratio:
                 notes.append(f"Measured over true dose (median): marrow {ratio['marrow']:.2f}, IA-lobe liver "
                              f"{ratio['liver']:.2f}, kidney BED {ratio['kidney_bed']:.2f}; per measured Gy the built-in "
                              f"slopes are therefore platelets {t['platelet_nadir_log_per_gy'] / ratio['marrow']:.2f}, "
                              f"lymphocytes {t['lymphocyte_nadir_log_per_gy'] / ratio['marrow']:.2f}, ALT "
-                             f"{t['alt_log_per_gy_ia_lobe'] / ratio['liver']:.3f}, eGFR "
+                             f"{t['alt_log_per_gy_ia_lobe'] / ratio['liver']:.3f}, AST "
+                             f"{t['ast_log_per_gy_ia_lobe'] / ratio['liver']:.3f}, eGFR "
                              f"{t['egfr_slope_per_year_per_gy_bed'] / ratio['kidney_bed']:.2f}.")
         sections.append(Section("toxicity", "Toxicity (CTCAE v5.0) and dose-toxicity",
                                 "Laboratory adverse events graded by CTCAE v5.0 (baseline-relative where CTCAE "
