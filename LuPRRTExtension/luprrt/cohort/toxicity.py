@@ -57,14 +57,15 @@ def cycle_of_date(dates: pd.Series, patient_ids: pd.Series, administrations: pd.
     ``administrations`` has ``patient_id``, ``cycle`` and ``date`` (of the administration).
     """
     require_columns(administrations, ("patient_id", "cycle", "date"), "administration table")
-    out = np.zeros(len(dates), dtype=int)
-    by_patient = {p: g.sort_values("date") for p, g in administrations.groupby("patient_id")}
-    for i, (patient, day) in enumerate(zip(patient_ids, pd.to_datetime(dates), strict=True)):
-        given = by_patient.get(patient)
-        if given is not None:
-            started = given[pd.to_datetime(given["date"]) <= day]
-            out[i] = int(started["cycle"].max()) if len(started) else 0
-    return out
+    left = pd.DataFrame({"patient_id": np.asarray(patient_ids, dtype=object),
+                         "date": pd.to_datetime(np.asarray(dates)).astype("datetime64[ns]"),
+                         "order": np.arange(len(dates))}).sort_values("date", kind="stable")
+    right = pd.DataFrame({"patient_id": administrations["patient_id"].to_numpy(dtype=object),
+                          "date": pd.to_datetime(administrations["date"]).astype("datetime64[ns]"),
+                          "cycle": administrations["cycle"].to_numpy(dtype=float)}).sort_values("date")
+    # the last administration on or before each date, per patient (one sorted pass)
+    merged = pd.merge_asof(left, right, on="date", by="patient_id", direction="backward")
+    return merged.sort_values("order")["cycle"].fillna(0).to_numpy(dtype=int)
 
 
 def worst_grades(graded: pd.DataFrame, administrations: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:

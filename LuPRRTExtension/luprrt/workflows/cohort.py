@@ -182,7 +182,7 @@ def run_cohort(study: str | Path, out_dir: str | Path, *, jobs: int = 2, resume:
         from .cohort_analysis import analyse_cohort
 
         run.report = analyse_cohort(out_dir, [e.patient_id for e in entries], overwrite=overwrite,
-                                    study=Path(study), options=options,
+                                    study=Path(study), options=options, jobs=jobs,
                                     progress=lambda f, m: progress(share + (1 - share) * f, m))
     progress(1.0, "cohort done")
     return run

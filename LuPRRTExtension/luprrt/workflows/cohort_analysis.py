@@ -122,12 +122,13 @@ def uptake_table(out_dir: Path, patient_ids: Sequence[str]):
 
 def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: int = 1000, seed: int = 0,
                    overwrite: bool = False, study: str | Path | None = None, options: dict | None = None,
-                   progress: ProgressCallback | None = None) -> Path:
+                   jobs: int = 1, progress: ProgressCallback | None = None) -> Path:
     """Write the cohort tables, analyses, figures, patient pages and ``report.html``; returns the report.
 
     ``study`` is the study folder (its ``labs.csv`` and ``characteristics.csv`` give the clinical
     data; otherwise each patient manifest's ``clinical`` entry does); ``options`` are the
-    per-patient options of the run (recorded in the provenance).
+    per-patient options of the run (recorded in the provenance); ``jobs`` processes draw the
+    patient pages.
     """
     import numpy as np
     import pandas as pd
@@ -256,13 +257,22 @@ def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: i
     if "primary" not in results:
         raise ValueError(f"the primary endpoint could not be computed: {notes}")
     folders = {p: ce.patient_folder(out_dir, p) for p in patient_ids}
+    arguments = [(out_dir, p, folders[p], lesions[lesions["patient_id"] == p], None,
+                  _time_points(out_dir / "patients" / p / "measurements.csv"), overwrite) for p in patient_ids]
     pages = []
-    for k, patient_id in enumerate(patient_ids):
-        folder = out_dir / "patients" / patient_id
-        time_points = _time_points(folder / "measurements.csv")
-        pages.append(cr.patient_page(out_dir, patient_id, folders[patient_id], lesions, course, time_points,
-                                     overwrite))
-        progress(0.7 + 0.25 * (k + 1) / len(patient_ids), f"page of {patient_id}")
+    if jobs > 1 and len(arguments) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, as the patient batch: workers start clean (no inherited BLAS or matplotlib state).
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for k, page in enumerate(pool.map(cr.patient_page, *zip(*arguments, strict=True))):
+                pages.append(page)
+                progress(0.7 + 0.25 * (k + 1) / len(arguments), f"page of {page['patient_id']}")
+    else:
+        for k, argument in enumerate(arguments):
+            pages.append(cr.patient_page(*argument))
+            progress(0.7 + 0.25 * (k + 1) / len(arguments), f"page of {argument[1]}")
     truth = ce.synthetic_truth(out_dir, patient_ids)
     toxicity = results.get("toxicity") or {}
     parameters = {"patients": list(patient_ids), "n_boot": n_boot, "seed": seed,
