@@ -1,24 +1,26 @@
 """Cohort tables, trial analyses, predictive models, figures and the HTML report.
 
 Reads the per-patient outputs of :func:`luprrt.workflows.cohort.process_patient` and writes
-into the cohort output folder: ``lesion_table.csv`` (one row per lesion and cycle, with the
-imaging after each cycle and its relative change), ``patient_table.csv``, the analysis tables
-(primary endpoint by the trial's definition and over all lesions, T/N by cycle, toxicity and
-dose-toxicity, response by route and dose-response, T/N variance components, predictors),
-PNG figures, one page per patient under ``patients/`` and ``report.html``
-(:mod:`luprrt.workflows.cohort_endpoints`, :mod:`luprrt.workflows.cohort_report`).
+into the cohort output folder: ``lesion_table.csv`` (one row per lesion and cycle),
+``patient_table.csv``, the analysis tables, PNG figures, ``report.html`` and, last,
+``analysis.json`` (what the analysis was made from). All of them are written into a staging
+folder and moved in place together (:class:`luprrt.outputs.StagedOutputs`): an interrupted
+analysis leaves the previous one or none, and is simply made again.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
 
+from ..errors import output_exists
+from ..outputs import StagedOutputs
 from ..provenance import ProgressCallback, no_progress, provenance_record
 from ..response.outcome import LesionOutcome, lesion_outcomes
-from ..response.recist import assess_patient, best_overall_response
+from ..response.recist import assess_patient, best_overall_responses
 from ..tables import as_rows
 
 log = logging.getLogger(__name__)
@@ -29,6 +31,12 @@ PRIMARY_HOURS_POST_INJECTION = 24.0
 LESION_DOSE_METHOD = "sphere_s_value"
 PREDICTORS = ("fdg_suvmax", "ga68_suvmax", "adc_mean_mm2_per_s", "cumulative_tumour_dose_gy")
 RESPONDER_CATEGORY = "response"
+ANALYSIS_MARKER = "analysis.json"
+# Every file the analysis may write (relative to the cohort output folder), checked before it starts.
+ANALYSIS_FILES = ("lesion_table.csv", "patient_table.csv", "primary_ia_iv.csv", "ia_iv_by_cycle.csv",
+                  "uptake_by_cycle.csv", "lesion_dose_by_lobe.csv", "lesion_auc.csv", "lesion_gee_effects.csv",
+                  "figures/paired_ia_iv.png", "figures/roc.png", "figures/forest.png", "figures/spider.png",
+                  "figures/waterfall.png", "report.html", ANALYSIS_MARKER)
 
 
 def _read(path: Path):
@@ -54,7 +62,8 @@ def lesion_table(out_dir: Path, patient_ids: Sequence[str]):
         dose = _read(folder / "dose" / "dose.csv")
         measurements = _read(folder / "measurements.csv")
         if tn is None or dose is None or measurements is None:
-            raise FileNotFoundError(f"patient {patient_id}: results missing in {folder}; re-run without --resume")
+            raise FileNotFoundError(f"patient {patient_id}: results missing in {folder}; run the cohort again "
+                                    "to redo the patient")
         lesions = tn[(tn["role"] == "lesion") & (tn["hours_post_injection"] == PRIMARY_HOURS_POST_INJECTION)]
         lesions = lesions[["cycle", "lesion_id", "side", "route", "volume_ml", "tn_mean", "tn_max"]].assign(
             patient_id=patient_id)
@@ -95,11 +104,10 @@ def _response(measurements, patient_id: str):
     rows = _measurement_records(measurements)
     course = pd.DataFrame(as_rows(lesion_outcomes(rows)), columns=[f.name for f in fields(LesionOutcome)])
     time_points = assess_patient(rows)
-    best = best_overall_response(time_points)
-    changes = [tp.change_from_baseline_pct for tp in time_points if tp.change_from_baseline_pct is not None]
+    (best,) = best_overall_responses({patient_id: time_points})
     patient = {"patient_id": patient_id, "best_overall_response": best.response.value,
                "patient_responder": int(best.response.value in ("CR", "PR")),
-               "best_sum_diameters_change_pct": min(changes) if changes else None,
+               "best_sum_diameters_change_pct": best.best_change_from_baseline_pct,
                "last_overall_response": time_points[-1].overall_response.value if time_points else None}
     return course, patient
 
@@ -121,15 +129,32 @@ def uptake_table(out_dir: Path, patient_ids: Sequence[str]):
 
 
 def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: int = 1000, seed: int = 0,
-                   overwrite: bool = False, study: str | Path | None = None, options: dict | None = None,
-                   jobs: int = 1, progress: ProgressCallback | None = None) -> Path:
+                   overwrite: bool = False, progress: ProgressCallback | None = None,
+                   marker: dict | None = None, study: str | Path | None = None, options: dict | None = None,
+                   jobs: int = 1) -> Path:
     """Write the cohort tables, analyses, figures, patient pages and ``report.html``; returns the report.
 
-    ``study`` is the study folder (its ``labs.csv`` and ``characteristics.csv`` give the clinical
-    data; otherwise each patient manifest's ``clinical`` entry does); ``options`` are the
-    per-patient options of the run (recorded in the provenance); ``jobs`` processes draw the
-    patient pages.
+    ``marker`` is stored in ``analysis.json`` (with the parameters), written last. ``study`` is the
+    study folder (its ``labs.csv`` and ``characteristics.csv`` give the clinical data; otherwise each
+    patient manifest's ``clinical`` entry does); ``options`` are the per-patient options of the run
+    (recorded in the provenance); ``jobs`` processes draw the patient pages. Everything is written
+    into a staging folder and moved in place together.
     """
+    progress = progress or no_progress
+    out_dir = Path(out_dir)
+    with StagedOutputs(out_dir, ANALYSIS_FILES, overwrite=overwrite) as outputs:
+        _analyse(out_dir, outputs, patient_ids, n_boot, seed, progress, marker, study, options, jobs)
+        staging = outputs.path(ANALYSIS_MARKER).parent
+        for path in sorted(p for p in staging.rglob("*") if p.is_file()):
+            outputs.path(path.relative_to(staging).as_posix())  # figures and pages made along the way
+        outputs.commit()
+    progress(1.0, "report written")
+    return out_dir / "report.html"
+
+
+def _analyse(out_dir: Path, outputs: StagedOutputs, patient_ids: Sequence[str], n_boot: int, seed: int,
+             progress: ProgressCallback, marker: dict | None, study, options: dict | None, jobs: int) -> None:
+    """The analysis itself: reads the patients from ``out_dir``, writes into the staging folder."""
     import numpy as np
     import pandas as pd
 
@@ -148,22 +173,21 @@ def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: i
     from . import cohort_endpoints as ce
     from . import cohort_report as cr
 
-    progress = progress or no_progress
-    out_dir = Path(out_dir)
     options = dict(options or {})
-    figure_dir = out_dir / "figures"
-    figure_dir.mkdir(parents=True, exist_ok=True)
+    staging = outputs.path(ANALYSIS_MARKER).parent
+    figure_dir = outputs.path("figures/paired_ia_iv.png").parent
+    overwrite = False  # everything is new in the staging folder
     lesions, patients, course = lesion_table(out_dir, patient_ids)
     lesions = ce.after_cycle_imaging(out_dir, patient_ids, lesions)
-    _write_table(lesions, out_dir / "lesion_table.csv", overwrite)
-    _write_table(patients, out_dir / "patient_table.csv", overwrite)
+    _write_table(lesions, outputs.path("lesion_table.csv"), overwrite)
+    _write_table(patients, outputs.path("patient_table.csv"), overwrite)
     admin = ce.administrations(out_dir, patient_ids)
     progress(0.1, "lesion table written")
     results: dict = {}
     notes: list[str] = []
 
     def write(frame, path: Path) -> Path:
-        return _write_table(frame, path, overwrite)
+        return _write_table(frame, outputs.path(Path(path).name), overwrite)
 
     def attempt(name: str, step: Callable[[], object]) -> None:
         """Run one analysis; a cohort that cannot support it (e.g. one outcome class) gets a note."""
@@ -176,21 +200,21 @@ def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: i
     def primary():
         result = paired_ia_iv(lesions, cycle=1, value="tn_mean")
         figures.paired_ia_iv_figure(result, figure_dir / "paired_ia_iv.png", overwrite=overwrite)
-        _write_table(result.to_frame(), out_dir / "primary_ia_iv.csv", overwrite)
+        _write_table(result.to_frame(), outputs.path("primary_ia_iv.csv"), overwrite)
         return result
 
     def trial():
         result = trial_primary_endpoint(lesions)
-        _write_table(result.to_frame(), out_dir / "primary_ia_iv_trial_definition.csv", overwrite)
+        _write_table(result.to_frame(), outputs.path("primary_ia_iv_trial_definition.csv"), overwrite)
         figures.paired_ia_iv_figure(result, figure_dir / "paired_ia_iv_trial_definition.png", overwrite=overwrite)
         return result
 
     def per_cycle():
         table = pd.concat([paired_ia_iv(lesions, cycle=c, value="tn_mean").to_frame()
                            for c in sorted(lesions["cycle"].unique())], ignore_index=True)
-        _write_table(table, out_dir / "ia_iv_by_cycle.csv", overwrite)
+        _write_table(table, outputs.path("ia_iv_by_cycle.csv"), overwrite)
         mixed = mixed_model_over_cycles(lesions, value="tn_mean")
-        _write_table(mixed.to_frame(), out_dir / "ia_iv_mixed_model.csv", overwrite)
+        _write_table(mixed.to_frame(), outputs.path("ia_iv_mixed_model.csv"), overwrite)
         return {"table": table, "figure": ef.ratio_by_cycle_figure(table, figure_dir / "ia_iv_by_cycle.png",
                                                                    overwrite=overwrite),
                 "mixed_note": f"One mixed model over all cycles ({mixed.random_effects}): the IA/IV ratio is "
@@ -204,13 +228,13 @@ def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: i
                   "extrahepatic_uptake_pct": "extrahepatic"}
         columns = [c for c in labels if c in table]
         summary = uptake_summary_by_cycle(table, columns)
-        _write_table(summary, out_dir / "uptake_by_cycle.csv", overwrite)
+        _write_table(summary, outputs.path("uptake_by_cycle.csv"), overwrite)
         return {"summary": summary, "figure": ef.uptake_figure(table, {c: labels[c] for c in columns},
                                                                figure_dir / "uptake.png", overwrite=overwrite)}
 
     def dose():
         summary = lobe_dose_summary(lesions, dose="tumour_dose_gy")
-        _write_table(summary, out_dir / "lesion_dose_by_lobe.csv", overwrite)
+        _write_table(summary, outputs.path("lesion_dose_by_lobe.csv"), overwrite)
         return {"lesions": lesions, "figure": ef.lesion_dose_figure(lesions, figure_dir / "lesion_dose.png",
                                                                     overwrite=overwrite)}
 
@@ -220,12 +244,12 @@ def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: i
         predictors = [p for p in PREDICTORS if p in data]
         aucs = [auc_with_patient_bootstrap_ci(data, p, "responder", n_boot=n_boot, seed=seed) for p in predictors]
         auc_table = pd.concat([a.to_frame() for a in aucs], ignore_index=True)
-        _write_table(auc_table, out_dir / "lesion_auc.csv", overwrite)
+        _write_table(auc_table, outputs.path("lesion_auc.csv"), overwrite)
         curves = {p: roc_curve_points(data["responder"], -data[p] if a.lower_predicts_response else data[p])
                   for p, a in zip(predictors, aucs, strict=True)}
         roc = ef.roc_checked(curves, figure_dir / "roc.png", overwrite=overwrite)
         effects = gee_logistic(data, "responder", predictors)
-        _write_table(effects.to_frame(), out_dir / "lesion_gee_effects.csv", overwrite)
+        _write_table(effects.to_frame(), outputs.path("lesion_gee_effects.csv"), overwrite)
         figures.forest_plot(effects, figure_dir / "forest.png", title="GEE, odds ratio per SD", overwrite=overwrite)
         return {"auc": auc_table, "roc": roc, "effects": effects}
 
@@ -258,7 +282,8 @@ def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: i
         raise ValueError(f"the primary endpoint could not be computed: {notes}")
     folders = {p: ce.patient_folder(out_dir, p) for p in patient_ids}
     arguments = [(out_dir, p, folders[p], lesions[lesions["patient_id"] == p], None,
-                  _time_points(out_dir / "patients" / p / "measurements.csv"), overwrite) for p in patient_ids]
+                  _time_points(out_dir / "patients" / p / "measurements.csv"), overwrite, staging)
+                 for p in patient_ids]
     pages = []
     if jobs > 1 and len(arguments) > 1:
         import multiprocessing
@@ -278,13 +303,14 @@ def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: i
     parameters = {"patients": list(patient_ids), "n_boot": n_boot, "seed": seed,
                   "primary_hours_post_injection": PRIMARY_HOURS_POST_INJECTION,
                   "lesion_dose_method": LESION_DOSE_METHOD, **options}
-    report = cr.write_report(
-        out_dir, results, patients_table=patients, people=toxicity.get("people"), admin=admin, truth=truth,
+    cr.write_report(
+        staging, results, patients_table=patients, people=toxicity.get("people"), admin=admin, truth=truth,
         inputs=cr.collect_inputs(out_dir, patient_ids, {k: v for k, v in folders.items() if v}, study),
         calibration=cr.calibration_lines(out_dir, patient_ids, options), parameters=parameters,
         record=provenance_record(), patient_pages=pages, notes=notes, overwrite=overwrite)
-    progress(1.0, "report written")
-    return report
+    record = provenance_record({}, parameters)
+    outputs.path(ANALYSIS_MARKER).write_text(json.dumps({**record, **(marker or {})}, indent=2, default=str),
+                                             encoding="utf-8")
 
 
 def _p(p: float) -> str:
@@ -315,6 +341,6 @@ def _measurement_records(measurements) -> list[dict]:
 
 def _write_table(frame, path: Path, overwrite: bool) -> Path:
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        raise output_exists(path)
     frame.to_csv(path, index=False)
     return path

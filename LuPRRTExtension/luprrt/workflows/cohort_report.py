@@ -351,8 +351,12 @@ def write_report(out_dir: Path, results: dict, *, patients_table, people, admin,
 
 
 def patient_page(out_dir: Path, patient_id: str, folder: Path | None, lesions, course, time_points,
-                 overwrite: bool) -> dict:
-    """Write ``patients/<id>.html``: CT + SPECT with outlines, TACs with fits, DVHs, lesion table, RECIST."""
+                 overwrite: bool, write_root: Path | None = None) -> dict:
+    """Write ``patients/<id>.html``: CT + SPECT with outlines, TACs with fits, DVHs, lesion table, RECIST.
+
+    The patient's results are read from ``out_dir``; the page and its figures are written under
+    ``write_root`` (default ``out_dir``; the cohort analysis gives its staging folder).
+    """
     import numpy as np
     import SimpleITK as sitk
 
@@ -361,7 +365,8 @@ def patient_page(out_dir: Path, patient_id: str, folder: Path | None, lesions, c
     from .response import read_manifest
 
     results = Path(out_dir) / "patients" / patient_id
-    figure_dir = results / "figures"
+    write_root = Path(write_root or out_dir)
+    figure_dir = write_root / "patients" / patient_id / "figures"
     figure_dir.mkdir(parents=True, exist_ok=True)
     figures = []
     own = lesions[lesions["patient_id"] == patient_id]
@@ -443,7 +448,7 @@ def patient_page(out_dir: Path, patient_id: str, folder: Path | None, lesions, c
     from ..provenance import provenance_record
 
     record = provenance_record() | {"inputs": inputs, "calibration": [], "parameters": [("patient_id", patient_id)]}
-    page = write_page(Path(out_dir) / "patients" / f"{patient_id}.html", "patient.html.j2", overwrite=overwrite,
+    page = write_page(write_root / "patients" / f"{patient_id}.html", "patient.html.j2", overwrite=overwrite,
                       patient_id=patient_id, subtitle=f"{len(first)} lesions", report_href="../report.html",
                       figures=figures, lesions=lesion_table, recist=recist, provenance=record)
     best = time_points["overall_response"].iloc[-1] if time_points is not None and len(time_points) else "n/a"

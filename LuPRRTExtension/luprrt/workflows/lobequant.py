@@ -37,8 +37,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..errors import fix, option, or_fix
 from ..grid import LPS_TO_RAS, check_grid_compatibility
-from ..io import read_image, read_segmentation_file
+from ..io import VOLUME_SUFFIXES, check_activity_image, read_image, read_segmentation_file
 from ..liver import (
     OCCUPANCY_MODES,
     CycleSpect,
@@ -50,8 +51,9 @@ from ..liver import (
     tumour_to_nontumour,
     uptake_rows,
 )
+from ..outputs import StagedOutputs
 from ..provenance import ProgressCallback, inputs_sha256, no_progress, provenance_record
-from ..segments import SIDES, Segmentation, SegmentTags
+from ..segments import SIDES, Segmentation, SegmentTags, check_coverage
 from ..tables import write_rows_csv
 
 log = logging.getLogger(__name__)
@@ -190,13 +192,21 @@ def prepare_segmentation(segmentation: Segmentation, ia_side: str | None,
     """
     if ia_side is None:
         raise ValueError("the IA side is missing: give the side of the hepatic artery that received "
-                         "177Lu-dotatate (right or left)")
+                         f"177Lu-dotatate (right or left){or_fix('ia_side', repr('right'))}")
+    if not segmentation.find(role="lesion"):
+        raise ValueError("the segmentation has no lesion segment (role=lesion): T/N compares lesions with "
+                         "non-tumour liver; tag the lesions (LuPRRT role 'lesion') in the segmentation")
     if split is not None:
         segmentation = split_lobes(segmentation, split)
     elif not segmentation.find(role="lobe"):
-        raise ValueError("the segmentation has no lobe segments (role=lobe); give a lobe split: a plane, "
+        raise ValueError("the segmentation has no lobe segments (role=lobe); give a lobe split"
+                         f"{' with ' + option('lobe_method') if option('lobe_method') else ''}: a plane, "
                          "Cantlie's landmarks, Couinaud segments or vessel points")
-    return assign_lesions_to_lobes(assign_routes(segmentation, ia_side))
+    prepared = assign_lesions_to_lobes(assign_routes(segmentation, ia_side))
+    for side in SIDES:
+        if not prepared.find(role="lesion", side=side):
+            log.warning("the %s lobe holds no lesion: its T/N and the IA/IV ratio are not defined (NaN)", side)
+    return prepared
 
 
 def run_lobequant(inputs: LobeQuantInputs | str | Path, *, ia_side: str | None = None,
@@ -242,7 +252,13 @@ def run_lobequant(inputs: LobeQuantInputs | str | Path, *, ia_side: str | None =
     if margin_mm is not None and not (math.isfinite(margin_mm) and margin_mm >= 0):
         raise ValueError(f"non-tumour margin must be a finite number >= 0 mm, got {margin_mm}")
     ia_side = _ia_side(ia_side, inputs)
-    outputs = _output_paths(out_dir, uptake, overwrite)
+    outputs = None
+    if out_dir is not None:
+        input_files = inputs.files()
+        if lobe_method is not None and isinstance(lobe_method.couinaud_labels, Path):
+            input_files.append(lobe_method.couinaud_labels)
+        names = [TN_FILE, RATIO_FILE, *([UPTAKE_FILE] if uptake else []), PROVENANCE_FILE]
+        outputs = StagedOutputs(out_dir, names, overwrite=overwrite, inputs=input_files)
 
     cycles: list[CycleSpect] = []
     segmentations: dict[str, Segmentation] = {}
@@ -270,8 +286,9 @@ def run_lobequant(inputs: LobeQuantInputs | str | Path, *, ia_side: str | None =
     if uptake:
         missing = [c.cycle for c in cycles if c.administered_activity_mbq is None]
         if missing:
-            raise ValueError(f"administered activity unknown for cycles {sorted(set(missing))} (not in the "
-                             "SPECT header): give it, or skip the uptake tables")
+            raise ValueError(f"administered activity unknown for cycles {sorted(set(missing))} (no "
+                             "RadionuclideTotalDose in the SPECT header): "
+                             f"{fix('injected_activity_mbq', '7400.0') or 'give it'}{or_fix('uptake', 'False')}")
         uptake_table = uptake_rows(cycles, progress=stage(0.85, 0.1))
 
     parameters = {"ia_side": ia_side, "lobe_split": lobe_method.describe() if lobe_method else "segmentation",
@@ -279,7 +296,7 @@ def run_lobequant(inputs: LobeQuantInputs | str | Path, *, ia_side: str | None =
                   "supersampling": supersampling, "uptake": uptake, "patient_id": inputs.patient_id,
                   "spects": spect_record}
     run = LobeQuantRun(tn, uptake_table, ia_side, segmentations, parameters)
-    if outputs:
+    if outputs is not None:
         run.files = _write_outputs(run, inputs, lobe_method, outputs)
     progress(1.0, "done")
     ratios = ", ".join(f"cycle {r['cycle']} {r['hours_post_injection']:g} h: {r['tn_mean_ia_over_iv']:.3g}"
@@ -387,7 +404,7 @@ def _ia_side(ia_side: str | None, inputs: LobeQuantInputs) -> str:
     recorded = inputs.ia_side
     if ia_side is None and recorded is None:
         raise ValueError("the IA side is missing: give the side of the hepatic artery that received "
-                         "177Lu-dotatate (right or left)")
+                         f"177Lu-dotatate (right or left){or_fix('ia_side', repr('right'))}")
     if ia_side is not None and ia_side not in SIDES:
         raise ValueError(f"IA side must be one of {SIDES}, got {ia_side!r}")
     if ia_side is not None and recorded is not None and ia_side != recorded:
@@ -396,31 +413,19 @@ def _ia_side(ia_side: str | None, inputs: LobeQuantInputs) -> str:
     return ia_side or recorded
 
 
-def _output_paths(out_dir, uptake: bool, overwrite: bool) -> dict[str, Path]:
-    if out_dir is None:
-        return {}
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"output folder {out_dir} is a file")
-    names = [TN_FILE, RATIO_FILE] + ([UPTAKE_FILE] if uptake else []) + [PROVENANCE_FILE]
-    paths = {name: out_dir / name for name in names}
-    existing = [str(p) for p in paths.values() if p.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"output files exist: {', '.join(existing)}; pass overwrite (--overwrite) "
-                              "to replace them")
-    return paths
-
-
 def _session_segmentation(session: SessionInput, ia_side: str, split: LobeSplit | None) -> Segmentation:
     if not session.segmentation.is_file():
         raise FileNotFoundError(f"segmentation file not found: {session.segmentation}")
     segmentation = read_segmentation_file(session.segmentation, session.ct, roles=session.segment_roles)
-    try:
-        if session.ct is not None:
-            if not session.ct.exists():
-                raise FileNotFoundError(f"CT not found: {session.ct}")
-            ct = read_image(session.ct, units="HU").image
+    if session.ct is not None:
+        if not session.ct.exists():
+            raise FileNotFoundError(f"CT not found: {session.ct}")
+        ct = read_image(session.ct, units="HU").image  # its own errors name the CT
+        try:
             check_grid_compatibility(segmentation.reference, ct, what="segmentation")
+        except ValueError as error:
+            raise ValueError(f"{session.segmentation} does not fit the CT {session.ct}: {error}") from None
+    try:
         return prepare_segmentation(segmentation, ia_side, split)
     except ValueError as error:
         raise ValueError(f"{session.segmentation}: {error}") from error
@@ -430,10 +435,15 @@ def _cycle_spect(spect: SpectInput, segmentation: Segmentation,
                  segmentation_path: Path) -> tuple[CycleSpect, dict]:
     if not spect.path.exists():
         raise FileNotFoundError(f"SPECT of cycle {spect.cycle} not found: {spect.path}")
-    image = read_image(spect.path, units=spect.units)
+    options = {} if spect.administered_activity_mbq is None else {
+        "injected_activity_mbq": spect.administered_activity_mbq}
+    if spect.path.name.lower().endswith(VOLUME_SUFFIXES):
+        options = {}
+    image = read_image(spect.path, units=spect.units, **options)
     if image.units != "Bq/mL":
         raise ValueError(f"{spect.path}: SPECT voxel values are in {image.units}, not Bq/mL; T/N and uptake "
                          "need a quantitative SPECT (activity concentration)")
+    warnings = [*image.warnings, *check_activity_image(image.image, str(spect.path))]
     hours = spect.hours_post_injection
     if hours is None:
         hours = image.hours_post_injection  # raises naming the file when the header lacks the times
@@ -449,8 +459,11 @@ def _cycle_spect(spect: SpectInput, segmentation: Segmentation,
                                  what=f"segmentation {segmentation_path}")
     except ValueError as error:
         raise ValueError(f"{spect.path}: geometry mismatch: {error}") from error
+    warnings += check_coverage(segmentation, image.image, ("liver", "lobe", "lesion"),
+                               segmentation_name=f"segmentation {segmentation_path}",
+                               image_name=f"SPECT {spect.path}")
     record = {"cycle": spect.cycle, "hours_post_injection": float(hours), "file": str(spect.path),
-              "administered_activity_mbq": activity, "warnings": list(image.warnings)}
+              "administered_activity_mbq": activity, "warnings": warnings}
     return CycleSpect(spect.cycle, float(hours), image.image, segmentation, activity), record
 
 
@@ -467,16 +480,20 @@ def _check_cycles(cycles: list[CycleSpect]) -> None:
 
 
 def _write_outputs(run: LobeQuantRun, inputs: LobeQuantInputs, split: LobeSplit | None,
-                   paths: dict[str, Path]) -> list[Path]:
-    written = [write_rows_csv(run.tn_rows, paths[TN_FILE], overwrite=True)]
-    if run.ratio_rows:
-        written.append(write_rows_csv(run.ratio_rows, paths[RATIO_FILE], overwrite=True))
-    if UPTAKE_FILE in paths:
-        written.append(write_rows_csv(run.uptake_rows, paths[UPTAKE_FILE], overwrite=True))
-    files = inputs.files()
-    if split is not None and isinstance(split.couinaud_labels, Path):
-        files.append(split.couinaud_labels)
-    record = provenance_record(inputs_sha256(files), run.parameters)
-    record["outputs"] = [p.name for p in written]
-    paths[PROVENANCE_FILE].write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
-    return [*written, paths[PROVENANCE_FILE]]
+                   outputs: StagedOutputs) -> list[Path]:
+    with outputs:
+        written = [TN_FILE]
+        write_rows_csv(run.tn_rows, outputs.path(TN_FILE))
+        if run.ratio_rows:
+            write_rows_csv(run.ratio_rows, outputs.path(RATIO_FILE))
+            written.append(RATIO_FILE)
+        if run.uptake_rows:
+            write_rows_csv(run.uptake_rows, outputs.path(UPTAKE_FILE))
+            written.append(UPTAKE_FILE)
+        files = inputs.files()
+        if split is not None and isinstance(split.couinaud_labels, Path):
+            files.append(split.couinaud_labels)
+        record = provenance_record(inputs_sha256(files), run.parameters)
+        record["outputs"] = written
+        outputs.path(PROVENANCE_FILE).write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+        return outputs.commit()
