@@ -77,8 +77,9 @@ def lesion_table(out_dir: Path, patient_ids: Sequence[str]):
             table = table.merge(features[keep], on="lesion_id", how="left")
         course, patient = _response(measurements, patient_id)
         last = course.groupby("lesion_id", as_index=False).tail(1)  # course is ordered by lesion and date
-        outcome = last[["lesion_id", "baseline_longest_diameter_mm", "change_pct", "category"]].rename(
-            columns={"change_pct": "diameter_change_pct", "category": "lesion_response"})
+        outcome = last[["lesion_id", "baseline_diameter_mm", "change_pct", "category"]].rename(
+            columns={"change_pct": "diameter_change_pct", "category": "lesion_response",
+                     "baseline_diameter_mm": "baseline_longest_diameter_mm"})
         table = table.merge(outcome, on="lesion_id", how="left")
         frames.append(table)
         patients.append(patient)
@@ -92,8 +93,11 @@ def lesion_table(out_dir: Path, patient_ids: Sequence[str]):
     table["responder"] = (table["lesion_response"] == RESPONDER_CATEGORY).astype(int)
     columns = ["patient_id", "lesion_id", "side", "route", "cycle"]
     course = pd.concat(courses, ignore_index=True)
+    # Liver lesions are measured by their longest diameter (RECIST: short axis for nodes only).
     course = course.assign(time_since_baseline_h=course["days_from_baseline"] * 24.0,
-                           diameter_change_pct=course["change_pct"])
+                           diameter_change_pct=course["change_pct"],
+                           baseline_longest_diameter_mm=course["baseline_diameter_mm"],
+                           followup_longest_diameter_mm=course["followup_diameter_mm"])
     return table[columns + [c for c in table.columns if c not in columns]], pd.DataFrame(patients), course
 
 
