@@ -23,10 +23,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m Testing.benchmarks
 
-# Debian packages of the independent DICOM checks: dciodvfy (dicom3tools) and the Orthanc PACS.
-# Best effort and quiet: installed only as root where apt-get exists; the tests that need them
-# skip with a named reason where they are missing.
-SYSTEM_PACKAGES = dicom3tools orthanc
+# Debian packages some checks need: dciodvfy (dicom3tools) and the Orthanc PACS (independent DICOM
+# checks), chromium (headless browser check of the cohort report). Best effort and quiet: installed
+# only as root where apt-get exists; the tests that need them skip with a named reason where they
+# are missing.
+SYSTEM_PACKAGES = dicom3tools orthanc chromium
 
 system-deps:
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \

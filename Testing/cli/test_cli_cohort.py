@@ -23,6 +23,9 @@ def test_cohort_names_a_patient_without_ia_side(tmp_path, capsys):
 def test_demo_defaults_and_every_subcommand_has_help(capsys):
     args = build_parser().parse_args(["demo", "--out", "x"])
     assert (args.patients, args.jobs, args.ia_tn_factor, args.overwrite) == (10, 2, 1.3, False)
+    # The demo corrects partial volume with the synthetic SPECT's known 12 mm resolution; a study needs it given.
+    assert (args.pvc_fwhm_mm, args.pdf) == (12.0, False)
+    assert build_parser().parse_args(["cohort", "s", "--out", "x", "--pdf"]).pvc_fwhm_mm is None
     for command in ("lobequant", "dose", "recist", "cohort", "demo"):
         with pytest.raises(SystemExit) as exit_info:
             main([command, "--help"])

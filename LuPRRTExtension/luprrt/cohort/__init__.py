@@ -9,7 +9,11 @@ the column names); no imaging:
   GEE and mixed logistic models, patient-grouped cross-validation) and the patient-level
   RECIST response model;
 * :mod:`luprrt.cohort.figures` - PNG figures (paired plot, forest, ROC, spider, waterfall);
-* :mod:`luprrt.cohort.report` - a self-contained HTML report.
+* :mod:`luprrt.cohort.report` - a self-contained HTML report of tables and figures;
+* :mod:`luprrt.cohort.toxicity`, :mod:`luprrt.cohort.route_response` - dose-toxicity, response by route,
+  dose-response, T/N variance components, the trial-definition primary endpoint;
+* :mod:`luprrt.cohort.reader_report`, :mod:`luprrt.cohort.endpoint_figures`, :mod:`luprrt.cohort.patient_figures`,
+  :mod:`luprrt.cohort.browser` - the reader's report (Jinja2), its figures, its Chromium check.
 
 pandas, statsmodels and matplotlib are needed only here, never by the rest of ``luprrt``;
 install them with ``pip install "luprrt[cohort]"``. statsmodels and matplotlib are imported

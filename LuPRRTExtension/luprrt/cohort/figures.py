@@ -9,6 +9,7 @@ existing file is only replaced with ``overwrite=True``.
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,7 +45,22 @@ def _new_figure(width_in: float, height_in: float):
     return Figure(figsize=(width_in, height_in), dpi=_DPI, layout="constrained")
 
 
+_UNIT_IN_BRACKETS = re.compile(r"\(.+\)")
+
+
 def _save(figure, target: Path) -> Path:
+    """Write the PNG after checking that every visible axis has a label with its unit in brackets."""
+    for axes in figure.get_axes():
+        if not axes.axison:
+            continue
+        if axes.get_label() == "<colorbar>":  # a colour bar labels one axis only
+            label = axes.get_xlabel() or axes.get_ylabel()
+            if not _UNIT_IN_BRACKETS.search(label or ""):
+                raise ValueError(f"{target.name}: the colour bar label {label!r} lacks a unit in brackets")
+            continue
+        for which, label in (("x", axes.get_xlabel()), ("y", axes.get_ylabel())):
+            if not _UNIT_IN_BRACKETS.search(label or ""):
+                raise ValueError(f"{target.name}: the {which} axis label {label!r} lacks a unit in brackets")
     figure.savefig(target, format="png", dpi=_DPI)
     return target
 
@@ -90,8 +106,9 @@ def paired_ia_iv_figure(result: PairedIaIvResult, path: str | Path, overwrite: b
     _plain_log_ticks(axes.yaxis, *axes.get_ylim())
     axes.set_xticks([0, 1], ["IV lobe", "IA lobe"])
     axes.set_xlim(-0.3, 1.3)
-    quantity = "T/N" if result.value.startswith("tn") else result.value
-    axes.set_ylabel(f"{quantity} per patient (geometric mean of its lesions)")
+    axes.set_xlabel("lobe (route of administration)")
+    quantity = "lesion T/N" if result.value.startswith("tn") else result.value
+    axes.set_ylabel(f"{quantity} per patient (dimensionless; geometric mean)")
     axes.set_title(f"Cycle {result.cycle}: IA/IV {result.ratio:.2f} "
                    f"({100 * result.confidence:.0f} % CI {result.ci_low:.2f}-{result.ci_high:.2f}), "
                    f"n = {result.n_patients}", fontsize=9)
@@ -120,7 +137,8 @@ def forest_plot(effects: EffectTable | pd.DataFrame, path: str | Path, title: st
     axes.set_yticks(rows, labels.tolist())
     axes.set_xscale("log")
     _plain_log_ticks(axes.xaxis, *axes.get_xlim())
-    axes.set_xlabel("odds ratio of response (log scale)")
+    axes.set_xlabel("odds ratio of response (dimensionless, log scale)")
+    axes.set_ylabel("predictor (per SD)")
     heading = title or (effects.method if isinstance(effects, EffectTable) else "")
     axes.set_title(textwrap.fill(heading, 60), fontsize=9)
     return _save(figure, target)
@@ -141,8 +159,8 @@ def roc_figure(curves: Mapping[str, RocCurve], path: str | Path, title: str = ""
     axes.set_xlim(0, 1)
     axes.set_ylim(0, 1.01)
     axes.set_aspect("equal")
-    axes.set_xlabel("1 - specificity (false-positive rate)")
-    axes.set_ylabel("sensitivity (true-positive rate)")
+    axes.set_xlabel("1 - specificity (fraction)")
+    axes.set_ylabel("sensitivity (fraction)")
     axes.set_title(title, fontsize=9)
     axes.legend(loc="lower right", fontsize=8)
     return _save(figure, target)
@@ -200,6 +218,7 @@ def waterfall_plot(table: pd.DataFrame, path: str | Path, change: str = "best_su
     axes.bar(np.arange(len(values)), values, color=colours, width=0.8)
     _response_lines(axes)
     axes.set_xticks(np.arange(len(values)), ordered[patient].astype(str).tolist(), rotation=90, fontsize=7)
+    axes.set_xlabel("patient (ID)")
     axes.set_ylabel("best change of the sum of diameters (%)")
     axes.legend(loc="upper right", fontsize=8)
     return _save(figure, target)

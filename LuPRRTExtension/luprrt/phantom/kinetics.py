@@ -217,3 +217,39 @@ def draw_lesion_biology(rng: np.random.Generator, routes: list[str], ia_tn_facto
             fdg_suv=float(fdg[i]), ga68_suv=float(ga[i]), adc_mm2_per_s=float(adc[i]),
             growth_rate_per_week=growth_rate_per_week(float(fdg[i]), tn, float(adc[i]), float(noise[i]))))
     return lesions
+
+
+# Rule of the "dose" response model: the lesion's log-diameter rate follows its cumulative
+# absorbed dose over all cycles (true mean dose, local deposition) instead of its T/N, so
+# ln(diameter(t) / diameter(0)) = r t with r linear in ln(D_cum) unless clipped.
+DOSE_RESPONSE_MODEL = {
+    "intrinsic_rate_per_week": -0.003,
+    "dose_coefficient_per_week": 0.0085,  # r falls by this per unit of ln(cumulative dose)
+    "dose_reference_gy": 120.0,
+    "fdg_coefficient_per_week": 0.002,
+    "fdg_reference_suv": 3.5,
+    "noise_sd_per_week": 0.0015,
+    "rate_min_per_week": -0.04,
+    "rate_max_per_week": 0.005,
+}
+
+# Lesion imaging after each cycle: FDG and 68Ga SUV fall and ADC rises with the cumulative
+# absorbed dose so far (D in Gy): value = baseline x exp(coefficient x D / 100 Gy + noise).
+AFTER_CYCLE_IMAGING_MODEL = {
+    "fdg_log_per_100_gy": -0.45,
+    "ga68_log_per_100_gy": -0.30,
+    "adc_log_per_100_gy": 0.12,
+    "noise_sd_log": 0.06,
+}
+
+
+def growth_rate_from_dose_per_week(fdg_suv: float, cumulative_dose_gy: float, noise: float) -> float:
+    """Log-diameter rate r (1/week) of the "dose" response model.
+
+    r = r0 + c_fdg ln(FDG/3.5) - c_D ln(D_cum / 120 Gy) + noise, clipped to [-0.04, 0.005]/week
+    (see :data:`DOSE_RESPONSE_MODEL`); D_cum is the lesion's cumulative mean absorbed dose (Gy).
+    """
+    m = DOSE_RESPONSE_MODEL
+    r = (m["intrinsic_rate_per_week"] + m["fdg_coefficient_per_week"] * math.log(fdg_suv / m["fdg_reference_suv"])
+         - m["dose_coefficient_per_week"] * math.log(cumulative_dose_gy / m["dose_reference_gy"]) + noise)
+    return float(min(max(r, m["rate_min_per_week"]), m["rate_max_per_week"]))

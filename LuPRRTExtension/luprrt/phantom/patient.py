@@ -20,9 +20,10 @@ Model choices worth knowing:
 
 from __future__ import annotations
 
+import dataclasses
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import pairwise
 
@@ -32,6 +33,7 @@ import SimpleITK as sitk
 from ..provenance import ProgressCallback, no_progress
 from ..segments import Segmentation, SegmentTags
 from . import anatomy as pa
+from . import clinical as pc
 from . import kinetics as pk
 from .attenuation import tissue_mu_per_cm
 from .imaging import BASELINE_MAPS, blurred_map, counts_per_bq_per_ml, simulate_spect, spect_grid
@@ -53,6 +55,10 @@ from .truth import (
 FIELD_OF_VIEW_MM = (300.0, 240.0, 200.0)  # x (right-left), y (anterior-posterior), z (inferior-superior)
 DEFAULT_LESION_DIAMETERS_MM = {"right": (46.0, 32.0, 21.0, 13.0, 9.0), "left": (32.0, 21.0, 14.0, 10.0)}
 WEEKS_BETWEEN_CYCLES = 11.0
+# Lesion size change driven by T/N and baseline imaging ("uptake") or by cumulative absorbed dose ("dose").
+RESPONSE_MODELS = ("uptake", "dose")
+# Follow-up PET and DW-MRI after each cycle: this many weeks after its administration.
+AFTER_CYCLE_IMAGING_WEEKS = 10.0
 
 
 @dataclass
@@ -66,6 +72,9 @@ class SyntheticPatient:
     sessions: list[ImagingSession]
     truth: PatientTruth
     parameters: dict
+    characteristics: dict = field(default_factory=dict)
+    labs: list[dict] = field(default_factory=list)
+    organ_doses: list = field(default_factory=list)  # phantom.clinical.OrganDoseTruth per cycle
 
     @property
     def iv_side(self) -> str:
@@ -121,16 +130,17 @@ class SyntheticPatient:
         lut = self._kinetics_lut(cycle, lambda c: c.time_integral_bq_h_per_ml() * 1e-6)
         return self._region_map(self.session(f"cycle{cycle}"), lut)
 
-    def _baseline_map(self, kind: str, fwhm_mm: float) -> sitk.Image:
-        """SUV (PET) or ADC map of the first visit's anatomy: organ values, lesion truth, blur."""
+    def _baseline_map(self, kind: str, fwhm_mm: float, after_cycle: int | None = None) -> sitk.Image:
+        """SUV (PET) or ADC map: organ values, lesion truth, blur; at baseline or after a cycle."""
         organ_values = BASELINE_MAPS[kind]
         lut = np.zeros(max(self.truth.region_labels) + 1)
         for label, name in ORGAN_REGIONS.items():
             lut[label] = organ_values[name.split("_")[0]]
         attr = {"FDG": "fdg_suv", "GA68": "ga68_suv", "ADC": "adc_mm2_per_s"}[kind]
         for lesion in self.truth.lesions:
-            lut[lesion.label_value] = getattr(lesion.biology, attr)
-        session = self.sessions[0]
+            lut[lesion.label_value] = (getattr(lesion.biology, attr) if after_cycle is None
+                                       else lesion.after_cycle_imaging[after_cycle][attr])
+        session = self.sessions[0] if after_cycle is None else self.after_cycle_session(after_cycle)
         # Tracer uptake is lower in fat, lung and bone; diffusion is not scaled.
         scale = np.ones_like(pk.TISSUE_ACTIVITY_SCALE) if kind == "ADC" else pk.TISSUE_ACTIVITY_SCALE
         values = (lut[sitk.GetArrayViewFromImage(session.region_labels)]
@@ -146,6 +156,23 @@ class SyntheticPatient:
     def adc_image(self, fwhm_mm: float = 3.0) -> sitk.Image:
         """Baseline diffusion-weighted MRI apparent diffusion coefficient map (mm2/s) on the CT grid."""
         return self._baseline_map("ADC", fwhm_mm)
+
+    def after_cycle_session(self, cycle: int) -> ImagingSession:
+        """The visit whose anatomy the imaging after ``cycle`` shows: the next cycle's, else the first follow-up."""
+        later = [s for s in self.sessions if s.weeks_since_first_cycle > WEEKS_BETWEEN_CYCLES * (cycle - 1)]
+        if not later:
+            raise KeyError(f"no visit after cycle {cycle} to image")
+        return later[0]
+
+    def after_cycle_pet_image(self, kind: str, cycle: int, fwhm_mm: float = 6.0) -> sitk.Image:
+        """PET (SUV) ``kind`` "FDG" or "GA68" acquired after ``cycle`` (lesion values of that time)."""
+        if kind.upper() not in ("FDG", "GA68"):
+            raise ValueError(f"unknown PET tracer {kind!r}; expected 'FDG' or 'GA68'")
+        return self._baseline_map(kind.upper(), fwhm_mm, after_cycle=cycle)
+
+    def after_cycle_adc_image(self, cycle: int, fwhm_mm: float = 3.0) -> sitk.Image:
+        """ADC map (mm2/s) of the DW-MRI acquired after ``cycle``."""
+        return self._baseline_map("ADC", fwhm_mm, after_cycle=cycle)
 
 
 def _rng(seed: int, *keys) -> np.random.Generator:
@@ -209,6 +236,7 @@ def make_patient(seed: int = 0, *, ia_side: str = "right", ia_tn_factor: float =
                  lesion_shape: str = "ellipsoid", followup_weeks: Sequence[float] = (12.0, 26.0),
                  spect_model: str = "gaussian", osem_protocol: SpectProtocol | None = None,
                  osem_calibration_cps_per_mbq: float | None = None,
+                 response_model: str = "uptake",
                  progress: ProgressCallback | None = None) -> SyntheticPatient:
     """Build a seeded synthetic 177Lu-DOTATATE PRRT patient with a known truth.
 
@@ -250,7 +278,18 @@ def make_patient(seed: int = 0, *, ia_side: str = "right", ia_tn_factor: float =
         Camera, acquisition and reconstruction of the "osem" model (default: SpectProtocol()).
     osem_calibration_cps_per_mbq : float, optional
         Calibration factor of the "osem" model; default: from a simulated uniform cylinder.
+    response_model : {"uptake", "dose"}
+        What drives each lesion's size change: its T/N and baseline imaging
+        (:func:`~luprrt.phantom.kinetics.growth_rate_per_week`, the default), or its true
+        cumulative absorbed dose (:func:`~luprrt.phantom.kinetics.growth_rate_from_dose_per_week`:
+        a known dose-response to check a response analysis against).
     progress : callable(fraction, message), optional
+
+    The patient also carries synthetic baseline characteristics and laboratory values whose
+    toxicity follows its true organ doses (:mod:`luprrt.phantom.clinical`), and lesion
+    FDG / 68Ga SUV and ADC after every cycle that change with the cumulative lesion dose
+    (:data:`~luprrt.phantom.kinetics.AFTER_CYCLE_IMAGING_MODEL`). All of these draw from their own
+    seeded streams: they leave the images and the rest of the truth unchanged.
     """
     progress = progress or no_progress
     hours = tuple(float(h) for h in hours_post_injection)
@@ -261,6 +300,8 @@ def make_patient(seed: int = 0, *, ia_side: str = "right", ia_tn_factor: float =
     if spect_model == "osem" and not noise:
         raise ValueError("spect_model='osem' simulates counting statistics; it has no noise-free mode "
                          "(use spect_model='gaussian' with noise=False)")
+    if response_model not in RESPONSE_MODELS:
+        raise ValueError(f"response_model must be one of {RESPONSE_MODELS}, got {response_model!r}")
     spacing = ct_spacing_mm if ct_spacing_mm is not None else ((4.0, 4.0, 5.0) if small else (2.0, 2.0, 2.5))
     reference = _ct_reference(spacing)
     voxel_ml = float(np.prod(reference.GetSpacing())) / 1000.0
@@ -274,6 +315,22 @@ def make_patient(seed: int = 0, *, ia_side: str = "right", ia_tn_factor: float =
     semi_axes = [pa.lesion_semi_axes_mm(d, lesion_shape, shape_rng)
                  for side in ("right", "left") for d in diameters.get(side, ())]
     biology = pk.draw_lesion_biology(_rng(seed, "lesion biology"), routes, ia_tn_factor, median_tn)
+    # Schedule: first administration on a seeded day of 2024, then every 11 weeks.
+    sched = _rng(seed, "schedule")
+    first = datetime(2024, 1, 8, 9, 0) + timedelta(days=int(sched.integers(0, 365)),
+                                                   minutes=int(sched.integers(0, 12)) * 15)
+    activities = activity_mbq * (1.0 + 0.01 * sched.standard_normal(n_cycles))
+    administrations = [Administration(k, first + timedelta(weeks=WEEKS_BETWEEN_CYCLES * (k - 1)),
+                                      float(round(activities[k - 1], 1)), "IA", ia_side)
+                       for k in range(1, n_cycles + 1)]
+    organ_curves = _organ_curves(seed, administrations)
+    lesion_doses = [[pc.curve_dose_gy(_lesion_curve(b, adm.cycle, curves["nontumour"], median_tn))
+                     for adm, curves in zip(administrations, organ_curves, strict=True)] for b in biology]
+    if response_model == "dose":
+        rate_noise = _rng(seed, "dose response noise").normal(0.0, pk.DOSE_RESPONSE_MODEL["noise_sd_per_week"],
+                                                         len(biology))
+        biology = [dataclasses.replace(b, growth_rate_per_week=pk.growth_rate_from_dose_per_week(
+            b.fdg_suv, sum(doses), float(e))) for b, doses, e in zip(biology, lesion_doses, rate_noise, strict=True)]
     session_plan = [(f"cycle{k}", "cycle", k, WEEKS_BETWEEN_CYCLES * (k - 1)) for k in range(1, n_cycles + 1)]
     session_plan += [(f"followup{j}", "followup", None, WEEKS_BETWEEN_CYCLES * (n_cycles - 1) + w)
                      for j, w in enumerate(followup_weeks, start=1)]
@@ -299,14 +356,6 @@ def make_patient(seed: int = 0, *, ia_side: str = "right", ia_tn_factor: float =
         region0[mask] = REGION_LABEL[region]
     region_names = dict(ORGAN_REGIONS) | {LESION_LABEL_OFFSET + i: lid for i, lid in enumerate(ids)}
 
-    # Schedule: first administration on a seeded day of 2024, then every 11 weeks.
-    sched = _rng(seed, "schedule")
-    first = datetime(2024, 1, 8, 9, 0) + timedelta(days=int(sched.integers(0, 365)),
-                                                   minutes=int(sched.integers(0, 12)) * 15)
-    activities = activity_mbq * (1.0 + 0.01 * sched.standard_normal(n_cycles))
-    administrations = [Administration(k, first + timedelta(weeks=WEEKS_BETWEEN_CYCLES * (k - 1)),
-                                      float(round(activities[k - 1], 1)), "IA", ia_side)
-                       for k in range(1, n_cycles + 1)]
 
     lesions = [LesionTruth(ids[i], LESION_LABEL_OFFSET + i, sides[i], routes[i], placements[i].centre_mm,
                            tuple(semi_axes[i]), placements[i].rotation_about_z_deg, lesion_hu[i], biology[i])
@@ -336,8 +385,9 @@ def make_patient(seed: int = 0, *, ia_side: str = "right", ia_tn_factor: float =
             _segmentation(reference, tissue, regions, liver, left, lesions, ia_side),
             _image(tissue, reference), _image(regions, reference)))
 
-    cycles = _cycle_truths(seed, administrations, sessions, volumes, lesions, region_names, hours, median_tn,
-                           voxel_ml)
+    cycles = _cycle_truths(organ_curves, administrations, sessions, volumes, lesions, region_names, hours,
+                           median_tn, voxel_ml)
+    _after_cycle_imaging(_rng(seed, "after-cycle imaging"), lesions, lesion_doses)
     truth = PatientTruth(
         cantlie_plane=anatomy.cantlie, couinaud=_image(couinaud, reference), region_labels=region_names,
         lesions=lesions, volumes_ml=volumes, cycles=cycles, median_tn=median_tn, ia_tn_factor=ia_tn_factor,
@@ -353,9 +403,11 @@ def make_patient(seed: int = 0, *, ia_side: str = "right", ia_tn_factor: float =
                     "spect_counts_per_mbq": spect_counts_per_mbq,
                     "ct_noise_hu": ct_noise_hu, "median_tn": median_tn,
                     "lesion_diameters_mm": {k: list(v) for k, v in diameters.items()},
-                    "lesion_shape": lesion_shape, "followup_weeks": list(followup_weeks)}
+                    "lesion_shape": lesion_shape, "followup_weeks": list(followup_weeks),
+                    "response_model": response_model}
         | ({"spect_model": "osem", "osem_protocol": (osem_protocol or SpectProtocol()).as_dict()}
            if spect_model == "osem" else {}))
+    _add_clinical_data(patient, seed, administrations, cycles, ia_side)
 
     if spect_model == "osem":
         _osem_spects(patient, seed, hours, osem_protocol or SpectProtocol(), osem_calibration_cps_per_mbq,
@@ -449,19 +501,55 @@ def _segmentation(reference, tissue, regions, liver, left, lesions, ia_side) -> 
     return seg
 
 
-def _cycle_truths(seed, administrations, sessions, volumes, lesions, region_names, hours, median_tn,
-                  voxel_ml):
-    """Kinetics per region and cycle, and the truth tables they imply (closed form)."""
+def _organ_curves(seed, administrations) -> list[dict]:
+    """Organ concentration curves per cycle: population model x seeded patient and cycle factors."""
     patient_rng = _rng(seed, "patient kinetics")
     organs = ("nontumour", "kidney", "spleen", "blood", "remainder")
     dose_factor = dict(zip(organs, np.exp(0.2 * patient_rng.standard_normal(len(organs))), strict=True))
     half_life_factor = dict(zip(organs, np.exp(0.1 * patient_rng.standard_normal(len(organs))), strict=True))
-    cycles = []
+    curves = []
     for adm in administrations:
         cycle_rng = _rng(seed, "cycle kinetics", adm.cycle)
         per_cycle = dict(zip(organs, np.exp(0.07 * cycle_rng.standard_normal(len(organs))), strict=True))
-        curve = {o: pk.organ_kinetics(pk.ORGAN_MODELS[o], adm.activity_mbq, dose_factor[o] * per_cycle[o],
-                                      half_life_factor[o]) for o in organs}
+        curves.append({o: pk.organ_kinetics(pk.ORGAN_MODELS[o], adm.activity_mbq, dose_factor[o] * per_cycle[o],
+                                            half_life_factor[o]) for o in organs})
+    return curves
+
+
+def _lesion_curve(biology, cycle, nontumour, median_tn):
+    return pk.lesion_kinetics(biology.tn_at_24h(cycle, median_tn), nontumour, biology.uptake_half_life_h,
+                              biology.effective_half_life_h)
+
+
+def _after_cycle_imaging(rng, lesions, lesion_doses) -> None:
+    """Lesion FDG / 68Ga SUV and ADC after each cycle, from the cumulative true dose so far."""
+    m = pk.AFTER_CYCLE_IMAGING_MODEL
+    for lesion, doses in zip(lesions, lesion_doses, strict=True):
+        b = lesion.biology
+        for cycle in range(1, len(doses) + 1):
+            per_100_gy = sum(doses[:cycle]) / 100.0
+            noise = rng.normal(0.0, m["noise_sd_log"], 3)
+            lesion.cumulative_dose_gy[cycle] = float(sum(doses[:cycle]))
+            lesion.after_cycle_imaging[cycle] = {
+                "fdg_suv": float(b.fdg_suv * np.exp(m["fdg_log_per_100_gy"] * per_100_gy + noise[0])),
+                "ga68_suv": float(b.ga68_suv * np.exp(m["ga68_log_per_100_gy"] * per_100_gy + noise[1])),
+                "adc_mm2_per_s": float(b.adc_mm2_per_s * np.exp(m["adc_log_per_100_gy"] * per_100_gy + noise[2]))}
+
+
+def _add_clinical_data(patient, seed, administrations, cycles, ia_side) -> None:
+    """Characteristics, organ-dose truth and laboratory values (their own seeded streams)."""
+    patient.characteristics = pc.draw_characteristics(_rng(seed, "characteristics"), patient.patient_id)
+    patient.organ_doses = [pc.organ_dose_truth(c.cycle, c.kinetics, ia_side) for c in cycles]
+    followups = [s.datetime.date() for s in patient.sessions if s.kind == "followup"]
+    patient.labs = pc.synthetic_labs(_rng(seed, "labs"), patient.patient_id, patient.characteristics,
+                                     patient.organ_doses, [a.datetime.date() for a in administrations], followups)
+
+
+def _cycle_truths(organ_curves, administrations, sessions, volumes, lesions, region_names, hours, median_tn,
+                  voxel_ml):
+    """Kinetics per region and cycle, and the truth tables they imply (closed form)."""
+    cycles = []
+    for adm, curve in zip(administrations, organ_curves, strict=True):
         kinetics = {"remainder": curve["remainder"], "nontumour_right": curve["nontumour"],
                     "nontumour_left": curve["nontumour"], "kidney_right": curve["kidney"],
                     "kidney_left": curve["kidney"], "spleen": curve["spleen"],

@@ -15,7 +15,13 @@ import SimpleITK as sitk
 
 from ..segments import Segmentation
 from .anatomy import COUINAUD_LEFT, COUINAUD_NAMES, COUINAUD_RIGHT, Plane
-from .kinetics import RESPONSE_MODEL, ExponentialSum, LesionBiology
+from .kinetics import (
+    AFTER_CYCLE_IMAGING_MODEL,
+    DOSE_RESPONSE_MODEL,
+    RESPONSE_MODEL,
+    ExponentialSum,
+    LesionBiology,
+)
 
 # Kinetic regions of the truth label map (label value -> name); lesions follow from
 # LESION_LABEL_OFFSET in the order of their ids.
@@ -94,6 +100,8 @@ class LesionTruth:
     diameter_mm: dict[str, float] = field(default_factory=dict)  # longest axial diameter per session
     analytic_volume_ml: dict[str, float] = field(default_factory=dict)  # 4/3 pi a b c per session
     tn_at_24h: dict[int, float] = field(default_factory=dict)  # per cycle
+    cumulative_dose_gy: dict[int, float] = field(default_factory=dict)  # true mean dose up to each cycle
+    after_cycle_imaging: dict[int, dict] = field(default_factory=dict)  # FDG/68Ga SUV, ADC after each cycle
 
 
 @dataclass
@@ -172,6 +180,8 @@ class PatientTruth:
             "median_tn_ratio": self.median_tn,
             "ia_tn_factor": self.ia_tn_factor,
             "response_model": dict(RESPONSE_MODEL),
+            "dose_response_model": dict(DOSE_RESPONSE_MODEL),
+            "after_cycle_imaging_model": dict(AFTER_CYCLE_IMAGING_MODEL),
             "baseline_imaging_datetime": {k: v.isoformat() for k, v in self.baseline_imaging.items()},
             "volumes_ml": self.volumes_ml,
             "lesions": [_lesion_dict(le) for le in self.lesions],
@@ -193,6 +203,8 @@ def _lesion_dict(lesion: LesionTruth) -> dict:
         "longest_axial_diameter_mm": lesion.diameter_mm,
         "analytic_volume_ml": lesion.analytic_volume_ml,
         "tn_ratio_at_24h": {str(k): v for k, v in lesion.tn_at_24h.items()},
+        "cumulative_dose_gy": {str(k): v for k, v in lesion.cumulative_dose_gy.items()},
+        "after_cycle_imaging": {str(k): v for k, v in lesion.after_cycle_imaging.items()},
     }
 
 

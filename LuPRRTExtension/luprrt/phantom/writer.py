@@ -8,12 +8,15 @@ Layout (all paths relative to the patient folder, listed again in ``manifest.jso
     cycle1/spect_24h/spect.dcm    NM SPECT in Bq/mL, one per cycle and hour
     cycle2/ct/ cycle2/segmentation.seg.nrrd ...  later cycles; followup1/ct/ ... follow-up CTs
     baseline/fdg_pet/ baseline/ga68_pet/ (DICOM PET, Bq/mL)  baseline/adc.nrrd (mm2/s)
+    after_cycle1/fdg_pet/ after_cycle1/ga68_pet/ after_cycle1/adc.nrrd ...  the same after every cycle
+    clinical/labs.csv clinical/characteristics.csv  laboratory values and baseline characteristics
     truth/couinaud.nrrd  truth/regions_<visit>.nrrd  truth/activity_cycle1_24h.nrrd (Bq/mL)
     truth/tia_cycle1.nrrd (MBq h/mL)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from datetime import timedelta
@@ -34,6 +37,9 @@ from ..io import (
     write_volume,
 )
 from ..provenance import ProgressCallback, no_progress, provenance_record
+from ..tables import write_rows_csv
+from .clinical import TOXICITY_MODEL
+from .patient import AFTER_CYCLE_IMAGING_WEEKS, WEEKS_BETWEEN_CYCLES
 
 if TYPE_CHECKING:
     from .patient import SyntheticPatient
@@ -61,7 +67,7 @@ def write_patient(patient: SyntheticPatient, folder: str | Path, overwrite: bool
     folder.mkdir(parents=True, exist_ok=True)
     dicom_patient = DicomPatient(patient_id=patient.patient_id)
     n_spect = sum(len(s.spect) for s in patient.sessions)
-    total_steps = 2 * len(patient.sessions) + 2 * n_spect + len(patient.truth.cycles) + 2
+    total_steps = 2 * len(patient.sessions) + 2 * n_spect + 2 * len(patient.truth.cycles) + 2
     step = 0
 
     def advance(message: str) -> None:
@@ -124,37 +130,63 @@ def write_patient(patient: SyntheticPatient, folder: str | Path, overwrite: bool
         advance(f"truth TIA cycle {cycle.cycle}")
         tia_files[str(cycle.cycle)] = nrrd(patient.tia_map(cycle.cycle), f"truth/tia_cycle{cycle.cycle}.nrrd")
 
+    def pet_and_adc(base: str, injections: dict, mri_datetime, label: str, suv_map, adc_map) -> dict:
+        """Write FDG and 68Ga PET series (Bq/mL) and the ADC map of one imaging time under ``base``."""
+        entries = {}
+        weight_g = dicom_patient.weight_kg * 1000.0
+        for key, (kind, nuclide, activity_mbq, uptake_min) in BASELINE_PET.items():
+            injection = injections[key]
+            acquisition = injection + timedelta(minutes=uptake_min)
+            # SUV = C / (A_injected decayed to the acquisition / body weight); C in Bq/mL, weight in g.
+            decay = math.exp(-math.log(2.0) * uptake_min * 60.0 / PET_RADIONUCLIDES[nuclide]["half_life_s"])
+            bq_per_ml = sitk.Cast(suv_map(kind) * (activity_mbq * 1e6 * decay / weight_g), sitk.sitkFloat32)
+            write_pet_series(bq_per_ml, folder / base / key, patient=dicom_patient, study_uid=new_uid(),
+                             frame_of_reference_uid=new_uid(), acquisition_datetime=acquisition,
+                             injection_datetime=injection, injected_activity_mbq=activity_mbq,
+                             radionuclide=nuclide,
+                             series_description=f"PET {kind} {label}", overwrite=overwrite)
+            entries[key] = {"folder": f"{base}/{key}", "injection_datetime": injection.isoformat(),
+                            "acquisition_datetime": acquisition.isoformat(),
+                            "injected_activity_mbq": activity_mbq}
+        entries["adc"] = {"file": nrrd(adc_map(), f"{base}/adc.nrrd", "mm2/s"), "units": "mm2/s",
+                          "datetime": mri_datetime.isoformat()}
+        return entries
+
     advance("baseline PET and ADC")
-    baseline = {}
-    weight_g = dicom_patient.weight_kg * 1000.0
-    for key, (kind, nuclide, activity_mbq, uptake_min) in BASELINE_PET.items():
-        injection = patient.truth.baseline_imaging[key]
-        acquisition = injection + timedelta(minutes=uptake_min)
-        # SUV = C / (A_injected decayed to the acquisition / body weight); C in Bq/mL, weight in g.
-        decay = math.exp(-math.log(2.0) * uptake_min * 60.0 / PET_RADIONUCLIDES[nuclide]["half_life_s"])
-        suv = patient.pet_image(kind)
-        bq_per_ml = sitk.Cast(suv * (activity_mbq * 1e6 * decay / weight_g), sitk.sitkFloat32)
-        write_pet_series(bq_per_ml, folder / "baseline" / key, patient=dicom_patient, study_uid=new_uid(),
-                         frame_of_reference_uid=new_uid(), acquisition_datetime=acquisition,
-                         injection_datetime=injection, injected_activity_mbq=activity_mbq,
-                         radionuclide=nuclide,
-                         series_description=f"PET {kind} baseline", overwrite=overwrite)
-        baseline[key] = {"folder": f"baseline/{key}", "injection_datetime": injection.isoformat(),
-                         "acquisition_datetime": acquisition.isoformat(),
-                         "injected_activity_mbq": activity_mbq}
-    baseline["adc"] = {"file": nrrd(patient.adc_image(), "baseline/adc.nrrd", "mm2/s"), "units": "mm2/s",
-                       "datetime": patient.truth.baseline_imaging["mri"].isoformat()}
+    baseline = pet_and_adc("baseline", patient.truth.baseline_imaging, patient.truth.baseline_imaging["mri"],
+                           "baseline", patient.pet_image, patient.adc_image)
+    after_cycle = []
+    for administration in patient.administrations:
+        cycle = administration.cycle
+        advance(f"PET and ADC after cycle {cycle}")
+        if not any(s.weeks_since_first_cycle > WEEKS_BETWEEN_CYCLES * (cycle - 1) for s in patient.sessions):
+            continue  # no later visit whose anatomy the imaging after this cycle would show
+        # FDG, 68Ga PET and DW-MRI on three days of the week before the imaging date.
+        when = administration.datetime + timedelta(weeks=AFTER_CYCLE_IMAGING_WEEKS)
+        injections = {"ga68_pet": when - timedelta(days=3), "fdg_pet": when - timedelta(days=2)}
+        entry = pet_and_adc(f"after_cycle{cycle}", injections, when - timedelta(days=1), f"after cycle {cycle}",
+                            lambda kind, c=cycle: patient.after_cycle_pet_image(kind, c),
+                            lambda c=cycle: patient.after_cycle_adc_image(c))
+        after_cycle.append({"cycle": cycle, "session": patient.after_cycle_session(cycle).name, **entry})
+    clinical = {}
+    if patient.labs:
+        write_rows_csv(patient.labs, folder / "clinical" / "labs.csv", overwrite=overwrite)
+        write_rows_csv([patient.characteristics], folder / "clinical" / "characteristics.csv", overwrite=overwrite)
+        clinical = {"labs": "clinical/labs.csv", "characteristics": "clinical/characteristics.csv"}
 
     advance("truth and manifest")
     couinaud = nrrd(patient.truth.couinaud, "truth/couinaud.nrrd")
     truth = patient.truth.to_json_dict() | {"patient_id": patient.patient_id, "ia_side": patient.ia_side,
-                                            "iv_side": patient.iv_side}
+                                            "iv_side": patient.iv_side,
+                                            "toxicity_model": dict(TOXICITY_MODEL),
+                                            "organ_doses": [dataclasses.asdict(d) for d in patient.organ_doses]}
     _write_json(folder / "truth.json", truth, overwrite)
     manifest = {
         "patient_id": patient.patient_id, "seed": patient.seed, "ia_side": patient.ia_side,
         "iv_side": patient.iv_side,
         "administrations": [a.as_dict() | {"session": f"cycle{a.cycle}"} for a in patient.administrations],
-        "sessions": visits, "baseline": baseline, "truth": "truth.json", "truth_couinaud": couinaud,
+        "sessions": visits, "baseline": baseline, "after_cycle": after_cycle, "clinical": clinical,
+        "truth": "truth.json", "truth_couinaud": couinaud,
         "truth_tia_mbq_h_per_ml": tia_files,
         "provenance": provenance_record(parameters=patient.parameters),
     }

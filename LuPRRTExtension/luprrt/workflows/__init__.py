@@ -10,10 +10,12 @@ dose             :func:`run_patient_dosimetry`: every cycle's TIA, dose, DVH and
 dose_inputs, dose_cycle, dose_regions, dose_tac
                  the steps of one dosimetry cycle (inputs, regions, time-activity, dose)
 response         :func:`measure_patient`: lesion diameters and tracking over a patient's visits
-features         :func:`baseline_lesion_features`: FDG/68Ga SUV and ADC per lesion
+features         :func:`baseline_lesion_features`, :func:`after_cycle_lesion_features`: FDG/68Ga SUV, ADC per lesion
 recist           :func:`run_recist`: RECIST 1.1 and lesion outcome from a measurements CSV
 cohort           :func:`run_cohort` (resumable, parallel) and :func:`make_demo_cohort`
 cohort_analysis  :func:`analyse_cohort`: the cohort tables, trial analyses and report
+cohort_endpoints, cohort_report
+                 clinical endpoints from the patients' outputs; the reader's report and patient pages
 
 The names below are loaded on first use, so that a command importing one workflow does not
 pay for the others (the cohort analysis needs pandas and statsmodels).
@@ -35,6 +37,7 @@ _PUBLIC = {
     "DosimetryOptions": "dose_cycle",
     "PatientMeasurements": "response",
     "measure_patient": "response",
+    "after_cycle_lesion_features": "features",
     "baseline_lesion_features": "features",
     "RecistRun": "recist",
     "run_recist": "recist",

@@ -120,13 +120,16 @@ def process_patient(entry: PatientEntry, out_dir: str | Path, options: dict | No
     """Run one patient through the three analyses; returns its output folder.
 
     Writes ``lobequant/``, ``dose/``, ``measurements.csv``, ``tracking_events.csv``,
-    ``lesion_features.csv``, ``log.txt`` and, last, ``done.json`` into a staging folder that
-    replaces ``OUT/patients/<id>`` only when all of them are written (``overwrite`` allows
-    replacing a finished patient's folder).
+    ``lesion_features.csv``, ``after_cycle_features.csv``, ``log.txt`` and, last, ``done.json``
+    into a staging folder that replaces ``OUT/patients/<id>`` only when all of them are written
+    (``overwrite`` allows replacing a finished patient's folder). Options: ``occupancy``,
+    ``voxel_dose``, ``pvc_fwhm_mm`` (SPECT resolution for the partial-volume correction of region
+    activities; None = none).
     """
     from ..tables import write_rows_csv
     from .dose import run_patient_dosimetry
-    from .features import baseline_lesion_features
+    from .dose_cycle import DosimetryOptions
+    from .features import after_cycle_lesion_features, baseline_lesion_features
     from .lobequant import run_lobequant
     from .response import measure_patient
 
@@ -136,7 +139,8 @@ def process_patient(entry: PatientEntry, out_dir: str | Path, options: dict | No
         target = staged.path
         run_lobequant(entry.folder, ia_side=entry.ia_side, out_dir=target / "lobequant",
                       occupancy=options.get("occupancy", "fractional"))
-        run_patient_dosimetry(entry.folder, out_dir=target / "dose", voxel_dose=options.get("voxel_dose", True))
+        run_patient_dosimetry(entry.folder, out_dir=target / "dose", voxel_dose=options.get("voxel_dose", True),
+                              options=DosimetryOptions(pvc_fwhm_mm=options.get("pvc_fwhm_mm")))
         measured = measure_patient(entry.folder)
         write_rows_csv(measured.measurements, target / "measurements.csv")
         if measured.tracking_events:
@@ -144,6 +148,9 @@ def process_patient(entry: PatientEntry, out_dir: str | Path, options: dict | No
         features = baseline_lesion_features(entry.folder)
         if features:
             write_rows_csv(features, target / "lesion_features.csv")
+        after_cycle = after_cycle_lesion_features(entry.folder)
+        if after_cycle:
+            write_rows_csv(after_cycle, target / "after_cycle_features.csv")
         record = provenance_record({"patient_folder": str(entry.folder)}, {"ia_side": entry.ia_side, **options})
         (target / DONE_MARKER).write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
         return staged.commit()
@@ -286,8 +293,9 @@ def run_cohort(study: str | Path, out_dir: str | Path, *, jobs: int = 2, resume:
         run = CohortRun([e.patient_id for e in pending], skipped, out_dir)
         if analyse:
             try:
-                run.report, run.analysis_up_to_date = _analysis(out_dir, entries, overwrite,
-                                                                lambda f, m: progress(share + (1 - share) * f, m))
+                run.report, run.analysis_up_to_date = _analysis(
+                    out_dir, entries, overwrite, lambda f, m: progress(share + (1 - share) * f, m),
+                    study=Path(study), options=options, jobs=jobs)
             except KeyboardInterrupt:
                 raise Interrupted(f"interrupted during the cohort analysis; all {len(entries)} patients are done "
                                   f"and kept in {out_dir}: run the same command again to make the analysis"
@@ -297,7 +305,8 @@ def run_cohort(study: str | Path, out_dir: str | Path, *, jobs: int = 2, resume:
 
 
 def _analysis(out_dir: Path, entries: list[PatientEntry], overwrite: bool,
-              progress: ProgressCallback) -> tuple[Path, bool]:
+              progress: ProgressCallback, study: Path | None = None, options: dict | None = None,
+              jobs: int = 1) -> tuple[Path, bool]:
     from .cohort_analysis import analyse_cohort
 
     state = _analysis_state(out_dir, entries)
@@ -308,7 +317,8 @@ def _analysis(out_dir: Path, entries: list[PatientEntry], overwrite: bool,
         raise FileExistsError(f"{out_dir} holds a cohort analysis made from other patient results; "
                               f"{fix('overwrite', 'True') or 'choose another output folder'} to redo it")
     report = analyse_cohort(out_dir, [e.patient_id for e in entries], overwrite=True, progress=progress,
-                            marker={"patients": _fingerprint(out_dir, entries)})
+                            marker={"patients": _fingerprint(out_dir, entries)}, study=study, options=options,
+                            jobs=jobs)
     return report, False
 
 
@@ -546,14 +556,17 @@ def _write_state(out_dir: Path, state: dict) -> None:
 
 
 def make_demo_cohort(folder: str | Path, n_patients: int = 8, *, seed: int = 0, ia_tn_factor: float = 1.3,
-                     small: bool = True, overwrite: bool = False,
+                     small: bool = True, response_model: str = "dose", overwrite: bool = False,
                      progress: ProgressCallback | None = None) -> list[PatientEntry]:
     """Write a synthetic study with a known IA effect: patients alternate right/left IA side.
 
-    Each patient is :func:`luprrt.phantom.make_patient` with seed ``seed + k``; the study's
-    ``manifest.csv`` lists them. Returns the entries.
+    Each patient is :func:`luprrt.phantom.make_patient` with seed ``seed + k`` and the given
+    ``response_model`` (default "dose": lesion shrinkage follows the cumulative dose by a known
+    relation); the study's ``manifest.csv`` lists them, and ``labs.csv`` and
+    ``characteristics.csv`` hold every patient's clinical data. Returns the entries.
     """
     from ..phantom import make_patient, write_patient
+    from ..tables import write_rows_csv
 
     progress = progress or no_progress
     folder = Path(folder)
@@ -561,14 +574,19 @@ def make_demo_cohort(folder: str | Path, n_patients: int = 8, *, seed: int = 0, 
     if listing.exists() and not overwrite:
         raise FileExistsError(f"{listing} exists; {fix('overwrite', 'True') or 'choose another folder'} to "
                               "regenerate the demo study")
-    entries = []
+    entries, labs, characteristics = [], [], []
     for k in range(n_patients):
         progress(k / n_patients, f"synthetic patient {k + 1} of {n_patients}")
         side = SIDES[k % 2]
-        patient = make_patient(seed + k, ia_side=side, ia_tn_factor=ia_tn_factor, small=small)
+        patient = make_patient(seed + k, ia_side=side, ia_tn_factor=ia_tn_factor, small=small,
+                               response_model=response_model)
         patient_folder = folder / f"patient_{k + 1:02d}"
         write_patient(patient, patient_folder, overwrite=overwrite)
         entries.append(PatientEntry(patient.patient_id, patient_folder, side))
+        labs += patient.labs
+        characteristics.append(patient.characteristics)
+    write_rows_csv(labs, folder / "labs.csv", overwrite=overwrite)
+    write_rows_csv(characteristics, folder / "characteristics.csv", overwrite=overwrite)
     with open(listing, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["patient_id", "folder", "ia_side"])

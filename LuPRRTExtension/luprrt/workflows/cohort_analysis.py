@@ -77,8 +77,9 @@ def lesion_table(out_dir: Path, patient_ids: Sequence[str]):
             table = table.merge(features[keep], on="lesion_id", how="left")
         course, patient = _response(measurements, patient_id)
         last = course.groupby("lesion_id", as_index=False).tail(1)  # course is ordered by lesion and date
-        outcome = last[["lesion_id", "change_pct", "category"]].rename(
-            columns={"change_pct": "diameter_change_pct", "category": "lesion_response"})
+        outcome = last[["lesion_id", "baseline_diameter_mm", "change_pct", "category"]].rename(
+            columns={"change_pct": "diameter_change_pct", "category": "lesion_response",
+                     "baseline_diameter_mm": "baseline_longest_diameter_mm"})
         table = table.merge(outcome, on="lesion_id", how="left")
         frames.append(table)
         patients.append(patient)
@@ -92,8 +93,11 @@ def lesion_table(out_dir: Path, patient_ids: Sequence[str]):
     table["responder"] = (table["lesion_response"] == RESPONDER_CATEGORY).astype(int)
     columns = ["patient_id", "lesion_id", "side", "route", "cycle"]
     course = pd.concat(courses, ignore_index=True)
+    # Liver lesions are measured by their longest diameter (RECIST: short axis for nodes only).
     course = course.assign(time_since_baseline_h=course["days_from_baseline"] * 24.0,
-                           diameter_change_pct=course["change_pct"])
+                           diameter_change_pct=course["change_pct"],
+                           baseline_longest_diameter_mm=course["baseline_diameter_mm"],
+                           followup_longest_diameter_mm=course["followup_diameter_mm"])
     return table[columns + [c for c in table.columns if c not in columns]], pd.DataFrame(patients), course
 
 
@@ -130,23 +134,34 @@ def uptake_table(out_dir: Path, patient_ids: Sequence[str]):
 
 def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: int = 1000, seed: int = 0,
                    overwrite: bool = False, progress: ProgressCallback | None = None,
-                   marker: dict | None = None) -> Path:
-    """Write the cohort tables, analyses, figures and ``report.html`` into ``out_dir``; returns the report.
+                   marker: dict | None = None, study: str | Path | None = None, options: dict | None = None,
+                   jobs: int = 1) -> Path:
+    """Write the cohort tables, analyses, figures, patient pages and ``report.html``; returns the report.
 
-    ``marker`` is stored in ``analysis.json`` (with the parameters), written last.
+    ``marker`` is stored in ``analysis.json`` (with the parameters), written last. ``study`` is the
+    study folder (its ``labs.csv`` and ``characteristics.csv`` give the clinical data; otherwise each
+    patient manifest's ``clinical`` entry does); ``options`` are the per-patient options of the run
+    (recorded in the provenance); ``jobs`` processes draw the patient pages. Everything is written
+    into a staging folder and moved in place together.
     """
     progress = progress or no_progress
     out_dir = Path(out_dir)
     with StagedOutputs(out_dir, ANALYSIS_FILES, overwrite=overwrite) as outputs:
-        _analyse(out_dir, outputs, patient_ids, n_boot, seed, progress, marker)
+        _analyse(out_dir, outputs, patient_ids, n_boot, seed, progress, marker, study, options, jobs)
+        staging = outputs.path(ANALYSIS_MARKER).parent
+        for path in sorted(p for p in staging.rglob("*") if p.is_file()):
+            outputs.path(path.relative_to(staging).as_posix())  # figures and pages made along the way
         outputs.commit()
     progress(1.0, "report written")
     return out_dir / "report.html"
 
 
 def _analyse(out_dir: Path, outputs: StagedOutputs, patient_ids: Sequence[str], n_boot: int, seed: int,
-             progress: ProgressCallback, marker: dict | None) -> None:
+             progress: ProgressCallback, marker: dict | None, study, options: dict | None, jobs: int) -> None:
     """The analysis itself: reads the patients from ``out_dir``, writes into the staging folder."""
+    import numpy as np
+    import pandas as pd
+
     from ..cohort import (
         auc_with_patient_bootstrap_ci,
         figures,
@@ -156,111 +171,166 @@ def _analyse(out_dir: Path, outputs: StagedOutputs, patient_ids: Sequence[str], 
         paired_ia_iv,
         roc_curve_points,
         uptake_summary_by_cycle,
-        write_html_report,
     )
+    from ..cohort import endpoint_figures as ef
+    from ..cohort.route_response import trial_primary_endpoint
+    from . import cohort_endpoints as ce
+    from . import cohort_report as cr
 
+    options = dict(options or {})
+    staging = outputs.path(ANALYSIS_MARKER).parent
     figure_dir = outputs.path("figures/paired_ia_iv.png").parent
     overwrite = False  # everything is new in the staging folder
     lesions, patients, course = lesion_table(out_dir, patient_ids)
+    lesions = ce.after_cycle_imaging(out_dir, patient_ids, lesions)
     _write_table(lesions, outputs.path("lesion_table.csv"), overwrite)
     _write_table(patients, outputs.path("patient_table.csv"), overwrite)
-    progress(0.2, "lesion table written")
-    sections: dict[str, list] = {}
+    admin = ce.administrations(out_dir, patient_ids)
+    progress(0.1, "lesion table written")
+    results: dict = {}
     notes: list[str] = []
 
-    def attempt(name: str, step: Callable[[], list]) -> None:
+    def write(frame, path: Path) -> Path:
+        return _write_table(frame, outputs.path(Path(path).name), overwrite)
+
+    def attempt(name: str, step: Callable[[], object]) -> None:
         """Run one analysis; a cohort that cannot support it (e.g. one outcome class) gets a note."""
         try:
-            sections.setdefault(name, []).extend(step())
-        except ValueError as error:
+            results[name] = step()
+        except (ValueError, np.linalg.LinAlgError) as error:
             log.warning("%s not computed: %s", name, error)
             notes.append(f"{name}: not computed ({error})")
 
     def primary():
         result = paired_ia_iv(lesions, cycle=1, value="tn_mean")
-        path = figures.paired_ia_iv_figure(result, figure_dir / "paired_ia_iv.png", overwrite=overwrite)
+        figures.paired_ia_iv_figure(result, figure_dir / "paired_ia_iv.png", overwrite=overwrite)
         _write_table(result.to_frame(), outputs.path("primary_ia_iv.csv"), overwrite)
-        return [f"Lesion T/N on the {PRIMARY_HOURS_POST_INJECTION:g} h SPECT/CT after cycle 1, IA lobe vs "
-                f"IV lobe: geometric-mean ratio {result.ratio:.3f} (95 % CI {result.ci_low:.3f}-"
-                f"{result.ci_high:.3f}), paired t-test on log T/N p = {result.p_value:.3g}, "
-                f"Wilcoxon p = {result.wilcoxon_p_value:.3g}, {result.n_patients} patients; "
-                f"{100 * result.share_increased:.0f} % of patients had a higher T/N in the IA lobe.",
-                result, path]
+        return result
+
+    def trial():
+        result = trial_primary_endpoint(lesions)
+        _write_table(result.to_frame(), outputs.path("primary_ia_iv_trial_definition.csv"), overwrite)
+        figures.paired_ia_iv_figure(result, figure_dir / "paired_ia_iv_trial_definition.png", overwrite=overwrite)
+        return result
 
     def per_cycle():
-        frames = [paired_ia_iv(lesions, cycle=c, value="tn_mean").to_frame()
-                  for c in sorted(lesions["cycle"].unique())]
-        import pandas as pd
-
-        table = pd.concat(frames, ignore_index=True)
+        table = pd.concat([paired_ia_iv(lesions, cycle=c, value="tn_mean").to_frame()
+                           for c in sorted(lesions["cycle"].unique())], ignore_index=True)
         _write_table(table, outputs.path("ia_iv_by_cycle.csv"), overwrite)
         mixed = mixed_model_over_cycles(lesions, value="tn_mean")
-        return [table, mixed]
+        _write_table(mixed.to_frame(), outputs.path("ia_iv_mixed_model.csv"), overwrite)
+        return {"table": table, "figure": ef.ratio_by_cycle_figure(table, figure_dir / "ia_iv_by_cycle.png",
+                                                                   overwrite=overwrite),
+                "mixed_note": f"One mixed model over all cycles ({mixed.random_effects}): the IA/IV ratio is "
+                              f"the same at every cycle, {_p(mixed.p_value_ratio_constant)}."}
 
     def uptake():
         table = uptake_table(out_dir, patient_ids)
         if table is None:
             raise ValueError("no uptake tables")
-        columns = [f"{region}_uptake_pct" for region in ("kidneys", "liver", "extrahepatic")
-                   if f"{region}_uptake_pct" in table]
+        labels = {"kidneys_uptake_pct": "kidneys", "liver_uptake_pct": "liver",
+                  "extrahepatic_uptake_pct": "extrahepatic"}
+        columns = [c for c in labels if c in table]
         summary = uptake_summary_by_cycle(table, columns)
         _write_table(summary, outputs.path("uptake_by_cycle.csv"), overwrite)
-        return [summary]
+        return {"summary": summary, "figure": ef.uptake_figure(table, {c: labels[c] for c in columns},
+                                                               figure_dir / "uptake.png", overwrite=overwrite)}
 
     def dose():
         summary = lobe_dose_summary(lesions, dose="tumour_dose_gy")
         _write_table(summary, outputs.path("lesion_dose_by_lobe.csv"), overwrite)
-        return [summary]
+        return {"lesions": lesions, "figure": ef.lesion_dose_figure(lesions, figure_dir / "lesion_dose.png",
+                                                                    overwrite=overwrite)}
 
     def models():
         last_cycle = lesions.sort_values("cycle").groupby(["patient_id", "lesion_id"]).tail(1)
         data = last_cycle.dropna(subset=[p for p in PREDICTORS if p in last_cycle] + ["responder"])
         predictors = [p for p in PREDICTORS if p in data]
         aucs = [auc_with_patient_bootstrap_ci(data, p, "responder", n_boot=n_boot, seed=seed) for p in predictors]
-        import pandas as pd
-
         auc_table = pd.concat([a.to_frame() for a in aucs], ignore_index=True)
         _write_table(auc_table, outputs.path("lesion_auc.csv"), overwrite)
         curves = {p: roc_curve_points(data["responder"], -data[p] if a.lower_predicts_response else data[p])
                   for p, a in zip(predictors, aucs, strict=True)}
-        roc = figures.roc_figure(curves, figure_dir / "roc.png", title="Lesion response", overwrite=overwrite)
+        roc = ef.roc_checked(curves, figure_dir / "roc.png", overwrite=overwrite)
         effects = gee_logistic(data, "responder", predictors)
         _write_table(effects.to_frame(), outputs.path("lesion_gee_effects.csv"), overwrite)
-        forest = figures.forest_plot(effects, figure_dir / "forest.png", title="GEE, odds ratio per SD",
-                                     overwrite=overwrite)
-        return [auc_table, roc, effects, forest]
+        figures.forest_plot(effects, figure_dir / "forest.png", title="GEE, odds ratio per SD", overwrite=overwrite)
+        return {"auc": auc_table, "roc": roc, "effects": effects}
 
     def response():
         spider = lesions.drop_duplicates(["patient_id", "lesion_id"])
-        paths = []
         measured = course.dropna(subset=["diameter_change_pct"])
         if not measured.empty:
-            paths.append(figures.spider_plot(measured, figure_dir / "spider.png", change="diameter_change_pct",
-                                             overwrite=overwrite))
-        paths.append(figures.waterfall_plot(patients.dropna(subset=["best_sum_diameters_change_pct"]),
-                                            figure_dir / "waterfall.png", overwrite=overwrite))
+            figures.spider_plot(measured, figure_dir / "spider.png", change="diameter_change_pct",
+                                overwrite=overwrite)
+        waterfall = figures.waterfall_plot(patients.dropna(subset=["best_sum_diameters_change_pct"]),
+                                           figure_dir / "waterfall.png", overwrite=overwrite)
         counts = patients["best_overall_response"].value_counts().rename_axis("best_overall_response")
-        return [counts.reset_index(name="n_patients"), *paths,
-                f"{int(spider['responder'].sum())} of {len(spider)} lesions responded "
-                "(longest diameter -30 % or less at the last visit)."]
+        return {"counts": counts.reset_index(name="n_patients"), "waterfall": waterfall,
+                "text": f"{int(spider['responder'].sum())} of {len(spider)} lesions responded "
+                        "(longest diameter -30 % or less at the last visit)."}
 
-    steps = [("Primary endpoint: IA vs IV lesion T/N, cycle 1", primary),
-             ("IA vs IV by cycle (secondary)", per_cycle),
-             ("Kidney, liver and extrahepatic uptake", uptake),
-             ("Lesion absorbed dose by lobe", dose),
-             ("Predictors of lesion response", models),
-             ("Response", response)]
+    steps = [("primary", primary), ("trial_primary", trial), ("per_cycle", per_cycle), ("uptake", uptake),
+             ("dose", dose), ("models", models), ("response", response),
+             ("route_response", lambda: ce.route_response_endpoint(lesions, course, figure_dir, write, out_dir,
+                                                                    overwrite)),
+             ("toxicity", lambda: ce.toxicity_endpoint(out_dir, patient_ids, admin, study, figure_dir, write,
+                                                       overwrite)),
+             ("imaging", lambda: ce.imaging_change_endpoint(lesions, figure_dir, write, out_dir, overwrite,
+                                                            min(n_boot, 500), seed)),
+             ("variance", lambda: ce.variance_endpoint(out_dir, patient_ids, figure_dir, write, overwrite))]
     for k, (name, step) in enumerate(steps):
         attempt(name, step)
-        progress(0.2 + 0.75 * (k + 1) / len(steps), name)
-    if notes:
-        sections["Notes"] = notes
-    record = provenance_record({}, {"patients": list(patient_ids), "n_boot": n_boot, "seed": seed,
-                                    "primary_hours_post_injection": PRIMARY_HOURS_POST_INJECTION,
-                                    "lesion_dose_method": LESION_DOSE_METHOD})
-    write_html_report(sections, outputs.path("report.html"), title="LuPRRT cohort analysis", provenance=record)
+        progress(0.1 + 0.6 * (k + 1) / len(steps), name)
+    if "primary" not in results:
+        raise ValueError(f"the primary endpoint could not be computed: {notes}")
+    folders = {p: ce.patient_folder(out_dir, p) for p in patient_ids}
+    arguments = [(out_dir, p, folders[p], lesions[lesions["patient_id"] == p], None,
+                  _time_points(out_dir / "patients" / p / "measurements.csv"), overwrite, staging)
+                 for p in patient_ids]
+    pages = []
+    if jobs > 1 and len(arguments) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        # spawn, as the patient batch: workers start clean (no inherited BLAS or matplotlib state).
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for k, page in enumerate(pool.map(cr.patient_page, *zip(*arguments, strict=True))):
+                pages.append(page)
+                progress(0.7 + 0.25 * (k + 1) / len(arguments), f"page of {page['patient_id']}")
+    else:
+        for k, argument in enumerate(arguments):
+            pages.append(cr.patient_page(*argument))
+            progress(0.7 + 0.25 * (k + 1) / len(arguments), f"page of {argument[1]}")
+    truth = ce.synthetic_truth(out_dir, patient_ids)
+    toxicity = results.get("toxicity") or {}
+    parameters = {"patients": list(patient_ids), "n_boot": n_boot, "seed": seed,
+                  "primary_hours_post_injection": PRIMARY_HOURS_POST_INJECTION,
+                  "lesion_dose_method": LESION_DOSE_METHOD, **options}
+    cr.write_report(
+        staging, results, patients_table=patients, people=toxicity.get("people"), admin=admin, truth=truth,
+        inputs=cr.collect_inputs(out_dir, patient_ids, {k: v for k, v in folders.items() if v}, study),
+        calibration=cr.calibration_lines(out_dir, patient_ids, options), parameters=parameters,
+        record=provenance_record(), patient_pages=pages, notes=notes, overwrite=overwrite)
+    record = provenance_record({}, parameters)
     outputs.path(ANALYSIS_MARKER).write_text(json.dumps({**record, **(marker or {})}, indent=2, default=str),
                                              encoding="utf-8")
+
+
+def _p(p: float) -> str:
+    from ..cohort.reader_report import format_p
+
+    return format_p(p)
+
+
+def _time_points(measurements_csv: Path):
+    """RECIST 1.1 time points of one patient's measurements (a table), or None."""
+    import pandas as pd
+
+    measurements = _read(measurements_csv)
+    if measurements is None:
+        return None
+    return pd.DataFrame(as_rows(assess_patient(_measurement_records(measurements))))
 
 
 def _measurement_records(measurements) -> list[dict]:

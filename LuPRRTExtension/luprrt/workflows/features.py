@@ -1,4 +1,4 @@
-"""Baseline FDG / 68Ga PET and ADC features of every tracked lesion of one patient folder."""
+"""FDG / 68Ga PET and ADC features of every tracked lesion of one patient folder, at baseline and after each cycle."""
 
 from __future__ import annotations
 
@@ -32,6 +32,31 @@ def baseline_lesion_features(patient_folder: str | Path) -> list[dict]:
         log.info("patient %s has no baseline imaging; no lesion features", manifest["patient_id"])
         return []
     reference = min(manifest["sessions"], key=lambda s: s["datetime"])
+    return _features(folder, manifest, baseline, reference)
+
+
+def after_cycle_lesion_features(patient_folder: str | Path) -> list[dict]:
+    """Per-lesion PET and ADC features of the imaging after each cycle (manifest ``after_cycle``).
+
+    Each entry names its ``cycle``, the ``session`` whose segmentation (same lesion ids)
+    outlines the lesions at that time, and the PET folders / ADC file as in ``baseline``.
+    Rows carry ``cycle``; no rows when the patient has no such imaging.
+    """
+    folder = Path(patient_folder)
+    manifest = read_manifest(folder)
+    sessions = {s["name"]: s for s in manifest["sessions"]}
+    rows = []
+    for entry in manifest.get("after_cycle") or []:
+        if entry.get("session") not in sessions:
+            raise ValueError(f"{folder}/manifest.json: after_cycle entry of cycle {entry.get('cycle')} names "
+                             f"session {entry.get('session')!r}; sessions are {sorted(sessions)}")
+        imaging = {k: v for k, v in entry.items() if k not in ("cycle", "session")}
+        rows += [row | {"cycle": int(entry["cycle"])}
+                 for row in _features(folder, manifest, imaging, sessions[entry["session"]])]
+    return rows
+
+
+def _features(folder: Path, manifest: dict, baseline: dict, reference: dict) -> list[dict]:
     segmentation = read_seg_nrrd(folder / reference["segmentation"])
     images, transforms = {}, {}
     reference_ct = None

@@ -71,7 +71,8 @@ def test_paired_figure_joins_each_patients_lobes_on_a_log_axis(tmp_path, drawn, 
 
     assert axes.get_yscale() == "log"
     assert [t.get_text() for t in axes.get_xticklabels()] == ["IV lobe", "IA lobe"]
-    assert axes.get_ylabel() == "T/N per patient (geometric mean of its lesions)"
+    assert axes.get_ylabel() == "lesion T/N per patient (dimensionless; geometric mean)"
+    assert axes.get_xlabel() == "lobe (route of administration)"
     ticks = [t for t in axes.get_yticklabels() if t.get_text()]
     assert len(ticks) >= 3
     for tick in ticks:  # plain numbers such as 8 or 20, not powers of ten
@@ -88,7 +89,8 @@ def test_forest_plot_shows_odds_ratios_with_intervals_on_a_log_axis(tmp_path, dr
     forest_plot(effects, tmp_path / "forest.png")
     axes = only_axes(drawn[0])
     assert axes.get_xscale() == "log"
-    assert axes.get_xlabel() == "odds ratio of response (log scale)"
+    assert axes.get_xlabel() == "odds ratio of response (dimensionless, log scale)"
+    assert axes.get_ylabel() == "predictor (per SD)"
     assert axes.get_title() == "GEE logistic"
     labels = {tick.get_position()[1]: tick.get_text() for tick in axes.get_yticklabels()}
     assert labels == {1: "tumour_dose_gy (1 SD = 9.1 Gy)", 0: "fdg_suvmax (1 SD = 3 g/mL)"}  # first on top
@@ -106,8 +108,8 @@ def test_roc_figure_draws_each_curve_and_names_its_auc(tmp_path, drawn):
     curve = RocCurve(np.array([0.0, 0.25, 1.0]), np.array([0.0, 0.75, 1.0]), np.array([np.inf, 2.0, 1.0]), 0.75)
     roc_figure({"tumour dose": curve}, tmp_path / "roc.png", title="Response by dose")
     axes = only_axes(drawn[0])
-    assert axes.get_xlabel() == "1 - specificity (false-positive rate)"
-    assert axes.get_ylabel() == "sensitivity (true-positive rate)"
+    assert axes.get_xlabel() == "1 - specificity (fraction)"
+    assert axes.get_ylabel() == "sensitivity (fraction)"
     assert axes.get_title() == "Response by dose"
     line, chance = axes.get_lines()
     assert (list(line.get_xdata()), list(line.get_ydata())) == ([0.0, 0.25, 1.0], [0.0, 0.75, 1.0])
@@ -145,6 +147,7 @@ def test_waterfall_plot_sorts_patients_from_worst_to_best(tmp_path, drawn):
     waterfall_plot(best, tmp_path / "waterfall.png")
     axes = only_axes(drawn[0])
     assert axes.get_ylabel() == "best change of the sum of diameters (%)"
+    assert axes.get_xlabel() == "patient (ID)"
     assert [t.get_text() for t in axes.get_xticklabels()] == ["C", "B", "D", "A"]
     bars = axes.patches
     assert [bar.get_height() for bar in bars] == [30.0, 10.0, -30.0, -45.0]
@@ -187,3 +190,17 @@ def test_figures_reject_bad_targets_and_tables(tmp_path, effects):
     with pytest.raises(ValueError, match="no ROC curves given"):
         roc_figure({}, tmp_path / "roc.png")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_figure_with_an_axis_label_lacking_its_unit_is_refused(tmp_path):
+    from matplotlib.figure import Figure
+
+    from luprrt.cohort.figures import _save
+
+    figure = Figure()
+    axes = figure.subplots()
+    axes.set_xlabel("time (weeks)")
+    axes.set_ylabel("change of longest diameter")
+    with pytest.raises(ValueError, match=r"the y axis label 'change of longest diameter' lacks a unit"):
+        _save(figure, tmp_path / "no_unit.png")
+    assert not (tmp_path / "no_unit.png").exists()
