@@ -11,11 +11,41 @@ imaging   SPECT grid, camera blur, Poisson counts, PET and ADC maps
 truth     the closed-form truth per region and time point (concentrations, activities,
           time-integrated activities, volumes, T/N, diameters)
 writer    :func:`write_patient`: DICOM series, seg.nrrd, truth maps (NRRD) and truth JSON
+attenuation  photon attenuation at 208 keV: NIST materials and tissues (truth), bilinear HU-to-mu
+          (what a site's reconstruction uses)
+calibration_phantoms  uniform cylinder and NEMA IEC body phantom: exact activity, density, mu and
+          CT maps on any grid, sphere geometry as data
 
 Dependencies run one way: anatomy -> kinetics -> imaging / truth -> patient -> writer.
 """
 
+from .attenuation import LU177_PHOTOPEAK_KEV, hu_to_mu_per_cm, linear_attenuation_per_cm, tissue_mu_per_cm
+from .calibration_phantoms import (
+    IEC_SPHERE_DIAMETERS_MM,
+    CalibrationPhantom,
+    PhantomSphere,
+    nema_iec_body_phantom,
+    phantom_grid,
+    sphere_occupancy,
+    uniform_cylinder_phantom,
+)
 from .patient import FIELD_OF_VIEW_MM, SyntheticPatient, make_patient
 from .writer import write_patient
 
-__all__ = ["FIELD_OF_VIEW_MM", "SyntheticPatient", "make_patient", "write_patient"]
+__all__ = [
+    "FIELD_OF_VIEW_MM",
+    "IEC_SPHERE_DIAMETERS_MM",
+    "LU177_PHOTOPEAK_KEV",
+    "CalibrationPhantom",
+    "PhantomSphere",
+    "SyntheticPatient",
+    "hu_to_mu_per_cm",
+    "linear_attenuation_per_cm",
+    "make_patient",
+    "nema_iec_body_phantom",
+    "phantom_grid",
+    "sphere_occupancy",
+    "tissue_mu_per_cm",
+    "uniform_cylinder_phantom",
+    "write_patient",
+]
