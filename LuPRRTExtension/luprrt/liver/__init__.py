@@ -8,6 +8,7 @@ lobe_split  the registry of lobe-split methods (:data:`LOBE_SPLIT_METHODS`) and 
 lesions  lesion-to-lobe assignment, SPECT lesion candidates, tracking ids for new lesions
 tn       tumour-to-non-tumour activity-concentration ratios per lesion, per lobe and the
          IA/IV ratio, for every cycle's SPECT in one vectorised pass
+tn_corrected  recovery-corrected T/N with a site calibration, with 95 % intervals
 uptake   kidney, liver, lobe and extrahepatic uptake (MBq and % of administered activity)
 """
 
@@ -42,11 +43,15 @@ from .tn import (
     nontumour_mask,
     tumour_to_nontumour,
 )
+from .tn_corrected import CORRECTED_COLUMNS, CORRECTED_RATIO_COLUMNS, MAX_NOTE
 from .uptake import UPTAKE_COLUMNS, uptake_rows
 
 __all__ = [
     "CAUDATE_OPTIONS",
+    "CORRECTED_COLUMNS",
+    "CORRECTED_RATIO_COLUMNS",
     "LOBE_SPLIT_METHODS",
+    "MAX_NOTE",
     "OCCUPANCY_MODES",
     "RATIO_COLUMNS",
     "TN_COLUMNS",
