@@ -73,14 +73,18 @@ class UncertaintyBudget:
         half = coverage_factor * self.combined
         return self.values - half, self.values + half
 
-    def columns(self, index: int, prefix: str) -> dict:
-        """Table columns of one result: ``<prefix>_sd``, ``<prefix>_ci95_low/high`` and ``<prefix>_sd_<source>``."""
+    def columns(self, index: int, prefix: str, sd: str = "sd") -> dict:
+        """Table columns of one result.
+
+        ``<prefix>_<sd>`` (combined standard uncertainty), ``<prefix>_ci95_low/high`` and
+        ``<prefix>_<sd>_<source>`` (each source's standard uncertainty).
+        """
         low, high = self.interval()
-        row = {f"{prefix}_sd": float(self.combined[index]), f"{prefix}_ci95_low": float(low[index]),
+        row = {f"{prefix}_{sd}": float(self.combined[index]), f"{prefix}_ci95_low": float(low[index]),
                f"{prefix}_ci95_high": float(high[index])}
         for source in SOURCES:
             if source in self.contributions:
-                row[f"{prefix}_sd_{source}"] = float(self.contributions[source][index])
+                row[f"{prefix}_{sd}_{source}"] = float(self.contributions[source][index])
         return row
 
 

@@ -148,8 +148,12 @@ def run_patient_dosimetry(patient: str | Path | PatientData, out_dir: str | Path
                   "cycles": [c.cycle for c in patient.cycles],
                   "scan_hours": {str(c.cycle): [p.hours_post_injection for p in c.time_points]
                                  for c in patient.cycles},
-                  "options": _plain(dataclasses.asdict(options))}
-    record = provenance_record(inputs_sha256(patient.input_files), parameters)
+                  "options": _plain(dataclasses.asdict(dataclasses.replace(options, site_calibration=None)))
+                  | {"site_calibration": site.label if (site := options.site_calibration) else None}}
+    inputs = list(patient.input_files)
+    if options.site_calibration is not None and Path(options.site_calibration.source).is_file():
+        inputs.append(Path(options.site_calibration.source))
+    record = provenance_record(inputs_sha256(inputs), parameters)
     run = DosimetryRun(patient.patient_id, dose_rows, [row for r in results for row in r.tac_rows],
                        limits_rows, [row for r in results for row in r.registration_rows], results, record)
     if out_dir is not None:
