@@ -48,12 +48,22 @@ from ..grid import GridGeometry, same_grid
 from ..provenance import ProgressCallback, no_progress
 from ..regionstats import Region, RegionMasks
 from ..segments import SIDES, Segment, Segmentation, segment_occupancy, segmentation_on_grid
+from .targets import (
+    TARGET_COLUMNS,
+    TRIAL_MIN_DIAMETER_MM,
+    TRIAL_TARGETS_PER_LOBE,
+    lesion_longest_diameters_mm,
+    select_target_lesions,
+    trial_definition,
+    trial_endpoint_rows,
+)
 from .tn_corrected import CorrectionContext, corrected_cycle_rows, lesion_volumes, with_shifted_lesions
 
 log = logging.getLogger(__name__)
 
 TN_COLUMNS = ("cycle", "hours_post_injection", "region", "role", "side", "route", "lesion_id", "volume_ml",
-              "mean_bq_per_ml", "max_bq_per_ml", "total_mbq", "nontumour_mean_bq_per_ml", "tn_mean", "tn_max")
+              "mean_bq_per_ml", "max_bq_per_ml", "total_mbq", "nontumour_mean_bq_per_ml", "tn_mean", "tn_max",
+              *TARGET_COLUMNS)
 RATIO_COLUMNS = ("cycle", "hours_post_injection", "ia_side", "tn_mean_ia", "tn_mean_iv", "tn_mean_ia_over_iv",
                  "tn_max_ia", "tn_max_iv", "tn_max_ia_over_iv")
 OCCUPANCY_MODES = ("nearest", "fractional")
@@ -93,11 +103,17 @@ class LobeRegions:
 
 @dataclass(frozen=True)
 class TNResult:
-    """T/N rows of all cycles (:data:`TN_COLUMNS`), IA/IV ratio rows and the parameters used."""
+    """T/N rows of all cycles (:data:`TN_COLUMNS`), IA/IV ratio rows and the parameters used.
+
+    ``trial_rows`` / ``trial_ratio_rows``: the trial's endpoint (target lesions per lobe and their
+    mean T/N, :mod:`luprrt.liver.targets`: :data:`TRIAL_COLUMNS`, :data:`TRIAL_RATIO_COLUMNS`).
+    """
 
     rows: list[dict]
     ratio_rows: list[dict]
     parameters: dict = field(default_factory=dict)
+    trial_rows: list[dict] = field(default_factory=list)
+    trial_ratio_rows: list[dict] = field(default_factory=list)
 
     def lobe_tn(self, cycle: int, side: str) -> tuple[float, float]:
         """(tn_mean, tn_max) of one lobe in one cycle."""
@@ -264,7 +280,9 @@ def tumour_to_nontumour(cycles: Sequence[CycleSpect], segmentation: Segmentation
                         margin_mm: float | None = None, occupancy: str = "nearest", supersampling: int = 5,
                         calibration: SiteCalibration | None = None, margin_fwhm: float = DEFAULT_MARGIN_FWHM,
                         edge_margin_mm: float | None = None, edge_margin_fwhm: float = DEFAULT_EDGE_MARGIN_FWHM,
-                        boundary_uncertainty: bool = True, progress: ProgressCallback | None = None) -> TNResult:
+                        boundary_uncertainty: bool = True, target_lesions: int = TRIAL_TARGETS_PER_LOBE,
+                        target_min_diameter_mm: float = TRIAL_MIN_DIAMETER_MM,
+                        progress: ProgressCallback | None = None) -> TNResult:
     """Lobe and lesion T/N for every cycle, and the IA/IV ratio of the lobe T/N.
 
     Parameters
@@ -289,6 +307,9 @@ def tumour_to_nontumour(cycles: Sequence[CycleSpect], segmentation: Segmentation
     boundary_uncertainty : bool
         With a calibration: include the segmentation-boundary (+-1 voxel) uncertainty (two more
         region builds per grid).
+    target_lesions, target_min_diameter_mm
+        The trial endpoint's target lesions: up to this many per lobe, longest axial diameter
+        above this (:mod:`luprrt.liver.targets`); lesion rows say which are targets.
     progress : callable(fraction, message), optional
 
     Returns
@@ -322,6 +343,8 @@ def tumour_to_nontumour(cycles: Sequence[CycleSpect], segmentation: Segmentation
         if calibration.max_not_recommended:
             log.warning("max-based T/N is not recommended with %s: resolution-recovered OSEM overshoots at edges "
                         "(use the mean-based, recovery-corrected T/N)", calibration.label)
+    definition = trial_definition(target_lesions, target_min_diameter_mm)
+    targets: dict[int, tuple[dict, dict]] = {}
     built: dict[tuple[int, GridGeometry], LobeRegions] = {}
     contexts: dict[tuple[int, GridGeometry], CorrectionContext] = {}
     rows: list[dict] = []
@@ -341,7 +364,12 @@ def tumour_to_nontumour(cycles: Sequence[CycleSpect], segmentation: Segmentation
                 contexts[key] = _correction_context(seg, cycle.spect, built[key], calibration, margin_rule,
                                                     occupancy, supersampling, boundary_uncertainty)
         regions = built[key]
-        cycle_rows = _cycle_rows(cycle, regions)
+        if id(seg) not in targets:
+            diameters = lesion_longest_diameters_mm(seg, regions.lesions)
+            targets[id(seg)] = (diameters, select_target_lesions(
+                [(le.segment_id, le.tags.side, diameters[le.segment_id]) for le in regions.lesions],
+                max_per_lobe=target_lesions, min_diameter_mm=target_min_diameter_mm))
+        cycle_rows = _cycle_rows(cycle, regions, *targets[id(seg)])
         ratio = _ratio_row(cycle, regions, cycle_rows)
         if calibration is not None:
             context = contexts[key]
@@ -361,7 +389,10 @@ def tumour_to_nontumour(cycles: Sequence[CycleSpect], segmentation: Segmentation
                   "edge_margin_mm": edge_margin_mm,
                   "occupancy": occupancy, "supersampling": supersampling if occupancy == "fractional" else None,
                   "calibration": calibration.label if calibration is not None else None}
-    return TNResult(rows, ratio_rows, parameters)
+    parameters |= {"target_lesions_per_lobe": target_lesions, "target_min_diameter_mm": target_min_diameter_mm,
+                   "trial_definition": definition}
+    trial_rows, trial_ratio_rows = trial_endpoint_rows(rows, definition)
+    return TNResult(rows, ratio_rows, parameters, trial_rows, trial_ratio_rows)
 
 
 def _correction_context(segmentation: Segmentation, spect: sitk.Image, regions: LobeRegions,
@@ -529,7 +560,8 @@ def _pooled(parts: list[Region]) -> Region:
     return Region(unique, np.minimum(np.bincount(position, weights), 1.0))
 
 
-def _cycle_rows(cycle: CycleSpect, regions: LobeRegions) -> list[dict]:
+def _cycle_rows(cycle: CycleSpect, regions: LobeRegions, diameters: dict[str, float],
+                targets: dict[str, int]) -> list[dict]:
     stats = regions.masks.statistics(cycle.spect, unit="Bq/mL")
     at = {name: i for i, name in enumerate(stats.label)}
     # Python floats converted once per column, not one numpy scalar at a time (hundreds of lesion rows).
@@ -548,6 +580,7 @@ def _cycle_rows(cycle: CycleSpect, regions: LobeRegions) -> list[dict]:
             "total_mbq": totals[i], "nontumour_mean_bq_per_ml": reference,
             "tn_mean": mean / reference if with_tn else math.nan,
             "tn_max": peak / reference if with_tn else math.nan,
+            "longest_diameter_mm": None, "target_lesion": None, "target_rank": None,
         }
 
     rows = []
@@ -562,7 +595,10 @@ def _cycle_rows(cycle: CycleSpect, regions: LobeRegions) -> list[dict]:
         side = lesion.tags.side
         route = lesion.tags.route or regions.lobes[side].tags.route
         rows.append(row(f"lesion:{lesion.segment_id}", lesion.name, "lesion", side, route,
-                        lesion.tags.lesion_id, True))
+                        lesion.tags.lesion_id, True)
+                    | {"longest_diameter_mm": diameters[lesion.segment_id],
+                       "target_lesion": lesion.segment_id in targets,
+                       "target_rank": targets.get(lesion.segment_id)})
     return rows
 
 
