@@ -93,8 +93,11 @@ def process_patient(entry: PatientEntry, out_dir: str | Path, options: dict | No
     Writes ``lobequant/``, ``dose/``, ``measurements.csv``, ``tracking_events.csv``,
     ``lesion_features.csv`` and, last, ``done.json`` (so an interrupted patient is redone).
     """
+    from ..liver import TRIAL_MIN_DIAMETER_MM, TRIAL_TARGETS_PER_LOBE
     from ..tables import write_rows_csv
+    from .calibrate import load_calibration
     from .dose import run_patient_dosimetry
+    from .dose_cycle import DosimetryOptions
     from .features import baseline_lesion_features
     from .lobequant import run_lobequant
     from .response import measure_patient
@@ -102,10 +105,14 @@ def process_patient(entry: PatientEntry, out_dir: str | Path, options: dict | No
     options = dict(options or {})
     target = patient_output(Path(out_dir), entry)
     target.mkdir(parents=True, exist_ok=True)
+    calibration = load_calibration(options.get("calibration"))
     run_lobequant(entry.folder, ia_side=entry.ia_side, out_dir=target / "lobequant", overwrite=True,
-                  occupancy=options.get("occupancy", "fractional"))
+                  occupancy=options.get("occupancy", "fractional"), calibration=calibration,
+                  target_lesions=options.get("target_lesions", TRIAL_TARGETS_PER_LOBE),
+                  target_min_diameter_mm=options.get("target_min_diameter_mm", TRIAL_MIN_DIAMETER_MM))
     run_patient_dosimetry(entry.folder, out_dir=target / "dose", overwrite=True,
-                          voxel_dose=options.get("voxel_dose", True))
+                          voxel_dose=options.get("voxel_dose", True),
+                          options=DosimetryOptions(site_calibration=calibration))
     measured = measure_patient(entry.folder)
     write_rows_csv(measured.measurements, target / "measurements.csv", overwrite=True)
     if measured.tracking_events:
@@ -139,7 +146,8 @@ def run_cohort(study: str | Path, out_dir: str | Path, *, jobs: int = 2, resume:
     resume : skip patients whose ``done.json`` exists
     overwrite : allow replacing the cohort tables, figures and report of an earlier run, and (with
         ``resume=False``) the outputs of patients that finished before
-    options : per-patient options (``occupancy``, ``voxel_dose``)
+    options : per-patient options (``occupancy``, ``voxel_dose``, ``calibration``: a site-calibration
+        file, ``target_lesions`` and ``target_min_diameter_mm``: the trial endpoint's targets)
     """
     progress = progress or no_progress
     out_dir = Path(out_dir)

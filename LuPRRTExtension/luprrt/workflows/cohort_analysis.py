@@ -24,6 +24,15 @@ PRIMARY_HOURS_POST_INJECTION = 24.0
 # Lesion dose reported per cycle: unit-density sphere S-values (the method of the lesion tables).
 LESION_DOSE_METHOD = "sphere_s_value"
 PREDICTORS = ("fdg_suvmax", "ga68_suvmax", "adc_mean_mm2_per_s", "cumulative_tumour_dose_gy")
+# Lesion T/N columns carried into the lesion table when present (trial targets; recovery-corrected T/N).
+LESION_TN_EXTRA_COLUMNS = ("longest_diameter_mm", "target_lesion", "target_rank", "segmentation_volume_ml",
+                           "tn_mean_corrected", "tn_mean_corrected_ci95_low", "tn_mean_corrected_ci95_high",
+                           "recovery_extrapolated")
+# Lesion dose columns with a site calibration, renamed for the lesion table.
+LESION_DOSE_EXTRA_COLUMNS = {"uncorrected_dose_gy": "tumour_dose_uncorrected_gy",
+                             "dose_gy_ci95_low": "tumour_dose_ci95_low_gy", "dose_gy_ci95_high": "tumour_dose_ci95_high_gy"}
+# Size-matched sensitivity analysis: IA and IV lesions paired when their volumes differ by at most this factor.
+SIZE_MATCH_MAX_VOLUME_RATIO = 2.0
 RESPONDER_CATEGORY = "response"
 
 
@@ -52,10 +61,12 @@ def lesion_table(out_dir: Path, patient_ids: Sequence[str]):
         if tn is None or dose is None or measurements is None:
             raise FileNotFoundError(f"patient {patient_id}: results missing in {folder}; re-run without --resume")
         lesions = tn[(tn["role"] == "lesion") & (tn["hours_post_injection"] == PRIMARY_HOURS_POST_INJECTION)]
-        lesions = lesions[["cycle", "lesion_id", "side", "route", "volume_ml", "tn_mean", "tn_max"]].assign(
-            patient_id=patient_id)
+        lesions = lesions[["cycle", "lesion_id", "side", "route", "volume_ml", "tn_mean", "tn_max",
+                           *[c for c in LESION_TN_EXTRA_COLUMNS if c in lesions]]].assign(patient_id=patient_id)
         lesion_dose = dose[(dose["role"] == "lesion") & (dose["method"] == LESION_DOSE_METHOD)]
-        lesion_dose = lesion_dose[["cycle", "lesion_id", "dose_gy"]].rename(columns={"dose_gy": "tumour_dose_gy"})
+        lesion_dose = lesion_dose[["cycle", "lesion_id", "dose_gy",
+                                   *[c for c in LESION_DOSE_EXTRA_COLUMNS if c in lesion_dose]]].rename(
+            columns={"dose_gy": "tumour_dose_gy", **LESION_DOSE_EXTRA_COLUMNS})
         table = lesions.merge(lesion_dose, on=["cycle", "lesion_id"], how="left")
         features = _read(folder / "lesion_features.csv")
         if features is not None:
@@ -150,25 +161,32 @@ def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: i
             log.warning("%s not computed: %s", name, error)
             notes.append(f"{name}: not computed ({error})")
 
+    value = endpoint_value(lesions)
+
     def primary():
-        result = paired_ia_iv(lesions, cycle=1, value="tn_mean")
+        analyses = endpoint_analyses(lesions, value)
+        result = analyses[0][1]
         path = figures.paired_ia_iv_figure(result, figure_dir / "paired_ia_iv.png", overwrite=overwrite)
-        _write_table(result.to_frame(), out_dir / "primary_ia_iv.csv", overwrite)
-        return [f"Lesion T/N on the {PRIMARY_HOURS_POST_INJECTION:g} h SPECT/CT after cycle 1, IA lobe vs "
-                f"IV lobe: geometric-mean ratio {result.ratio:.3f} (95 % CI {result.ci_low:.3f}-"
+        _write_table(result.to_frame().assign(analysis=analyses[0][0]), out_dir / "primary_ia_iv.csv", overwrite)
+        for name, sensitivity, file in analyses[1:]:
+            if sensitivity is not None:
+                _write_table(sensitivity.to_frame().assign(analysis=name), out_dir / file, overwrite)
+        _write_table(endpoint_table(analyses), out_dir / "ia_iv_endpoints.csv", overwrite)
+        return [f"{analyses[0][0]}: lesion {value} on the {PRIMARY_HOURS_POST_INJECTION:g} h SPECT/CT after "
+                f"cycle 1, IA lobe vs IV lobe: geometric-mean ratio {result.ratio:.3f} (95 % CI {result.ci_low:.3f}-"
                 f"{result.ci_high:.3f}), paired t-test on log T/N p = {result.p_value:.3g}, "
                 f"Wilcoxon p = {result.wilcoxon_p_value:.3g}, {result.n_patients} patients; "
                 f"{100 * result.share_increased:.0f} % of patients had a higher T/N in the IA lobe.",
-                result, path]
+                result, path, endpoint_table(analyses)]
 
     def per_cycle():
-        frames = [paired_ia_iv(lesions, cycle=c, value="tn_mean").to_frame()
+        frames = [paired_ia_iv(lesions, cycle=c, value=value).to_frame()
                   for c in sorted(lesions["cycle"].unique())]
         import pandas as pd
 
         table = pd.concat(frames, ignore_index=True)
         _write_table(table, out_dir / "ia_iv_by_cycle.csv", overwrite)
-        mixed = mixed_model_over_cycles(lesions, value="tn_mean")
+        mixed = mixed_model_over_cycles(lesions, value=value)
         return [table, mixed]
 
     def uptake():
@@ -233,10 +251,62 @@ def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: i
         sections, out_dir / "report.html", title="LuPRRT cohort analysis",
         provenance=provenance_record({}, {"patients": list(patient_ids), "n_boot": n_boot, "seed": seed,
                                           "primary_hours_post_injection": PRIMARY_HOURS_POST_INJECTION,
-                                          "lesion_dose_method": LESION_DOSE_METHOD}),
+                                          "lesion_dose_method": LESION_DOSE_METHOD, "endpoint_value": value}),
         overwrite=overwrite)
     progress(1.0, "report written")
     return report
+
+
+def endpoint_value(lesions) -> str:
+    """The T/N column of the analyses: recovery-corrected when every lesion has it, else the measured one."""
+    if "tn_mean_corrected" in lesions and lesions["tn_mean_corrected"].notna().all() \
+            and (lesions["tn_mean_corrected"] > 0).all():
+        return "tn_mean_corrected"
+    return "tn_mean"
+
+
+def endpoint_analyses(lesions, value: str) -> list[tuple[str, object, str]]:
+    """(label, paired IA/IV result or None, file) of the primary endpoint and its sensitivity analyses.
+
+    Primary: the trial's definition (target lesions: up to three > 3 cm per lobe, Ebbers et al.
+    EJNMMI 2024; the ``target_lesion`` column). Sensitivity: all lesions; size-matched lesions
+    (:func:`luprrt.cohort.size_matched_lesions`). A sensitivity analysis that cannot be computed
+    (e.g. fewer than two patients with matched lesions) is None and logged.
+    """
+    from ..cohort import paired_ia_iv, size_matched_lesions
+
+    analyses = []
+    if "target_lesion" in lesions:
+        targets = lesions[lesions["target_lesion"].astype(str).str.lower().isin(("true", "1"))]
+        analyses.append(("primary (trial definition: up to 3 target lesions > 30 mm per lobe)",
+                         paired_ia_iv(targets, cycle=1, value=value), "primary_ia_iv.csv"))
+        analyses.append(("sensitivity: all lesions", _attempt(lambda: paired_ia_iv(lesions, cycle=1, value=value)),
+                         "ia_iv_sensitivity_all_lesions.csv"))
+    else:
+        analyses.append(("primary: all lesions (no target-lesion column)", paired_ia_iv(lesions, cycle=1, value=value),
+                         "primary_ia_iv.csv"))
+    matched = size_matched_lesions(lesions, cycle=1, volume="volume_ml", max_volume_ratio=SIZE_MATCH_MAX_VOLUME_RATIO)
+    analyses.append((f"sensitivity: size-matched lesions (IA-IV pairs within a volume ratio of "
+                     f"{SIZE_MATCH_MAX_VOLUME_RATIO:g})", _attempt(lambda: paired_ia_iv(matched, cycle=1, value=value)),
+                     "ia_iv_sensitivity_size_matched.csv"))
+    return analyses
+
+
+def endpoint_table(analyses):
+    """One row per analysis: label, patients, lesions, ratio and interval, p-values."""
+    import pandas as pd
+
+    frames = [result.to_frame().assign(analysis=name) for name, result, _ in analyses if result is not None]
+    table = pd.concat(frames, ignore_index=True)
+    return table[["analysis", *[c for c in table.columns if c != "analysis"]]]
+
+
+def _attempt(step):
+    try:
+        return step()
+    except ValueError as error:
+        log.warning("sensitivity analysis not computed: %s", error)
+        return None
 
 
 def _measurement_records(measurements) -> list[dict]:

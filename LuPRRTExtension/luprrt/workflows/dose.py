@@ -123,7 +123,7 @@ def run_patient_dosimetry(patient: str | Path | PatientData, out_dir: str | Path
     targets = [] if out_dir is None else _output_paths(out_dir, _cycle_numbers(patient, cycles), overwrite)
     if source is not None:
         progress(0.0, f"reading {source.name}")
-        patient = read_patient_folder(source, cycles, time_points_h)
+        patient = read_patient_folder(source, cycles, time_points_h, options.site_calibration)
     if not patient.cycles:
         raise ValueError(f"patient {patient.patient_id} has no cycle to process")
     if [c.cycle for c in patient.cycles] != sorted({c.cycle for c in patient.cycles}):

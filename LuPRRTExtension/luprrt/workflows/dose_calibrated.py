@@ -36,9 +36,9 @@ import SimpleITK as sitk
 
 from ..calibration import (
     BOUNDARY_RECTANGULAR_FACTOR,
-    MINIMUM_CONTRAST_RECOVERY,
     DEFAULT_EDGE_MARGIN_FWHM,
     DEFAULT_MARGIN_FWHM,
+    MINIMUM_CONTRAST_RECOVERY,
     SiteCalibration,
     UncertaintyBudget,
     corrected_ratio,

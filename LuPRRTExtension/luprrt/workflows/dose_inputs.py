@@ -20,8 +20,10 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ..calibration import SiteCalibration
 from ..io import QuantitativeImage, read_image, read_seg_nrrd
 from ..segments import Segmentation
+from .calibrate import quantitative_spect
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +68,8 @@ class PatientData:
 
 
 def read_patient_folder(folder: str | Path, cycles: Iterable[int] | None = None,
-                        time_points_h: Mapping[int, Sequence[float]] | None = None) -> PatientData:
+                        time_points_h: Mapping[int, Sequence[float]] | None = None,
+                        calibration: SiteCalibration | None = None) -> PatientData:
     """Read the cycles of a patient folder (see the module docstring for the layout).
 
     Parameters
@@ -78,6 +81,9 @@ def read_patient_folder(folder: str | Path, cycles: Iterable[int] | None = None,
     time_points_h : mapping of cycle to hours, optional
         Use only these scans of a cycle (matched to within 0.5 h), e.g. ``{2: [96.0]}`` for a
         single-time-point cycle 2; cycles not listed keep every scan.
+    calibration : SiteCalibration, optional
+        Counts SPECTs are converted with its calibration factor, Bq/mL ones scaled by its cylinder
+        scale (:func:`.calibrate.quantitative_spect`).
 
     Raises
     ------
@@ -121,7 +127,7 @@ def read_patient_folder(folder: str | Path, cycles: Iterable[int] | None = None,
         time_points = []
         for entry in entries:
             spect_path = folder / entry["file"]
-            spect = read_image(spect_path)
+            spect = quantitative_spect(spect_path, None, calibration)
             own_ct = None
             if entry.get("ct") and (folder / entry["ct"]).resolve() != ct_path.resolve():
                 own_ct = _read_ct(folder / entry["ct"])
