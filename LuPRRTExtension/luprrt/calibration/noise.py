@@ -10,9 +10,9 @@ of a phantom):
    such as a depth-dependent attenuation-correction bias do not count as noise; a low-order
    trend, unlike a local mean, does not make the residuals anticorrelated);
 2. the voxel SD sigma of the residuals and their autocorrelation at voxel lags k up to a few
-   voxels (masked, via FFT), smoothed by fitting rho(k) = w exp(-|k|^2 / 2 l^2) for k != 0
-   (|k| in mm; rho(0) = 1): the sum of raw correlations over hundreds of lags would carry
-   their sampling noise into every variance;
+   voxels (masked, via FFT), keeping only the lags whose correlation stands out of its sampling
+   noise (more than 3 / sqrt(number of voxel pairs)): summed over hundreds of lags, the noise of
+   the insignificant ones would otherwise enter every variance;
 3. the variance of the weighted mean of any region R with weights w:
    var = sigma_R^2 sum_ij w_i w_j rho(i - j) / (sum w)^2 (one small correlation per region).
 
@@ -29,10 +29,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import fft, ndimage, optimize
+from scipy import fft, ndimage
 
 DEFAULT_NOISE_EXPONENT = 1.0
-DEFAULT_MAX_LAG_VOXELS = 3
+DEFAULT_MAX_LAG_VOXELS = 4
+_SIGNIFICANCE = 3.0
 
 
 @dataclass(frozen=True)
@@ -162,29 +163,11 @@ def estimate_noise(image: np.ndarray, mask: np.ndarray, spacing_zyx_mm, *,
     index = np.ix_(*[lags % s for s in shape])
     with np.errstate(invalid="ignore", divide="ignore"):
         measured = np.nan_to_num(products[index] / np.maximum(counts[index], 1.0) / variance)
-    correlation = _smooth_correlation(measured, np.asarray(spacing_zyx_mm, dtype=float))
+    # Keep the correlations that stand out of their sampling noise (SD ~ 1 / sqrt(pairs)).
+    significant = np.abs(measured) > _SIGNIFICANCE / np.sqrt(np.maximum(counts[index], 1.0))
+    correlation = np.where(significant, measured, 0.0)
+    correlation[max_lag_voxels, max_lag_voxels, max_lag_voxels] = 1.0
     return NoiseModel(math.sqrt(variance), level, correlation, exponent, n)
-
-
-def _smooth_correlation(measured: np.ndarray, spacing_zyx_mm: np.ndarray) -> np.ndarray:
-    """The fitted correlation w exp(-d^2 / 2 l^2) at every lag (d in mm), 1 at lag 0."""
-    lag = measured.shape[0] // 2
-    offsets = np.indices(measured.shape).reshape(3, -1).T - lag
-    distance = np.linalg.norm(offsets * spacing_zyx_mm, axis=1)
-    values = measured.ravel()
-    off = distance > 0
-
-    def residual(parameters):
-        weight, length = parameters
-        return weight * np.exp(-distance[off] ** 2 / (2.0 * length**2)) - values[off]
-
-    first = values[off][np.argmin(distance[off])]
-    start = (float(np.clip(first, 0.0, 1.0)), float(spacing_zyx_mm.min()))
-    fit = optimize.least_squares(residual, start, bounds=((0.0, 0.1 * spacing_zyx_mm.min()),
-                                                          (1.0, 0.5 * lag * spacing_zyx_mm.max())))
-    weight, length = fit.x
-    model = np.where(off, weight * np.exp(-distance**2 / (2.0 * length**2)), 1.0)
-    return model.reshape(measured.shape)
 
 
 def noise_exponent(levels: Sequence[float], sds: Sequence[float]) -> float:

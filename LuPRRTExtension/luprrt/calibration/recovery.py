@@ -284,8 +284,8 @@ class OccupancyAutocorrelation:
     def __init__(self, occupancy: np.ndarray, spacing_zyx_mm):
         w = np.asarray(occupancy, dtype=float)
         shape = [2 * n - 1 for n in w.shape]
-        spectrum = np.fft.rfftn(w, shape)
-        autocorrelation = np.fft.irfftn(spectrum * np.conj(spectrum), shape)
+        spectrum = np.fft.rfftn(w, shape, axes=(0, 1, 2))
+        autocorrelation = np.fft.irfftn(spectrum * np.conj(spectrum), shape, axes=(0, 1, 2))
         self.autocorrelation = np.fft.fftshift(autocorrelation)  # lag 0 at the centre
         self.reach = [n - 1 for n in w.shape]
         self.total = float(w.sum())

@@ -83,11 +83,12 @@ def load_calibration(calibration: SiteCalibration | str | Path | None) -> SiteCa
 
 def quantitative_spect(path: str | Path, units: str | None, calibration: SiteCalibration | None,
                        **options) -> QuantitativeImage:
-    """Read a SPECT in Bq/mL: counts through the calibration factor, Bq/mL scaled by the cylinder's scale."""
+    """Read a SPECT in Bq/mL: counts through the calibration factor, Bq/mL scaled by the cylinder's scale.
+
+    Images in other units (a counts NRRD, which does not record the time per view) are returned as
+    read, for the caller's own unit check.
+    """
     image, counts = _read_nm(path, units, calibration.cps_per_mbq if calibration is not None else None, **options)
-    if image.units == "counts":
-        raise ValueError(f"{path}: the SPECT is in counts in a NRRD/NIfTI file, which does not record the time per "
-                         "view: convert it to Bq/mL, or give it as DICOM NM (counts with the calibration factor)")
     scale = calibration.bq_per_ml_scale if calibration is not None else None
     if image.units == "Bq/mL" and scale is not None and not counts:
         image.image = sitk.Cast(image.image * float(scale), sitk.sitkFloat32)
