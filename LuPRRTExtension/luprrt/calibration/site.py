@@ -49,8 +49,8 @@ DEFAULT_MARGIN_FWHM = 2.0
 MINIMUM_MARGIN_MM = 10.0
 # At one FWHM inside a straight organ edge a Gaussian blur has moved ~1 % of the contrast across it.
 DEFAULT_EDGE_MARGIN_FWHM = 1.0
-# Edge overshoot: a largest-sphere RC(max) above this marks max-based values as unreliable.
-_OVERSHOOT_RC_MAX = 1.05
+# Edge overshoot: the largest sphere's RC(max) above 1 by more than this many noise SDs.
+_OVERSHOOT_SDS = 4.0
 _TABLE_QUANTITIES = ("contrast", "mean")
 
 
@@ -156,9 +156,16 @@ class SiteCalibration:
 
     @property
     def max_not_recommended(self) -> bool:
-        """Max-based values are unreliable: resolution recovery, or edge overshoot seen in the spheres."""
-        overshoot = any(c.quantity == "max" and max(c.values) > _OVERSHOOT_RC_MAX for c in self.curves)
-        return bool(self.info.resolution_recovery) or overshoot
+        """Max-based values are unreliable here.
+
+        True for a resolution-recovered reconstruction; when the protocol does not say, when the spheres
+        show edge overshoot: the largest sphere's maximum above its true concentration by more than
+        :data:`_OVERSHOOT_SDS` voxel noise SDs (the maximum of a noisy sphere exceeds its mean by ~2-3 SDs).
+        """
+        if self.info.resolution_recovery is not None:
+            return bool(self.info.resolution_recovery)
+        return any(c.quantity == "max" and c.values[-1] - 1.0 > _OVERSHOOT_SDS * c.values_sd[-1]
+                   for c in self.curves)
 
     def nontumour_margin(self, factor: float = DEFAULT_MARGIN_FWHM,
                          minimum_mm: float = MINIMUM_MARGIN_MM) -> tuple[float, str]:
