@@ -81,6 +81,8 @@ REGISTRATION_COLUMNS = ("patient_id", "cycle", "time_h", "spect", "registration"
                         "metric_mattes_mi_before", "body_dice_before", "body_dice_after")
 # OpenDose organ S-values exist for these roles (luprrt.dosimetry.svalues.ORGAN_SELF_S_VALUES).
 ORGAN_S_VALUE_ROLES = ("kidney", "liver", "spleen")
+# Dose rows that get an uncertainty budget with a site calibration (the issue's lesion and kidney doses).
+UNCERTAINTY_ROLES = ("lesion", "kidney")
 AIR_HU = -1000.0
 
 
@@ -381,9 +383,11 @@ def calibrated_dose_rows(rows: list[dict], regions: CycleRegions, curves: Region
                          calibration: SiteCalibration, times_h: np.ndarray, reference_fits: dict,
                          s_value_phantom: str) -> list[dict]:
     """Rows with the uncorrected TIA and dose beside the corrected ones, the correction and calibration,
-    and the dose uncertainty by source with its 95 % interval (primary region-TIA rows)."""
+    and the dose uncertainty by source with its 95 % interval (primary region-TIA rows of lesions and
+    kidneys)."""
     index = {region.name: r for r, region in enumerate(regions.regions)}
     density = regions.density_g_per_ml
+    tia_functions: dict = {}
     out = []
     for row in rows:
         r = index[row["region"]]
@@ -398,20 +402,37 @@ def calibrated_dose_rows(rows: list[dict], regions: CycleRegions, curves: Region
                                        float(regions.mass_g[r]), s_value_phantom)
                 extra |= {"uncorrected_tia_mbq_h": other.tia_mbq_h, "uncorrected_dose_gy": dose}
             estimate = next((e for e in curves.estimates[r] if e.model == row["fit_model"]), None)
-            if estimate is not None and estimate.primary and math.isfinite(row["dose_gy"]):
+            if (row["role"] in UNCERTAINTY_ROLES and estimate is not None and estimate.primary
+                    and math.isfinite(row["dose_gy"])):
                 role, rho = row["role"], float(density[r])
 
                 def dose_of(tia: float, mass: float, method=method, role=role, rho=rho) -> float:
                     return _region_dose(method, role, tia, mass / rho, mass, s_value_phantom)[0]
 
-                budget = dose_budget(calibrated, r, tia_function(times_h, estimate.model,
-                                                                  reference_fits.get(row["region"])),
-                                     dose_of, float(regions.mass_g[r]), calibration.calibration_relative_sd)
+                key = (r, estimate.model)
+                if key not in tia_functions:  # one set of refits per region, shared by its dose methods
+                    tia_functions[key] = _memoised(tia_function(times_h, estimate.model,
+                                                                reference_fits.get(row["region"])))
+                budget = dose_budget(calibrated, r, tia_functions[key], dose_of, float(regions.mass_g[r]),
+                                     calibration.calibration_relative_sd)
                 extra |= budget.columns(0, "dose_gy", sd="u")
         else:
             extra["correction"] = "none: voxel dose map of the uncorrected SPECT"
         out.append(row | extra)
     return out
+
+
+def _memoised(function):
+    """``function`` of an activity vector, evaluated once per distinct vector."""
+    cache: dict = {}
+
+    def wrapped(activity: np.ndarray) -> float:
+        key = tuple(np.asarray(activity, dtype=float).round(12).tolist())
+        if key not in cache:
+            cache[key] = function(activity)
+        return cache[key]
+
+    return wrapped
 
 
 def _tia_columns(estimate: TiaEstimate, extra_flags: list[str]) -> dict:
