@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_OUT ?= demo-output
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test bench lint clean sim-data
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,12 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m Testing.benchmarks
+
+# The OSEM SPECT fixture (Testing/data/osem): installs the optional `sim` extra (pytomography, torch CPU)
+# and simulates + reconstructs every scan (tens of minutes on 2 cores, run at low priority).
+sim-data: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[test,sim]"
+	nice -n 10 $(PY) -m luprrt.phantom.osem_fixture --out Testing/data/osem --overwrite
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -192,7 +192,7 @@ class LuPRRTExtensionLogic(ScriptedLoadableModuleLogic):
         """Load a written synthetic patient's cycle-1 CT, 24 h SPECT and segmentation into the scene.
 
         The files are read as a user's data would be: DICOM CT and NM SPECT by
-        ``luprrt.dicomio``, the ``.seg.nrrd`` by Slicer's segmentation reader.
+        ``luprrt.io.dicom``, the ``.seg.nrrd`` by Slicer's segmentation reader.
 
         :return: ``{"ct": node, "spect": node, "segmentation": node}``.
         """

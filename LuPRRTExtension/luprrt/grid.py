@@ -11,6 +11,7 @@ is the one home of what a grid is and of the checks that two grids agree:
 * :func:`check_grid_compatibility`: whether one grid can be resampled onto another
   (same frame of reference, orientation, overlapping extent);
 * :func:`physical_extent` and :func:`voxel_positions_lps`: where the voxels are;
+* :func:`covered_by`: which voxels of one grid another image covers (edge-tolerant);
 * :data:`LPS_TO_RAS`: the sign flip between DICOM/ITK patient coordinates and Slicer's.
 """
 
@@ -138,6 +139,30 @@ def voxel_positions_lps(grid: sitk.Image, flat_indices: np.ndarray) -> np.ndarra
     steps = np.asarray(grid.GetDirection()).reshape(3, 3) * np.asarray(grid.GetSpacing())
     index = np.stack([x, y, z], axis=1).astype(float)
     return np.asarray(grid.GetOrigin()) + index @ steps.T
+
+
+def covered_by(grid: sitk.Image, image: sitk.Image, transform: sitk.Transform | None = None,
+               tolerance_voxels: float = 1e-6) -> np.ndarray:
+    """Which voxel centres of ``grid`` (z, y, x boolean array) fall inside the voxels of ``image``.
+
+    A centre is covered when it lies within the outer voxel boundaries of ``image`` (continuous
+    index from -0.5 to size - 0.5), after ``transform`` (grid -> image points, as for
+    :func:`sitk.Resample`). Centres closer than ``tolerance_voxels`` to a boundary count as
+    inside: grids that share planes with the image's edge (common: one scanner's CT and PET)
+    would otherwise be decided by the last bit of floating-point rounding, which differs between
+    multi-threaded runs.
+    """
+    shape = grid.GetSize()[::-1]
+    points = voxel_positions_lps(grid, np.arange(int(np.prod(shape))))
+    if transform is not None:
+        displacement = sitk.TransformToDisplacementField(transform, sitk.sitkVectorFloat64, grid.GetSize(),
+                                                         grid.GetOrigin(), grid.GetSpacing(), grid.GetDirection())
+        points = points + sitk.GetArrayViewFromImage(displacement).reshape(-1, 3)
+    steps = np.asarray(image.GetDirection()).reshape(3, 3) * np.asarray(image.GetSpacing())
+    index = np.linalg.solve(steps, (points - np.asarray(image.GetOrigin())).T).T
+    upper = np.asarray(image.GetSize()) - 0.5 + tolerance_voxels
+    inside = np.all((index >= -0.5 - tolerance_voxels) & (index <= upper), axis=1)
+    return inside.reshape(shape)
 
 
 def voxel_box_corners(image: sitk.Image, low_xyz: np.ndarray, high_xyz: np.ndarray) -> np.ndarray:

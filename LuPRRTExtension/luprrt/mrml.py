@@ -256,7 +256,7 @@ def segmentation_node_from_segmentation(segmentation: Segmentation, name: str, r
     Each label layer becomes one shared labelmap (so overlapping segments stay in separate
     layers, label values are kept), each segment keeps its ID, name, colour, terminology
     entry and LuPRRT tags (``LuPRRT.Role``, ``LuPRRT.Side``, ``LuPRRT.Route``,
-    ``LuPRRT.LesionId``: the keys of the ``.seg.nrrd`` files of :mod:`luprrt.segio`).
+    ``LuPRRT.LesionId``: the keys of the ``.seg.nrrd`` files of :mod:`luprrt.io.seg_nrrd`).
 
     ``reference_volume_node`` (optional) sets the segmentation's reference geometry (the
     grid Slicer's editor paints on); by default it is the segmentation's own grid.

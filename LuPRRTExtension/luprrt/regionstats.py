@@ -32,7 +32,7 @@ mean) and np.minimum.at / np.maximum.at (several times slower).
 
 Many overlapping regions are cheapest as unions of the pieces of one partition of
 the grid (:meth:`RegionMasks.from_partition`): the caller labels each voxel once
-(e.g. lesion index x lobe x non-tumour flag, as :mod:`luprrt.tn` does).
+(e.g. lesion index x lobe x non-tumour flag, as :mod:`luprrt.liver.tn` does).
 
 Conventions
 -----------
@@ -388,7 +388,7 @@ class RegionMasks:
             if self.geometry is not None and not self.geometry.matches(geometry):
                 raise ValueError(f"image grid ({geometry.describe()}) differs from the region grid "
                                  f"({self.geometry.describe()}); resample the segmentation to the image grid "
-                                 "(luprrt.resample) and build the regions there")
+                                 "(luprrt.segments.on_grid) and build the regions there")
         values = _as_array(image, "image")
         if values.shape != self.shape:
             raise ValueError(f"image shape {values.shape} differs from the region grid shape {self.shape}")

@@ -30,7 +30,8 @@ def _plain(value):
 def write_rows_csv(rows: Sequence[dict], path: str | Path, *, overwrite: bool = False) -> Path:
     """Write rows (dicts) as CSV, columns in first-seen order; refuses to overwrite unless asked.
 
-    Floats are written with ``repr`` so that no digit is lost; None becomes an empty cell.
+    Floats (numpy float64 too) are written with ``repr`` so that no digit is lost; None becomes
+    an empty cell.
     """
     path = Path(path)
     if not rows:
@@ -43,7 +44,7 @@ def write_rows_csv(rows: Sequence[dict], path: str | Path, *, overwrite: bool = 
         writer = csv.DictWriter(handle, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         for row in rows:
-            writer.writerow({k: "" if v is None else (repr(v) if isinstance(v, float) else _plain(v))
+            writer.writerow({k: "" if v is None else (repr(float(v)) if isinstance(v, float) else _plain(v))
                              for k, v in row.items()})
     return path
 

@@ -1,6 +1,6 @@
 """Benchmark: T/N of 2 lobes and 100 lesions on four 128^3 SPECTs (cycles 1-4).
 
-luprrt.tn.tumour_to_nontumour builds the regions of the grid once (lobes, lesions,
+luprrt.liver.tn.tumour_to_nontumour builds the regions of the grid once (lobes, lesions,
 pooled tumour per lobe, non-tumour liver with its margin) and reduces each cycle's
 SPECT in one pass. The baseline is what a per-segment tool does: for every cycle and
 every region, a boolean mask over the grid and its statistics; its non-tumour and

@@ -162,7 +162,7 @@ def test_regions_from_a_partition_equal_brute_force(random_case, engine):
 
 
 def test_partition_pieces_in_any_order_and_members_of_any_iterable():
-    # Pieces in long runs (a label map along x, as luprrt.tn builds them) and the same voxels shuffled
+    # Pieces in long runs (a label map along x, as luprrt.liver.tn builds them) and the same voxels shuffled
     # (runs of one voxel) must give the same regions; members may be arrays, sets, ranges, generators.
     labels = np.zeros((6, 7, 40), dtype=np.uint16)
     labels[1:5, 2:6, 3:20] = 4

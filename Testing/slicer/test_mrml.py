@@ -308,6 +308,45 @@ def test_seg_nrrd_written_by_slicer_reads_with_segio(host, tmp_path):
     _assert_same_segmentation(segio.read_seg_nrrd(path), segmentation)
 
 
+
+def test_seg_nrrd_keeps_its_grid_in_slicer_when_segments_fill_only_part_of_it(host, tmp_path):
+    import slicer
+
+    from luprrt import mrml
+    from luprrt.io import seg_nrrd as segio
+
+    # One small lesion: without the reference geometry Slicer would crop the grid to the lesion.
+    reference = _oblique_image(np.zeros((12, 16, 20), np.uint8))
+    z, y, x = np.indices(reference.GetSize()[::-1])
+    segmentation = Segmentation.empty_like(reference)
+    segmentation.add_segment((x - 5) ** 2 + (y - 8) ** 2 + (z - 6) ** 2 <= 9, SegmentTags("lesion", lesion_id="L01"))
+    path = segio.write_seg_nrrd(segmentation, tmp_path / "lesion.seg.nrrd")
+
+    node = slicer.util.loadSegmentation(str(path))
+
+    assert node.GetSegmentation().GetConversionParameter("Reference image geometry")
+    _assert_same_segmentation(mrml.segmentation_from_segmentation_node(node), segmentation)
+
+
+def test_seg_nrrd_with_a_16_bit_layer_reads_in_slicer(host, tmp_path):
+    import slicer
+
+    from luprrt import mrml
+    from luprrt.io import seg_nrrd as segio
+
+    # 300 single-voxel lesions side by side: one layer, label values up to 300 (uint16).
+    segmentation = Segmentation.empty_like(sitk.Image([20, 15, 1], sitk.sitkUInt8))
+    for n in range(300):
+        mask = np.zeros((1, 15, 20), bool)
+        mask.flat[n] = True
+        segmentation.add_segment(mask, SegmentTags("lesion", lesion_id=f"L{n + 1:03d}"))
+    path = segio.write_seg_nrrd(segmentation, tmp_path / "many.seg.nrrd")
+
+    node = slicer.util.loadSegmentation(str(path))
+
+    assert node.GetSegmentation().GetNumberOfLayers() == 1
+    _assert_same_segmentation(mrml.segmentation_from_segmentation_node(node), segmentation)
+
 # -- tables and plots --------------------------------------------------------------------------------
 def test_table_columns_are_typed_and_carry_units(host):
     import vtk

@@ -15,7 +15,7 @@ so every image is brought onto the CT grid:
   bounding box. Linear interpolation reproduces a linearly varying image exactly and
   does not spread a masked (NaN) voxel beyond its neighbours.
 * SUVmax and SUVmean: maximum and mean of the interpolated SUV over the lesion's CT
-  voxels. SUVpeak (PERCIST: 1 mL sphere, :mod:`luprrt.suv`): the 1 mL sphere mean is
+  voxels. SUVpeak (PERCIST: 1 mL sphere, :mod:`luprrt.features.suv`): the 1 mL sphere mean is
   computed on the PET's own grid (one convolution, no interpolation blur inside the
   sphere), interpolated to the CT grid, and maximised over the lesion's CT voxels,
   i.e. over sphere centres inside the lesion.
@@ -37,10 +37,10 @@ from collections.abc import Mapping
 import numpy as np
 import SimpleITK as sitk
 
+from ..grid import covered_by
 from ..io import QuantitativeImage
 from ..provenance import ProgressCallback, no_progress
 from ..regionstats import region_statistics
-from ..registration import resample_to
 from ..segments import Segmentation, segment_regions
 from .adc import AdcFit, adc_map
 from .suv import sphere_mean_image, suv_image
@@ -64,10 +64,10 @@ def lesion_features(segmentation: Segmentation, *, fdg: QuantitativeImage | None
     segmentation : Segmentation
         Lesion segments (``role="lesion"``, each with a ``lesion_id``) on the reference CT grid.
     fdg, ga68 : QuantitativeImage, optional
-        PET in Bq/mL with its header values (converted by :func:`luprrt.suv.suv_image`),
+        PET in Bq/mL with its header values (converted by :func:`luprrt.features.suv.suv_image`),
         or already in SUVbw (``units="SUVbw"``).
     adc : SimpleITK.Image, QuantitativeImage or AdcFit, optional
-        ADC in mm2/s (convert scaled scanner maps with :func:`luprrt.adc.adc_map` first).
+        ADC in mm2/s (convert scaled scanner maps with :func:`luprrt.features.adc.adc_map` first).
     transforms : mapping {"fdg", "ga68", "adc"} -> SimpleITK.Transform, optional
         Reference-CT points to image points, per image; missing = identity.
     patient_id : str, optional
@@ -185,12 +185,17 @@ def _adc_image(given) -> sitk.Image:
 
 
 def _on_grid(image: sitk.Image, crop: sitk.Image, transform: sitk.Transform | None) -> tuple[np.ndarray, np.ndarray]:
-    """Linear samples of ``image`` at the crop's voxel centres (NaN outside) and where the image covers them."""
+    """Linear samples of ``image`` at the crop's voxel centres and where the image covers them.
+
+    Centres on the image's outer edge take the edge voxel's value (nearest-neighbour
+    extrapolation) and count as covered (:func:`luprrt.grid.covered_by`), so that a lesion on
+    a slice that shares the PET's edge plane is measured the same way in every run.
+    """
     image = sitk.Cast(image, sitk.sitkFloat64)
-    values = sitk.GetArrayFromImage(resample_to(image, crop, transform, "linear", default_value=math.nan))
-    ones = sitk.Image(image.GetSize(), sitk.sitkUInt8) + 1
-    ones.CopyInformation(image)
-    covered = sitk.GetArrayViewFromImage(resample_to(ones, crop, transform, "nearest", default_value=0)) > 0
+    values = sitk.GetArrayFromImage(sitk.Resample(
+        image, crop, transform or sitk.Transform(3, sitk.sitkIdentity), sitk.sitkLinear, math.nan,
+        sitk.sitkFloat64, True))
+    covered = covered_by(crop, image, transform)
     return values, covered
 
 

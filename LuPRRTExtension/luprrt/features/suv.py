@@ -112,7 +112,7 @@ def suv_conversion(qimage: QuantitativeImage, weight_kg: float | None = None, *,
     Parameters
     ----------
     qimage : QuantitativeImage
-        PET in Bq/mL, as read by :func:`luprrt.dicomio.read_pet_series` (its ``pet``
+        PET in Bq/mL, as read by :func:`luprrt.io.dicom.read_pet_series` (its ``pet``
         record holds weight, half-life, DecayCorrection and series date-time).
     weight_kg : float, optional
         Body weight, kg; overrides PatientWeight (0010,1030).

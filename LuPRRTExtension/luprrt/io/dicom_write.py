@@ -1,7 +1,7 @@
 """Write SimpleITK images as real DICOM: CT series, NM SPECT (Bq/mL) and PET series.
 
 Used by the synthetic patient generator (:mod:`luprrt.phantom`) and by the tests of
-:mod:`luprrt.dicomio`. The files are the ones scanners and 3D Slicer exchange:
+:mod:`luprrt.io.dicom`. The files are the ones scanners and 3D Slicer exchange:
 
 * CT: CT Image Storage, one file per slice, int16 with RescaleSlope/Intercept (HU).
 * SPECT: one multi-frame NM Image Storage file, Image Type ``RECON TOMO``, Units

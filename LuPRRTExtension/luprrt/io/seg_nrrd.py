@@ -4,15 +4,27 @@ The file is the one Slicer itself reads: a 3D (one layer) or 4D (``kinds: list
 domain domain domain``) NRRD in LPS space with ``SegmentN_*`` key/value fields.
 LuPRRT tags ride in ``SegmentN_Tags`` next to Slicer's terminology entry, so a
 segmentation edited in Slicer keeps them.
+
+The fields are written here with pynrrd rather than through slicerio (1.4.0): its
+writer ends ``Segmentation_ConversionParameters`` without the ``&`` after the last
+parameter, which Slicer's reader requires, so Slicer drops the reference image geometry
+and loads the segmentation cropped to its segments instead of on its grid.
+
+References
+----------
+3D Slicer developer guide, Segmentations, "Segmentation labelmap file format (.seg.nrrd)",
+https://slicer.readthedocs.io/en/latest/developer_guide/modules/segmentations.html
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
+from ..grid import LPS_TO_RAS
 from ..segments import TAG_KEYS, Segment, Segmentation, SegmentTags, role_from_terminology, terminology_entry
 
 
@@ -88,9 +100,8 @@ def _reference_geometry(reference: sitk.Image) -> str:
     """Slicer's serialised image geometry: the 4x4 IJK-to-RAS matrix row by row, then the extent."""
     ijk_to_lps = np.asarray(reference.GetDirection()).reshape(3, 3) * np.asarray(reference.GetSpacing())
     matrix = np.eye(4)
-    # RAS = LPS with x and y negated.
-    matrix[:3, :3] = ijk_to_lps * np.array([-1.0, -1.0, 1.0])[:, None]
-    matrix[:3, 3] = np.asarray(reference.GetOrigin()) * np.array([-1.0, -1.0, 1.0])
+    matrix[:3, :3] = ijk_to_lps * LPS_TO_RAS[:, None]
+    matrix[:3, 3] = np.asarray(reference.GetOrigin()) * LPS_TO_RAS
     extent = [v for size in reference.GetSize() for v in (0, size - 1)]
     return ";".join([*(repr(float(v) + 0.0) for v in matrix.ravel()), *(str(v) for v in extent)]) + ";"
 
@@ -98,18 +109,41 @@ def _reference_geometry(reference: sitk.Image) -> str:
 def read_seg_nrrd(path: str | Path) -> Segmentation:
     """Read a ``.seg.nrrd`` (written by LuPRRT or by Slicer) into a :class:`Segmentation`.
 
-    Segments without LuPRRT role tags cannot be identified and raise a ValueError
-    naming the segment, unless their terminology type code maps to a known role.
+    Parameters
+    ----------
+    path : str or Path
+        A Slicer segmentation file: one or several layers, LPS or RAS space.
+
+    Returns
+    -------
+    Segmentation
+        One SimpleITK label image per layer (LPS geometry) and the tagged segments, in file
+        order. A segment whose ``SegmentN_ID`` field is missing keeps its other fields and
+        gets the id ``Segment_<N+1>``, as Slicer numbers segments it reads without one.
+
+    Raises
+    ------
+    FileNotFoundError
+        The file does not exist.
+    ValueError
+        Not a NRRD file, an unsupported space, or a segment without LuPRRT role tag whose
+        terminology type code maps to no known role (the message names the segment).
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"segmentation file not found: {path}")
     import nrrd  # pynrrd: not shipped with Slicer; imported on use so luprrt.mrml loads without it
 
-    data, header = nrrd.read(str(path), index_order="C")
-    if header.get("space", "left-posterior-superior") not in ("left-posterior-superior", "LPS"):
-        raise ValueError(f"{path}: unsupported NRRD space {header.get('space')!r}; expected LPS")
-    directions = np.asarray(header["space directions"], dtype=float)
+    try:
+        data, header = nrrd.read(str(path), index_order="C")
+    except nrrd.NRRDError as error:
+        raise ValueError(f"{path}: not a NRRD segmentation file ({error})") from error
+    space = header.get("space", "left-posterior-superior")
+    if space not in _SPACE_TO_LPS:
+        raise ValueError(f"{path}: unsupported NRRD space {space!r}; expected LPS or RAS")
+    to_lps = _SPACE_TO_LPS[space]
+    directions = np.asarray(header["space directions"], dtype=float) * to_lps
+    origin = np.asarray(header["space origin"], dtype=float) * to_lps
     if data.ndim == 3:
         data = data[..., np.newaxis]
     else:
@@ -119,24 +153,43 @@ def read_seg_nrrd(path: str | Path) -> Segmentation:
     layers = []
     for index in range(data.shape[-1]):
         layer = sitk.GetImageFromArray(np.ascontiguousarray(data[..., index]))
-        layer.SetOrigin(tuple(float(v) for v in header["space origin"]))
+        layer.SetOrigin(tuple(float(v) for v in origin))
         layer.SetSpacing(tuple(float(v) for v in spacing))
         layer.SetDirection(tuple(float(v) for v in direction.ravel()))
         layers.append(layer)
+    # Segments are every N with a SegmentN_* field, in N order: a hand-edited file (an ID or a number
+    # missing) loses no segment.
+    numbers = sorted({int(match.group(1)) for key in header if (match := _SEGMENT_FIELD.match(key))})
+    taken = {header[f"Segment{n}_ID"] for n in numbers if header.get(f"Segment{n}_ID")}
     segments = []
-    n = 0
-    while f"Segment{n}_ID" in header:
+    for n in numbers:
         field = lambda key, n=n: header.get(f"Segment{n}_{key}", "")  # noqa: E731
+        segment_id = field("ID") or _new_segment_id(n, taken)
         segments.append(Segment(
-            segment_id=field("ID"),
-            name=field("Name"),
-            tags=_parse_tags(field("Tags"), field("ID"), path),
+            segment_id=segment_id,
+            name=field("Name") or segment_id,
+            tags=_parse_tags(field("Tags"), segment_id, path),
             layer=int(field("Layer") or 0),
             label_value=int(field("LabelValue") or 1),
             color=tuple(float(c) for c in field("Color").split()) if field("Color") else (0.5, 0.5, 0.5),
         ))
-        n += 1
     return Segmentation(layers, segments)
+
+
+# NRRD spaces of segmentation files, as the factors that take their coordinates to LPS.
+_SPACE_TO_LPS = {"left-posterior-superior": np.ones(3), "LPS": np.ones(3),
+                 "right-anterior-superior": LPS_TO_RAS, "RAS": LPS_TO_RAS}
+_SEGMENT_FIELD = re.compile(r"Segment(\d+)_")
+
+
+def _new_segment_id(number: int, taken: set[str]) -> str:
+    """``Segment_<number+1>`` (as Slicer numbers a segment stored without an id), made unique."""
+    candidate, suffix = f"Segment_{number + 1}", 1
+    while candidate in taken:
+        suffix += 1
+        candidate = f"Segment_{number + 1}_{suffix}"
+    taken.add(candidate)
+    return candidate
 
 
 def _parse_tags(tag_string: str, segment_id: str, path: Path) -> SegmentTags:

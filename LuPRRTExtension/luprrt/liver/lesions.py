@@ -77,7 +77,7 @@ def assign_lesions_to_lobes(segmentation: Segmentation, *, min_inside_fraction: 
         raise ValueError(f"min_inside_fraction must lie in (0, 1], got {min_inside_fraction}")
     lobes = segmentation.find(role="lobe")
     if not lobes:
-        raise ValueError("segmentation has no lobe segments; split the liver into lobes first (luprrt.lobes)")
+        raise ValueError("segmentation has no lobe segments; split the liver into lobes first (luprrt.liver.lobes)")
     lesions = segmentation.find(role="lesion")
     lobe_map, liver = _lobe_map(segmentation, lobes)
     regions = segment_regions(segmentation, [seg.segment_id for seg in lesions])
@@ -145,7 +145,7 @@ def detect_lesion_candidates(spect: sitk.Image, regions: Segmentation, *,
                          f"min_volume_ml ({min_volume_ml}) non-negative")
     if not same_grid(regions.reference, spect):
         raise ValueError("the segmentation is not on the SPECT grid; resample it first "
-                         "(luprrt.resample.segmentation_on_grid)")
+                         "(luprrt.segments.on_grid.segmentation_on_grid)")
     values = sitk.GetArrayViewFromImage(spect)
     lobes = regions.find(role="lobe")
     lobe_map, liver = _lobe_map(regions, lobes)

@@ -189,13 +189,13 @@ def build_lobe_regions(segmentation: Segmentation, reference: sitk.Image, *, mar
     ----------
     segmentation : Segmentation
         Lobes with sides (routes optional) and lesions tagged with their lobe side
-        (:func:`luprrt.lesions.assign_lesions_to_lobes`), on any grid.
+        (:func:`luprrt.liver.lesions.assign_lesions_to_lobes`), on any grid.
     reference : SimpleITK.Image
         The SPECT (grid).
     margin_mm : float, optional
         Non-tumour safety margin around lesions (mm); default one SPECT voxel.
     occupancy : {"nearest", "fractional"}
-        How lobes and lesions reach the SPECT grid (see :mod:`luprrt.resample`).
+        How lobes and lesions reach the SPECT grid (see :mod:`luprrt.segments.on_grid`).
         With "fractional" the non-tumour liver is still whole voxels: voxels of the
         nearest-neighbour lobe touched by no lesion, outside the margin around every
         voxel a lesion touches.
@@ -227,7 +227,7 @@ def build_lobe_regions(segmentation: Segmentation, reference: sitk.Image, *, mar
     for lesion in lesions:
         if lesion.tags.side not in lobes:
             raise ValueError(f"lesion {lesion.name!r} has no lobe side tag; assign lesions to lobes first "
-                             "(luprrt.lesions.assign_lesions_to_lobes)")
+                             "(luprrt.liver.lesions.assign_lesions_to_lobes)")
     on_grid = (segmentation if same_grid(segmentation.reference, reference)
                else segmentation_on_grid(segmentation, reference, allow_empty=occupancy == "fractional"))
     # Label algebra inside the bounding box of lobes and lesions, grown by the margin: the work
@@ -383,7 +383,7 @@ def tumour_to_nontumour(cycles: Sequence[CycleSpect], segmentation: Segmentation
             ratio_rows.append(ratio)
         progress((n + 1) / len(cycles), f"T/N of cycle {cycle.cycle}")
     if not ratio_rows:
-        log.info("lobes carry no IA/IV routes; no IA/IV ratio computed (luprrt.lobes.assign_routes)")
+        log.info("lobes carry no IA/IV routes; no IA/IV ratio computed (luprrt.liver.lobes.assign_routes)")
     margins = sorted({r.margin_mm for r in built.values()})
     parameters = {"margin_mm": margins[0] if len(margins) == 1 else margins, "margin_rule": margin_rule,
                   "edge_margin_mm": edge_margin_mm,

@@ -15,6 +15,10 @@ attenuation  photon attenuation at 208 keV: NIST materials and tissues (truth), 
           (what a site's reconstruction uses)
 calibration_phantoms  uniform cylinder and NEMA IEC body phantom: exact activity, density, mu and
           CT maps on any grid, sphere geometry as data
+spect_camera  dual-head camera, medium-energy collimator response and the Lu-177 protocol (parameters)
+osem      simulated acquisition (attenuation, collimator response, scatter, Poisson) reconstructed by
+          OSEM with pytomography: ``make_patient(spect_model="osem")`` (optional ``sim`` extra)
+osem_fixture  builds the committed OSEM fixture (``make sim-data``)
 
 Dependencies run one way: anatomy -> kinetics -> imaging / truth -> patient -> writer.
 """
@@ -32,6 +36,7 @@ from .calibration_phantoms import (
     uniform_cylinder_phantom,
 )
 from .patient import FIELD_OF_VIEW_MM, SyntheticPatient, make_patient
+from .spect_camera import SIEMENS_ME, Collimator, SpectProtocol
 from .writer import write_patient
 
 __all__ = [
@@ -40,8 +45,11 @@ __all__ = [
     "IEC_SPHERE_DIAMETERS_MM",
     "IEC_SPHERE_RING_RADIUS_MM",
     "LU177_PHOTOPEAK_KEV",
+    "SIEMENS_ME",
     "CalibrationPhantom",
+    "Collimator",
     "PhantomSphere",
+    "SpectProtocol",
     "SyntheticPatient",
     "hu_to_mu_per_cm",
     "linear_attenuation_per_cm",

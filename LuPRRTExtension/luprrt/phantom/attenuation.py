@@ -107,7 +107,7 @@ def relative_electron_density_hu(material: str, density_g_per_ml: float | None =
 
 
 def _water_bone_slope_per_hu(energy_kev: float, ct_energy_kev: float) -> float:
-    """d mu / d HU (1/cm per HU) of a water + cortical-bone mixture, mu at ``energy_kev``."""
+    """D mu / d HU (1/cm per HU) of a water + cortical-bone mixture, mu at ``energy_kev``."""
     rho_bone = MATERIAL_DENSITY_G_PER_ML["cortical bone"]
     mu_w_ct = mass_attenuation_cm2_per_g("water", ct_energy_kev)
     mu_b_ct = rho_bone * mass_attenuation_cm2_per_g("cortical bone", ct_energy_kev)
@@ -150,7 +150,7 @@ _TISSUE = {
 
 
 def _water_bone_mixture_mu(hu: float, energy_kev: float, ct_energy_kev: float) -> float:
-    """mu (1/cm) at ``energy_kev`` of the water + cortical-bone mixture whose CT number is ``hu``."""
+    """Mu (1/cm) at ``energy_kev`` of the water + cortical-bone mixture whose CT number is ``hu``."""
     mu_w_ct = mass_attenuation_cm2_per_g("water", ct_energy_kev)
     rho_bone = MATERIAL_DENSITY_G_PER_ML["cortical bone"]
     mu_b_ct = rho_bone * mass_attenuation_cm2_per_g("cortical bone", ct_energy_kev)

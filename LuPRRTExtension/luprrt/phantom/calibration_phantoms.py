@@ -72,6 +72,7 @@ class PhantomSphere:
 
     @property
     def radius_mm(self) -> float:
+        """Inner radius, mm."""
         return self.diameter_mm / 2.0
 
     @property
@@ -80,6 +81,7 @@ class PhantomSphere:
         return math.pi * self.diameter_mm**3 / 6.0 / 1000.0
 
     def as_dict(self) -> dict:
+        """Plain JSON (unit-suffixed keys)."""
         return {"diameter_mm": self.diameter_mm, "centre_mm": list(self.centre_mm), "volume_ml": self.volume_ml,
                 "concentration_bq_per_ml": self.concentration_bq_per_ml, "wall_mm": self.wall_mm}
 
@@ -104,6 +106,7 @@ class CalibrationPhantom:
 
     @property
     def total_activity_mbq(self) -> float:
+        """Activity in the phantom at the scan time (analytic), MBq."""
         return float(self.truth["total_activity_mbq"])
 
     def to_json_dict(self) -> dict:

@@ -33,7 +33,9 @@ from ..provenance import ProgressCallback, no_progress
 from ..segments import Segmentation, SegmentTags
 from . import anatomy as pa
 from . import kinetics as pk
+from .attenuation import tissue_mu_per_cm
 from .imaging import BASELINE_MAPS, blurred_map, counts_per_bq_per_ml, simulate_spect, spect_grid
+from .spect_camera import SpectProtocol
 from .truth import (
     LESION_LABEL_OFFSET,
     ORGAN_REGIONS,
@@ -205,6 +207,8 @@ def make_patient(seed: int = 0, *, ia_side: str = "right", ia_tn_factor: float =
                  ct_noise_hu: float = 12.0, median_tn: float = 12.0,
                  lesion_diameters_mm: Mapping[str, Sequence[float]] | None = None,
                  lesion_shape: str = "ellipsoid", followup_weeks: Sequence[float] = (12.0, 26.0),
+                 spect_model: str = "gaussian", osem_protocol: SpectProtocol | None = None,
+                 osem_calibration_cps_per_mbq: float | None = None,
                  progress: ProgressCallback | None = None) -> SyntheticPatient:
     """Build a seeded synthetic 177Lu-DOTATATE PRRT patient with a known truth.
 
@@ -236,12 +240,27 @@ def make_patient(seed: int = 0, *, ia_side: str = "right", ia_tn_factor: float =
         Longest axial diameters (mm) at cycle 1 of the lesions of each lobe.
     lesion_shape : {"ellipsoid", "sphere"}
     followup_weeks : weeks after the last cycle of the follow-up CTs.
+    spect_model : {"gaussian", "osem"}
+        "gaussian": the truth averaged into SPECT voxels, a Gaussian blur of ``spect_fwhm_mm``
+        and Poisson noise (fast). "osem": a simulated acquisition reconstructed by OSEM with
+        attenuation, collimator response and scatter (:mod:`luprrt.phantom.osem`; needs the
+        ``sim`` extra, minutes per scan), calibrated to Bq/mL by a simulated cylinder;
+        ``spect_spacing_mm`` and ``spect_fwhm_mm`` then come from ``osem_protocol``.
+    osem_protocol : SpectProtocol, optional
+        Camera, acquisition and reconstruction of the "osem" model (default: SpectProtocol()).
+    osem_calibration_cps_per_mbq : float, optional
+        Calibration factor of the "osem" model; default: from a simulated uniform cylinder.
     progress : callable(fraction, message), optional
     """
     progress = progress or no_progress
     hours = tuple(float(h) for h in hours_post_injection)
     diameters = dict(DEFAULT_LESION_DIAMETERS_MM if lesion_diameters_mm is None else lesion_diameters_mm)
     _validate(ia_side, ia_tn_factor, n_cycles, hours, diameters, activity_mbq, followup_weeks)
+    if spect_model not in ("gaussian", "osem"):
+        raise ValueError(f"spect_model must be 'gaussian' or 'osem', got {spect_model!r}")
+    if spect_model == "osem" and not noise:
+        raise ValueError("spect_model='osem' simulates counting statistics; it has no noise-free mode "
+                         "(use spect_model='gaussian' with noise=False)")
     spacing = ct_spacing_mm if ct_spacing_mm is not None else ((4.0, 4.0, 5.0) if small else (2.0, 2.0, 2.5))
     reference = _ct_reference(spacing)
     voxel_ml = float(np.prod(reference.GetSpacing())) / 1000.0
@@ -334,8 +353,15 @@ def make_patient(seed: int = 0, *, ia_side: str = "right", ia_tn_factor: float =
                     "spect_counts_per_mbq": spect_counts_per_mbq,
                     "ct_noise_hu": ct_noise_hu, "median_tn": median_tn,
                     "lesion_diameters_mm": {k: list(v) for k, v in diameters.items()},
-                    "lesion_shape": lesion_shape, "followup_weeks": list(followup_weeks)})
+                    "lesion_shape": lesion_shape, "followup_weeks": list(followup_weeks)}
+        | ({"spect_model": "osem", "osem_protocol": (osem_protocol or SpectProtocol()).as_dict()}
+           if spect_model == "osem" else {}))
 
+    if spect_model == "osem":
+        _osem_spects(patient, seed, hours, osem_protocol or SpectProtocol(), osem_calibration_cps_per_mbq,
+                     progress)
+        progress(1.0, "done")
+        return patient
     spect_ref = spect_grid(reference, spect_spacing_mm, spect_fwhm_mm)
     gain = counts_per_bq_per_ml(spect_ref, spect_counts_per_mbq)
     for n, (adm, hour) in enumerate((a, h) for a in administrations for h in hours):
@@ -348,6 +374,39 @@ def make_patient(seed: int = 0, *, ia_side: str = "right", ia_tn_factor: float =
             SpectAcquisition(adm.cycle, hour, adm.datetime + timedelta(hours=hour), image, gain))
     progress(1.0, "done")
     return patient
+
+
+def _osem_spects(patient: SyntheticPatient, seed: int, hours, protocol: SpectProtocol,
+                 calibration_cps_per_mbq: float | None, progress) -> None:
+    """Every cycle's SPECTs by simulated acquisition + OSEM (luprrt.phantom.osem), calibrated to Bq/mL."""
+    from . import osem
+
+    grids = osem.simulation_grids(FIELD_OF_VIEW_MM, protocol.recon_voxel_mm, protocol.projector_subdivision)
+    mu_lut = tissue_mu_per_cm(protocol.energy_kev)
+    if calibration_cps_per_mbq is None:
+        progress(0.4, "calibration cylinder")
+        calibration_cps_per_mbq, _ = osem.simulate_cylinder_calibration(grids, protocol, _rng(seed, "osem cylinder"))
+    duration = protocol.acquisition_duration_s
+    voxel_ml = float(np.prod(grids.recon.GetSpacing())) / 1000.0
+    gain = calibration_cps_per_mbq * duration * voxel_ml * 1e-6  # counts per voxel per Bq/mL
+    scans = [(a, h) for a in patient.administrations for h in hours]
+    patient.parameters["osem_calibration_cps_per_mbq"] = calibration_cps_per_mbq
+    patient.parameters["osem_scans"] = []
+    for n, (adm, hour) in enumerate(scans):
+        progress(0.45 + 0.55 * n / len(scans), f"OSEM SPECT cycle {adm.cycle} at {hour:g} h")
+        session = patient.session(f"cycle{adm.cycle}")
+        mu_true = sitk.GetImageFromArray(mu_lut[sitk.GetArrayViewFromImage(session.tissue)].astype(np.float32))
+        mu_true.CopyInformation(session.ct)
+        scan = osem.simulate_osem_scan(patient.truth_concentration(adm.cycle, hour), mu_true,
+                                       osem.recon_mu_from_ct(session.ct, grids.recon, protocol.energy_kev), grids,
+                                       protocol, _rng(seed, "osem spect noise", adm.cycle, hour))
+        image = osem.counts_to_bq_per_ml(scan.counts, calibration_cps_per_mbq, duration)
+        radii = scan.acquisition.radii_mm
+        patient.parameters["osem_scans"].append({
+            "cycle": adm.cycle, "hours_post_injection": hour, "total_counts": scan.acquisition.total_counts,
+            "scatter_fraction": scan.acquisition.scatter_fraction,
+            "orbit_radius_mm": [float(radii.min()), float(radii.max())]})
+        session.spect.append(SpectAcquisition(adm.cycle, hour, adm.datetime + timedelta(hours=hour), image, gain))
 
 
 def _segmentation(reference, tissue, regions, liver, left, lesions, ia_side) -> Segmentation:

@@ -68,7 +68,7 @@ def write_patient(patient: SyntheticPatient, folder: str | Path, overwrite: bool
         step += 1
 
     def nrrd(image: sitk.Image, relative: str, units: str | None = None) -> str:
-        """Write a truth volume; quantitative ones record their unit for luprrt.volumeio.read_volume."""
+        """Write a truth volume; quantitative ones record their unit for luprrt.io.volumes.read_volume."""
         path = folder / relative
         if path.exists() and not overwrite:
             raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")

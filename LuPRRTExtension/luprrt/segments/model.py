@@ -209,6 +209,9 @@ class Segmentation:
         labels = sitk.GetArrayFromImage(self.layers[index])
         used = {s.label_value for s in self.segments if s.layer == index}
         label_value = max(used, default=0) + 1
+        if label_value > np.iinfo(labels.dtype).max:
+            # Widen the layer (uint8 -> uint16) for its 256th segment, as Slicer does.
+            labels = labels.astype(np.promote_types(labels.dtype, np.min_scalar_type(label_value)))
         labels[mask] = label_value
         self.layers[index] = image_on_grid(labels, self.reference)
         seg = Segment(segment_id, name or tags.default_name(), tags, index, label_value,

@@ -1,7 +1,7 @@
 """Batch over a whole study: every patient through LobeQuant, LesionDosimetry and ResponseAssess.
 
 A study is a folder of patient folders (each with ``manifest.json``, the layout written by
-:func:`luprrt.phantom_io.write_patient`), or a ``manifest.csv`` listing them
+:func:`luprrt.phantom.write_patient`), or a ``manifest.csv`` listing them
 (``patient_id, folder, ia_side``). Each patient's results go to ``OUT/patients/<id>/``
 and end with ``done.json``: a re-run skips finished patients (resumable), and patients run
 in parallel processes. The cohort tables, figures and HTML report are then made by

@@ -15,7 +15,7 @@ From a tagged segmentation drawn on the CT to region activities (MBq) at every S
    is the union of the pieces lying mostly (> 50 % of their CT voxels) in the liver segment:
    its non-tumour liver and its lesions. Body and blood pieces are modelled but not reported.
 3. **Occupancy.** Each piece's share of every SPECT voxel
-   (:func:`luprrt.resample.segment_occupancy`, supersampled), so that one pass over an image
+   (:func:`luprrt.segments.on_grid.segment_occupancy`, supersampled), so that one pass over an image
    on that grid gives every piece's statistics (:class:`luprrt.regionstats.RegionMasks`).
 4. **Partial-volume correction** (optional): the geometric transfer matrix (GTM; Rousset,
    Ma & Evans, J Nucl Med 1998;39:904-911). With a Gaussian system resolution of FWHM ``f``,

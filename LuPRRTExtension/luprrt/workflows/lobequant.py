@@ -12,13 +12,13 @@ cycle 1; cycles 2-4, kidney and extrahepatic uptake are secondary endpoints.
 2. split the liver into lobes when the segmentation has none, or when a split is
    asked for (:class:`LobeSplit`: a plane, Cantlie's three landmarks, Couinaud
    segments or vessel points; the liver segment is found by its tag);
-3. tag the lobes IA/IV from the injected side (:func:`luprrt.lobes.assign_routes`)
+3. tag the lobes IA/IV from the injected side (:func:`luprrt.liver.lobes.assign_routes`)
    and give each lesion the side and route of the lobe holding most of it
-   (:func:`luprrt.lesions.assign_lesions_to_lobes`);
+   (:func:`luprrt.liver.lesions.assign_lesions_to_lobes`);
 4. T/N per lobe, per lesion and the IA/IV ratio for every SPECT, all regions of a
    grid built once and reduced with one vectorised pass per SPECT
-   (:func:`luprrt.tn.tumour_to_nontumour`), and organ uptake in MBq and in percent of
-   the administered activity decayed to the scan time (:func:`luprrt.uptake.uptake_rows`);
+   (:func:`luprrt.liver.tn.tumour_to_nontumour`), and organ uptake in MBq and in percent of
+   the administered activity decayed to the scan time (:func:`luprrt.liver.uptake.uptake_rows`);
 5. write ``lobequant_tn.csv``, ``lobequant_ia_iv_ratio.csv``, the trial endpoint
    (``lobequant_trial_endpoint.csv``, ``lobequant_trial_ia_iv_ratio.csv``: up to three target
    lesions > 3 cm per lobe, :mod:`luprrt.liver.targets`), ``lobequant_uptake.csv`` and
@@ -227,7 +227,7 @@ def run_lobequant(inputs: LobeQuantInputs | str | Path, *, ia_side: str | None =
     margin_mm : float, optional
         Non-tumour safety margin around lesions (mm); default one SPECT voxel.
     occupancy : {"nearest", "fractional"}
-        How CT-defined segments reach the SPECT grid (:func:`luprrt.tn.build_lobe_regions`).
+        How CT-defined segments reach the SPECT grid (:func:`luprrt.liver.tn.build_lobe_regions`).
     supersampling : int
         Sub-voxels per axis for fractional occupancy.
     uptake : bool

@@ -1,7 +1,7 @@
 """Lesion tracking and longest diameters over a patient's visits, then RECIST 1.1.
 
 Reads a patient folder (``manifest.json`` with one segmentation per visit, as written by
-:func:`luprrt.phantom_io.write_patient` or a site's own export): every visit's lesions are
+:func:`luprrt.phantom.write_patient` or a site's own export): every visit's lesions are
 matched to the first visit's lesions so each keeps its tracking id, measured (longest axial
 diameter, short axis), and turned into the tidy measurement table that
 :mod:`luprrt.response.recist` assesses.

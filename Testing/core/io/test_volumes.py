@@ -1,4 +1,4 @@
-"""NRRD / NIfTI round trips with explicit voxel units (luprrt.volumeio)."""
+"""NRRD / NIfTI round trips with explicit voxel units (luprrt.io.volumes)."""
 
 from __future__ import annotations
 

@@ -1,0 +1,73 @@
+"""Slicer terminology entries of tagged segments, and roles read back from entries made elsewhere.
+
+A Slicer terminology entry string is seven fields joined by ``~``: terminology context,
+category, type, type modifier, anatomic context, anatomic region, region modifier; each
+code is ``scheme^value^meaning`` and an absent code is ``^^`` (Slicer developer guide,
+"Segmentations", TerminologyEntry tag). The expected strings below are written out by hand
+with the SNOMED CT codes of the structures; ``Testing/slicer/test_terminology.py`` checks
+the same strings against Slicer's own serializer.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from luprrt.segments import TAG_KEYS, SegmentTags, role_from_terminology, terminology_entry
+
+CONTEXT = "Segmentation category and type - DICOM master list"
+ANATOMIC = "Anatomic codes - DICOM master list"
+STRUCTURE = "SCT^123037004^Anatomical Structure"
+
+ENTRIES = [
+    (SegmentTags("liver"), f"{CONTEXT}~{STRUCTURE}~SCT^10200004^Liver~^^~{ANATOMIC}~^^~^^"),
+    (SegmentTags("non-tumour", side="right", route="IA"),
+     f"{CONTEXT}~{STRUCTURE}~SCT^10200004^Liver~^^~{ANATOMIC}~^^~^^"),
+    (SegmentTags("lobe", side="right", route="IA"),
+     f"{CONTEXT}~{STRUCTURE}~SCT^72481006^Right lobe of liver~^^~{ANATOMIC}~^^~^^"),
+    (SegmentTags("lobe", side="left", route="IV"),
+     f"{CONTEXT}~{STRUCTURE}~SCT^41801008^Left lobe of liver~^^~{ANATOMIC}~^^~^^"),
+    (SegmentTags("lesion", side="left", route="IV", lesion_id="L07"),
+     f"{CONTEXT}~SCT^49755003^Morphologically Altered Structure~SCT^52988006^Lesion~^^"
+     f"~{ANATOMIC}~SCT^10200004^Liver~^^"),
+    (SegmentTags("kidney"), f"{CONTEXT}~{STRUCTURE}~SCT^64033007^Kidney~^^~{ANATOMIC}~^^~^^"),
+    (SegmentTags("kidney", side="right"), f"{CONTEXT}~{STRUCTURE}~SCT^9846003^Right kidney~^^~{ANATOMIC}~^^~^^"),
+    (SegmentTags("kidney", side="left"), f"{CONTEXT}~{STRUCTURE}~SCT^18639004^Left kidney~^^~{ANATOMIC}~^^~^^"),
+    (SegmentTags("spleen"), f"{CONTEXT}~{STRUCTURE}~SCT^78961009^Spleen~^^~{ANATOMIC}~^^~^^"),
+    (SegmentTags("marrow"), f"{CONTEXT}~{STRUCTURE}~SCT^14016003^Bone marrow~^^~{ANATOMIC}~^^~^^"),
+    (SegmentTags("body"), f"{CONTEXT}~{STRUCTURE}~SCT^38266002^Entire body as a whole~^^~{ANATOMIC}~^^~^^"),
+    (SegmentTags("blood"), f"{CONTEXT}~SCT^91720002^Body Substance~SCT^87612001^Blood~^^~{ANATOMIC}~^^~^^"),
+]
+
+
+@pytest.mark.parametrize(("tags", "entry"), ENTRIES, ids=lambda v: v.role if isinstance(v, SegmentTags) else "")
+def test_entry_string_of_every_role(tags, entry):
+    assert terminology_entry(tags) == entry
+    fields = entry.split("~")
+    assert len(fields) == 7 and all(len(code.split("^")) == 3 for code in fields[1:4] + fields[5:])
+
+
+@pytest.mark.parametrize(("tags", "entry"), ENTRIES, ids=lambda v: v.role if isinstance(v, SegmentTags) else "")
+def test_role_and_side_read_back_from_the_entry(tags, entry):
+    # Non-tumour liver is coded as liver (only the LuPRRT.Role tag tells them apart); a lesion's
+    # code carries no side.
+    expected = {"non-tumour": ("liver", None), "lesion": ("lesion", None)}.get(tags.role, (tags.role, tags.side))
+    assert role_from_terminology(entry) == expected
+
+
+def test_entries_from_other_terminologies_map_by_type_code():
+    # Slicer's general-anatomy list codes the kidney with the same SNOMED CT concept.
+    general = ("Segmentation category and type - 3D Slicer General Anatomy list~SCT^123037004^Anatomical "
+               "Structure~SCT^9846003^Right kidney~^^~Anatomic codes - DICOM master list~^^~^^")
+    assert role_from_terminology(general) == ("kidney", "right")
+    assert role_from_terminology(f"{CONTEXT}~{STRUCTURE}~SCT^39607008^Lung~^^~{ANATOMIC}~^^~^^") is None
+    # Short, empty or malformed entries give no role rather than an error.
+    assert role_from_terminology(f"{CONTEXT}~{STRUCTURE}~SCT^78961009^Spleen") == ("spleen", None)
+    assert role_from_terminology("") is None
+    assert role_from_terminology(f"{CONTEXT}~{STRUCTURE}") is None
+    assert role_from_terminology(f"{CONTEXT}~{STRUCTURE}~no code here") is None
+
+
+def test_tag_keys_name_every_segment_tag():
+    assert TAG_KEYS == {"LuPRRT.Role": "role", "LuPRRT.Side": "side", "LuPRRT.Route": "route",
+                        "LuPRRT.LesionId": "lesion_id"}
+    assert set(TAG_KEYS.values()) == set(SegmentTags.__dataclass_fields__)
