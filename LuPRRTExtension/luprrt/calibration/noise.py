@@ -11,8 +11,8 @@ of a phantom):
    trend, unlike a local mean, does not make the residuals anticorrelated);
 2. the voxel SD sigma of the residuals and their autocorrelation at voxel lags k up to a few
    voxels (masked, via FFT), keeping only the lags whose correlation stands out of its sampling
-   noise (more than 3 / sqrt(number of voxel pairs)): summed over hundreds of lags, the noise of
-   the insignificant ones would otherwise enter every variance;
+   noise (more than 4 / sqrt(number of voxel pairs), at least 50 pairs): summed over hundreds of
+   lags, the noise of the insignificant ones would otherwise enter every variance;
 3. the variance of the weighted mean of any region R with weights w:
    var = sigma_R^2 sum_ij w_i w_j rho(i - j) / (sum w)^2 (one small correlation per region).
 
@@ -33,7 +33,8 @@ from scipy import fft, ndimage
 
 DEFAULT_NOISE_EXPONENT = 1.0
 DEFAULT_MAX_LAG_VOXELS = 4
-_SIGNIFICANCE = 3.0
+_SIGNIFICANCE = 4.0
+_MIN_PAIRS = 50
 
 
 @dataclass(frozen=True)
@@ -163,8 +164,11 @@ def estimate_noise(image: np.ndarray, mask: np.ndarray, spacing_zyx_mm, *,
     index = np.ix_(*[lags % s for s in shape])
     with np.errstate(invalid="ignore", divide="ignore"):
         measured = np.nan_to_num(products[index] / np.maximum(counts[index], 1.0) / variance)
-    # Keep the correlations that stand out of their sampling noise (SD ~ 1 / sqrt(pairs)).
-    significant = np.abs(measured) > _SIGNIFICANCE / np.sqrt(np.maximum(counts[index], 1.0))
+    # Keep the correlations that stand out of their sampling noise (SD ~ 1 / sqrt(pairs)): 4 SDs, so that among
+    # the 728 lags of the kernel a false one turns up about once in twenty regions; lags seen by few pairs
+    # are left out.
+    pairs = np.round(counts[index])
+    significant = (np.abs(measured) > _SIGNIFICANCE / np.sqrt(np.maximum(pairs, 1.0))) & (pairs >= _MIN_PAIRS)
     correlation = np.where(significant, measured, 0.0)
     correlation[max_lag_voxels, max_lag_voxels, max_lag_voxels] = 1.0
     return NoiseModel(math.sqrt(variance), level, correlation, exponent, n)
