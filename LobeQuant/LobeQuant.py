@@ -1063,3 +1063,62 @@ class LobeQuantTest(ScriptedLoadableModuleTest):
         lobed = self._phantomNodes(uniform_lobe_phantom(), "lobed")[0]
         with self.assertRaisesRegex(ValueError, "SPECT 'far SPECT': geometry mismatch"):
             logic.computeTumourToNonTumour(lobed, [(farNode, 1, 24.0)], "right")
+
+    def test_site_calibration_corrects_tn(self):
+        """A recovery table (volume_ml, rc) as site calibration: corrected lesion and lobe T/N against the truth."""
+        import tempfile
+
+        from luprrt.calibration import OccupancyAutocorrelation
+        from luprrt.phantom import IEC_SPHERE_DIAMETERS_MM, make_patient, phantom_grid, sphere_occupancy
+
+        # 1. The recovery of the IEC spheres under the camera's 10 mm Gaussian blur on the 4.42 mm SPECT grid
+        #    (the occupancy-weighted mean of each blurred sphere: what the phantom would measure), as a table.
+        fwhm, spacing = 10.0, 4.42
+        grid = phantom_grid(spacing, (60.0, 60.0, 60.0))
+        lines = ["volume_ml,rc"]
+        for diameter in IEC_SPHERE_DIAMETERS_MM:
+            _, occupancy = sphere_occupancy(grid, (0.0, 0.0, 0.0), diameter / 2.0)
+            recovery = OccupancyAutocorrelation(occupancy, (spacing,) * 3).contrast_recovery(fwhm)
+            lines.append(f"{math.pi * diameter**3 / 6000.0},{recovery}")
+
+        # 2. A patient imaged with that blur; T/N with and without the table.
+        patient = make_patient(3, small=True, n_cycles=1, hours_post_injection=(24.0,), spect_fwhm_mm=fwhm,
+                               followup_weeks=())
+        session = patient.sessions[0]
+        spectNode = mrml.volume_node_from_image(session.spect[0].image, "SPECT 24 h", units="Bq/mL")
+        segmentationNode = mrml.segmentation_node_from_segmentation(session.segmentation, "Segmentation")
+        logic = LobeQuantLogic()
+        with tempfile.TemporaryDirectory() as folder:
+            table = Path(folder) / "recovery.csv"
+            table.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            tn, ratio, _uptake, trial = logic.computeTumourToNonTumour(
+                segmentationNode, [(spectNode, 1, 24.0)], patient.ia_side, calibrationFile=table,
+                boundaryUncertainty=False)
+
+        # 3. Against the truth: lesions of 20 mm and more within 10 %, the IA/IV lobe ratio within 5 %.
+        point = patient.truth.time_point(1, 24.0)
+        rows = {r["lesion_id"]: r for r in self._rows(tn, "lesion")}
+        for lesion in patient.truth.lesions:
+            if lesion.diameter_mm["cycle1"] >= 20.0:
+                row, true = rows[lesion.lesion_id], point.tn_ratio[lesion.lesion_id]
+                self.assertAlmostEqual(row["tn_mean_corrected"] / true, 1.0, delta=0.10)
+                self.assertLess(row["tn_mean"], 0.85 * true)
+                self.assertLess(row["tn_mean_corrected_ci95_low"], row["tn_mean_corrected"])
+        volumes = patient.truth.volumes_ml["cycle1"]
+
+        def lobeTn(side):
+            lesions = [le.lesion_id for le in patient.truth.lesions if le.side == side]
+            concentration = sum(point.activity_mbq[i] for i in lesions) / sum(volumes[i] for i in lesions) * 1e6
+            return concentration / point.mean_bq_per_ml[f"nontumour_{side}"]
+
+        ratioRow = self._rows(ratio)[0]
+        self.assertAlmostEqual(ratioRow["tn_mean_corrected_ia_over_iv"] / (lobeTn(patient.ia_side)
+                                                                         / lobeTn(patient.iv_side)), 1.0,
+                               delta=0.05)
+        self.assertEqual(tn.GetAttribute("LuPRRT.Calibration"), "recovery.csv")
+        self.assertIn("effective FWHM", tn.GetAttribute("LuPRRT.MarginRule"))
+        targets = {r["side"]: r["n_targets"] for r in self._rows(trial)}
+        big = {side: sum(1 for le in patient.truth.lesions if le.side == side and le.diameter_mm["cycle1"] > 30.0)
+               for side in ("right", "left")}
+        self.assertEqual(targets, {side: min(n, 3) for side, n in big.items()})
+        self.assertTrue(math.isfinite(ratioRow["tn_mean_corrected_targets_ia_over_iv"]))

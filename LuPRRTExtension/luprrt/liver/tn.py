@@ -580,7 +580,7 @@ def _cycle_rows(cycle: CycleSpect, regions: LobeRegions, diameters: dict[str, fl
             "total_mbq": totals[i], "nontumour_mean_bq_per_ml": reference,
             "tn_mean": mean / reference if with_tn else math.nan,
             "tn_max": peak / reference if with_tn else math.nan,
-            "longest_diameter_mm": None, "target_lesion": None, "target_rank": None,
+            "longest_diameter_mm": None, "target_lesion": False, "target_rank": None,
         }
 
     rows = []

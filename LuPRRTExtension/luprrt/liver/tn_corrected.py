@@ -136,7 +136,7 @@ def corrected_cycle_rows(spect: sitk.Image, regions, rows: list[dict], context: 
     result = correct_lesions(measurements, background, calibration, sides=SIDES, ia_side=ia_side)
     note = MAX_NOTE if calibration.max_not_recommended else ""
     common = {"nontumour_margin_mm": regions.margin_mm, "nontumour_margin_rule": context.margin_rule,
-              "calibration": calibration.label, "tn_max_note": ""}
+              "calibration": calibration.label, "tn_max_note": "", "recovery_extrapolated": False}
     out = []
     index = {m.key: i for i, m in enumerate(measurements)}
     for row in rows:
