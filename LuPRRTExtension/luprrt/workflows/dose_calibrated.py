@@ -94,15 +94,19 @@ def calibrated_regions(segmentation: Segmentation, ct: sitk.Image | None, grid: 
                                calibration=density_calibration)
 
 
-def with_shifted_structures(segmentation: Segmentation, shift: int, roles=SHIFTED_ROLES) -> Segmentation:
-    """A copy with every segment of ``roles`` moved ``shift`` voxels out/in, all of them in one new layer."""
+def with_shifted_structures(segmentation: Segmentation, shift, roles=SHIFTED_ROLES) -> Segmentation:
+    """A copy with every segment of ``roles`` moved out/in, all of them in one new layer.
+
+    ``shift``: voxels for all of them, or a mapping segment id -> voxels (missing ids: 0).
+    """
     moved_segments = [s for s in segmentation.segments if s.tags.role in roles]
     kept = segmentation.without([s.segment_id for s in moved_segments])
     labels = np.zeros(segmentation.reference.GetSize()[::-1], dtype=np.uint16)
     # Organs first, lesions last: where a grown lesion meets a grown organ, the lesion keeps the voxel.
     order = sorted(moved_segments, key=lambda s: s.tags.role == "lesion")
     for value, segment in enumerate(order, start=1):
-        labels[shift_boundary(segmentation.mask_array(segment.segment_id), shift)] = value
+        voxels = shift.get(segment.segment_id, 0) if isinstance(shift, dict) else shift
+        labels[shift_boundary(segmentation.mask_array(segment.segment_id), voxels)] = value
     present = set(np.unique(labels).tolist())
     moved = [Segment(s.segment_id, s.name, s.tags, len(kept.layers), value, s.color)
              for value, s in enumerate(order, start=1) if value in present]
