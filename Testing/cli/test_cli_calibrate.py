@@ -78,3 +78,23 @@ def test_lobequant_with_the_calibration(calibrated, tmp_path):
     assert float(trial["tn_mean_corrected_targets_ia_over_iv"]) > 0
     provenance = json.loads((result / "provenance.json").read_text())
     assert str(out / "site_calibration.json") in provenance["inputs"]
+
+
+def test_dicom_counts_cylinder_gives_the_writers_sensitivity(tmp_path):
+    """A cylinder written as DICOM NM in counts (15 cps/MBq per view time by the writer): the factor read back."""
+    from datetime import datetime
+
+    from luprrt.io import DicomPatient, new_uid, write_nm_spect
+    from luprrt.io.dicom_write import COUNTS_TRAP_CALIBRATION_CPS_PER_MBQ
+
+    _, cylinder, _ = cylinder_scan()
+    path = write_nm_spect(cylinder, tmp_path / "cylinder.dcm", patient=DicomPatient("CAL"), study_uid=new_uid(),
+                          frame_of_reference_uid=new_uid(), acquisition_datetime=datetime(2024, 5, 6, 10, 0),
+                          injection_datetime=datetime(2024, 5, 6, 9, 0), injected_activity_mbq=800.0, trap="counts")
+    out = tmp_path / "calibration"
+    # Activity measured at 09:00, one hour before the scan: the factor uses the activity decayed to 10:00.
+    assert main(["calibrate", "--out", str(out), "--cylinder", str(path), "--cylinder-activity-mbq",
+                 str(800.0 * 2 ** (1 / 159.528)), "--cylinder-activity-time", "2024-05-06T09:00"]) == 0
+    data = json.loads((out / "site_calibration.json").read_text())
+    assert data["calibration_factor"]["cps_per_mbq"] == pytest.approx(COUNTS_TRAP_CALIBRATION_CPS_PER_MBQ, rel=0.01)
+    assert data["recovery_curves"] == [] and data["effective_fwhm_mm"] is None
