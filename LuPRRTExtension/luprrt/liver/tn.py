@@ -28,6 +28,11 @@ its volume), ``"tumour"`` (the lobe's lesions pooled: **the lobe T/N**) and
 and ``tn_max = max_bq_per_ml / nontumour_mean_bq_per_ml``; they are NaN for the
 lobe and non-tumour rows.
 
+Lesion rows also say whether the lesion is one of its lobe's target lesions of the trial's
+endpoint (:mod:`luprrt.liver.targets`, :data:`TARGET_COLUMNS`); the endpoint itself is in
+``TNResult.trial_rows``. With a site calibration every row gains the recovery-corrected values
+and their 95 % intervals (:mod:`luprrt.liver.tn_corrected`).
+
 All regions of one SPECT grid are built once (:func:`build_lobe_regions`) and reduced
 with one pass over each cycle's SPECT (:class:`luprrt.regionstats.RegionMasks`).
 """

@@ -27,7 +27,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import SimpleITK as sitk
 
-from ..calibration import LesionMeasurement, SiteCalibration, correct_lesions, estimate_noise, shift_boundary
+from ..calibration import (
+    COVERAGE_FACTOR_95,
+    LesionMeasurement,
+    SiteCalibration,
+    correct_lesions,
+    estimate_noise,
+    shift_boundary,
+)
 from ..grid import image_on_grid
 from ..segments import SIDES, Segment, Segmentation
 
@@ -160,12 +167,11 @@ def corrected_cycle_rows(spect: sitk.Image, regions, rows: list[dict], context: 
         elif row["role"] == "tumour":
             extra |= {"tn_mean_corrected": result.lobe_tn[row["side"]], "correction": LOBE_CORRECTION,
                       "tn_max_note": note} | result.lobe_columns(row["side"])
-            extra.pop("corrected_mean_bq_per_ml_sd", None)
         elif row["role"] == "non-tumour":
             mean, sd = background[row["side"]]
             extra |= {"corrected_mean_bq_per_ml": mean, "corrected_mean_bq_per_ml_sd": sd,
-                      "corrected_mean_bq_per_ml_ci95_low": mean - 1.959963984540054 * sd,
-                      "corrected_mean_bq_per_ml_ci95_high": mean + 1.959963984540054 * sd,
+                      "corrected_mean_bq_per_ml_ci95_low": mean - COVERAGE_FACTOR_95 * sd,
+                      "corrected_mean_bq_per_ml_ci95_high": mean + COVERAGE_FACTOR_95 * sd,
                       "correction": "none: voxels beyond the spill-in margin"}
         out.append(row | {column: extra.get(column) for column in CORRECTED_COLUMNS})
     ratio_extra = {}
