@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_OUT ?= demo-output
 
-.PHONY: demo test bench lint clean sim-data
+.PHONY: demo test bench lint clean sim-data system-deps
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,20 @@ bench: $(STAMP)
 sim-data: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[test,sim]"
 	nice -n 10 $(PY) -m luprrt.phantom.osem_fixture --out Testing/data/osem --overwrite
+
+# Debian packages of the independent DICOM checks: dciodvfy (dicom3tools) and the Orthanc PACS.
+# Best effort and quiet: installed only as root where apt-get exists; the tests that need them
+# skip with a named reason where they are missing.
+SYSTEM_PACKAGES = dicom3tools orthanc
+
+system-deps:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then \
+		echo "system-deps: not root or no apt-get; skipping $$missing (their tests will skip)"; exit 0; fi; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	{ apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; } >/dev/null 2>&1 \
+		|| echo "system-deps: could not install $$missing (their tests will skip)"
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -181,6 +181,7 @@ class LesionDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.calibrateButton.connect("clicked(bool)", self.onCalibrateButton)
+        self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicomButton)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
@@ -228,6 +229,11 @@ class LesionDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.calibrateButton.toolTip = (_("Measure the phantoms and write the site calibration.")
                                            if self.ui.calibrateButton.enabled else
                                            _("Select a cylinder or IEC phantom scan and where to save the calibration."))
+        exportable = bool(node and node.doseTable and node.ctVolume and node.segmentation)
+        self.ui.exportDicomButton.enabled = exportable
+        self.ui.exportDicomButton.toolTip = (
+            _("Write DICOM SEG, a TID 1500 report, RT Dose and the TIA map to a folder.") if exportable
+            else _("Apply first, with a CT loaded from DICOM."))
 
     def _progress(self, fraction: float, message: str) -> None:
         self.ui.progressBar.value = round(100 * fraction)
@@ -255,6 +261,18 @@ class LesionDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             selection = slicer.app.applicationLogic().GetSelectionNode()
             selection.SetActiveTableID(node.doseTable.GetID())
             slicer.app.applicationLogic().PropagateTableSelection()
+
+    def onExportDicomButton(self) -> None:
+        import qt
+
+        with slicer.util.tryWithErrorDisplay(_("Failed to export DICOM."), waitCursor=True):
+            folder = qt.QFileDialog.getExistingDirectory(None, _("Folder for the DICOM objects"))
+            if folder:
+                node = self._parameterNode
+                self.logic.exportDicom(folder, node.segmentation, mrml.dicom_files_of_volume_node(node.ctVolume),
+                                       node.doseTable, limitsTableNode=node.limitsTable, doseVolumeNode=node.doseVolume,
+                                       tiaVolumeNode=node.tiaVolume, doseMethod=node.doseMethod,
+                                       administeredActivityGBq=node.administeredActivityGBq)
 
 
     def onCalibrateButton(self) -> None:
@@ -617,6 +635,45 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
                      len(regions.regions), kidneyDose, "; ".join(flags) or "no limit reached")
         return results
 
+    def exportDicom(self, folder, segmentationNode, ctDicomFiles, doseTableNode, limitsTableNode=None,
+                    doseVolumeNode=None, tiaVolumeNode=None, cycle: int = 1, doseMethod: str = "voxel_s_value",
+                    administeredActivityGBq: float | None = None, overwrite: bool = False) -> list:
+        """Write ``cycle<k>/``: DICOM SEG, TID 1500 report (TIA, dose, BED per region), RT Dose, TIA map.
+
+        :param segmentationNode: the dosimetry segmentation, on the CT grid.
+        :param ctDicomFiles: the CT's DICOM files (the objects reference them and their frame of reference).
+        :param doseTableNode, limitsTableNode: the panel's dose and organ-limit tables.
+        :param doseVolumeNode, tiaVolumeNode: dose (Gy) and TIA (Bq h/mL) maps, written when given.
+        :param administeredActivityGBq: the cycle's activity (GBq): adds the MIRDcalc TIAC table.
+        :returns: the files written; nothing is replaced unless ``overwrite``.
+        """
+        from pathlib import Path
+
+        from luprrt.workflows.export_dicom import export_visit_dicom
+
+        if segmentationNode is None or doseTableNode is None:
+            raise ValueError("a segmentation and a dose table are needed for the DICOM export")
+        doseRows = [dict(row, cycle=cycle) for row in mrml.rows_from_table_node(doseTableNode)]
+        limitRows = [dict(row, after_cycle=cycle) for row in mrml.rows_from_table_node(limitsTableNode)] \
+            if limitsTableNode is not None else []
+        maps = {}
+        for key, node, units in (("dose", doseVolumeNode, "Gy"), ("tia", tiaVolumeNode, TIA_UNITS)):
+            if node is not None:
+                if mrml.voxel_units(node) != units:
+                    raise ValueError(f"{node.GetName()!r} is in {mrml.voxel_units(node) or 'unrecorded units'}, "
+                                     f"not {units}")
+                maps[key] = mrml.image_from_volume_node(node)
+        files = export_visit_dicom(
+            mrml.segmentation_from_segmentation_node(segmentationNode), list(ctDicomFiles),
+            Path(folder) / f"cycle{cycle}", visit=f"cycle{cycle}", cycle=cycle,
+            tables={"dose": doseRows, "limits": limitRows}, dose_map_gy=maps.get("dose"),
+            tia_map_bq_h_per_ml=maps.get("tia"),
+            dose_method="voxel S-value convolution" if doseMethod == "voxel_s_value" else "local energy deposition",
+            administered_activity_mbq=None if administeredActivityGBq is None else 1000.0 * administeredActivityGBq,
+            overwrite=overwrite)
+        logging.info("LesionDosimetry: exported %d files to %s", len(files), folder)
+        return list(files.values())
+
     # -- conversions and node building ---------------------------------------------------------------
     @staticmethod
     def _spectImages(spectVolumeNodes, hoursPostInjection):
@@ -781,7 +838,8 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
 
     def runTest(self):
         for name in ("test_tia_of_mono_exponential_phantom", "test_voxel_dose_of_large_uniform_cube",
-                     "test_dose_table_columns_carry_units", "test_time_activity_chart_has_series_per_region",
+                     "test_dose_table_columns_carry_units", "test_dicom_export_of_a_cycle",
+                     "test_time_activity_chart_has_series_per_region",
                      "test_kidney_over_23_gy_is_flagged", "test_bad_inputs_are_refused",
                      "test_second_apply_refills_the_chosen_outputs", "test_cycle_of_synthetic_patient",
                      "test_site_calibration_then_corrected_doses"):
@@ -891,6 +949,51 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
             self.assertAlmostEqual(rows[key]["dose_gy"] / 0.08530, 1.0, 3)
         lesion = rows[("L1", "local_deposition")]
         self.assertAlmostEqual(lesion["tia_mbq_h"], lesion["mass_g"] * 1.0, 6)
+
+    def test_dicom_export_of_a_cycle(self):
+        """SEG, TID 1500 report, RT Dose, TIA map and MIRDcalc table from the panel's nodes, read back."""
+        import importlib.util
+        import tempfile
+        from datetime import datetime
+        from pathlib import Path
+
+        if importlib.util.find_spec("highdicom") is None:
+            self.skipTest("highdicom is not installed (Slicer 5.12 ships it; elsewhere the `dicom` extra)")
+        from luprrt.io import read_measurement_report, read_rt_dose
+        from luprrt.io.dicom_write import DicomPatient, new_uid, write_ct_series
+        from luprrt.segments import SegmentTags
+        from luprrt.tables import read_rows_csv
+
+        self.delayDisplay("DICOM export of a cycle")
+        grid = self._grid()
+        tiaNode = self._volume(grid, 2.0e6, "TIA", TIA_UNITS)
+        segmentationNode = self._segmentationNode(grid, [
+            (self._ball(grid, (-12, 0, 0), 14.0), SegmentTags("lesion", side="right", lesion_id="L1")),
+            (self._ball(grid, (16, 0, 0), 12.0), SegmentTags("kidney", side="left"))])
+        logic = LesionDosimetryLogic()
+        doseNode, table = logic.computeDose(tiaNode, segmentationNode, method="local_deposition")
+        rows = {(r["region"], r["method"]): r for r in mrml.rows_from_table_node(table)}
+        with tempfile.TemporaryDirectory() as folder:
+            ct = Path(folder) / "ct"
+            write_ct_series(grid * 0, ct, patient=DicomPatient("LD-DICOM"), study_uid=new_uid(),
+                            frame_of_reference_uid=new_uid(), acquisition_datetime=datetime(2024, 5, 7, 9, 0))
+            paths = logic.exportDicom(Path(folder) / "out", segmentationNode, sorted(map(str, ct.iterdir())), table,
+                                      doseVolumeNode=doseNode, tiaVolumeNode=tiaNode, doseMethod="local_deposition",
+                                      administeredActivityGBq=7.4)
+            self.assertEqual(sorted(p.name for p in paths),
+                             ["mirdcalc_tia.csv", "rtdose.dcm", "seg.dcm", "sr.dcm", "tia.dcm"])
+            records, _ = read_measurement_report(Path(folder) / "out" / "cycle1" / "sr.dcm")
+            dose = {r.tracking_id: r.value for r in records if r.quantity == "dose_gy" and r.group_method == "LOCALDEP"}
+            self.assertEqual(dose["L1"], rows[("L1", "local_deposition")]["dose_gy"])
+            self.assertEqual(dose["kidney_left"], rows[("kidney_left", "local_deposition")]["dose_gy"])
+            back = slicer.util.arrayFromVolume(mrml.volume_node_from_image(
+                read_rt_dose(Path(folder) / "out" / "cycle1" / "rtdose.dcm"), "back"))
+            # Uniform 2 MBq h/mL at unit density: 2 x 0.0853 Gy, within half a 16-bit scaling step.
+            np.testing.assert_allclose(back, slicer.util.arrayFromVolume(doseNode), atol=back.max() / 65000)
+            tiac = {r["source_region"]: float(r["tiac_h"]) for r in
+                    read_rows_csv(Path(folder) / "out" / "cycle1" / "mirdcalc_tia.csv")}
+            self.assertAlmostEqual(tiac["Kidneys"], rows[("kidney_left", "local_deposition")]["tia_mbq_h"] / 7400.0,
+                                   places=12)
 
     def test_time_activity_chart_has_series_per_region(self):
         from luprrt.segments import SegmentTags

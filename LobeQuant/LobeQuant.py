@@ -167,6 +167,7 @@ class LobeQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.detectButton.connect("clicked(bool)", self.onDetectButton)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.exportButton.connect("clicked(bool)", self.onExportButton)
+        self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicomButton)
         self.ui.exportDirectoryButton.connect("directoryChanged(QString)", self._updateButtons)
         self.initializeParameterNode()
 
@@ -231,6 +232,9 @@ class LobeQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
              splitProblem or (None if cycles else _("Add at least one SPECT to the cycles."))),
             (self.ui.exportButton, _("Write the result tables as CSV files."),
              None if p.tnTable and self.ui.exportDirectoryButton.directory else _("Compute T/N first.")),
+            (self.ui.exportDicomButton, _("Write DICOM SEG and a TID 1500 report of every cycle to the folder."),
+             None if p.tnTable and p.ctVolume and self.ui.exportDirectoryButton.directory
+             else _("Compute T/N with a CT loaded from DICOM first.")),
         )
         for button, ready, problem in steps:
             button.enabled = problem is None
@@ -298,6 +302,14 @@ class LobeQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             self.logic.exportCsv(self.ui.exportDirectoryButton.directory, tnTableNode=p.tnTable,
                                  ratioTableNode=p.ratioTable, uptakeTableNode=p.uptakeTable,
                                  overwrite=self.ui.overwriteCheckBox.checked)
+
+    def onExportDicomButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Failed to export DICOM."), waitCursor=True):
+            p = self._parameterNode
+            self.logic.exportDicom(self.ui.exportDirectoryButton.directory, p.lobeSegmentation or p.segmentation,
+                                   mrml.dicom_files_of_volume_node(p.ctVolume), tnTableNode=p.tnTable,
+                                   ratioTableNode=p.ratioTable, uptakeTableNode=p.uptakeTable,
+                                   iaSide=p.iaSide, overwrite=self.ui.overwriteCheckBox.checked)
 
     @staticmethod
     def _showProgress(dialog, fraction: float, message: str) -> None:
@@ -652,6 +664,35 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
         written = [write_rows_csv(mrml.rows_from_table_node(tables[name]), path, overwrite=True)
                    for name, path in paths.items()]
         logging.info("LobeQuant: exported %d tables to %s", len(written), folder)
+        return written
+
+    def exportDicom(self, folder: str | Path, segmentationNode, ctDicomFiles: Sequence[str], tnTableNode,
+                    ratioTableNode=None, uptakeTableNode=None, iaSide: str | None = None,
+                    overwrite: bool = False) -> list[Path]:
+        """Write ``cycle<k>/seg.dcm`` (DICOM SEG) and ``cycle<k>/sr.dcm`` (TID 1500 report) per cycle.
+
+        :param segmentationNode: the segmentation the T/N was computed with, on the CT grid.
+        :param ctDicomFiles: the CT's DICOM files (the SEG references them and their frame of reference).
+        :param iaSide: IA side, to tag the lobes' routes when the segmentation has none yet.
+        :returns: the files written; nothing is replaced unless ``overwrite``.
+        """
+        from luprrt.workflows.export_dicom import export_visit_dicom
+        from luprrt.workflows.lobequant import prepare_segmentation
+
+        segmentation = mrml.segmentation_from_segmentation_node(self._required(segmentationNode, "segmentation"))
+        if iaSide and segmentation.find(role="lobe"):
+            segmentation = prepare_segmentation(segmentation, iaSide)
+        tables = {"tn": mrml.rows_from_table_node(self._required(tnTableNode, "T/N table"))}
+        for key, node in (("ratio", ratioTableNode), ("uptake", uptakeTableNode)):
+            if node is not None:
+                tables[key] = mrml.rows_from_table_node(node)
+        written = []
+        for cycle in sorted({int(row["cycle"]) for row in tables["tn"]}):
+            files = export_visit_dicom(segmentation, list(ctDicomFiles),
+                                       Path(folder) / f"cycle{cycle}", visit=f"cycle{cycle}", cycle=cycle,
+                                       tables=tables, overwrite=overwrite)
+            written += list(files.values())
+        logging.info("LobeQuant: exported %d DICOM objects to %s", len(written), folder)
         return written
 
     # -- helpers -------------------------------------------------------------------------------------
@@ -1033,6 +1074,42 @@ class LobeQuantTest(ScriptedLoadableModuleTest):
             self.assertEqual(float(rows[1]["tn_mean_ia_over_iv"]), self._rows(ratio)[1]["tn_mean_ia_over_iv"])
             with self.assertRaisesRegex(FileExistsError, "lobequant_tn.csv"):
                 logic.exportCsv(folder, tnTableNode=tn)
+
+    def test_dicom_export_reports_the_tn_of_every_lesion(self):
+        """SEG + TID 1500 SR from the panel's nodes: analytic lesion T/N read back exactly; lesion UIDs kept."""
+        import importlib.util
+        import tempfile
+        from datetime import datetime
+
+        if importlib.util.find_spec("highdicom") is None:
+            self.skipTest("highdicom is not installed (Slicer 5.12 ships it; elsewhere the `dicom` extra)")
+        from LobeQuantLib.phantoms import uniform_lobe_phantom
+
+        from luprrt.io import read_dicom_seg, read_measurement_report, tracking_uid
+        from luprrt.io.dicom_write import DicomPatient, new_uid, write_ct_series
+
+        phantom = uniform_lobe_phantom()
+        segmentationNode, spectNode = self._phantomNodes(phantom)
+        logic = LobeQuantLogic()
+        tn, ratio, _ = logic.computeTumourToNonTumour(segmentationNode, [(spectNode, 1, 24.0, 7400.0)], "right")
+        with tempfile.TemporaryDirectory() as folder:
+            ct = Path(folder) / "ct"
+            write_ct_series(sitk.Image(phantom.segmentation.reference) * 0, ct, patient=DicomPatient("LQ-DICOM"),
+                            study_uid=new_uid(), frame_of_reference_uid=new_uid(),
+                            acquisition_datetime=datetime(2024, 5, 6, 9, 0))
+            paths = logic.exportDicom(Path(folder) / "out", segmentationNode, sorted(map(str, ct.iterdir())),
+                                      tnTableNode=tn, ratioTableNode=ratio, iaSide="right")
+            self.assertEqual(sorted(p.name for p in paths), ["seg.dcm", "sr.dcm"])
+            records, _ = read_measurement_report(Path(folder) / "out" / "cycle1" / "sr.dcm")
+            tnMean = {r.tracking_id: r.value for r in records if r.quantity == "tn_mean"}
+            for lesionId, expected in phantom.lesion_tn.items():
+                self.assertAlmostEqual(tnMean[lesionId], expected, delta=1e-9 * expected)
+                uid = next(r.tracking_uid for r in records if r.tracking_id == lesionId)
+                self.assertEqual(uid, tracking_uid("LQ-DICOM", lesionId))
+            seg = read_dicom_seg(Path(folder) / "out" / "cycle1" / "seg.dcm")
+            self.assertEqual({s.tags.route for s in seg.find(role="lobe")}, {"IA", "IV"})
+            with self.assertRaises(FileExistsError):
+                logic.exportDicom(Path(folder) / "out", segmentationNode, sorted(map(str, ct.iterdir())), tn)
 
     def test_bad_inputs_raise_clear_errors(self):
         from LobeQuantLib.phantoms import uniform_lobe_phantom

@@ -140,6 +140,7 @@ class ResponseAssessWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.ui.measureButton.connect("clicked(bool)", self.onMeasureButton)
         self.ui.trackButton.connect("clicked(bool)", self.onTrackButton)
         self.ui.assessButton.connect("clicked(bool)", self.onAssessButton)
+        self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicomButton)
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
@@ -195,6 +196,9 @@ class ResponseAssessWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
              self._trackProblem(p)),
             (self.ui.assessButton, _("Assess RECIST 1.1 and the per-lesion outcome."),
              self._assessProblem(p)),
+            (self.ui.exportDicomButton, _("Write DICOM SEG and a TID 1500 report of each time point to a folder."),
+             None if p.measurementsTable and (p.baselineCtVolume or p.followupCtVolume)
+             else _("Assess RECIST 1.1 first, with the CTs loaded from DICOM.")),
         )
         for button, ready, problem in steps:
             button.enabled = problem is None
@@ -276,6 +280,19 @@ class ResponseAssessWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             slicer.modules.plots.logic().ShowChartInLayout(spider)
             self._showTable(p.timePointTable)
 
+    def onExportDicomButton(self) -> None:
+        import qt
+
+        with slicer.util.tryWithErrorDisplay(_("Failed to export DICOM."), waitCursor=True):
+            folder = qt.QFileDialog.getExistingDirectory(None, _("Folder for the DICOM objects"))
+            p = self._parameterNode
+            timePoints = ((p.baselineSegmentation, p.baselineCtVolume, p.baselineDate),
+                          (p.trackedSegmentation or p.followupSegmentation, p.followupCtVolume, p.followupDate))
+            for segmentation, ct, when in timePoints if folder else ():
+                if segmentation and ct:
+                    self.logic.exportDicom(folder, segmentation, mrml.dicom_files_of_volume_node(ct),
+                                           p.measurementsTable, when)
+
     @staticmethod
     def _showTable(tableNode) -> None:
         selection = slicer.app.applicationLogic().GetSelectionNode()
@@ -296,6 +313,32 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
 
     def getParameterNode(self) -> ResponseAssessParameterNode:
         return ResponseAssessParameterNode(super().getParameterNode())
+
+    def exportDicom(self, folder, segmentationNode, ctDicomFiles, measurementsTableNode, imagingDate,
+                    overwrite: bool = False) -> list:
+        """Write ``<date>/seg.dcm`` and ``<date>/sr.dcm``: the time point's lesions, diameters and RECIST roles.
+
+        :param segmentationNode: the time point's (tracked) segmentation, on the CT grid.
+        :param ctDicomFiles: the CT's DICOM files (the SEG references them and their frame of reference).
+        :param measurementsTableNode: the RECIST measurement table (rows of every date).
+        :param imagingDate: the time point's date (YYYY-MM-DD), selecting its rows.
+        :returns: the files written; nothing is replaced unless ``overwrite``.
+        """
+        from pathlib import Path
+
+        from luprrt.workflows.export_dicom import export_visit_dicom
+
+        if segmentationNode is None or measurementsTableNode is None:
+            raise ValueError("a segmentation and the RECIST measurement table are needed for the DICOM export")
+        day = self._isoDate(imagingDate).isoformat()
+        rows = [dict(row, visit=day) for row in mrml.rows_from_table_node(measurementsTableNode)
+                if str(row["date"]) == day]
+        if not rows:
+            raise ValueError(f"the measurement table has no rows of {day}")
+        files = export_visit_dicom(mrml.segmentation_from_segmentation_node(segmentationNode), list(ctDicomFiles),
+                                   Path(folder) / day, visit=day, tables={"measurements": rows}, overwrite=overwrite)
+        logging.info("ResponseAssess: exported the %s time point to %s", day, folder)
+        return list(files.values())
 
     # -- tracking ids -----------------------------------------------------------------------------
     def assignLesionIds(self, segmentationNode, prefix: str = "L") -> dict[str, str]:
@@ -1111,6 +1154,41 @@ class ResponseAssessTest(ScriptedLoadableModuleTest):
         self.assertEqual(self._tags(untagged), {"lesion_a": ""})
 
     # -- end to end --------------------------------------------------------------------------------
+    def test_dicom_export_of_the_follow_up(self):
+        """Follow-up SEG + TID 1500 report: diameters and RECIST roles read back, lesion UIDs as at baseline."""
+        import importlib.util
+        import tempfile
+        from datetime import datetime
+        from pathlib import Path
+
+        if importlib.util.find_spec("highdicom") is None:
+            self.skipTest("highdicom is not installed (Slicer 5.12 ships it; elsewhere the `dicom` extra)")
+        from ResponseAssessLib import synthetic
+
+        from luprrt.io import read_measurement_report, tracking_uid
+        from luprrt.io.dicom_write import DicomPatient, new_uid, write_ct_series
+
+        logic = ResponseAssessLogic()
+        grid = synthetic.grid((40, 30, 8), (1.0, 1.2, 2.5))
+        baseline = self._lesionNode(grid, [("L1", "L1", synthetic.box_mask(grid, (4, 4, 2), (20, 10, 4)))],
+                                    "baseline")
+        followup = self._lesionNode(grid, [("a", "L1", synthetic.box_mask(grid, (5, 5, 2), (10, 5, 4))),
+                                           ("b", "L2", synthetic.box_mask(grid, (30, 20, 3), (6, 6, 3)))], "follow-up")
+        measurements = logic.createMeasurementsTable("RA-DICOM", {
+            "2024-02-01": logic.measureLesionDiameters(baseline), "2024-04-25": logic.measureLesionDiameters(followup)})
+        expected = {r["lesion_id"]: r for r in self._rows(measurements) if r["date"] == "2024-04-25"}
+        with tempfile.TemporaryDirectory() as folder:
+            ct = Path(folder) / "ct"
+            write_ct_series(sitk.Image(grid) * 0, ct, patient=DicomPatient("RA-DICOM"), study_uid=new_uid(),
+                            frame_of_reference_uid=new_uid(), acquisition_datetime=datetime(2024, 4, 25, 9, 0))
+            paths = logic.exportDicom(folder, followup, sorted(map(str, ct.iterdir())), measurements, "2024-04-25")
+            self.assertEqual(sorted(p.name for p in paths), ["seg.dcm", "sr.dcm"])
+            records, roles = read_measurement_report(Path(folder) / "2024-04-25" / "sr.dcm")
+        diameters = {r.tracking_id: r.value for r in records if r.quantity == "longest_diameter_mm"}
+        self.assertEqual(diameters, {k: r["longest_diameter_mm"] for k, r in expected.items()})
+        self.assertEqual(roles, {tracking_uid("RA-DICOM", k): r["lesion_type"] for k, r in expected.items()})
+        self.assertEqual(roles[tracking_uid("RA-DICOM", "L2")], "new")
+
     def test_end_to_end_measure_track_assess(self):
         """Baseline boxes L1 (20 x 10 voxels) and L2 (25 x 10); at follow-up they shrank to 10 x 5 and
         15 x 10 voxels and moved, and a new lesion appeared: targets PR (-37.7 %), overall PD."""

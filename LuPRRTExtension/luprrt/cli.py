@@ -136,6 +136,7 @@ def _lobequant(args) -> None:
         SpectInput,
         lobe_split_from_options,
         parse_cycle_values,
+        parse_segment_roles,
         parse_spect_argument,
         run_lobequant,
     )
@@ -155,7 +156,7 @@ def _lobequant(args) -> None:
         activity = dict(parse_cycle_values(args.administered_mbq, "--administered-mbq"))
         spects = [SpectInput(path, cycle, hours, activity.get(cycle), args.spect_units)
                   for cycle, hours, path in (parse_spect_argument(text, "--spect") for text in args.spect)]
-        inputs = LobeQuantInputs.from_files(args.ct, args.seg, spects)
+        inputs = LobeQuantInputs.from_files(args.ct, args.seg, spects, parse_segment_roles(args.segment_role))
     split = lobe_split_from_options(plane=args.plane, cantlie=args.cantlie, couinaud=args.couinaud,
                                     caudate=args.caudate, right_vessels=args.right_vessels,
                                     left_vessels=args.left_vessels, ras=args.ras)
@@ -190,7 +191,10 @@ def _add_lobequant(commands, common) -> None:
                     "With --calibration every T/N also comes recovery-corrected with its 95 %% interval.")
     parser.add_argument("patient", type=Path, nargs="?", help="patient folder holding manifest.json")
     parser.add_argument("--ct", type=Path, help="CT: DICOM folder or NRRD/NIfTI (HU)")
-    parser.add_argument("--seg", type=Path, help="tagged segmentation (.seg.nrrd) with the liver and lesions")
+    parser.add_argument("--seg", type=Path, help="segmentation with the liver and lesions: tagged .seg.nrrd, or a "
+                                                 "DICOM SEG (roles from its codes) on the CT")
+    parser.add_argument("--segment-role", action="append", metavar="N=ROLE[:SIDE]",
+                        help="role of DICOM SEG segment N when its codes name none (e.g. 3=lesion, 2=lobe:right)")
     parser.add_argument("--spect", action="append", metavar="CYCLE[@HOURS]:PATH",
                         help="quantitative SPECT (DICOM NM or NRRD/NIfTI in Bq/mL) of a cycle, hours after "
                              "injection from its header unless given; repeat for every SPECT")
@@ -389,6 +393,41 @@ def _add_cohort(commands, common) -> None:
     parser.set_defaults(run=_cohort)
 
 
+def _export_dicom(args) -> None:
+    from .workflows.export_dicom import run_export_dicom
+
+    with progress_bar("export DICOM") as progress:
+        run = run_export_dicom(args.results, args.out, patient_folder=args.patient, send=args.send,
+                               calling_aet=args.aet, called_aet=args.called_aet,
+                               olinda_template=args.olinda_template, overwrite=args.overwrite, progress=progress)
+    for path in run.all_files():
+        print(path)
+    if args.send:
+        print(f"sent {len(run.sent_sop_instance_uids)} objects to {args.called_aet}@{args.send}", file=sys.stderr)
+
+
+def _add_export_dicom(commands, common) -> None:
+    parser = commands.add_parser(
+        "export-dicom", parents=[common],
+        help="write a patient's results as DICOM SEG, TID 1500 SR, RT Dose and TIA maps (optionally send them)",
+        description="PATIENT_RESULTS is one patient's results folder (as `luprrt cohort` writes it: lobequant/, "
+                    "dose/, measurements.csv, done.json). Per imaging visit OUT/<visit>/ gets seg.dcm (DICOM SEG on "
+                    "the visit's CT), sr.dcm (TID 1500 measurement report: T/N, activity, TIA, dose, diameters, "
+                    "RECIST role, IA/IV ratio, cumulative kidney and marrow dose and BED), and per cycle rtdose.dcm "
+                    "(Gy), tia.dcm (Parametric Map, Bq h/mL), mirdcalc_tia.csv and, with --olinda-template, "
+                    "olinda.cas. Lesions keep one tracking UID across visits. Import OUT into Slicer's DICOM "
+                    "database, or send it to a PACS with --send.")
+    parser.add_argument("results", type=Path, metavar="PATIENT_RESULTS", help="a patient's results folder")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--patient", type=Path, help="patient folder (default: the one in PATIENT_RESULTS/done.json)")
+    parser.add_argument("--send", metavar="HOST:PORT", help="C-STORE the DICOM files to this PACS")
+    parser.add_argument("--aet", default="LUPRRT", help="calling AE title for --send (default LUPRRT)")
+    parser.add_argument("--called-aet", default="ANY-SCP", help="called AE title of the PACS (default ANY-SCP)")
+    parser.add_argument("--olinda-template", type=Path,
+                        help="OLINDA/EXM 2 case file saved with your phantom; its kinetic block is filled per cycle")
+    parser.set_defaults(run=_export_dicom)
+
+
 def _demo(args) -> None:
     from .workflows.cohort import make_demo_cohort, run_cohort
 
@@ -416,7 +455,8 @@ def _add_demo(commands, common) -> None:
     parser.set_defaults(run=_demo)
 
 
-SUBCOMMANDS: list[Callable] = [_add_lobequant, _add_dose, _add_recist, _add_calibrate, _add_cohort, _add_demo]
+SUBCOMMANDS: list[Callable] = [_add_lobequant, _add_dose, _add_recist, _add_calibrate, _add_cohort,
+                               _add_export_dicom, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -439,7 +479,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(levelname)s %(name)s: %(message)s")
     try:
         args.run(args)
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError) as error:
+    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, ConnectionError) as error:
         print(f"luprrt {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

@@ -689,3 +689,21 @@ def points_from_fiducials(node) -> np.ndarray:
         node.GetNthControlPointPositionWorld(index, position)
         points[index] = position
     return points * LPS_TO_RAS
+
+
+def dicom_files_of_volume_node(node) -> list[str]:
+    """The DICOM files a volume was loaded from (Slicer's DICOM database), for objects that reference it.
+
+    Slicer's DICOM import records the SOP Instance UIDs in the node attribute
+    ``DICOM.instanceUIDs``; the database maps them to files. A volume loaded any other way has
+    none: a ValueError says so.
+    """
+    if node is None:
+        raise ValueError("no CT volume selected: DICOM objects reference the CT they were drawn on")
+    uids = (node.GetAttribute("DICOM.instanceUIDs") or "").split()
+    database = getattr(slicer, "dicomDatabase", None)
+    files = [database.fileForInstance(uid) for uid in uids] if database is not None else []
+    if not uids or not all(files):
+        raise ValueError(f"CT {node.GetName()!r} was not loaded from Slicer's DICOM database, so its DICOM files "
+                         "are unknown; load the CT through the DICOM module (or use `luprrt export-dicom`)")
+    return files

@@ -6,9 +6,13 @@ import pytest
 
 from luprrt.segments import TYPE_CODES, SegmentTags, terminology_entry
 
+# Every role, and the sided variants whose codes carry the side (a type or a region modifier).
+TAGS = sorted({(role, None) for role in TYPE_CODES} | {("lobe", "right"), ("lobe", "left"), ("kidney", "right"),
+                                                       ("kidney", "left"), ("lesion", "left"),
+                                                       ("non-tumour", "right")}, key=lambda k: (k[0], k[1] or ""))
+
 CONTEXT = "Segmentation category and type - DICOM master list"
 ANATOMIC = "Anatomic codes - DICOM master list"
-LIVER = ("SCT", "10200004", "Liver")  # anatomic region of a liver lesion
 
 
 def _set_code(code_object, code) -> None:
@@ -23,7 +27,11 @@ def _code(code_object) -> tuple[str, str, str]:
             code_object.GetCodeMeaning() or "")
 
 
-@pytest.mark.parametrize(("role", "side"), sorted(TYPE_CODES, key=lambda key: (key[0], key[1] or "")))
+def _triple(code) -> tuple[str, str, str]:
+    return (code.scheme, code.value, code.meaning) if code is not None else ("", "", "")
+
+
+@pytest.mark.parametrize(("role", "side"), TAGS)
 def test_entry_equals_slicers_serialization_and_parses_back(host, role, side):
     import slicer
 
@@ -33,9 +41,13 @@ def test_entry_equals_slicers_serialization_and_parses_back(host, role, side):
     entry.SetTerminologyContextName(CONTEXT)
     _set_code(entry.GetCategoryObject(), (category.scheme, category.value, category.meaning))
     _set_code(entry.GetTypeObject(), (structure.scheme, structure.value, structure.meaning))
+    if tags.type_modifier() is not None:
+        _set_code(entry.GetTypeModifierObject(), _triple(tags.type_modifier()))
     entry.SetRegionContextName(ANATOMIC)
-    if role == "lesion":
-        _set_code(entry.GetRegionObject(), LIVER)
+    if tags.anatomic_region() is not None:
+        _set_code(entry.GetRegionObject(), _triple(tags.anatomic_region()))
+    if tags.anatomic_region_modifier() is not None:
+        _set_code(entry.GetRegionModifierObject(), _triple(tags.anatomic_region_modifier()))
     logic = slicer.vtkSlicerTerminologiesModuleLogic
     assert terminology_entry(tags) == logic.SerializeTerminologyEntry(entry)
 
@@ -44,5 +56,6 @@ def test_entry_equals_slicers_serialization_and_parses_back(host, role, side):
     assert parsed.GetTerminologyContextName() == CONTEXT
     assert _code(parsed.GetTypeObject()) == (structure.scheme, structure.value, structure.meaning)
     assert _code(parsed.GetCategoryObject()) == (category.scheme, category.value, category.meaning)
-    assert _code(parsed.GetRegionObject()) == (LIVER if role == "lesion" else ("", "", ""))
-    assert _code(parsed.GetTypeModifierObject()) == _code(parsed.GetRegionModifierObject()) == ("", "", "")
+    assert _code(parsed.GetRegionObject()) == _triple(tags.anatomic_region())
+    assert _code(parsed.GetTypeModifierObject()) == _triple(tags.type_modifier())
+    assert _code(parsed.GetRegionModifierObject()) == _triple(tags.anatomic_region_modifier())

@@ -11,8 +11,15 @@ vsv_kernel        voxel S-value kernels for any voxel size
 dose              local deposition, FFT voxel-S-value convolution, CT density, S-value doses
 dvh               cumulative DVHs and D2/D50/D98/mean for many regions at once
 radiobiology      kidney BED, cumulative limits and next-cycle projection
+calculators       organ and lesion TIACs for OLINDA/EXM case files and MIRDcalc tables
 """
 
+from .calculators import (
+    CALCULATOR_ORGANS,
+    calculator_kinetics,
+    write_mirdcalc_csv,
+    write_olinda_case,
+)
 from .dose import (
     HuDensityCalibration,
     density_image_from_ct,
@@ -43,6 +50,7 @@ from .voxel_tia import VoxelTimeIntegratedActivity, voxel_time_integrated_activi
 from .vsv_kernel import DEFAULT_KERNEL_RADIUS_MM, VoxelSValueKernel, build_voxel_s_value_kernel
 
 __all__ = [
+    "CALCULATOR_ORGANS",
     "DEFAULT_KERNEL_RADIUS_MM",
     "MARROW_DOSE_LIMIT_GY",
     "CumulativeDoseVolumeHistograms",
@@ -57,6 +65,7 @@ __all__ = [
     "assess_organ_limits",
     "biologically_effective_dose_gy",
     "build_voxel_s_value_kernel",
+    "calculator_kinetics",
     "cumulative_dose_volume_histograms",
     "density_image_from_ct",
     "fft_convolve_same",
@@ -75,4 +84,6 @@ __all__ = [
     "trapezoid_weights_h",
     "voxel_s_value_dose",
     "voxel_time_integrated_activity",
+    "write_mirdcalc_csv",
+    "write_olinda_case",
 ]

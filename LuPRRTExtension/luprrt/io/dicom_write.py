@@ -49,7 +49,7 @@ PET_RADIONUCLIDES: dict[str, dict] = {
              "radiopharmaceutical": "Fluorodeoxyglucose",
              "agent_code": ("35321007", "SCT", "Fluorodeoxyglucose F^18^")},
     "Ga-68": {"half_life_s": GA68_HALF_LIFE_H * SECONDS_PER_HOUR, "code": ("35337001", "SCT", "^68^Gallium"),
-              "radiopharmaceutical": "Ga-68 DOTATATE", "agent_code": None},
+              "radiopharmaceutical": "Ga-68 DOTATATE", "agent_code": ("724025002", "SCT", "Dotatate Ga^68^")},
 }
 # Lu-177 codes: PS3.16 CID 18 (isotopes in radiopharmaceuticals) and CID 25
 # (radiopharmaceuticals), as listed in pydicom.sr.codedict.

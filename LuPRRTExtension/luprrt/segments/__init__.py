@@ -4,7 +4,8 @@ Modules
 -------
 model    :class:`Segmentation` (label layers on one grid + :class:`Segment` records) and the
          LuPRRT tags (role, lobe side, route, lesion tracking id) with their DICOM codes
-terminology  the Slicer terminology entry of a segment and the LuPRRT tag keys, both ways
+terminology  the coded terminology of a segment (Slicer entry strings, DICOM SEG codes) and the
+         LuPRRT tag keys, both ways
 lesion_ids   fresh persistent lesion tracking ids (never a number used before)
 on_grid  nearest-neighbour resampling of a segmentation onto e.g. the SPECT grid, and
          fractional occupancy (share of each coarse voxel inside a CT-drawn segment)
@@ -15,7 +16,9 @@ Reading and writing Slicer's ``.seg.nrrd`` lives in :mod:`luprrt.io`.
 
 from .lesion_ids import new_lesion_ids, next_lesion_ids
 from .model import (
+    LATERALITY_CODES,
     ROLES,
+    ROUTE_CODES,
     ROUTES,
     SIDES,
     TYPE_CODES,
@@ -25,11 +28,13 @@ from .model import (
     SegmentTags,
 )
 from .on_grid import segment_occupancy, segment_regions, segmentation_on_grid
-from .terminology import TAG_KEYS, role_from_terminology, terminology_entry
+from .terminology import TAG_KEYS, role_from_terminology, tags_from_codes, terminology_entry
 
 __all__ = [
+    "LATERALITY_CODES",
     "ROLES",
     "ROUTES",
+    "ROUTE_CODES",
     "SIDES",
     "TAG_KEYS",
     "TYPE_CODES",
@@ -43,5 +48,6 @@ __all__ = [
     "segment_occupancy",
     "segment_regions",
     "segmentation_on_grid",
+    "tags_from_codes",
     "terminology_entry",
 ]

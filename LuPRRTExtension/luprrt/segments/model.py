@@ -39,22 +39,34 @@ class Code:
 ANATOMICAL_STRUCTURE = Code("SCT", "123037004", "Anatomical Structure")
 MORPHOLOGICALLY_ALTERED = Code("SCT", "49755003", "Morphologically Altered Structure")
 BODY_SUBSTANCE = Code("SCT", "91720002", "Body Substance")
+LIVER = Code("SCT", "10200004", "Liver")
 
-# Segment type codes by (role, side); SNOMED CT concept ids.
-TYPE_CODES: dict[tuple[str, str | None], Code] = {
-    ("liver", None): Code("SCT", "10200004", "Liver"),
-    ("non-tumour", None): Code("SCT", "10200004", "Liver"),
-    ("lobe", "right"): Code("SCT", "72481006", "Right lobe of liver"),
-    ("lobe", "left"): Code("SCT", "41801008", "Left lobe of liver"),
-    ("lesion", None): Code("SCT", "52988006", "Lesion"),
-    ("kidney", None): Code("SCT", "64033007", "Kidney"),
-    ("kidney", "right"): Code("SCT", "9846003", "Right kidney"),
-    ("kidney", "left"): Code("SCT", "18639004", "Left kidney"),
-    ("spleen", None): Code("SCT", "78961009", "Spleen"),
-    ("marrow", None): Code("SCT", "14016003", "Bone marrow"),
-    ("body", None): Code("SCT", "38266002", "Entire body as a whole"),
-    ("blood", None): Code("SCT", "87612001", "Blood"),
+# Segment type codes by role (SNOMED CT concept ids, as listed in DICOM PS3.16). Sides are not
+# part of the type: DICOM gives laterality as a modifier (PS3.3 C.8.20.2, Segmented Property
+# Type Modifier; values from CID 244 "Laterality"), as Slicer's DICOM terminology does. The
+# non-tumour liver is liver parenchyma (SCT 91772007 "Parenchyma") with the liver as its
+# anatomic region, which keeps it apart from the whole liver.
+TYPE_CODES: dict[str, Code] = {
+    "liver": LIVER,
+    "lobe": LIVER,
+    "non-tumour": Code("SCT", "91772007", "Parenchyma"),
+    "lesion": Code("SCT", "52988006", "Lesion"),
+    "kidney": Code("SCT", "64033007", "Kidney"),
+    "spleen": Code("SCT", "78961009", "Spleen"),
+    "marrow": Code("SCT", "14016003", "Bone marrow"),
+    "body": Code("SCT", "38266002", "Entire body as a whole"),
+    "blood": Code("SCT", "87612001", "Blood"),
 }
+# DICOM CID 244 "Laterality".
+LATERALITY_CODES: dict[str, Code] = {"right": Code("SCT", "24028007", "Right"),
+                                     "left": Code("SCT", "7771000", "Left")}
+# DICOM CID 11 "Route of Administration": the route of the 177Lu-dotatate that reached a lobe.
+ROUTE_CODES: dict[str, Code] = {"IA": Code("SCT", "58100008", "Intra-arterial route"),
+                                "IV": Code("SCT", "47625008", "Intravenous route")}
+# Roles whose side is a modifier of the type (the structure itself is right or left) and
+# roles whose side is a modifier of the anatomic region (the liver lobe holding them).
+_SIDE_OF_TYPE = ("lobe", "kidney")
+_SIDE_OF_REGION = ("lesion", "non-tumour")
 
 
 @dataclass(frozen=True)
@@ -81,11 +93,23 @@ class SegmentTags:
             raise ValueError(f"unknown route {self.route!r} for role {self.role!r}; expected one of {ROUTES}")
 
     def type_code(self) -> Code:
-        """The DICOM/SNOMED code of the segmented structure."""
-        return TYPE_CODES.get((self.role, self.side)) or TYPE_CODES[(self.role, None)]
+        """The DICOM/SNOMED code of the segmented structure (without its side)."""
+        return TYPE_CODES[self.role]
+
+    def type_modifier(self) -> Code | None:
+        """Laterality of a lobe or kidney (DICOM CID 244), None otherwise."""
+        return LATERALITY_CODES[self.side] if self.side and self.role in _SIDE_OF_TYPE else None
+
+    def anatomic_region(self) -> Code | None:
+        """The organ holding a lesion or non-tumour liver (the liver), None otherwise."""
+        return LIVER if self.role in _SIDE_OF_REGION else None
+
+    def anatomic_region_modifier(self) -> Code | None:
+        """Side of the liver holding a lesion or non-tumour liver (DICOM CID 244), None otherwise."""
+        return LATERALITY_CODES[self.side] if self.side and self.role in _SIDE_OF_REGION else None
 
     def category_code(self) -> Code:
-        """The DICOM segmented property category (anatomical structure, lesion, body substance)."""
+        """The DICOM segmented property category (CID 7150: anatomical structure, lesion, body substance)."""
         if self.role == "lesion":
             return MORPHOLOGICALLY_ALTERED
         if self.role == "blood":

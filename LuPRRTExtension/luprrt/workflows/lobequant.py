@@ -7,7 +7,7 @@ cycle 1; cycles 2-4, kidney and extrahepatic uptake are secondary endpoints.
 :func:`run_lobequant` does the whole analysis of one patient from files:
 
 1. read each visit's CT (DICOM folder or NRRD/NIfTI, HU) and tagged segmentation
-   (``.seg.nrrd``), and every SPECT (DICOM NM or NRRD/NIfTI, Bq/mL) with its cycle,
+   (``.seg.nrrd``, or a DICOM SEG with LuPRRT-known codes on the CT's frame of reference), and every SPECT (DICOM NM or NRRD/NIfTI, Bq/mL) with its cycle,
    hours after injection and administered activity;
 2. split the liver into lobes when the segmentation has none, or when a split is
    asked for (:class:`LobeSplit`: a plane, Cantlie's three landmarks, Couinaud
@@ -38,13 +38,13 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..calibration import DEFAULT_MARGIN_FWHM, SiteCalibration
 from ..grid import LPS_TO_RAS, check_grid_compatibility
-from ..io import read_image, read_seg_nrrd
+from ..io import read_image, read_segmentation_file
 from ..liver import (
     OCCUPANCY_MODES,
     TRIAL_MIN_DIAMETER_MM,
@@ -59,7 +59,7 @@ from ..liver import (
     uptake_rows,
 )
 from ..provenance import ProgressCallback, inputs_sha256, no_progress, provenance_record
-from ..segments import SIDES, Segmentation
+from ..segments import SIDES, Segmentation, SegmentTags
 from ..tables import write_rows_csv
 from .calibrate import load_calibration, quantitative_spect
 
@@ -91,12 +91,17 @@ class SpectInput:
 
 @dataclass(frozen=True)
 class SessionInput:
-    """One visit: a CT, its tagged segmentation and the SPECTs analysed with that segmentation."""
+    """One visit: a CT, its tagged segmentation and the SPECTs analysed with that segmentation.
+
+    ``segment_roles`` gives the tags of DICOM SEG segments (by number or label) whose codes
+    name no LuPRRT role.
+    """
 
     segmentation: Path
     spects: tuple[SpectInput, ...]
     ct: Path | None = None
     name: str = ""
+    segment_roles: Mapping[int | str, SegmentTags] | None = None
 
 
 @dataclass(frozen=True)
@@ -113,13 +118,13 @@ class LobeQuantInputs:
     manifest: Path | None = None
 
     @classmethod
-    def from_files(cls, ct: str | Path | None, segmentation: str | Path,
-                   spects: Sequence[SpectInput]) -> LobeQuantInputs:
+    def from_files(cls, ct: str | Path | None, segmentation: str | Path, spects: Sequence[SpectInput],
+                   segment_roles: Mapping[int | str, SegmentTags] | None = None) -> LobeQuantInputs:
         """One CT and segmentation for every SPECT (all on one frame of reference)."""
         if not spects:
             raise ValueError("no SPECT given: at least one cycle's SPECT is needed")
         return cls((SessionInput(Path(segmentation), tuple(spects), None if ct is None else Path(ct),
-                                 "session1"),))
+                                 "session1", segment_roles),))
 
     @classmethod
     def from_patient_folder(cls, folder: str | Path) -> LobeQuantInputs:
@@ -334,6 +339,20 @@ def parse_spect_argument(text: str, what: str = "SPECT") -> tuple[int, float | N
     return cycle, hours, Path(path)
 
 
+def parse_segment_roles(items: Sequence[str] | None) -> dict[int, SegmentTags]:
+    """``["N=ROLE[:SIDE]", ...]`` -> {DICOM SEG segment number: tags} for segments without LuPRRT codes."""
+    roles = {}
+    for text in items or ():
+        number, _, tag = text.partition("=")
+        role, _, side = tag.partition(":")
+        try:
+            roles[int(number)] = SegmentTags(role.strip(), side=side.strip() or None)
+        except ValueError as error:
+            raise ValueError(f"--segment-role {text!r}: expected N=ROLE[:SIDE], e.g. 3=lesion or 2=lobe:right "
+                             f"({error})") from None
+    return roles
+
+
 def parse_cycle_values(items: Sequence[str] | None, what: str) -> list[tuple[int, float]]:
     """``["CYCLE:VALUE", ...]`` -> [(cycle, value), ...]; ``what`` names the option in errors."""
     values = []
@@ -429,7 +448,7 @@ def _output_paths(out_dir, uptake: bool, overwrite: bool) -> dict[str, Path]:
 def _session_segmentation(session: SessionInput, ia_side: str, split: LobeSplit | None) -> Segmentation:
     if not session.segmentation.is_file():
         raise FileNotFoundError(f"segmentation file not found: {session.segmentation}")
-    segmentation = read_seg_nrrd(session.segmentation)
+    segmentation = read_segmentation_file(session.segmentation, session.ct, roles=session.segment_roles)
     try:
         if session.ct is not None:
             if not session.ct.exists():

@@ -221,6 +221,8 @@ def test_pet_ga68_and_bad_radionuclides(tmp_path):
     assert float(item.RadionuclideHalfLife) == pytest.approx(67.71 * 60, rel=1e-12)  # 67.71 min, ENSDF
     assert code_of(item.RadionuclideCodeSequence[0]) == (
         codes.SCT._68Gallium.value, "SCT", codes.SCT._68Gallium.meaning)
+    assert code_of(item.RadiopharmaceuticalCodeSequence[0]) == (  # PS3.16 CID 4021
+        codes.SCT.DotatateGa68.value, "SCT", codes.SCT.DotatateGa68.meaning)
     with pytest.raises(ValueError, match=r"unknown PET radionuclide 'Tc-99m'; choose one of \['F-18', 'Ga-68'\]"):
         write_pet_series(volume(ramp(0.0, 1.0)), tmp_path / "tc", **common(), injection_datetime=INJECTION,
                          injected_activity_mbq=150.0, radionuclide="Tc-99m")

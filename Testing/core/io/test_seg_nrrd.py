@@ -142,11 +142,11 @@ def test_header_fields_are_the_ones_slicer_reads(tmp_path):
         f"~{ANATOMIC_CONTEXT}~^^~^^|LuPRRT.Role:liver|")
     assert header["Segment1_Tags"] == (
         f"TerminologyEntry:{TERMINOLOGY_CONTEXT}~SCT^123037004^Anatomical Structure"
-        f"~SCT^72481006^Right lobe of liver~^^~{ANATOMIC_CONTEXT}~^^~^^"
+        f"~SCT^10200004^Liver~SCT^24028007^Right~{ANATOMIC_CONTEXT}~^^~^^"
         "|LuPRRT.Role:lobe|LuPRRT.Side:right|LuPRRT.Route:IA|")
     assert header["Segment3_Tags"] == (
         f"TerminologyEntry:{TERMINOLOGY_CONTEXT}~SCT^49755003^Morphologically Altered Structure"
-        f"~SCT^52988006^Lesion~^^~{ANATOMIC_CONTEXT}~SCT^10200004^Liver~^^"
+        f"~SCT^52988006^Lesion~^^~{ANATOMIC_CONTEXT}~SCT^10200004^Liver~SCT^24028007^Right"
         "|LuPRRT.Role:lesion|LuPRRT.Side:right|LuPRRT.Route:IA|LuPRRT.LesionId:L01|")
     assert header["Segment7_Tags"] == (
         f"TerminologyEntry:{TERMINOLOGY_CONTEXT}~SCT^91720002^Body Substance~SCT^87612001^Blood~^^"

@@ -93,12 +93,19 @@ def test_tags_are_validated_and_coded():
         SegmentTags("lobe", side="middle")
     with pytest.raises(ValueError, match=r"unknown route 'oral' for role 'lobe'"):
         SegmentTags("lobe", route="oral")
-    # SNOMED CT codes: sided where a sided concept exists, else the structure itself.
-    assert SegmentTags("lobe", side="left").type_code() == Code("SCT", "41801008", "Left lobe of liver")
-    assert SegmentTags("kidney", side="right").type_code() == Code("SCT", "9846003", "Right kidney")
-    assert SegmentTags("kidney").type_code() == Code("SCT", "64033007", "Kidney")
-    assert SegmentTags("lesion", side="right").type_code() == Code("SCT", "52988006", "Lesion")
-    assert SegmentTags("non-tumour").type_code() == TYPE_CODES[("liver", None)]
+    # SNOMED CT codes of the structure; the side as a DICOM CID 244 laterality modifier of the type
+    # (lobes, kidneys) or of the anatomic region, the liver (lesions, non-tumour liver parenchyma).
+    left, right = Code("SCT", "7771000", "Left"), Code("SCT", "24028007", "Right")
+    lobe = SegmentTags("lobe", side="left")
+    assert (lobe.type_code(), lobe.type_modifier()) == (Code("SCT", "10200004", "Liver"), left)
+    kidney = SegmentTags("kidney", side="right")
+    assert (kidney.type_code(), kidney.type_modifier()) == (Code("SCT", "64033007", "Kidney"), right)
+    assert SegmentTags("kidney").type_modifier() is None
+    lesion = SegmentTags("lesion", side="right")
+    assert lesion.type_code() == Code("SCT", "52988006", "Lesion") and lesion.type_modifier() is None
+    assert (lesion.anatomic_region(), lesion.anatomic_region_modifier()) == (TYPE_CODES["liver"], right)
+    assert SegmentTags("non-tumour").type_code() == Code("SCT", "91772007", "Parenchyma")
+    assert SegmentTags("liver").anatomic_region() is None
     assert SegmentTags("lesion").category_code().value == "49755003"  # Morphologically Altered Structure
     assert SegmentTags("blood").category_code().value == "91720002"  # Body Substance
     assert SegmentTags("marrow").category_code().value == "123037004"  # Anatomical Structure

@@ -18,20 +18,21 @@ CONTEXT = "Segmentation category and type - DICOM master list"
 ANATOMIC = "Anatomic codes - DICOM master list"
 STRUCTURE = "SCT^123037004^Anatomical Structure"
 
+RIGHT, LEFT = "SCT^24028007^Right", "SCT^7771000^Left"  # DICOM CID 244 laterality
 ENTRIES = [
     (SegmentTags("liver"), f"{CONTEXT}~{STRUCTURE}~SCT^10200004^Liver~^^~{ANATOMIC}~^^~^^"),
     (SegmentTags("non-tumour", side="right", route="IA"),
-     f"{CONTEXT}~{STRUCTURE}~SCT^10200004^Liver~^^~{ANATOMIC}~^^~^^"),
+     f"{CONTEXT}~{STRUCTURE}~SCT^91772007^Parenchyma~^^~{ANATOMIC}~SCT^10200004^Liver~{RIGHT}"),
     (SegmentTags("lobe", side="right", route="IA"),
-     f"{CONTEXT}~{STRUCTURE}~SCT^72481006^Right lobe of liver~^^~{ANATOMIC}~^^~^^"),
+     f"{CONTEXT}~{STRUCTURE}~SCT^10200004^Liver~{RIGHT}~{ANATOMIC}~^^~^^"),
     (SegmentTags("lobe", side="left", route="IV"),
-     f"{CONTEXT}~{STRUCTURE}~SCT^41801008^Left lobe of liver~^^~{ANATOMIC}~^^~^^"),
+     f"{CONTEXT}~{STRUCTURE}~SCT^10200004^Liver~{LEFT}~{ANATOMIC}~^^~^^"),
     (SegmentTags("lesion", side="left", route="IV", lesion_id="L07"),
      f"{CONTEXT}~SCT^49755003^Morphologically Altered Structure~SCT^52988006^Lesion~^^"
-     f"~{ANATOMIC}~SCT^10200004^Liver~^^"),
+     f"~{ANATOMIC}~SCT^10200004^Liver~{LEFT}"),
     (SegmentTags("kidney"), f"{CONTEXT}~{STRUCTURE}~SCT^64033007^Kidney~^^~{ANATOMIC}~^^~^^"),
-    (SegmentTags("kidney", side="right"), f"{CONTEXT}~{STRUCTURE}~SCT^9846003^Right kidney~^^~{ANATOMIC}~^^~^^"),
-    (SegmentTags("kidney", side="left"), f"{CONTEXT}~{STRUCTURE}~SCT^18639004^Left kidney~^^~{ANATOMIC}~^^~^^"),
+    (SegmentTags("kidney", side="right"), f"{CONTEXT}~{STRUCTURE}~SCT^64033007^Kidney~{RIGHT}~{ANATOMIC}~^^~^^"),
+    (SegmentTags("kidney", side="left"), f"{CONTEXT}~{STRUCTURE}~SCT^64033007^Kidney~{LEFT}~{ANATOMIC}~^^~^^"),
     (SegmentTags("spleen"), f"{CONTEXT}~{STRUCTURE}~SCT^78961009^Spleen~^^~{ANATOMIC}~^^~^^"),
     (SegmentTags("marrow"), f"{CONTEXT}~{STRUCTURE}~SCT^14016003^Bone marrow~^^~{ANATOMIC}~^^~^^"),
     (SegmentTags("body"), f"{CONTEXT}~{STRUCTURE}~SCT^38266002^Entire body as a whole~^^~{ANATOMIC}~^^~^^"),
@@ -48,14 +49,13 @@ def test_entry_string_of_every_role(tags, entry):
 
 @pytest.mark.parametrize(("tags", "entry"), ENTRIES, ids=lambda v: v.role if isinstance(v, SegmentTags) else "")
 def test_role_and_side_read_back_from_the_entry(tags, entry):
-    # Non-tumour liver is coded as liver (only the LuPRRT.Role tag tells them apart); a lesion's
-    # code carries no side.
-    expected = {"non-tumour": ("liver", None), "lesion": ("lesion", None)}.get(tags.role, (tags.role, tags.side))
-    assert role_from_terminology(entry) == expected
+    # Every role and side has its own codes: lobes and kidneys by a laterality type modifier,
+    # lesions and non-tumour liver (liver parenchyma) by the side of the liver holding them.
+    assert role_from_terminology(entry) == (tags.role, tags.side)
 
 
 def test_entries_from_other_terminologies_map_by_type_code():
-    # Slicer's general-anatomy list codes the kidney with the same SNOMED CT concept.
+    # Other tools (Slicer's general-anatomy list, TotalSegmentator) use lateralised kidney concepts.
     general = ("Segmentation category and type - 3D Slicer General Anatomy list~SCT^123037004^Anatomical "
                "Structure~SCT^9846003^Right kidney~^^~Anatomic codes - DICOM master list~^^~^^")
     assert role_from_terminology(general) == ("kidney", "right")
