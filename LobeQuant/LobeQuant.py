@@ -1091,7 +1091,7 @@ class LobeQuantTest(ScriptedLoadableModuleTest):
         phantom = uniform_lobe_phantom()
         segmentationNode, spectNode = self._phantomNodes(phantom)
         logic = LobeQuantLogic()
-        tn, ratio, _ = logic.computeTumourToNonTumour(segmentationNode, [(spectNode, 1, 24.0, 7400.0)], "right")
+        tn, ratio, _, _trial = logic.computeTumourToNonTumour(segmentationNode, [(spectNode, 1, 24.0, 7400.0)], "right")
         with tempfile.TemporaryDirectory() as folder:
             ct = Path(folder) / "ct"
             write_ct_series(sitk.Image(phantom.segmentation.reference) * 0, ct, patient=DicomPatient("LQ-DICOM"),
