@@ -17,7 +17,8 @@ finite differences of the whole calculation:
 Contributions of one source add in quadrature into that source's standard uncertainty; the sources
 (counting noise, calibration factor, recovery curve, segmentation) are independent and add in
 quadrature into the combined standard uncertainty u_c. The 95 % interval is value +- 1.96 u_c
-(coverage factor of a normal distribution, GUM section 6.3).
+(coverage factor of a normal distribution, GUM section 6.3), its two sides combined apart where
+the calculation responds unevenly (:class:`UncertaintyBudget`).
 """
 
 from __future__ import annotations
@@ -34,57 +35,82 @@ SOURCES = ("counting", "calibration", "recovery", "segmentation")
 
 @dataclass
 class UncertaintyBudget:
-    """Standard-uncertainty contributions of each source to a vector of results (same units as the results)."""
+    """Standard-uncertainty contributions of each source to a vector of results (same units as the results).
+
+    Each source keeps the results' spread upwards and downwards apart: a nonlinear calculation (the
+    recovery correction of a lesion whose outline moves in by a voxel rises more than it falls when
+    the outline moves out) gets an asymmetric interval, value - k u_down .. value + k u_up, with
+    the sides combined source by source (the semi-ranges of a nonlinear model, GUM section 4.3.8).
+    """
 
     values: np.ndarray
-    contributions: dict[str, np.ndarray] = field(default_factory=dict)
+    up: dict[str, np.ndarray] = field(default_factory=dict)
+    down: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def add_sided(self, source: str, up, down) -> None:
+        """Add independent first-order changes upwards and downwards (magnitudes) to ``source``."""
+        zero = np.zeros_like(np.asarray(self.values, dtype=float))
+        for store, change in ((self.up, up), (self.down, down)):
+            change = np.nan_to_num(np.asarray(change, dtype=float))
+            store[source] = np.sqrt(store.get(source, zero) ** 2 + change**2)
 
     def add(self, source: str, change) -> None:
-        """Add one independent first-order change of the results (its square adds to ``source``)."""
-        change = np.nan_to_num(np.asarray(change, dtype=float))
-        previous = self.contributions.get(source, np.zeros_like(self.values, dtype=float))
-        self.contributions[source] = np.sqrt(previous**2 + change**2)
+        """Add one independent first-order change of the results, the same both ways."""
+        self.add_sided(source, np.abs(change), np.abs(change))
 
     def central(self, source: str, evaluate: Callable[..., np.ndarray], plus, minus, scale: float = 1.0) -> None:
-        """Add ``scale`` x (evaluate(plus) - evaluate(minus)) / 2 to ``source``.
+        """Add the results' changes between ``minus`` and ``plus`` inputs (times ``scale``) to ``source``.
 
-        Where one side has no value (NaN: e.g. a lesion eroded below what can be corrected), the
-        other side's change from the value stands for the half-range.
+        The rise above the value (the larger of the two sides' rises) counts upwards, the fall below
+        it downwards; a linear calculation gets half the range both ways. Where one side has no
+        value (NaN: e.g. a lesion eroded below what can be corrected) it mirrors the other.
         """
-        up = np.asarray(evaluate(plus), dtype=float) - self.values
-        down = self.values - np.asarray(evaluate(minus), dtype=float)
-        half = np.where(np.isnan(up), down, np.where(np.isnan(down), up, (up + down) / 2.0))
-        self.add(source, scale * half)
+        first = np.asarray(evaluate(plus), dtype=float) - self.values
+        second = np.asarray(evaluate(minus), dtype=float) - self.values
+        first = np.where(np.isnan(first), -second, first)
+        second = np.where(np.isnan(second), -first, second)
+        rise = np.maximum(np.maximum(first, second), 0.0)
+        fall = np.maximum(np.maximum(-first, -second), 0.0)
+        self.add_sided(source, scale * rise, scale * fall)
 
     def relative(self, source: str, relative_sd: float) -> None:
         """Add a contribution proportional to the results (e.g. a calibration factor scaling all of them)."""
         self.add(source, relative_sd * np.asarray(self.values, dtype=float))
 
     @property
+    def contributions(self) -> dict[str, np.ndarray]:
+        """Each source's standard uncertainty (root mean square of its two sides)."""
+        return {source: np.sqrt((self.up[source] ** 2 + self.down[source] ** 2) / 2.0) for source in self.up}
+
+    @property
     def combined(self) -> np.ndarray:
-        """Combined standard uncertainty u_c (independent sources in quadrature)."""
+        """Combined standard uncertainty u_c (independent sources in quadrature, both sides averaged)."""
         total = np.zeros_like(np.asarray(self.values, dtype=float))
         for contribution in self.contributions.values():
             total = total + contribution**2
         return np.sqrt(total)
 
     def interval(self, coverage_factor: float = COVERAGE_FACTOR_95) -> tuple[np.ndarray, np.ndarray]:
-        """(low, high) = value -+ k u_c."""
-        half = coverage_factor * self.combined
-        return self.values - half, self.values + half
+        """(low, high) = value - k u_down, value + k u_up."""
+        zero = np.zeros_like(np.asarray(self.values, dtype=float))
+        up = np.sqrt(sum((c**2 for c in self.up.values()), zero))
+        down = np.sqrt(sum((c**2 for c in self.down.values()), zero))
+        return self.values - coverage_factor * down, self.values + coverage_factor * up
 
     def columns(self, index: int, prefix: str, sd: str = "sd") -> dict:
         """Table columns of one result.
 
-        ``<prefix>_<sd>`` (combined standard uncertainty), ``<prefix>_ci95_low/high`` and
-        ``<prefix>_<sd>_<source>`` (each source's standard uncertainty).
+        ``<prefix>_<sd>`` (combined standard uncertainty), ``<prefix>_ci95_low/high`` (the 95 %
+        interval, asymmetric where the calculation is) and ``<prefix>_<sd>_<source>`` (each source's
+        standard uncertainty).
         """
         low, high = self.interval()
         row = {f"{prefix}_{sd}": float(self.combined[index]), f"{prefix}_ci95_low": float(low[index]),
                f"{prefix}_ci95_high": float(high[index])}
+        contributions = self.contributions
         for source in SOURCES:
-            if source in self.contributions:
-                row[f"{prefix}_{sd}_{source}"] = float(self.contributions[source][index])
+            if source in contributions:
+                row[f"{prefix}_{sd}_{source}"] = float(contributions[source][index])
         return row
 
 

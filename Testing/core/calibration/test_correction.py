@@ -67,3 +67,17 @@ def test_lesions_lobes_ratio_and_budget():
     low, high = result.budget.interval()
     assert low[0] < tn[0] < high[0]
     assert result.lesion_columns(0)["tn_mean_corrected_ci95_high"] == pytest.approx(high[0])
+
+
+def test_an_uneven_response_gets_an_asymmetric_interval():
+    """f(x) = x^2 at x = 1 with x known to +-1: it rises by 3 one way and falls by 1 the other."""
+    from luprrt.calibration import UncertaintyBudget
+
+    budget = UncertaintyBudget(np.array([1.0]))
+    budget.central("segmentation", lambda x: np.array([x**2]), 2.0, 0.0, BOUNDARY_RECTANGULAR_FACTOR)
+    budget.add("counting", np.array([0.1]))
+    low, high = budget.interval()
+    k, s = 1.959963984540054, BOUNDARY_RECTANGULAR_FACTOR
+    assert high[0] == pytest.approx(1.0 + k * math.hypot(3 * s, 0.1), rel=1e-12)
+    assert low[0] == pytest.approx(1.0 - k * math.hypot(1 * s, 0.1), rel=1e-12)
+    assert budget.contributions["segmentation"][0] == pytest.approx(s * math.sqrt((9 + 1) / 2), rel=1e-12)
