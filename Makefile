@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_OUT ?= demo-output
 
-.PHONY: demo test bench lint clean sim-data system-deps
+.PHONY: demo test bench lint coverage mutation clean system-deps sim-data
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -23,12 +23,6 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m Testing.benchmarks
 
-# The OSEM SPECT fixture (Testing/data/osem): installs the optional `sim` extra (pytomography, torch CPU)
-# and simulates + reconstructs every scan (tens of minutes on 2 cores, run at low priority).
-sim-data: $(STAMP)
-	$(PY) -m pip install --quiet -e ".[test,sim]"
-	nice -n 10 $(PY) -m luprrt.phantom.osem_fixture --out Testing/data/osem --overwrite
-
 # Debian packages of the independent DICOM checks: dciodvfy (dicom3tools) and the Orthanc PACS.
 # Best effort and quiet: installed only as root where apt-get exists; the tests that need them
 # skip with a named reason where they are missing.
@@ -43,8 +37,28 @@ system-deps:
 	{ apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing; } >/dev/null 2>&1 \
 		|| echo "system-deps: could not install $$missing (their tests will skip)"
 
+# The OSEM SPECT fixture (Testing/data/osem): installs the optional `sim` extra (pytomography, torch CPU)
+# and simulates + reconstructs every scan (tens of minutes on 2 cores, run at low priority).
+sim-data: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[test,sim]"
+	nice -n 10 $(PY) -m luprrt.phantom.osem_fixture --out Testing/data/osem --overwrite
+
 lint: $(STAMP)
 	$(PY) -m ruff check .
 
+# Line coverage of the whole suite, the cohort's spawned workers and CLI child processes included
+# ([tool.coverage.run] patch = subprocess, _exit); prints the per-file table and the total.
+coverage: $(STAMP)
+	rm -f .coverage .coverage.*
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest --cov --cov-report=term
+	$(PY) -m coverage report --format=total | sed 's/^/line coverage (%): /'
+
+# Mutation testing of the quantitative core (mutmut, [tool.mutmut] in pyproject.toml): a report on the
+# tests' strength, hours on two cores, never part of make test. Resumable: run it again to continue.
+mutation: $(STAMP)
+	$(PY) -m pip install --quiet -e ".[mutation]"
+	nice $(PY) -m mutmut run || true
+	$(PY) -m Testing.mutation_score
+
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache mutants .coverage .coverage.*

@@ -629,7 +629,7 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
             RecistCriteria,
             TimePointResponse,
             assess_cohort,
-            best_overall_response,
+            best_overall_responses,
         )
         from luprrt.tables import as_rows
 
@@ -645,20 +645,17 @@ class ResponseAssessLogic(ScriptedLoadableModuleLogic):
                                        progression_pct=progressionIncreasePct)
         progress(0.2, _("Assessing time points"))
         byPatient = assess_cohort(records, criteria)
-        baselineOnly = [patient for patient, responses in byPatient.items() if not responses]
-        if baselineOnly:
-            raise ValueError(f"patients {baselineOnly} have measurements at one date only (their baseline); "
-                             "RECIST needs at least one follow-up")
         timePoints = [tp for responses in byPatient.values() for tp in responses]
-        best = [best_overall_response(responses, criteria) for responses in byPatient.values()]
-        outcomes = lesion_outcomes(records, thresholds=thresholds, too_small_to_measure_mm=tooSmallToMeasureMm)
+        # A patient with a baseline only is not evaluable (NE), RECIST 1.1 section 4.4.
+        best = best_overall_responses(byPatient, criteria)
+        outcomes = lesion_outcomes(records, thresholds=thresholds, too_small_to_measure_mm=tooSmallToMeasureMm,
+                                   assessment_window_days=criteria.assessment_window_days)
         progress(0.8, _("Writing tables"))
         tables = (
             mrml.table_node_output(as_rows(timePoints), "RECIST time points", timePointTableNode,
                                    columns=self._fieldNames(TimePointResponse), units=rows.UNITS),
-            mrml.table_node_output(rows.best_response_rows(best, timePoints), "RECIST best response",
-                                   bestResponseTableNode,
-                                   columns=[*self._fieldNames(BestOverallResponse), "best_change_from_baseline_pct"],
+            mrml.table_node_output(rows.best_response_rows(best), "RECIST best response",
+                                   bestResponseTableNode, columns=self._fieldNames(BestOverallResponse),
                                    units=rows.UNITS),
             mrml.table_node_output(as_rows(outcomes), "Lesion outcome", lesionOutcomeTableNode,
                                    columns=self._fieldNames(LesionOutcome), units=rows.UNITS),
@@ -1085,19 +1082,19 @@ class ResponseAssessTest(ScriptedLoadableModuleTest):
         self.assertEqual([r["overall_response"] for r in rows], ["PR", "PR", "PD"])
         self.assertEqual([r["sum_of_diameters_mm"] for r in rows], [65.0, 66.0, 85.0])
         self.assertEqual([r["nadir_sum_mm"] for r in rows], [100.0, 65.0, 65.0])
-        self.assertAlmostEqual(rows[2]["change_from_baseline_pct"], -15.0, delta=1e-9)
-        self.assertAlmostEqual(rows[2]["change_from_nadir_pct"], 100.0 * 20.0 / 65.0, delta=1e-9)
+        self.assertEqual(rows[2]["change_from_baseline_pct"], -15.0)
+        self.assertEqual(rows[2]["change_from_nadir_pct"], 30.77)  # 100 x 20 / 65 % written to 0.01 %
 
         bestRow = self._rowsBy(best, "patient_id")["P1"]
         self.assertEqual((bestRow["response"], bestRow["date"], bestRow["confirmed_on"]),
                          ("PR", "2024-03-06", "2024-04-17"))
-        self.assertAlmostEqual(bestRow["best_change_from_baseline_pct"], -35.0, delta=1e-9)
+        self.assertEqual(bestRow["best_change_from_baseline_pct"], -35.0)
 
         last = {r["lesion_id"]: r for r in self._rows(outcome) if r["followup_date"] == "2024-06-12"}
         self.assertEqual(outcome.GetNumberOfRows(), 6)
-        self.assertAlmostEqual(last["L1"]["change_pct"], 12.5, delta=1e-9)
+        self.assertEqual(last["L1"]["change_pct"], 12.5)
         self.assertEqual(last["L1"]["category"], "stable")
-        self.assertAlmostEqual(last["L2"]["change_pct"], -100.0 / 3.0, delta=1e-9)
+        self.assertEqual(last["L2"]["change_pct"], -33.33)  # -100/3 % to 0.01 %
         self.assertEqual(last["L2"]["category"], "response")
 
         # With a 60-day confirmation interval the 42-day-apart PRs do not confirm: SD (56 d >= 42 d).
@@ -1143,8 +1140,8 @@ class ResponseAssessTest(ScriptedLoadableModuleTest):
             logic.matchLesions(tagged, untagged, register=False, outputSegmentationNode=untagged)
 
         baselineOnly = [r for r in self._handMadeRows() if r["date"] == "2024-01-10"]
-        with self.assertRaisesRegex(ValueError, r"\['P1'\] have measurements at one date only"):
-            logic.assessRecist(baselineOnly)
+        _, best, _ = logic.assessRecist(baselineOnly)  # no follow-up: not evaluable (RECIST 1.1 section 4.4)
+        self.assertEqual([(r["patient_id"], r["response"]) for r in self._rows(best)], [("P1", "NE")])
         negative = self._handMadeRows()
         negative[0]["longest_diameter_mm"] = -4.0
         with self.assertRaisesRegex(ValueError, "row 0: .*longest_diameter_mm must be a finite value >= 0"):
@@ -1237,12 +1234,12 @@ class ResponseAssessTest(ScriptedLoadableModuleTest):
         timePoints, best, outcome = logic.assessRecist(measurements)
         (row,) = self._rows(timePoints)
         change = 100.0 * (sum(after.values()) - sum(before.values())) / sum(before.values())
-        self.assertAlmostEqual(row["change_from_baseline_pct"], change, delta=1e-9)
+        self.assertEqual(row["change_from_baseline_pct"], round(change, 2))  # written to 0.01 %
         self.assertLess(change, -30.0)
         self.assertEqual((row["target_response"], row["new_lesions"], row["overall_response"]),
                          ("PR", True, "PD"))
         self.assertEqual(self._rowsBy(best, "patient_id")["P7"]["response"], "PD")
-        self.assertAlmostEqual(self._rowsBy(outcome)["L1"]["change_pct"], -50.0, delta=1e-9)
+        self.assertEqual(self._rowsBy(outcome)["L1"]["change_pct"], -50.0)
 
         self.delayDisplay("7. Spider and waterfall charts")
         spider, waterfall = logic.createResponsePlots(outcome, best)

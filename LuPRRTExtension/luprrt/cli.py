@@ -1,35 +1,115 @@
-"""``luprrt``: the LuPRRT analyses from the command line, one sub-command per module.
+"""luprrt: the LuPRRT analyses from the command line, one sub-command per module.
 
-Every sub-command shows a progress bar, writes tables whose columns carry units, refuses to
-overwrite existing outputs unless ``--overwrite`` is given, and turns bad input into a
-one-line error (exit status 2) that names the problem.
+Every sub-command shows a progress bar (on a terminal), writes tables whose columns carry
+units, and refuses to overwrite existing outputs unless --overwrite is given.
+
+One error path serves every sub-command (:func:`main`): a sub-command's run function
+raises :class:`ValueError` or :class:`OSError` (or is interrupted) with a message that
+names the input and the fix; main closes the progress bar, prints exactly one line
+``luprrt COMMAND: error: ...`` on stderr and returns exit status 2. Options in messages are
+spelled as on this command line (:func:`luprrt.errors.option`, words from
+:data:`OPTION_WORDS` and a sub-command's ``option_words`` default). Warnings are held
+back until the command ends and shown only when it succeeds (all of them with -v). A bug
+(any other exception) prints one line asking for a report, exit status 1; -v shows the
+traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import math
+import os
 import sys
 from collections.abc import Callable
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 
 from . import __version__
+from .errors import option_words
+
+# How the command line spells the options that core messages name (luprrt.errors.option).
+OPTION_WORDS = {"overwrite": "--overwrite", "out_dir": "--out", "out_file": "--out"}
+# Exit statuses: 2 for anything the user can fix (bad input, permissions, full disk, Ctrl-C), 1 for a bug.
+EXIT_USER_ERROR = 2
+EXIT_BUG = 1
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose usage errors are one line on stderr (exit status 2)."""
+
+    def error(self, message: str):
+        self.exit(EXIT_USER_ERROR, f"{self.prog}: error: {message}; see {self.prog} --help\n")
 
 
 @contextmanager
 def progress_bar(description: str):
-    """A tqdm bar exposed as a :data:`luprrt.provenance.ProgressCallback` (fraction, message)."""
+    """A tqdm bar exposed as a :data:`luprrt.provenance.ProgressCallback` (fraction, message).
+
+    Shown on a terminal only (a log file gets no carriage-return frames); an error clears
+    it, so that the error line stands alone.
+    """
     from tqdm import tqdm
 
-    with tqdm(total=1000, desc=description, unit="‰", leave=True, file=sys.stderr,
-              bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}") as bar:
+    bar = tqdm(total=1000, desc=description, unit="‰", leave=True, file=sys.stderr, disable=None,
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {postfix}")
 
-        def update(fraction: float, message: str) -> None:
-            bar.update(max(0, round(1000 * fraction) - bar.n))
-            bar.set_postfix_str(message[:60], refresh=True)
+    def update(fraction: float, message: str) -> None:
+        bar.update(max(0, round(1000 * fraction) - bar.n))
+        bar.set_postfix_str(message[:60], refresh=True)
 
+    try:
         yield update
+    except BaseException:
+        bar.leave = False
+        raise
+    finally:
+        bar.close()
+
+
+def _int_at_least(minimum: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
+        return value
+    return parse
+
+
+def _float_in(low: float, high: float = math.inf, *, low_open: bool = False) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not math.isfinite(value) or value < low or (low_open and value == low) or value > high:
+            bounds = f"{'above' if low_open else 'at least'} {low:g}" + (f" and at most {high:g}"
+                                                                       if math.isfinite(high) else "")
+            raise argparse.ArgumentTypeError(f"must be a finite number {bounds}, got {text}")
+        return value
+    return parse
+
+
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    at_least = _int_at_least(low)
+
+    def parse(text: str) -> int:
+        value = at_least(text)
+        if value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
+        return value
+    return parse
+
+
+positive_int = _int_at_least(1)
+non_negative_int = _int_at_least(0)
+non_negative_float = _float_in(0.0)
+positive_float = _float_in(0.0, low_open=True)
 
 
 def _recist(args) -> None:
@@ -40,7 +120,8 @@ def _recist(args) -> None:
     criteria = RecistCriteria(too_small_to_measure_mm=args.too_small_mm,
                               confirmation_interval_days=args.confirmation_days,
                               require_confirmation=not args.no_confirmation,
-                              min_sd_duration_days=args.min_sd_days)
+                              min_sd_duration_days=args.min_sd_days,
+                              assessment_window_days=args.assessment_window_days)
     thresholds = OutcomeThresholds(args.response_pct, args.progression_pct)
     with progress_bar("RECIST 1.1") as progress:
         run = run_recist(args.measurements, args.out, criteria=criteria, thresholds=thresholds,
@@ -53,19 +134,26 @@ def _add_recist(commands, common) -> None:
     parser = commands.add_parser(
         "recist", parents=[common], help="RECIST 1.1 per time point and lesion outcome from a measurements CSV",
         description="Columns: patient_id, lesion_id, organ, is_lymph_node, date (YYYY-MM-DD), "
-                    "longest_diameter_mm, short_axis_mm, lesion_type (target/non_target/new), "
-                    "non_target_status. Writes recist_time_points.csv, recist_best_response.csv, "
-                    "lesion_outcomes.csv, spider.png and waterfall.png.")
+                    "longest_diameter_mm, short_axis_mm (a lymph node needs only its short axis), "
+                    "lesion_type (target/non_target/new), non_target_status (present/absent/progression/"
+                    "not_evaluated); luprrt measure writes such a table from segmentations, and a sample "
+                    "ships as luprrt/data/sample_measurements.csv. Writes recist_time_points.csv, "
+                    "recist_best_response.csv, lesion_outcomes.csv, spider.png, waterfall.png and "
+                    "provenance.json; patients whose rows break a rule are listed in recist_problems.csv "
+                    "(the others are assessed) and the command then exits with status 2.")
     parser.add_argument("measurements", type=Path, help="measurements CSV")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--too-small-mm", type=float, default=5.0, help="diameter of a too-small-to-measure lesion (mm)")
-    parser.add_argument("--confirmation-days", type=int, default=28, help="minimum interval confirming CR/PR (days)")
+    parser.add_argument("--too-small-mm", type=positive_float, default=5.0, help="diameter of a too-small-to-measure lesion (mm)")
+    parser.add_argument("--confirmation-days", type=non_negative_int, default=28, help="minimum interval confirming CR/PR (days)")
     parser.add_argument("--no-confirmation", action="store_true", help="best response without confirmation")
-    parser.add_argument("--min-sd-days", type=int, default=42, help="minimum SD duration from baseline (days)")
-    parser.add_argument("--response-pct", type=float, default=-30.0, help="lesion response threshold (%% change)")
-    parser.add_argument("--progression-pct", type=float, default=20.0, help="lesion progression threshold (%% change)")
+    parser.add_argument("--min-sd-days", type=non_negative_int, default=42, help="minimum SD duration from baseline (days)")
+    parser.add_argument("--assessment-window-days", type=non_negative_int, default=14,
+                        help="scans within this many days of an assessment's first scan form one assessment "
+                             "(default 14; 0 = one assessment per date)")
+    parser.add_argument("--response-pct", type=_float_in(-100.0, 0.0), default=-30.0, help="lesion response threshold (%% change)")
+    parser.add_argument("--progression-pct", type=positive_float, default=20.0, help="lesion progression threshold (%% change)")
     parser.add_argument("--no-figures", action="store_true", help="skip spider and waterfall PNGs")
-    parser.set_defaults(run=_recist)
+    parser.set_defaults(run=_recist, option_words={"too_small_to_measure_mm": "--too-small-mm MM"})
 
 
 def _cycle_list(text: str) -> list[int]:
@@ -117,7 +205,7 @@ def _add_dose(commands, common) -> None:
                         help="skip the voxel S-value (FFT convolution) dose map")
     parser.add_argument("--cycles", type=_cycle_list, default=None,
                         help="cycles to process, e.g. 1,2 (default all)")
-    parser.add_argument("--pvc-fwhm-mm", type=float, default=None,
+    parser.add_argument("--pvc-fwhm-mm", type=positive_float, default=None,
                         help="SPECT resolution FWHM (mm) for partial-volume correction of region activities "
                              "(with --calibration: default the calibration's effective FWHM)")
     _add_calibration_options(parser)
@@ -125,9 +213,9 @@ def _add_dose(commands, common) -> None:
                         help="time-activity model (default auto)")
     parser.add_argument("--risk-factors", action="store_true",
                         help="kidney risk factors present: BED limit 28 Gy instead of 40 Gy")
-    parser.add_argument("--next-activity-gbq", type=float, default=7.4,
+    parser.add_argument("--next-activity-gbq", type=non_negative_float, default=7.4,
                         help="activity of the projected next cycle (GBq, default 7.4)")
-    parser.set_defaults(run=_dose)
+    parser.set_defaults(run=_dose, option_words={"cycles": "--cycles 1,2", "registration": "--registration"})
 
 
 def _lobequant(args) -> None:
@@ -205,17 +293,17 @@ def _add_lobequant(commands, common) -> None:
     parser.add_argument("--ia-side", choices=("right", "left"),
                         help="hepatic artery that received the injection (default: the manifest's)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--margin-mm", type=float,
+    parser.add_argument("--margin-mm", type=non_negative_float,
                         help="non-tumour margin around lesions (mm; default one SPECT voxel, or with --calibration "
                              "--margin-fwhm x its effective FWHM, at least 10 mm)")
     _add_calibration_options(parser)
-    parser.add_argument("--target-lesions", type=int, default=3,
+    parser.add_argument("--target-lesions", type=positive_int, default=3,
                         help="trial endpoint: target lesions per lobe, largest first (default 3)")
-    parser.add_argument("--target-min-diameter-mm", type=float, default=30.0,
+    parser.add_argument("--target-min-diameter-mm", type=non_negative_float, default=30.0,
                         help="trial endpoint: longest axial diameter a target lesion exceeds (mm, default 30)")
     parser.add_argument("--fractional", action="store_true",
                         help="fractional occupancy of SPECT voxels by lesions and lobes (supersampling)")
-    parser.add_argument("--supersampling", type=int, default=5, help="sub-voxels per axis with --fractional")
+    parser.add_argument("--supersampling", type=positive_int, default=5, help="sub-voxels per axis with --fractional")
     parser.add_argument("--no-uptake", action="store_true", help="skip the organ uptake table")
     parser.add_argument("--plane", metavar="X,Y,Z:NX,NY,NZ", help=f"{split['plane']} (point:normal)")
     parser.add_argument("--cantlie", metavar="X,Y,Z;X,Y,Z;X,Y,Z", help=f"{split['cantlie']} (in that order)")
@@ -227,17 +315,28 @@ def _add_lobequant(commands, common) -> None:
                         help=f"{split['vessels']}: the right hepatic artery points")
     parser.add_argument("--left-vessels", metavar="X,Y,Z[;X,Y,Z]", help="left hepatic artery points")
     parser.add_argument("--ras", action="store_true", help="points are RAS (Slicer) instead of LPS (DICOM)")
-    parser.set_defaults(run=_lobequant)
+    parser.set_defaults(run=_lobequant, option_words={
+        "injected_activity_mbq": "--administered-mbq CYCLE:MBQ", "units": "--spect-units UNIT",
+        "ia_side": "--ia-side right|left", "margin_mm": "--margin-mm MM", "uptake": "--no-uptake",
+        "hours_post_injection": "--spect CYCLE@HOURS:PATH", "lobe_method": "--plane, --cantlie, --couinaud or "
+        "--right-vessels with --left-vessels"})
 
 
 def _cohort(args) -> None:
-    from .workflows.cohort import run_cohort
+    from .workflows.cohort import cohort_status, run_cohort
 
+    if args.status:
+        for line in cohort_status(args.out, args.study).lines():
+            print(line)
+        return
+    if args.study is None:
+        raise ValueError("give the study folder (STUDY), or --status to see what a run into --out has done")
     options = _cohort_run_options(args)
     with progress_bar("cohort") as progress:
         run = run_cohort(args.study, args.out, jobs=args.jobs, resume=not args.no_resume,
                          overwrite=args.overwrite, options=options, progress=progress)
-    print(f"processed {len(run.processed)} patients, skipped {len(run.skipped)} already done")
+    print(f"processed {len(run.processed)} patients, skipped {len(run.skipped)} already done"
+          + ("; the cohort analysis was up to date" if run.analysis_up_to_date else ""))
     print(run.report)
 
 
@@ -250,7 +349,7 @@ def _cohort_run_options(args) -> dict:
 
 def _add_cohort_options(parser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--jobs", type=int, default=2, help="parallel patient processes (default 2)")
+    parser.add_argument("--jobs", type=positive_int, default=2, help="parallel patient processes (default 2)")
     parser.add_argument("--no-resume", action="store_true", help="redo patients that finished before")
     parser.add_argument("--nearest", action="store_true",
                         help="nearest-neighbour regions on the SPECT grid (default fractional occupancy)")
@@ -258,9 +357,9 @@ def _add_cohort_options(parser) -> None:
     parser.add_argument("--calibration", type=Path,
                         help="site calibration (luprrt calibrate JSON, or a volume_ml,rc recovery table CSV): "
                              "recovery-corrected T/N and dose with 95 %% intervals")
-    parser.add_argument("--target-lesions", type=int, default=3,
+    parser.add_argument("--target-lesions", type=positive_int, default=3,
                         help="primary endpoint: target lesions per lobe, largest first (default 3)")
-    parser.add_argument("--target-min-diameter-mm", type=float, default=30.0,
+    parser.add_argument("--target-min-diameter-mm", type=non_negative_float, default=30.0,
                         help="primary endpoint: longest axial diameter a target lesion exceeds (mm, default 30)")
 
 
@@ -269,7 +368,7 @@ def _add_calibration_options(parser) -> None:
                         help="site calibration (luprrt calibrate JSON, or a volume_ml,rc recovery table CSV): "
                              "counts SPECT converted with its factor; recovery-corrected values with 95 %% "
                              "intervals")
-    parser.add_argument("--margin-fwhm", type=float, default=2.0,
+    parser.add_argument("--margin-fwhm", type=positive_float, default=2.0,
                         help="with --calibration: non-tumour margin in effective FWHM (default 2, at least 10 mm)")
     parser.add_argument("--no-boundary-uncertainty", action="store_true",
                         help="with --calibration: leave the segmentation-boundary (+-1 voxel) term out of the "
@@ -350,13 +449,13 @@ def _add_calibrate(commands, common) -> None:
                     "Bq/mL) or NRRD/NIfTI with units.")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--cylinder", type=Path, help="uniform-cylinder SPECT")
-    parser.add_argument("--cylinder-activity-mbq", type=float, help="cylinder activity (dose calibrator, MBq)")
+    parser.add_argument("--cylinder-activity-mbq", type=positive_float, help="cylinder activity (dose calibrator, MBq)")
     parser.add_argument("--cylinder-activity-time", help="when the activity was measured (ISO date-time; default "
                                                          "at the scan)")
     parser.add_argument("--cylinder-units", help="voxel unit of a NRRD/NIfTI cylinder (counts or Bq/mL)")
-    parser.add_argument("--frame-duration-s", type=float,
+    parser.add_argument("--frame-duration-s", type=positive_float,
                         help="seconds per projection view of a counts cylinder (DICOM: from the header)")
-    parser.add_argument("--activity-sd-percent", type=float, default=2.5,
+    parser.add_argument("--activity-sd-percent", type=non_negative_float, default=2.5,
                         help="standard uncertainty of the dose calibrator (%%, default 2.5)")
     parser.add_argument("--iec", type=Path, action="append", help="IEC body phantom SPECT; repeat per ratio")
     parser.add_argument("--iec-concentrations", type=_concentration_pair, action="append",
@@ -386,11 +485,107 @@ def _add_cohort(commands, common) -> None:
         "cohort", parents=[common], help="run every patient of a study and write the cohort report",
         description="STUDY holds patient folders (each with manifest.json) or a manifest.csv with columns "
                     "patient_id, folder, ia_side. Every patient goes through lobequant, dose and response "
-                    "(resumable: finished patients are skipped); then lesion_table.csv, the IA-vs-IV, uptake, "
-                    "dose and predictive analyses, figures and report.html are written.")
-    parser.add_argument("study", type=Path, help="study folder")
+                    "in worker processes (resumable: finished patients are skipped, a failed patient does not "
+                    "stop the others); then lesion_table.csv, the IA-vs-IV, uptake, dose and predictive "
+                    "analyses, figures and report.html are written. One run at a time per --out (a lock "
+                    "file names its PID); Ctrl-C keeps the finished patients.")
+    parser.add_argument("study", type=Path, nargs="?", help="study folder (with --status: default the one "
+                                                            "the last run recorded)")
+    parser.add_argument("--status", action="store_true",
+                        help="print which patients are done, pending or failed and whether the analysis is "
+                             "up to date, then exit")
     _add_cohort_options(parser)
-    parser.set_defaults(run=_cohort)
+    parser.set_defaults(run=_cohort, option_words={"resume": "--no-resume"})
+
+
+def _phantom(args) -> None:
+    from .outputs import StagedFolder
+    from .phantom import make_patient, write_patient
+
+    out = args.out
+    if out.is_file():
+        raise NotADirectoryError(f"--out {out} is a file; give a folder for the synthetic patient")
+    if out.is_dir() and any(out.iterdir()) and not (out / "manifest.json").is_file():
+        raise FileExistsError(f"--out {out} holds other files; give a new or empty folder for the synthetic patient")
+    if out.is_dir() and not any(out.iterdir()):
+        out.rmdir()  # an empty folder is the same as none; the staged patient takes its place
+    with StagedFolder(out, overwrite=args.overwrite) as staged, progress_bar("synthetic patient") as progress:
+        patient = make_patient(args.seed, ia_side=args.ia_side, n_cycles=args.cycles, small=args.small,
+                               progress=lambda f, m: progress(0.8 * f, m))
+        write_patient(patient, staged.path, progress=lambda f, m: progress(0.8 + 0.2 * f, m))
+        folder = staged.commit()
+    print(f"patient {patient.patient_id} ({args.cycles} cycles, IA side {args.ia_side}): {folder}")
+
+
+def _add_phantom(commands, common) -> None:
+    parser = commands.add_parser(
+        "phantom", parents=[common], help="write one synthetic patient with a known truth",
+        description="Writes a synthetic 177Lu-DOTATATE patient folder: for every cycle a DICOM CT, the "
+                    "quantitative SPECTs (DICOM NM, Bq/mL) at 4, 24, 96 and 168 h and a tagged segmentation "
+                    "(seg.nrrd), follow-up CTs and segmentations, baseline FDG and 68Ga PET and an ADC map, "
+                    "manifest.json and truth.json. It is the input of luprrt lobequant, dose and measure.")
+    parser.add_argument("--out", type=Path, required=True, help="new (or empty) folder for the patient")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="same seed, same patient (default 0)")
+    parser.add_argument("--cycles", type=_int_in(1, 8), default=4, help="treatment cycles, 1-8 (default 4)")
+    parser.add_argument("--ia-side", choices=("right", "left"), default="right",
+                        help="hepatic artery of the intra-arterial injections (default right)")
+    parser.add_argument("--small", action="store_true",
+                        help="4 x 4 x 5 mm CT voxels: a test patient in seconds (default 2 x 2 x 2.5 mm)")
+    parser.set_defaults(run=_phantom)
+
+
+def _measure(args) -> None:
+    from .outputs import StagedFile
+    from .tables import write_rows_csv
+    from .workflows.response import Visit, measure_patient, measure_segmentations
+
+    sources = args.inputs
+    if len(sources) == 1 and sources[0].is_dir():
+        if args.patient_id:
+            raise ValueError("--patient-id is for segmentation files; a patient folder names its patient")
+        inputs = [sources[0]]
+        measure = partial(measure_patient, sources[0])
+    else:
+        visits = [_visit_argument(str(text), Visit) for text in sources]
+        inputs = [v.segmentation for v in visits]
+        measure = partial(measure_segmentations, args.patient_id or "P1", visits)
+    with StagedFile(args.out, overwrite=args.overwrite, inputs=inputs) as staged, \
+            progress_bar("lesion diameters") as progress:
+        measured = measure(match_distance_mm=args.match_distance_mm, progress=progress)
+        write_rows_csv(measured.measurements, staged.path)
+        path = staged.commit()
+    print(path)
+
+
+def _visit_argument(text: str, visit_type):
+    from datetime import date
+
+    day, separator, path = text.partition(":")
+    try:
+        when = date.fromisoformat(day)
+    except ValueError:
+        when = None
+    if not separator or when is None or not path:
+        raise ValueError(f"{text!r}: give a patient folder, or segmentations as DATE:PATH (e.g. "
+                         "2024-01-08:baseline.seg.nrrd), one per visit")
+    return visit_type(Path(path).name, when, Path(path))
+
+
+def _add_measure(commands, common) -> None:
+    parser = commands.add_parser(
+        "measure", parents=[common], help="lesion diameters over visits -> the RECIST measurements CSV",
+        description="Tracks every lesion across a patient's visits (follow-up lesions take the baseline ids; "
+                    "unmatched ones are new, missing ones disappeared) and measures its longest axial "
+                    "diameter and short axis. Input: a patient folder (manifest.json, as luprrt phantom "
+                    "writes), or one tagged segmentation per visit as DATE:PATH. Writes the measurements CSV "
+                    "that luprrt recist reads (target lesions chosen at baseline by RECIST 1.1).")
+    parser.add_argument("inputs", type=Path, nargs="+", metavar="PATIENT|DATE:SEGMENTATION",
+                        help="patient folder, or segmentations (.seg.nrrd) as DATE:PATH, one per visit")
+    parser.add_argument("--out", type=Path, required=True, help="measurements CSV to write")
+    parser.add_argument("--patient-id", help="patient id written for segmentation files (default P1)")
+    parser.add_argument("--match-distance-mm", type=positive_float, default=20.0,
+                        help="largest centroid distance of a lesion matched across visits (mm, default 20)")
+    parser.set_defaults(run=_measure)
 
 
 def _export_dicom(args) -> None:
@@ -446,43 +641,142 @@ def _add_demo(commands, common) -> None:
     parser = commands.add_parser(
         "demo", parents=[common], help="generate a synthetic study with a known IA effect and analyse it",
         description="Writes OUT/study (synthetic patients: DICOM CT and SPECT, seg.nrrd, baseline PET/ADC, "
-                    "truth) and runs `luprrt cohort` on it into OUT/results (report.html).")
-    parser.add_argument("--patients", type=int, default=10, help="number of synthetic patients (default 10)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the first patient (default 0)")
-    parser.add_argument("--ia-tn-factor", type=float, default=1.3,
+                    "truth) and runs luprrt cohort on it into OUT/results (report.html).")
+    parser.add_argument("--patients", type=positive_int, default=10, help="number of synthetic patients (default 10)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the first patient (default 0)")
+    parser.add_argument("--ia-tn-factor", type=positive_float, default=1.3,
                         help="true IA/IV lesion T/N factor built into the study (default 1.3)")
     _add_cohort_options(parser)
     parser.set_defaults(run=_demo)
 
 
-SUBCOMMANDS: list[Callable] = [_add_lobequant, _add_dose, _add_recist, _add_calibrate, _add_cohort,
+SUBCOMMANDS: list[Callable] = [_add_lobequant, _add_dose, _add_recist, _add_measure, _add_phantom, _add_calibrate,
+                               _add_cohort,
                                _add_export_dicom, _add_demo]
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``luprrt`` argument parser with one sub-command per analysis."""
-    parser = argparse.ArgumentParser(prog="luprrt", description=__doc__.splitlines()[0])
+    parser = _Parser(prog="luprrt", description="The LuPRRT analyses from the command line, one sub-command "
+                                                "per module.")
     parser.add_argument("--version", action="version", version=f"luprrt {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log every step")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log every step; show tracebacks")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    common = argparse.ArgumentParser(add_help=False)
+    common = _Parser(add_help=False)
     common.add_argument("--overwrite", action="store_true", help="replace existing output files")
     for add in SUBCOMMANDS:
         add(commands, common)
     return parser
 
 
+class _HeldWarnings(logging.Handler):
+    """Holds log records while a command runs: shown after success, dropped (and counted) after an error."""
+
+    def __init__(self):
+        super().__init__(level=logging.WARNING)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the ``luprrt`` command line; returns the process exit status (0 ok, 2 bad input)."""
-    args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    """Run the ``luprrt`` command line; returns the process exit status (0 ok, 2 user error, 1 bug)."""
     try:
-        args.run(args)
-    except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, ConnectionError) as error:
-        print(f"luprrt {args.command}: error: {error}", file=sys.stderr)
-        return 2
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:
+        print("luprrt: error: interrupted before the command started; nothing was written", file=sys.stderr)
+        return EXIT_USER_ERROR
+    root = logging.getLogger()
+    stream = logging.StreamHandler(sys.stderr)
+    stream.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    held = None if args.verbose else _HeldWarnings()
+    handler = stream if args.verbose else held
+    saved_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    words = {**OPTION_WORDS, **getattr(args, "option_words", {})}
+    try:
+        with option_words(words):
+            args.run(args)
+    except BaseException as error:  # the one place that turns failures into exit statuses
+        status, message = describe_failure(error, args)
+        if status is None:
+            raise
+        if args.verbose and status == EXIT_BUG:
+            logging.getLogger(__name__).exception("luprrt %s failed", args.command)
+        hidden = len(held.records) if held is not None else 0
+        if hidden:
+            message += f" ({hidden} warning{'s' if hidden > 1 else ''} before it: -v shows them)"
+        print(f"luprrt {args.command}: error: {message}", file=sys.stderr)
+        return status
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(saved_level)
+    if held is not None:
+        for record in held.records:
+            stream.handle(record)
     return 0
+
+
+def describe_failure(error: BaseException, args: argparse.Namespace) -> tuple[int | None, str]:
+    """Exit status and one-line message for a failed sub-command (status None: not ours to handle)."""
+    if isinstance(error, (SystemExit, GeneratorExit)):
+        return None, ""
+    if isinstance(error, KeyboardInterrupt):
+        text = str(error) or ("interrupted; no output was written (earlier outputs are unchanged): run the "
+                              "command again")
+        return EXIT_USER_ERROR, _one_line(text)
+    if isinstance(error, OSError) and error.errno is not None:
+        return EXIT_USER_ERROR, _one_line(_describe_os_error(error, args))
+    if isinstance(error, (ValueError, OSError)):
+        return EXIT_USER_ERROR, _one_line(str(error) or type(error).__name__)
+    return EXIT_BUG, _one_line(f"internal error {type(error).__name__}: {error}; please report it with the "
+                               "command line (run again with -v for the traceback)")
+
+
+def _describe_os_error(error: OSError, args: argparse.Namespace) -> str:
+    """An operating-system error in the user's words: which file, what went wrong, what to do."""
+    path = error.filename or ""
+    out = getattr(args, "out", None)
+    writing = out is not None and _is_output(path, Path(out))
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (f"disk full while writing {path}; free space or choose another --out (earlier outputs "
+                "are unchanged)")
+    if error.errno == errno.EFBIG:
+        return (f"file too large while writing {path} (file-size limit reached); raise the limit or choose "
+                "another --out (earlier outputs are unchanged)")
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        if writing:
+            return f"cannot write {path}: permission denied; choose a writable --out"
+        return f"cannot read {path}: permission denied; make it readable or give another input"
+    if error.errno == errno.ENOENT:
+        return f"not found: {path}; check the path"
+    if error.errno == errno.EISDIR:
+        return f"{path} is a folder where a file is expected; give a file"
+    if error.errno == errno.ENOTDIR:
+        return f"{path} is a file where a folder is expected; give a folder"
+    reason = error.strerror or os.strerror(error.errno)
+    if writing:
+        return f"cannot write {path}: {reason}; free space, check permissions or choose another --out"
+    return f"{path}: {reason}" if path else reason
+
+
+def _is_output(path: str, out: Path) -> bool:
+    """True when ``path`` is the output (file or folder), inside it, its staging copy, or a folder above it."""
+    if not path:
+        return False
+    try:
+        target, out = Path(path).resolve(), out.resolve()
+    except (OSError, RuntimeError):
+        return False
+    staging = f".{out.name}.luprrt-partial-"
+    return (target == out or out in target.parents or target in out.parents
+            or any(part.startswith(staging) for part in target.parts))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import platform
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
@@ -36,13 +37,26 @@ def inputs_sha256(paths: Iterable[str | Path]) -> dict[str, str]:
     return hashes
 
 
+def creation_time() -> datetime:
+    """Now (UTC), or the time in ``SOURCE_DATE_EPOCH`` (seconds since 1970) for reproducible outputs.
+
+    SOURCE_DATE_EPOCH is the reproducible-builds convention
+    (https://reproducible-builds.org/specs/source-date-epoch/): with it, two runs on the same
+    inputs write byte-identical records.
+    """
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    if epoch.isdigit():
+        return datetime.fromtimestamp(int(epoch), timezone.utc)
+    return datetime.now(timezone.utc)
+
+
 def provenance_record(inputs: dict[str, str] | None = None, parameters: dict | None = None) -> dict:
     """A JSON-serialisable record to store next to every derived table."""
     return {
         "software": "luprrt",
         "version": __version__,
         "python": platform.python_version(),
-        "created_utc": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_utc": creation_time().isoformat(timespec="seconds"),
         "inputs": dict(inputs or {}),
         "parameters": dict(parameters or {}),
     }

@@ -9,6 +9,8 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime
 from pathlib import Path
 
+from .errors import output_exists
+
 
 def as_rows(records: Iterable) -> list[dict]:
     """Dataclass instances (or dicts) -> dicts with enums and dates turned into plain values."""
@@ -37,7 +39,7 @@ def write_rows_csv(rows: Sequence[dict], path: str | Path, *, overwrite: bool = 
     if not rows:
         raise ValueError(f"no rows to write to {path}")
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        raise output_exists(path)
     columns = list(dict.fromkeys(key for row in rows for key in row))
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as handle:

@@ -18,7 +18,6 @@ from luprrt.response.recist import (
     BestOverallResponse,
     LesionMeasurement,
     RecistCriteria,
-    TimePointResponse,
     apply_target_selection,
     as_measurement,
     select_target_lesions,
@@ -153,15 +152,12 @@ def measurements_from_rows(rows: Iterable[Mapping | LesionMeasurement]) -> list[
     return measurements
 
 
-def best_response_rows(best: Sequence[BestOverallResponse],
-                       time_points: Sequence[TimePointResponse]) -> list[dict]:
-    """Best overall response per patient plus the best (most negative) % change of the sum from baseline."""
+def best_response_rows(best: Sequence[BestOverallResponse]) -> list[dict]:
+    """Best overall response per patient with the best % change of the sum (NaN when not measured)."""
     rows = []
-    for record in best:
-        changes = [tp.change_from_baseline_pct for tp in time_points
-                   if tp.patient_id == record.patient_id and tp.change_from_baseline_pct is not None]
-        row = as_rows([record])[0]
-        row["best_change_from_baseline_pct"] = min(changes) if changes else math.nan
+    for row in as_rows(best):
+        if row["best_change_from_baseline_pct"] is None:
+            row["best_change_from_baseline_pct"] = math.nan
         rows.append(row)
     return rows
 

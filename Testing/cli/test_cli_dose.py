@@ -88,7 +88,7 @@ def test_dose_cli_refuses_to_overwrite(patient_folder, tmp_path, capsys):
     out.mkdir()
     (out / "dose.csv").write_text("keep me")
     assert main(["dose", str(patient_folder), "--out", str(out)]) == 2
-    assert "already holds ['dose.csv']" in capsys.readouterr().err
+    assert capsys.readouterr().err.strip().endswith("out/dose.csv; add --overwrite to replace it")
     assert (out / "dose.csv").read_text() == "keep me"
 
 

@@ -44,14 +44,16 @@ def test_recist_cli_writes_known_responses(measurements, tmp_path):
     assert points[("P1", "2026-03-30")]["overall_response"] == "PR"
     assert float(points[("P1", "2026-03-30")]["change_from_baseline_pct"]) == pytest.approx(-40.0, abs=1e-9)
     assert points[("P1", "2026-09-14")]["overall_response"] == "PD"
-    assert float(points[("P1", "2026-09-14")]["change_from_nadir_pct"]) == pytest.approx(100 * 14 / 58, abs=1e-9)
+    # Written to 0.01 %: 24.137931... % -> 24.14.
+    assert points[("P1", "2026-09-14")]["change_from_nadir_pct"] == "24.14"
+    assert points[("P1", "2026-09-14")]["sum_of_diameters_mm"] == "72.0"
     assert points[("P2", "2026-03-30")]["overall_response"] == "SD"
     assert points[("P2", "2026-06-22")]["overall_response"] == "PD"
     best = {r["patient_id"]: r["response"] for r in read_rows_csv(out / "recist_best_response.csv")}
     assert best == {"P1": "PR", "P2": "SD"}
     outcomes = read_rows_csv(out / "lesion_outcomes.csv")
     last = next(r for r in outcomes if r["lesion_id"] == "L01" and r["followup_date"] == "2026-09-14")
-    assert float(last["change_pct"]) == pytest.approx(100 * (43 - 60) / 60, abs=1e-9)
+    assert last["change_pct"] == "-28.33"  # 100 (43 - 60) / 60 = -28.333... %
     assert (out / "spider.png").stat().st_size > 1000
     assert (out / "waterfall.png").stat().st_size > 1000
 
@@ -60,7 +62,7 @@ def test_recist_cli_refuses_to_overwrite(measurements, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["recist", str(measurements), "--out", str(out), "--no-figures"]) == 0
     assert main(["recist", str(measurements), "--out", str(out), "--no-figures"]) == 2
-    assert "exists" in capsys.readouterr().err
+    assert "output files exist" in capsys.readouterr().err
     assert main(["recist", str(measurements), "--out", str(out), "--no-figures", "--overwrite"]) == 0
 
 

@@ -70,7 +70,7 @@ def test_csv_is_utf8_and_reads_back_with_a_byte_order_mark(tmp_path):
 
 def test_existing_tables_are_never_silently_replaced(tmp_path):
     path = write_rows_csv([{"kidney_dose_gy": 3.25}], tmp_path / "limits.csv")
-    with pytest.raises(FileExistsError, match=r"limits\.csv exists; pass overwrite=True to replace it"):
+    with pytest.raises(FileExistsError, match=r"output file exists: .*limits\.csv; pass overwrite=True to replace it"):
         write_rows_csv([{"kidney_dose_gy": 9.0}], path)
     assert path.read_text() == "kidney_dose_gy\n3.25\n"
     write_rows_csv([{"kidney_dose_gy": 9.0}], path, overwrite=True)

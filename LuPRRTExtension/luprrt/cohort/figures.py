@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..errors import output_exists
 from ._tables import require_columns
 from .models import PARTIAL_RESPONSE_PCT, PROGRESSION_PCT, EffectTable, RocCurve
 from .trial import PairedIaIvResult
@@ -33,7 +34,7 @@ def _output_path(path: str | Path, overwrite: bool) -> Path:
     if not target.parent.is_dir():
         raise FileNotFoundError(f"folder of the figure does not exist: {target.parent}")
     if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
+        raise output_exists(target)
     return target
 
 

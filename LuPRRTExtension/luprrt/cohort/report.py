@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..errors import output_exists
 from ..provenance import provenance_record
 from .units import column_unit
 
@@ -192,7 +193,7 @@ def write_html_report(
     if not target.parent.is_dir():
         raise FileNotFoundError(f"folder of the report does not exist: {target.parent}")
     if target.exists() and not overwrite:
-        raise FileExistsError(f"{target} exists; pass overwrite=True to replace it")
+        raise output_exists(target)
     document = render_html_report(sections, title, provenance)
     target.write_text(document, encoding="utf-8")
     return target

@@ -2,6 +2,7 @@
 
 Modules
 -------
+checks       refuse activity images that cannot be quantified (NaN, all zero, offset)
 dicom        read CT, NM (SPECT in Bq/mL, or counts with a calibration) and PET series, with
              the vendor traps of real files handled and timing tags checked
 dicom_write  write synthetic CT, NM and PET series as real DICOM (the sample patient)
@@ -18,6 +19,7 @@ the units and the timing (acquisition, injection, activity) that quantification 
 """
 
 from ._dicom_out import load_series
+from .checks import check_activity_image
 from .dicom import read_ct_series, read_image, read_nm_spect, read_pet_series
 from .dicom_codes import DOSE_METHODS, QUANTITIES, RECIST_1_1, RECOVERY_CORRECTED
 from .dicom_dose import read_rt_dose, read_tia_map, write_rt_dose, write_tia_map
@@ -60,6 +62,7 @@ __all__ = [
     "SrMeasurement",
     "SrRecord",
     "canonical_units",
+    "check_activity_image",
     "load_series",
     "new_uid",
     "parse_host_port",

@@ -24,13 +24,29 @@ Where a reconstructed NM SPECT frame lies (the rule implemented by :func:`read_n
 Without per-frame positions, a file whose frames run head-to-feet while declaring a
 positive spacing cannot be told from a correct one: the header carries no other
 direction information.
+
+Voxel values: a frame's own RescaleSlope/Intercept (``PerFrameFunctionalGroupsSequence`` ->
+``PixelValueTransformationSequence``) or Real World Value Mapping (per frame, shared, or top
+level) takes precedence over the top-level values, as positions do.
+
+Administered activity: RadionuclideTotalDose (0018,1074) is in MBq in the NM Isotope module
+(DICOM PS3.3 C.8.4.10) and in Bq in the PET Isotope module (PS3.3 C.8.9.2). Real NM files
+are known to carry Bq there; a value that is only plausible in the other unit (over 1e5
+"MBq" in NM, under 1e4 "Bq" in PET) is converted with a warning naming the tag. A missing
+value is no error: the activity is then None and must be given where it is needed.
+
+Date-times: when both AcquisitionDateTime and AcquisitionDate/Time, or both
+RadiopharmaceuticalStartDateTime and RadiopharmaceuticalStartTime, are present and disagree
+by more than a second, the DT value is used and a warning names both tags.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+import struct
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
@@ -42,6 +58,7 @@ from pydicom.datadict import tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 
+from ..errors import or_fix
 from ..physics import LU177_HALF_LIFE_H, SECONDS_PER_HOUR
 from .volumes import VOLUME_SUFFIXES, PetInfo, QuantitativeImage, canonical_units, read_volume
 
@@ -63,6 +80,16 @@ _SPACING_TOLERANCE_REL = 1e-3
 _HALF_LIFE_TOLERANCE_REL = 0.01
 # Concentration units a Real World Value Mapping may carry (UCUM code values), to Bq/mL.
 _RWV_BQ_PER_ML_FACTOR = {"bq/ml": 1.0, "kbq/ml": 1e3, "mbq/ml": 1e6}
+# RadionuclideTotalDose unit per module: MBq in NM (PS3.3 C.8.4.10), Bq in PET (PS3.3 C.8.9.2), as the
+# factor from the header value to MBq.
+_TOTAL_DOSE_TO_MBQ = {"NM": 1.0, "PT": 1e-6}
+# Header values beyond which the other unit is meant: 1e5 "MBq" (100 GBq) exceeds any Lu-177 therapy
+# (7.4 GBq per cycle) by an order of magnitude, so it is Bq (7.4e9 for 7.4 GBq); 1e4 "Bq" (10 kBq) is far
+# below any PET injection (100-600 MBq), so it is MBq.
+_NM_DOSE_MAX_MBQ = 1e5
+_PET_DOSE_MIN_BQ = 1e4
+# Date-times that agree within this (s) are the same instant written twice (DT keeps fractions, TM may not).
+_DATETIME_AGREEMENT_S = 1.0
 
 _DA_RE = re.compile(r"^(\d{4})(\d{2})(\d{2})$")
 _TM_RE = re.compile(r"^(\d{2})(\d{2})(\d{2})?(?:\.(\d{1,6}))?$")
@@ -85,6 +112,22 @@ class _Geometry:
         image.SetSpacing(tuple(float(v) for v in self.spacing))
         image.SetDirection(tuple(float(v) for v in self.direction.ravel()))
         return image
+
+
+@contextmanager
+def _header_errors(path: Path) -> Iterator[None]:
+    """Turn a damaged header's surprises (a value of the wrong type or size) into one ValueError naming the file."""
+    try:
+        yield
+    except ValueError as error:
+        text = " ".join(str(error).split())
+        if str(path) in text:
+            raise
+        raise ValueError(f"{path}: a DICOM header value cannot be used ({text}); check the file") from error
+    except (TypeError, AttributeError, IndexError, KeyError, OverflowError, struct.error, EOFError) as error:
+        text = " ".join(str(error).split())
+        raise ValueError(f"{path}: malformed DICOM header ({type(error).__name__}: {text}); check the file"
+                         ) from error
 
 
 # --- CT ------------------------------------------------------------------------------------------
@@ -117,10 +160,11 @@ def read_ct_series(folder: str | Path, series_uid: str | None = None) -> sitk.Im
 
 def _read_ct(source: Path, series_uid: str | None) -> tuple[sitk.Image, str, datetime | None]:
     series = _select_series(_scan(source), CT_IMAGE_STORAGE, series_uid, source)
-    geometry = _slice_stack_geometry(series, source)
-    pixels = np.stack([_rescaled_pixels(pydicom.dcmread(path), path) for path, _ in series])
-    first = series[0][1]
-    return geometry.image(pixels), str(first.SeriesInstanceUID), _acquisition_from_header(first, series[0][0])
+    with _header_errors(source):
+        geometry = _slice_stack_geometry(series, source)
+        pixels = np.stack([_rescaled_pixels(pydicom.dcmread(path), path) for path, _ in series])
+        first = series[0][1]
+        return geometry.image(pixels), str(first.SeriesInstanceUID), _acquisition_from_header(first, series[0][0])
 
 
 # --- NM SPECT ------------------------------------------------------------------------------------
@@ -152,7 +196,8 @@ def read_nm_spect(path_or_folder: str | Path, *, calibration_cps_per_mbq: float 
         Overrides RadiopharmaceuticalStartDateTime; a date alone is combined with the
         header's RadiopharmaceuticalStartTime.
     injected_activity_mbq : float, optional
-        Overrides RadionuclideTotalDose (Bq in the header).
+        Overrides RadionuclideTotalDose (MBq in the NM header, PS3.3 C.8.4.10); needed where the
+        header lacks it and the activity is used (uptake in % of the administered activity).
     acquisition_datetime : datetime, optional
         Overrides AcquisitionDateTime / AcquisitionDate + AcquisitionTime.
     frame_duration_s : float, optional
@@ -163,8 +208,9 @@ def read_nm_spect(path_or_folder: str | Path, *, calibration_cps_per_mbq: float 
     Returns
     -------
     QuantitativeImage
-        float32 Bq/mL image with acquisition/injection date-times and injected activity.
-        All date-times are naive wall-clock times (time-zone offsets in DT values are dropped).
+        float32 Bq/mL image with acquisition/injection date-times and injected activity (None
+        when neither the header nor ``injected_activity_mbq`` gives it). All date-times are
+        naive wall-clock times (time-zone offsets in DT values are dropped).
     """
     source = Path(path_or_folder)
     series = _select_series(_scan(source), NM_IMAGE_STORAGE, series_uid, source)
@@ -172,6 +218,13 @@ def read_nm_spect(path_or_folder: str | Path, *, calibration_cps_per_mbq: float 
         raise ValueError(f"{source}: NM series {series[0][1].SeriesInstanceUID} has {len(series)} files; a "
                          "reconstructed SPECT is read from one multi-frame NM file")
     path = series[0][0]
+    with _header_errors(path):
+        return _read_nm_file(path, calibration_cps_per_mbq, injection_datetime, injected_activity_mbq,
+                             acquisition_datetime, frame_duration_s)
+
+
+def _read_nm_file(path: Path, calibration_cps_per_mbq, injection_datetime, injected_activity_mbq,
+                  acquisition_datetime, frame_duration_s) -> QuantitativeImage:
     ds = pydicom.dcmread(path)
     warnings: list[str] = []
     _check_reconstructed_tomo(ds, path, warnings)
@@ -180,8 +233,9 @@ def read_nm_spect(path_or_folder: str | Path, *, calibration_cps_per_mbq: float 
     voxel_ml = float(np.prod(geometry.spacing)) / 1000.0
     values = _nm_bq_per_ml(ds, path, stored, voxel_ml, calibration_cps_per_mbq, frame_duration_s, warnings)
     acquisition, injection, activity_mbq = _administration(
-        ds, path, _acquisition_from_header(ds, path), acquisition_datetime=acquisition_datetime,
-        injection_datetime=injection_datetime, injected_activity_mbq=injected_activity_mbq, warnings=warnings)
+        ds, path, _acquisition_from_header(ds, path, warnings), acquisition_datetime=acquisition_datetime,
+        injection_datetime=injection_datetime, injected_activity_mbq=injected_activity_mbq, warnings=warnings,
+        modality="NM")
     _check_lu177(ds, path, warnings)
     return QuantitativeImage(image=geometry.image(values), units="Bq/mL", source=str(path),
                              series_uid=str(ds.get("SeriesInstanceUID", "")) or None,
@@ -310,7 +364,7 @@ def _stored_frames(ds: Dataset, path: Path) -> np.ndarray:
 def _nm_bq_per_ml(ds: Dataset, path: Path, stored: np.ndarray, voxel_ml: float,
                   calibration_cps_per_mbq: float | None, frame_duration_s: float | None,
                   warnings: list[str]) -> np.ndarray:
-    rwv = _rwv_bq_per_ml(ds, path)
+    rwv = _rwv_bq_per_ml(ds, path, stored.shape[0])
     units = str(ds.get("Units", "") or "").strip().upper()
     if rwv is not None or units == "BQML":
         if calibration_cps_per_mbq is not None:
@@ -318,41 +372,84 @@ def _nm_bq_per_ml(ds: Dataset, path: Path, stored: np.ndarray, voxel_ml: float,
         if rwv is not None:
             slope, intercept, factor = rwv
             return (stored * slope + intercept) * factor
-        return stored * _float(ds, "RescaleSlope", 1.0) + _float(ds, "RescaleIntercept", 0.0)
+        slope, intercept = _frame_rescale(ds, path, stored.shape[0])
+        return stored * slope + intercept
     if units not in ("CNTS", ""):
         raise ValueError(f"{path}: {_label('Units')} = {units!r} is not supported for SPECT; expected BQML "
-                         "(Bq/mL) or CNTS (counts, converted with calibration_cps_per_mbq=)")
+                         "(Bq/mL) or CNTS (counts, converted with a camera calibration)")
     unit_text = (f"{_label('Units')} = 'CNTS'" if units
                  else f"no {_label('Units')} and no Bq/ml Real World Value Mapping")
     if calibration_cps_per_mbq is None:
-        raise ValueError(f"{path}: the SPECT voxel values are counts ({unit_text}); pass "
-                         "calibration_cps_per_mbq= (camera sensitivity for this reconstruction, counts per "
-                         "second per MBq) to convert them to Bq/mL")
+        raise ValueError(f"{path}: the SPECT voxel values are counts ({unit_text}); give the camera "
+                         "sensitivity for this reconstruction (counts per second per MBq)"
+                         f"{or_fix('calibration_cps_per_mbq')} to convert them to Bq/mL")
     if not calibration_cps_per_mbq > 0:
         raise ValueError(f"calibration_cps_per_mbq must be positive, got {calibration_cps_per_mbq}")
     duration_s = _view_duration_s(ds, path, frame_duration_s)
-    counts = stored * _float(ds, "RescaleSlope", 1.0) + _float(ds, "RescaleIntercept", 0.0)
+    slope, intercept = _frame_rescale(ds, path, stored.shape[0])
+    counts = stored * slope + intercept
     logger.info("%s: counts converted to Bq/mL with %g cps/MBq and %g s per view", path,
                 calibration_cps_per_mbq, duration_s)
     return counts / (duration_s * calibration_cps_per_mbq) * 1e6 / voxel_ml
 
 
-def _rwv_bq_per_ml(ds: Dataset, path: Path) -> tuple[float, float, float] | None:
-    """(slope, intercept, factor to Bq/mL) of a Real World Value Mapping in Bq/ml, kBq/ml or MBq/ml."""
-    items = list(ds.get("RealWorldValueMappingSequence") or [])
-    for group in ds.get("SharedFunctionalGroupsSequence") or []:
-        for transformation in group.get("RealWorldValueMappingSequence") or []:
-            items.append(transformation)
+def _frame_items(ds: Dataset, n_frames: int, sequence: str) -> list[list[Dataset]]:
+    """Per frame: the items of ``sequence`` in its functional group, else in the shared group ([] if none)."""
+    shared_groups = ds.get("SharedFunctionalGroupsSequence") or []
+    shared = list(shared_groups[0].get(sequence) or []) if len(shared_groups) else []
+    groups = ds.get("PerFrameFunctionalGroupsSequence") or []
+    if len(groups) != n_frames:
+        return [shared] * n_frames
+    return [list(group.get(sequence) or []) or shared for group in groups]
+
+
+def _frame_rescale(ds: Dataset, path: Path, n_frames: int) -> tuple[np.ndarray | float, np.ndarray | float]:
+    """RescaleSlope and Intercept per frame (shape (n, 1, 1)) from functional groups, else the top level."""
+    top = (_float(ds, "RescaleSlope", 1.0), _float(ds, "RescaleIntercept", 0.0))
+    items = [found[0] if found else None for found in _frame_items(ds, n_frames, "PixelValueTransformationSequence")]
+    if all(item is None for item in items):
+        return top
+    slopes = np.array([top[0] if item is None else _float(item, "RescaleSlope", top[0]) for item in items])
+    intercepts = np.array([top[1] if item is None else _float(item, "RescaleIntercept", top[1]) for item in items])
+    if not (np.all(np.isfinite(slopes)) and np.all(np.isfinite(intercepts))):
+        raise ValueError(f"{path}: a {_label('PixelValueTransformationSequence')} item has a non-finite "
+                         "RescaleSlope or RescaleIntercept")
+    return slopes[:, None, None], intercepts[:, None, None]
+
+
+def _rwv_bq_per_ml(ds: Dataset, path: Path,
+                   n_frames: int) -> tuple[np.ndarray | float, np.ndarray | float, float] | None:
+    """(slope, intercept, factor to Bq/mL) of a Real World Value Mapping in Bq/ml, kBq/ml or MBq/ml.
+
+    A mapping in the functional groups (per frame or shared) gives per-frame slopes and
+    intercepts (shape (n, 1, 1)); otherwise the top-level mapping applies to every frame.
+    """
+    per_frame = [_concentration_mapping(items, path)
+                 for items in _frame_items(ds, n_frames, "RealWorldValueMappingSequence")]
+    if any(mapping is not None for mapping in per_frame):
+        if any(mapping is None for mapping in per_frame):
+            raise ValueError(f"{path}: only some frames have a Bq/ml {_label('RealWorldValueMappingSequence')}; "
+                             "the others cannot be scaled")
+        factors = {mapping[2] for mapping in per_frame}
+        if len(factors) > 1:
+            raise ValueError(f"{path}: the frames' {_label('RealWorldValueMappingSequence')} items use "
+                             "different units")
+        return (np.array([m[0] for m in per_frame])[:, None, None],
+                np.array([m[1] for m in per_frame])[:, None, None], factors.pop())
+    return _concentration_mapping(list(ds.get("RealWorldValueMappingSequence") or []), path)
+
+
+def _concentration_mapping(items: list[Dataset], path: Path) -> tuple[float, float, float] | None:
     for item in items:
         codes = item.get("MeasurementUnitsCodeSequence") or []
         code = str(codes[0].get("CodeValue", "")).strip().lower() if len(codes) else ""
         if code not in _RWV_BQ_PER_ML_FACTOR:
             continue
-        if "RealWorldValueSlope" not in item:
+        slope = _float(item, "RealWorldValueSlope", None)
+        if slope is None:
             raise ValueError(f"{path}: the Bq/ml {_label('RealWorldValueMappingSequence')} item has no "
                              f"{_label('RealWorldValueSlope')} (a lookup-table mapping is not supported)")
-        return (float(item.RealWorldValueSlope), _float(item, "RealWorldValueIntercept", 0.0),
-                _RWV_BQ_PER_ML_FACTOR[code])
+        return (slope, _float(item, "RealWorldValueIntercept", 0.0), _RWV_BQ_PER_ML_FACTOR[code])
     return None
 
 
@@ -367,7 +464,8 @@ def _view_duration_s(ds: Dataset, path: Path, frame_duration_s: float | None) ->
         if duration_ms is not None and duration_ms > 0:
             return duration_ms / 1000.0
     raise ValueError(f"{path}: {_label('ActualFrameDuration')} (ms per view) is missing at the top level and "
-                     f"in {_label('RotationInformationSequence')}; pass frame_duration_s= to convert counts")
+                     f"in {_label('RotationInformationSequence')}; correct the header{or_fix('frame_duration_s')} to "
+                     "convert counts")
 
 
 def _check_lu177(ds: Dataset, path: Path, warnings: list[str]) -> None:
@@ -395,6 +493,12 @@ def read_pet_series(folder: str | Path, *, series_uid: str | None = None,
     """
     source = Path(folder)
     series = _select_series(_scan(source), PET_IMAGE_STORAGE, series_uid, source)
+    with _header_errors(source):
+        return _read_pet(source, series, injection_datetime, injected_activity_mbq, acquisition_datetime)
+
+
+def _read_pet(source: Path, series, injection_datetime, injected_activity_mbq,
+              acquisition_datetime) -> QuantitativeImage:
     geometry = _slice_stack_geometry(series, source)
     first_path, first = series[0]
     unit_values = {str(ds.get("Units", "")).strip().upper() for _, ds in series}
@@ -404,14 +508,15 @@ def read_pet_series(folder: str | Path, *, series_uid: str | None = None,
     pixels = np.stack([_rescaled_pixels(pydicom.dcmread(path), path) for path, _ in series])
     warnings: list[str] = []
     series_datetime = _combine_da_tm(first, "SeriesDate", "SeriesTime", first_path)
-    slice_times = [t for t in (_acquisition_from_header(ds, path) for path, ds in series) if t is not None]
+    slice_times = [t for t in (_acquisition_from_header(ds, path, warnings if k == 0 else None)
+                               for k, (path, ds) in enumerate(series)) if t is not None]
     header_acquisition = min(slice_times) if slice_times else series_datetime
     if not slice_times and series_datetime is not None:
         _warn(warnings, first_path, "no AcquisitionDate/Time; SeriesDate/Time taken as acquisition start")
     acquisition, injection, activity_mbq = _administration(
         first, first_path, header_acquisition, acquisition_datetime=acquisition_datetime,
         injection_datetime=injection_datetime, injected_activity_mbq=injected_activity_mbq, warnings=warnings,
-        same_day_injection=True)
+        modality="PT", same_day_injection=True)
     items = first.get("RadiopharmaceuticalInformationSequence") or []
     item = items[0] if len(items) else Dataset()
     nuclide_codes = item.get("RadionuclideCodeSequence") or []
@@ -455,6 +560,12 @@ def read_image(path: str | Path, units: str | None = None, **dicom_options) -> Q
         return read_volume(path, units)
     headers = _scan(path)
     series_uid = dicom_options.pop("series_uid", None)
+    with _header_errors(path):
+        return _read_scanned(path, headers, series_uid, units, dicom_options)
+
+
+def _read_scanned(path: Path, headers, series_uid: str | None, units: str | None,
+                  dicom_options: dict) -> QuantitativeImage:
     if path.is_file():
         if not headers:
             raise ValueError(f"{path}: not a DICOM, NRRD or NIfTI file")
@@ -466,8 +577,8 @@ def read_image(path: str | Path, units: str | None = None, **dicom_options) -> Q
              and (series_uid is None or ds.get("SeriesInstanceUID") == series_uid)}
     if len(kinds) != 1:
         found = ", ".join(sorted(kinds)) or "no CT, NM or PET images"
-        raise ValueError(f"{path}: found {found}; point at a folder with one image series, pass "
-                         "series_uid=, or call read_ct_series / read_nm_spect / read_pet_series")
+        raise ValueError(f"{path}: found {found}; point at a folder (or file) with one image series"
+                         f"{or_fix('series_uid')}")
     kind = kinds.pop()
     if kind == "CT":
         if dicom_options:
@@ -495,8 +606,9 @@ def _scan(path: Path) -> list[tuple[Path, Dataset]]:
     for file in files:
         try:
             headers.append((file, pydicom.dcmread(file, stop_before_pixels=True)))
-        except InvalidDicomError:
-            logger.debug("skipping %s: not a DICOM file", file)
+        except (InvalidDicomError, EOFError, struct.error, ValueError, TypeError, KeyError, IndexError,
+                AttributeError, OverflowError) as error:
+            logger.debug("skipping %s: not a readable DICOM file (%s)", file, error)
     return headers
 
 
@@ -517,7 +629,8 @@ def _select_series(headers: Iterable[tuple[Path, Dataset]], sop_class_uid: str, 
                              f"found {listing}")
         return groups[series_uid]
     if len(groups) > 1:
-        raise ValueError(f"{source}: {len(groups)} {kind} series found; pass series_uid= one of: {listing}")
+        raise ValueError(f"{source}: {len(groups)} {kind} series found ({listing}); point at a folder with "
+                         f"one series{or_fix('series_uid')}")
     return next(iter(groups.values()))
 
 
@@ -617,14 +730,14 @@ def _rescaled_pixels(ds: Dataset, path: Path) -> np.ndarray:
 
 def _administration(ds: Dataset, path: Path, header_acquisition: datetime | None, *,
                     acquisition_datetime: datetime | None, injection_datetime: datetime | date | None,
-                    injected_activity_mbq: float | None, warnings: list[str],
-                    same_day_injection: bool = False) -> tuple[datetime, datetime, float]:
-    """Acquisition start, injection date-time and injected activity (MBq), checked for consistency."""
+                    injected_activity_mbq: float | None, warnings: list[str], modality: str,
+                    same_day_injection: bool = False) -> tuple[datetime, datetime, float | None]:
+    """Acquisition start, injection date-time and injected activity (MBq, or None), checked for consistency."""
     acquisition = _override(acquisition_datetime, header_acquisition, "acquisition_datetime", path, warnings)
     if acquisition is None:
         raise ValueError(f"{path}: acquisition date-time missing: neither {_label('AcquisitionDateTime')} "
-                         f"nor {_label('AcquisitionDate')} + {_label('AcquisitionTime')} is present; pass "
-                         "acquisition_datetime=datetime(...)")
+                         f"nor {_label('AcquisitionDate')} + {_label('AcquisitionTime')} is present; correct the "
+                         f"header{or_fix('acquisition_datetime', 'datetime(...)')}")
     items = ds.get("RadiopharmaceuticalInformationSequence") or []
     item = items[0] if len(items) else Dataset()
     injection = _injection(item, path, injection_datetime, acquisition, warnings, same_day_injection)
@@ -632,31 +745,48 @@ def _administration(ds: Dataset, path: Path, header_acquisition: datetime | None
         raise ValueError(f"{path}: injection {injection.isoformat()} "
                          f"({_label('RadiopharmaceuticalStartDateTime')}) is after the acquisition start "
                          f"{acquisition.isoformat()} ({_label('AcquisitionDateTime')} or "
-                         "AcquisitionDate/Time); correct the header or pass injection_datetime= / "
-                         "acquisition_datetime=")
-    header_dose_bq = _float(item, "RadionuclideTotalDose", None)
-    header_mbq = header_dose_bq / 1e6 if header_dose_bq else None
+                         "AcquisitionDate/Time); correct the header"
+                         f"{or_fix('injection_datetime', 'datetime(...)')}")
+    header_mbq = _header_activity_mbq(item, path, modality, warnings)
     activity_mbq = _override(injected_activity_mbq, header_mbq, "injected_activity_mbq", path, warnings)
-    if activity_mbq is None:
-        raise ValueError(f"{path}: injected activity missing: {_label('RadionuclideTotalDose')} (Bq) not "
-                         f"found in {_label('RadiopharmaceuticalInformationSequence')}; pass "
-                         "injected_activity_mbq=")
-    if not activity_mbq > 0:
-        raise ValueError(f"{path}: injected activity must be positive, got {activity_mbq} MBq")
-    return acquisition, injection, float(activity_mbq)
+    if activity_mbq is not None and not (np.isfinite(activity_mbq) and activity_mbq > 0):
+        raise ValueError(f"{path}: injected activity must be a positive number of MBq, got {activity_mbq} "
+                         f"({'given' if injected_activity_mbq is not None else _label('RadionuclideTotalDose')})")
+    return acquisition, injection, None if activity_mbq is None else float(activity_mbq)
+
+
+def _header_activity_mbq(item: Dataset, path: Path, modality: str, warnings: list[str]) -> float | None:
+    """RadionuclideTotalDose in MBq: MBq in NM, Bq in PET (see the module notes), with a magnitude check."""
+    value = _float(item, "RadionuclideTotalDose", None)
+    if value is None or not np.isfinite(value) or value <= 0:
+        return None
+    mbq = value * _TOTAL_DOSE_TO_MBQ[modality]
+    if modality == "NM" and value > _NM_DOSE_MAX_MBQ:
+        _warn(warnings, path, f"{_label('RadionuclideTotalDose')} = {value:g} is not plausible in MBq (the NM "
+                              f"unit, PS3.3 C.8.4.10); read as Bq: {value / 1e6:g} MBq")
+        mbq = value / 1e6
+    elif modality == "PT" and value < _PET_DOSE_MIN_BQ:
+        _warn(warnings, path, f"{_label('RadionuclideTotalDose')} = {value:g} is not plausible in Bq (the PET "
+                              f"unit, PS3.3 C.8.9.2); read as MBq")
+        mbq = value
+    return mbq
 
 
 def _injection(item: Dataset, path: Path, given: datetime | date | None, acquisition: datetime,
                warnings: list[str], same_day_injection: bool) -> datetime:
     header_datetime = _parse_dt(item, "RadiopharmaceuticalStartDateTime", path)
-    header_time = (header_datetime.time() if header_datetime
-                   else _parse_tm(item, "RadiopharmaceuticalStartTime", path))
+    start_time = _parse_tm(item, "RadiopharmaceuticalStartTime", path)
+    if header_datetime is not None and start_time is not None:
+        written = datetime.combine(header_datetime.date(), start_time)
+        _check_agreement(header_datetime, written, "RadiopharmaceuticalStartDateTime", "RadiopharmaceuticalStartTime",
+                         path, warnings)
+    header_time = header_datetime.time() if header_datetime else start_time
     if isinstance(given, datetime):
         return _override(given, header_datetime, "injection_datetime", path, warnings)
     if isinstance(given, date):
         if header_time is None:
-            raise ValueError(f"{path}: injection_datetime= is a date but the header has no "
-                             f"{_label('RadiopharmaceuticalStartTime')} to combine it with; pass a datetime")
+            raise ValueError(f"{path}: the injection date is given but the header has no "
+                             f"{_label('RadiopharmaceuticalStartTime')} to combine it with; give the date and time")
         return datetime.combine(given, header_time)
     if given is not None:
         raise ValueError(f"injection_datetime must be a datetime or a date, got {given!r}")
@@ -672,11 +802,20 @@ def _injection(item: Dataset, path: Path, given: datetime | date | None, acquisi
     if header_time is not None:
         raise ValueError(f"{path}: {_label('RadiopharmaceuticalStartDateTime')} missing and "
                          f"{_label('RadiopharmaceuticalStartTime')} = {header_time.isoformat()} has no date "
-                         "(Lu-177 imaging is days after injection); pass injection_datetime=datetime(...) or "
-                         "the injection date as injection_datetime=date(...)")
+                         "(Lu-177 imaging is days after injection); give the injection date and time"
+                         f"{or_fix('injection_datetime', 'datetime(...)')}"
+                         f"{or_fix('hours_post_injection', '...')}")
     raise ValueError(f"{path}: injection date-time missing: {_label('RadiopharmaceuticalStartDateTime')} not "
-                     f"found in {_label('RadiopharmaceuticalInformationSequence')}; pass "
-                     "injection_datetime=datetime(...)")
+                     f"found in {_label('RadiopharmaceuticalInformationSequence')}; correct the header"
+                     f"{or_fix('injection_datetime', 'datetime(...)')}{or_fix('hours_post_injection', '...')}")
+
+
+def _check_agreement(preferred: datetime, other: datetime, preferred_keyword: str, other_keywords: str,
+                     path: Path, warnings: list[str]) -> None:
+    """Warn naming both tags when one instant written twice disagrees; ``preferred`` is the one used."""
+    if abs((preferred - other).total_seconds()) > _DATETIME_AGREEMENT_S:
+        _warn(warnings, path, f"{_label(preferred_keyword)} = {preferred.isoformat()} disagrees with "
+                              f"{other_keywords} = {other.isoformat()}; using {preferred_keyword}")
 
 
 def _override(given, header, name: str, path: Path, warnings: list[str]):
@@ -691,9 +830,14 @@ def _override(given, header, name: str, path: Path, warnings: list[str]):
     return given
 
 
-def _acquisition_from_header(ds: Dataset, path: Path) -> datetime | None:
-    return (_parse_dt(ds, "AcquisitionDateTime", path)
-            or _combine_da_tm(ds, "AcquisitionDate", "AcquisitionTime", path))
+def _acquisition_from_header(ds: Dataset, path: Path, warnings: list[str] | None = None) -> datetime | None:
+    """AcquisitionDateTime, else AcquisitionDate + AcquisitionTime; a disagreement of both is warned about."""
+    stamp = _parse_dt(ds, "AcquisitionDateTime", path)
+    pair = _combine_da_tm(ds, "AcquisitionDate", "AcquisitionTime", path)
+    if stamp is not None and pair is not None:
+        _check_agreement(stamp, pair, "AcquisitionDateTime", f"{_label('AcquisitionDate')} + "
+                         f"{_label('AcquisitionTime')}", path, [] if warnings is None else warnings)
+    return stamp or pair
 
 
 def _combine_da_tm(ds: Dataset, date_keyword: str, time_keyword: str, path: Path) -> datetime | None:

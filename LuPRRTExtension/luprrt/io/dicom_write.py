@@ -33,6 +33,7 @@ from pydicom.sequence import Sequence
 from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 from pydicom.valuerep import format_number_as_ds
 
+from ..errors import fix, output_exists
 from ..physics import F18_HALF_LIFE_H, GA68_HALF_LIFE_H, LU177_HALF_LIFE_H, SECONDS_PER_HOUR
 from .dicom import CT_IMAGE_STORAGE, NM_IMAGE_STORAGE, PET_IMAGE_STORAGE
 
@@ -166,7 +167,8 @@ def write_nm_spect(image_bq_per_ml: sitk.Image, path: str | Path, *, patient: Di
     acquisition_datetime, injection_datetime : datetime
         Naive wall-clock times; the injection must not be after the acquisition.
     injected_activity_mbq : float
-        Administered Lu-177 activity in MBq (written as RadionuclideTotalDose in Bq).
+        Administered Lu-177 activity in MBq (RadionuclideTotalDose, in MBq as the NM Isotope module
+        defines it, DICOM PS3.3 C.8.4.10).
     trap : str, optional
         Name of a vendor header variant from :data:`NM_TRAPS` to write instead of the
         standard encoding (for reader tests).
@@ -241,7 +243,7 @@ def write_nm_spect(image_bq_per_ml: sitk.Image, path: str | Path, *, patient: Di
     ds.RadiopharmaceuticalInformationSequence = Sequence([_radiopharmaceutical_item(
         name="Lu-177 DOTATATE", nuclide_code=_LU177_CODE, agent_code=_LU177_DOTATATE_CODE,
         half_life_s=LU177_HALF_LIFE_S, injection_datetime=injection_datetime,
-        injected_activity_mbq=injected_activity_mbq, route=route)])
+        total_dose=injected_activity_mbq, route=route)])
     _pixel_module(ds, stored, signed=False)
     if trap is not None:
         NM_TRAPS[trap](ds)
@@ -266,7 +268,8 @@ def write_pet_series(image_bq_per_ml: sitk.Image, folder: str | Path, *, patient
     radionuclide : {"F-18", "Ga-68"}
         Selects half-life, codes and radiopharmaceutical name (FDG or Ga-68 DOTATATE).
     injected_activity_mbq : float
-        Administered activity in MBq (RadionuclideTotalDose is written in Bq).
+        Administered activity in MBq (RadionuclideTotalDose is written in Bq, as the PET Isotope module
+        defines it, DICOM PS3.3 C.8.9.2).
     """
     if radionuclide not in PET_RADIONUCLIDES:
         raise ValueError(f"unknown PET radionuclide {radionuclide!r}; choose one of "
@@ -281,7 +284,7 @@ def write_pet_series(image_bq_per_ml: sitk.Image, folder: str | Path, *, patient
     radiopharmaceutical = _radiopharmaceutical_item(
         name=nuclide["radiopharmaceutical"], nuclide_code=nuclide["code"], agent_code=nuclide["agent_code"],
         half_life_s=nuclide["half_life_s"], injection_datetime=injection_datetime,
-        injected_activity_mbq=injected_activity_mbq)
+        total_dose=injected_activity_mbq * 1e6)
     paths = []
     for k in range(array.shape[0]):
         slope, intercept, stored = _quantize(array[k], np.int16, _PET_FULL_SCALE)
@@ -436,6 +439,50 @@ def _trap_missing_injected_activity(ds: Dataset) -> None:
     del ds.RadiopharmaceuticalInformationSequence[0].RadionuclideTotalDose
 
 
+def _trap_injected_activity_in_bq(ds: Dataset) -> None:
+    """RadionuclideTotalDose in Bq, as the PET module has it, although NM defines MBq (seen in real files)."""
+    item = ds.RadiopharmaceuticalInformationSequence[0]
+    item.RadionuclideTotalDose = _ds(float(item.RadionuclideTotalDose) * 1e6)
+
+
+def _trap_per_frame_rescale(ds: Dataset) -> None:
+    """Every frame with its own RescaleSlope/Intercept (functional groups); the top level says 1 and 0.
+
+    The slopes sit in PerFrameFunctionalGroupsSequence -> PixelValueTransformationSequence.
+    """
+    n_frames = int(ds.NumberOfFrames)
+    stored = np.frombuffer(ds.PixelData, dtype="<u2").reshape(n_frames, ds.Rows, ds.Columns)
+    values = stored * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    frames, items = [], []
+    for frame in values:
+        slope, intercept, quantised = _quantize(frame, np.uint16, _NM_FULL_SCALE)
+        frames.append(quantised)
+        transformation = Dataset()
+        transformation.RescaleSlope = _ds(slope)
+        transformation.RescaleIntercept = _ds(intercept)
+        transformation.RescaleType = "BQML"
+        item = Dataset()
+        item.PixelValueTransformationSequence = Sequence([transformation])
+        items.append(item)
+    ds.PixelData = np.ascontiguousarray(np.stack(frames)).astype("<u2").tobytes()
+    ds.PerFrameFunctionalGroupsSequence = Sequence(items)
+    ds.RescaleSlope = _ds(1.0)
+    ds.RescaleIntercept = _ds(0.0)
+
+
+def _trap_conflicting_acquisition_datetime(ds: Dataset) -> None:
+    """AcquisitionDate/AcquisitionTime two hours before AcquisitionDateTime (a disagreeing header)."""
+    acquisition = datetime.strptime(ds.AcquisitionDateTime[:14], "%Y%m%d%H%M%S") - timedelta(hours=2)
+    ds.AcquisitionDate, ds.AcquisitionTime = _da(acquisition), _tm(acquisition)
+
+
+def _trap_conflicting_injection_time(ds: Dataset) -> None:
+    """RadiopharmaceuticalStartTime one hour after the time in RadiopharmaceuticalStartDateTime."""
+    item = ds.RadiopharmaceuticalInformationSequence[0]
+    injection = datetime.strptime(item.RadiopharmaceuticalStartDateTime[:14], "%Y%m%d%H%M%S")
+    item.RadiopharmaceuticalStartTime = _tm(injection + timedelta(hours=1))
+
+
 NM_TRAPS: dict[str, Callable[[Dataset], None]] = {
     "geometry_only_in_detector_sequence": _trap_geometry_only_in_detector_sequence,
     "negative_spacing": _trap_negative_spacing,
@@ -448,6 +495,10 @@ NM_TRAPS: dict[str, Callable[[Dataset], None]] = {
     "missing_acquisition_datetime": _trap_missing_acquisition_datetime,
     "injection_after_acquisition": _trap_injection_after_acquisition,
     "missing_injected_activity": _trap_missing_injected_activity,
+    "injected_activity_in_bq": _trap_injected_activity_in_bq,
+    "per_frame_rescale": _trap_per_frame_rescale,
+    "conflicting_acquisition_datetime": _trap_conflicting_acquisition_datetime,
+    "conflicting_injection_time": _trap_conflicting_injection_time,
 }
 """Vendor NM header variants by name: each mutates a standard-encoded dataset in place."""
 
@@ -501,7 +552,8 @@ def _output_folder(folder: str | Path, overwrite: bool) -> Path:
     if folder.exists() and not folder.is_dir():
         raise FileExistsError(f"{folder} exists and is not a folder")
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
-        raise FileExistsError(f"{folder} is not empty; pass overwrite=True to write into it")
+        raise FileExistsError(f"{folder} is not empty; {fix('overwrite', 'True') or 'choose an empty folder'} to write "
+                              "into it")
     folder.mkdir(parents=True, exist_ok=True)
     return folder
 
@@ -509,7 +561,7 @@ def _output_folder(folder: str | Path, overwrite: bool) -> Path:
 def _output_file(path: str | Path, overwrite: bool) -> Path:
     path = Path(path)
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        raise output_exists(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     return path
 
@@ -543,8 +595,9 @@ def _code_item(code: tuple[str, str, str]) -> Dataset:
 
 def _radiopharmaceutical_item(*, name: str, nuclide_code: tuple[str, str, str],
                               agent_code: tuple[str, str, str] | None, half_life_s: float,
-                              injection_datetime: datetime, injected_activity_mbq: float,
+                              injection_datetime: datetime, total_dose: float,
                               route: str = "IV") -> Dataset:
+    """A RadiopharmaceuticalInformationSequence item; ``total_dose`` in the module's unit (NM MBq, PET Bq)."""
     item = Dataset()
     item.Radiopharmaceutical = name
     item.RadionuclideCodeSequence = Sequence([_code_item(nuclide_code)])
@@ -553,7 +606,7 @@ def _radiopharmaceutical_item(*, name: str, nuclide_code: tuple[str, str, str],
     item.AdministrationRouteCodeSequence = Sequence([_code_item(ROUTE_CODES[route])])
     item.RadiopharmaceuticalStartTime = _tm(injection_datetime)
     item.RadiopharmaceuticalStartDateTime = _dt(injection_datetime)
-    item.RadionuclideTotalDose = _ds(injected_activity_mbq * 1e6)
+    item.RadionuclideTotalDose = _ds(total_dose)
     item.RadionuclideHalfLife = _ds(half_life_s)
     return item
 

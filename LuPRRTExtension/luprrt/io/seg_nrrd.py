@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ..errors import output_exists
 from ..grid import LPS_TO_RAS
 from ..segments import TAG_KEYS, Segment, Segmentation, SegmentTags, role_from_terminology, terminology_entry
 
@@ -34,7 +35,7 @@ def write_seg_nrrd(segmentation: Segmentation, path: str | Path, overwrite: bool
     if not path.name.endswith(".seg.nrrd"):
         raise ValueError(f"segmentation file name must end with .seg.nrrd: {path}")
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        raise output_exists(path)
     if not segmentation.segments:
         raise ValueError("segmentation has no segments; nothing to write")
     reference = segmentation.reference

@@ -13,6 +13,7 @@ used everywhere in LuPRRT (and in DICOM and Slicer's NRRD files).
 
 from __future__ import annotations
 
+import errno
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -20,6 +21,7 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
+from ..errors import fix, output_exists
 from ..physics import hours_between
 
 # Accepted voxel units -> (unit stored in memory, factor to multiply the values by).
@@ -150,17 +152,20 @@ def read_volume(path: str | Path, units: str | None = None) -> QuantitativeImage
     _check_suffix(path)
     if not path.is_file():
         raise FileNotFoundError(f"volume file not found: {path}")
-    image = sitk.ReadImage(str(path))
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as error:
+        raise ValueError(f"{path}: cannot read it as a {'NRRD' if path.name.endswith('.nrrd') else 'NIfTI'} "
+                         f"volume ({_itk_reason(error)}); give an intact file") from None
     if image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
         raise ValueError(f"{path}: expected a 3D scalar volume, got {image.GetDimension()}D with "
                          f"{image.GetNumberOfComponentsPerPixel()} components per voxel")
     file_units = _file_units(image)
     if file_units is None and units is None:
-        raise ValueError(f"{path}: the voxel units are not recorded in the file; pass them with --units "
-                         f"(units= in Python), one of: {', '.join(UNITS)}")
+        raise ValueError(f"{path}: the voxel units are not recorded in the file; "
+                         f"{fix('units', repr('Bq/mL')) or 'record them in the file'} (one of: {', '.join(UNITS)})")
     if file_units is not None and units is not None and canonical_units(file_units) != canonical_units(units):
-        raise ValueError(f"{path}: the file says its voxel units are {file_units!r} but units={units!r} "
-                         "was given")
+        raise ValueError(f"{path}: the file says its voxel units are {file_units!r} but {units!r} was given")
     unit_name, factor = canonical_units(file_units or units, str(path))
     values = sitk.Cast(image, sitk.sitkFloat32)
     if factor != 1.0:
@@ -201,7 +206,7 @@ def write_volume(image: sitk.Image | QuantitativeImage, path: str | Path, units:
         raise ValueError(f"write_volume needs a 3D scalar SimpleITK image or QuantitativeImage, got "
                          f"{type(image).__name__}")
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        raise output_exists(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     # A new image with only the geometry: a copy made with sitk.Image(image) shares the caller's
     # metadata dictionary (erasing a key there erases it in the caller's image too).
@@ -219,8 +224,19 @@ def write_volume(image: sitk.Image | QuantitativeImage, path: str | Path, units:
     else:
         # NIfTI keeps free text only in `descrip` (80 characters), which ITK fills from ITK_FileNotes.
         out.SetMetaData("ITK_FileNotes", f"{UNITS_KEY}={unit_name}")
-    sitk.WriteImage(out, str(path), useCompression=True)
+    try:
+        sitk.WriteImage(out, str(path), useCompression=True)
+    except RuntimeError as error:
+        # ITK reports a full disk, a file-size limit or a permission problem only as text.
+        raise OSError(errno.EIO, f"cannot write the volume ({_itk_reason(error)})", str(path)) from None
     return path
+
+
+def _itk_reason(error: RuntimeError) -> str:
+    """The last, human part of an ITK exception text (which starts with source file and line)."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    reason = lines[-1] if lines else type(error).__name__
+    return reason.split("ERROR:", 1)[-1].strip()
 
 
 def _file_units(image: sitk.Image) -> str | None:

@@ -573,6 +573,11 @@ def _cycle_rows(cycle: CycleSpect, regions: LobeRegions, diameters: dict[str, fl
     means, maxima, volumes, totals = (column.tolist() for column in
                                       (stats.mean, stats.max, stats.volume_ml, stats.total_mbq))
     nontumour_mean = {side: means[at[f"nontumour:{side}"]] for side in SIDES}
+    for side, reference in nontumour_mean.items():
+        if not reference > 0:
+            raise ValueError(f"the non-tumour liver of the {side} lobe has a mean of {reference:g} Bq/mL on the "
+                             f"SPECT of cycle {cycle.cycle} at {cycle.hours_post_injection:g} h: T/N divides by "
+                             "it; check that the SPECT holds activity there and is registered to the segmentation")
 
     def row(name: str, region: str, role: str, side: str, route: str | None, lesion_id: str | None,
             with_tn: bool) -> dict:

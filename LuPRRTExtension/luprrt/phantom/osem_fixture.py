@@ -17,18 +17,23 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import sys
 import time
 import zlib
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
 
+from ..grid import image_on_grid
 from ..io import write_volume
 from ..provenance import ProgressCallback, no_progress, provenance_record
 from . import osem
 from .calibration_phantoms import nema_iec_body_phantom, uniform_cylinder_phantom
-from .patient import FIELD_OF_VIEW_MM, make_patient
+from .patient import FIELD_OF_VIEW_MM, make_patient, osem_patient_scan, osem_scan_summary
 from .spect_camera import SpectProtocol
 
 log = logging.getLogger(__name__)
@@ -49,18 +54,38 @@ def _noise(seed: int, purpose: str) -> np.random.Generator:
     return np.random.default_rng([seed, zlib.crc32(purpose.encode())])
 
 
-def _scan_summary(scan: osem.OsemScan) -> dict:
-    acquisition = scan.acquisition
-    return {"total_counts": acquisition.total_counts, "scatter_fraction": acquisition.scatter_fraction,
-            "lower_window_counts": int(acquisition.lower_window.sum()),
-            "orbit_radius_mm": [float(acquisition.radii_mm.min()), float(acquisition.radii_mm.max())]}
+def _scan_job(kind: str, protocol: SpectProtocol, noise_seed: int, value: float, patient_args: dict,
+              threads: int) -> tuple[np.ndarray, dict]:
+    """One acquisition + reconstruction (a worker process): counts array (z, y, x) and its summary."""
+    import torch
+
+    torch.set_num_threads(threads)
+    grids = osem.simulation_grids(FIELD_OF_VIEW_MM, protocol.recon_voxel_mm, protocol.projector_subdivision)
+    if kind == "cylinder":
+        _, scan = osem.simulate_cylinder_calibration(grids, protocol, _noise(noise_seed, "cylinder"), value)
+    elif kind == "iec":
+        truth = nema_iec_body_phantom(grids.fine, background_bq_per_ml=IEC_BACKGROUND_BQ_PER_ML,
+                                      sphere_to_background=value)
+        site = nema_iec_body_phantom(grids.recon, background_bq_per_ml=IEC_BACKGROUND_BQ_PER_ML,
+                                     sphere_to_background=value)
+        scan = osem.simulate_osem_scan(truth.concentration, truth.mu,
+                                       osem.recon_mu_from_ct(site.ct, grids.recon, protocol.energy_kev), grids,
+                                       protocol, _noise(noise_seed, f"iec {value:g}"))
+    else:
+        scan = osem_patient_scan(make_patient(**patient_args), 1, value, protocol)
+    return sitk.GetArrayFromImage(scan.counts), osem_scan_summary(scan)
 
 
 def build_osem_fixture(out_dir: str | Path, *, patient_seed: int = FIXTURE_PATIENT_SEED,
                        noise_seed: int = FIXTURE_NOISE_SEED, protocol: SpectProtocol | None = None,
-                       hours=HOURS_POST_INJECTION, overwrite: bool = False,
+                       hours=HOURS_POST_INJECTION, jobs: int = 2, overwrite: bool = False,
                        progress: ProgressCallback | None = None) -> Path:
-    """Simulate and reconstruct every scan of the fixture and write it to ``out_dir`` (see module docstring)."""
+    """Simulate and reconstruct every scan of the fixture and write it to ``out_dir`` (see module docstring).
+
+    The seven acquisitions are independent: ``jobs`` worker processes run them side by side, each
+    torch on one thread (torch's own threading gains little on these small tensors); the
+    patient scans are exactly those of ``make_patient(spect_model="osem")`` (same noise streams).
+    """
     progress = progress or no_progress
     protocol = protocol or SpectProtocol()
     out = Path(out_dir)
@@ -74,16 +99,27 @@ def build_osem_fixture(out_dir: str | Path, *, patient_seed: int = FIXTURE_PATIE
     started = time.time()
     grids = osem.simulation_grids(FIELD_OF_VIEW_MM, protocol.recon_voxel_mm, protocol.projector_subdivision)
     duration = protocol.acquisition_duration_s
+    patient_args = {"seed": patient_seed, "n_cycles": 1, "followup_weeks": [], "hours_post_injection": list(hours)}
+    work = [("cylinder", CYLINDER_ACTIVITY_MBQ)] + [("iec", r) for r in IEC_SPHERE_TO_BACKGROUND]
+    work += [("patient", float(h)) for h in hours]
+    results = {}
+    with ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = {pool.submit(_scan_job, kind, protocol, noise_seed, value, patient_args,
+                               1 if jobs > 1 else 2): (kind, value) for kind, value in work}
+        for done, future in enumerate(as_completed(futures), start=1):
+            results[futures[future]] = future.result()
+            progress(done / (len(work) + 1), f"{futures[future][0]} {futures[future][1]:g} done")
 
-    progress(0.0, "cylinder")
-    calibration, cylinder = osem.simulate_cylinder_calibration(
-        grids, protocol, _noise(noise_seed, "cylinder"), CYLINDER_ACTIVITY_MBQ,
-        progress=lambda f, m: progress(0.1 * f, f"cylinder: {m}"))
-    write_volume(cylinder.counts, out / "cylinder_counts.nrrd", "counts", overwrite=overwrite)
+    def image(key) -> sitk.Image:
+        return image_on_grid(results[key][0], grids.recon)
+
+    cylinder_counts = image(("cylinder", CYLINDER_ACTIVITY_MBQ))
+    calibration = osem.calibration_factor_cps_per_mbq(cylinder_counts, CYLINDER_ACTIVITY_MBQ, duration)
+    write_volume(cylinder_counts, out / "cylinder_counts.nrrd", "counts", overwrite=overwrite)
     record = {
         "how": "python -m luprrt.phantom.osem_fixture (make sim-data); see README.md",
         "seeds": {"patient_seed": patient_seed, "noise_seed": noise_seed,
-                  "noise_streams": "numpy default_rng([noise_seed, crc32(purpose)]); patient scans: "
+                  "noise_streams": "phantoms: numpy default_rng([noise_seed, crc32(purpose)]); patient scans: "
                                    "make_patient's own stream ('osem spect noise', cycle, hour)"},
         "protocol": protocol.as_dict(),
         "grids": {"recon_voxel_mm": protocol.recon_voxel_mm, "recon_size": list(grids.recon.GetSize()),
@@ -92,42 +128,37 @@ def build_osem_fixture(out_dir: str | Path, *, patient_seed: int = FIXTURE_PATIE
         "calibration": {"file": "cylinder_counts.nrrd", "activity_mbq": CYLINDER_ACTIVITY_MBQ,
                         "acquisition_duration_s": duration, "calibration_factor_cps_per_mbq": calibration,
                         "method": "total reconstructed counts / (activity x acquisition duration)"},
+        "cylinder": uniform_cylinder_phantom(grids.recon, activity_mbq=CYLINDER_ACTIVITY_MBQ).to_json_dict()
+        | {"file": "cylinder_counts.nrrd", "units": "counts", "scan": results[("cylinder", CYLINDER_ACTIVITY_MBQ)][1]},
+        "iec": [],
     }
-    record["cylinder"] = (uniform_cylinder_phantom(grids.recon, activity_mbq=CYLINDER_ACTIVITY_MBQ).to_json_dict()
-                          | {"file": "cylinder_counts.nrrd", "units": "counts", "scan": _scan_summary(cylinder)})
-
-    record["iec"] = []
-    for k, ratio in enumerate(IEC_SPHERE_TO_BACKGROUND):
-        progress(0.1 + 0.1 * k, f"IEC phantom {ratio:g}:1")
-        truth = nema_iec_body_phantom(grids.fine, background_bq_per_ml=IEC_BACKGROUND_BQ_PER_ML,
-                                      sphere_to_background=ratio)
-        site = nema_iec_body_phantom(grids.recon, background_bq_per_ml=IEC_BACKGROUND_BQ_PER_ML,
-                                     sphere_to_background=ratio)
-        scan = osem.simulate_osem_scan(truth.concentration, truth.mu,
-                                       osem.recon_mu_from_ct(site.ct, grids.recon, protocol.energy_kev), grids,
-                                       protocol, _noise(noise_seed, f"iec {ratio:g}"))
+    for ratio in IEC_SPHERE_TO_BACKGROUND:
         name = f"iec_{ratio:g}to1_bq_per_ml.nrrd"
-        write_volume(osem.counts_to_bq_per_ml(scan.counts, calibration, duration), out / name, "Bq/mL",
+        write_volume(osem.counts_to_bq_per_ml(image(("iec", ratio)), calibration, duration), out / name, "Bq/mL",
                      overwrite=overwrite)
-        record["iec"].append(truth.to_json_dict() | {"file": name, "units": "Bq/mL", "scan": _scan_summary(scan)})
-
-    progress(0.3, "patient")
-    patient_args = {"seed": patient_seed, "n_cycles": 1, "followup_weeks": [], "hours_post_injection": list(hours)}
-    patient = make_patient(**patient_args, spect_model="osem", osem_protocol=protocol,
-                           osem_calibration_cps_per_mbq=calibration,
-                           progress=lambda f, m: progress(0.3 + 0.7 * f, f"patient: {m}"))
+        truth = nema_iec_body_phantom(grids.recon, background_bq_per_ml=IEC_BACKGROUND_BQ_PER_ML,
+                                      sphere_to_background=ratio)
+        record["iec"].append(truth.to_json_dict() | {"file": name, "units": "Bq/mL",
+                                                     "scan": results[("iec", ratio)][1]})
+    patient = make_patient(**patient_args)
+    administration = patient.administrations[0]
     scans = []
-    for acq, summary in zip(patient.session("cycle1").spect, patient.parameters["osem_scans"], strict=True):
-        name = f"patient_cycle1_{acq.hours_post_injection:g}h_bq_per_ml.nrrd"
-        write_volume(acq.image, out / name, "Bq/mL", overwrite=overwrite)
-        scans.append({"file": name, "hours_post_injection": acq.hours_post_injection,
-                      "acquisition_datetime": acq.acquisition_datetime.isoformat()} | summary)
+    for h in hours:
+        name = f"patient_cycle1_{h:g}h_bq_per_ml.nrrd"
+        write_volume(osem.counts_to_bq_per_ml(image(("patient", float(h))), calibration, duration), out / name,
+                     "Bq/mL", overwrite=overwrite)
+        scans.append({"file": name, "hours_post_injection": float(h),
+                      "acquisition_datetime": (administration.datetime + timedelta(hours=float(h))).isoformat()}
+                     | results[("patient", float(h))][1])
     record["patient"] = {
         "patient_id": patient.patient_id, "make_patient": patient_args, "ia_side": patient.ia_side,
-        "administration": patient.administrations[0].as_dict(), "scans": scans,
+        "administration": administration.as_dict(), "scans": scans,
+        "osem_scans_equal": 'make_patient(**make_patient, spect_model="osem", osem_protocol=protocol, '
+                            "osem_calibration_cps_per_mbq=calibration) gives these images",
         "truth": patient.truth.to_json_dict(),
     }
-    record["provenance"] = provenance_record(parameters={"elapsed_s": round(time.time() - started, 1)})
+    record["provenance"] = provenance_record(parameters={"elapsed_s": round(time.time() - started, 1),
+                                                         "jobs": jobs})
     (out / "fixture.json").write_text(json.dumps(record, indent=1, allow_nan=False))
     progress(1.0, "written")
     return out
@@ -138,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, help="output folder (e.g. Testing/data/osem)")
     parser.add_argument("--overwrite", action="store_true", help="replace the files of an existing fixture")
+    parser.add_argument("--jobs", type=int, default=2, help="scans simulated side by side (default 2)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     last = [""]
@@ -147,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             last[0] = message
             log.info("%5.1f %% %s", 100.0 * fraction, message)
 
-    build_osem_fixture(args.out, overwrite=args.overwrite, progress=report)
+    build_osem_fixture(args.out, jobs=args.jobs, overwrite=args.overwrite, progress=report)
     return 0
 
 

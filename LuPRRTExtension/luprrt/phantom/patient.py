@@ -382,7 +382,6 @@ def _osem_spects(patient: SyntheticPatient, seed: int, hours, protocol: SpectPro
     from . import osem
 
     grids = osem.simulation_grids(FIELD_OF_VIEW_MM, protocol.recon_voxel_mm, protocol.projector_subdivision)
-    mu_lut = tissue_mu_per_cm(protocol.energy_kev)
     if calibration_cps_per_mbq is None:
         progress(0.4, "calibration cylinder")
         calibration_cps_per_mbq, _ = osem.simulate_cylinder_calibration(grids, protocol, _rng(seed, "osem cylinder"))
@@ -394,19 +393,40 @@ def _osem_spects(patient: SyntheticPatient, seed: int, hours, protocol: SpectPro
     patient.parameters["osem_scans"] = []
     for n, (adm, hour) in enumerate(scans):
         progress(0.45 + 0.55 * n / len(scans), f"OSEM SPECT cycle {adm.cycle} at {hour:g} h")
-        session = patient.session(f"cycle{adm.cycle}")
-        mu_true = sitk.GetImageFromArray(mu_lut[sitk.GetArrayViewFromImage(session.tissue)].astype(np.float32))
-        mu_true.CopyInformation(session.ct)
-        scan = osem.simulate_osem_scan(patient.truth_concentration(adm.cycle, hour), mu_true,
-                                       osem.recon_mu_from_ct(session.ct, grids.recon, protocol.energy_kev), grids,
-                                       protocol, _rng(seed, "osem spect noise", adm.cycle, hour))
+        scan = osem_patient_scan(patient, adm.cycle, hour, protocol)
         image = osem.counts_to_bq_per_ml(scan.counts, calibration_cps_per_mbq, duration)
-        radii = scan.acquisition.radii_mm
-        patient.parameters["osem_scans"].append({
-            "cycle": adm.cycle, "hours_post_injection": hour, "total_counts": scan.acquisition.total_counts,
-            "scatter_fraction": scan.acquisition.scatter_fraction,
-            "orbit_radius_mm": [float(radii.min()), float(radii.max())]})
-        session.spect.append(SpectAcquisition(adm.cycle, hour, adm.datetime + timedelta(hours=hour), image, gain))
+        patient.parameters["osem_scans"].append(osem_scan_summary(scan) | {"cycle": adm.cycle,
+                                                                          "hours_post_injection": hour})
+        patient.session(f"cycle{adm.cycle}").spect.append(
+            SpectAcquisition(adm.cycle, hour, adm.datetime + timedelta(hours=hour), image, gain))
+
+
+def osem_patient_scan(patient: SyntheticPatient, cycle: int, hours: float, protocol: SpectProtocol):
+    """One simulated acquisition + OSEM reconstruction (counts) of ``patient`` (:func:`luprrt.phantom.osem`).
+
+    The truth: the patient's activity concentration and its tissues' attenuation on the CT grid;
+    the reconstruction's attenuation: the visit's CT by the bilinear conversion. The noise comes
+    from the patient's own seeded stream for this cycle and hour, so a scan is the same whether
+    made alone or within ``make_patient(spect_model="osem")``.
+    """
+    from . import osem
+
+    grids = osem.simulation_grids(FIELD_OF_VIEW_MM, protocol.recon_voxel_mm, protocol.projector_subdivision)
+    session = patient.session(f"cycle{cycle}")
+    mu_lut = tissue_mu_per_cm(protocol.energy_kev)
+    mu_true = sitk.GetImageFromArray(mu_lut[sitk.GetArrayViewFromImage(session.tissue)].astype(np.float32))
+    mu_true.CopyInformation(session.ct)
+    return osem.simulate_osem_scan(patient.truth_concentration(cycle, hours), mu_true,
+                                   osem.recon_mu_from_ct(session.ct, grids.recon, protocol.energy_kev), grids,
+                                   protocol, _rng(patient.seed, "osem spect noise", cycle, hours))
+
+
+def osem_scan_summary(scan) -> dict:
+    """Counts, scatter fraction and orbit of a simulated acquisition, as plain JSON."""
+    acquisition = scan.acquisition
+    return {"total_counts": acquisition.total_counts, "scatter_fraction": acquisition.scatter_fraction,
+            "lower_window_counts": int(acquisition.lower_window.sum()),
+            "orbit_radius_mm": [float(acquisition.radii_mm.min()), float(acquisition.radii_mm.max())]}
 
 
 def _segmentation(reference, tissue, regions, liver, left, lesions, ia_side) -> Segmentation:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import SimpleITK as sitk
 
+from ..errors import fix, output_exists
 from ..io import (
     PET_RADIONUCLIDES,
     DicomPatient,
@@ -55,7 +56,8 @@ def write_patient(patient: SyntheticPatient, folder: str | Path, overwrite: bool
     progress = progress or no_progress
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()) and not overwrite:
-        raise FileExistsError(f"{folder} is not empty; pass overwrite=True to write the patient there anyway")
+        raise FileExistsError(f"{folder} is not empty; {fix('overwrite', 'True') or 'choose an empty folder'} to write "
+                              "the patient there anyway")
     folder.mkdir(parents=True, exist_ok=True)
     dicom_patient = DicomPatient(patient_id=patient.patient_id)
     n_spect = sum(len(s.spect) for s in patient.sessions)
@@ -71,7 +73,7 @@ def write_patient(patient: SyntheticPatient, folder: str | Path, overwrite: bool
         """Write a truth volume; quantitative ones record their unit for luprrt.io.volumes.read_volume."""
         path = folder / relative
         if path.exists() and not overwrite:
-            raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+            raise output_exists(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         if units is None:
             sitk.WriteImage(image, str(path), True)
@@ -163,5 +165,5 @@ def write_patient(patient: SyntheticPatient, folder: str | Path, overwrite: bool
 
 def _write_json(path: Path, content: dict, overwrite: bool) -> None:
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        raise output_exists(path)
     path.write_text(json.dumps(content, indent=1, allow_nan=False))

@@ -1,7 +1,9 @@
-"""Lesion-level outcome: relative change of the longest diameter and its category.
+"""Lesion-level outcome: relative change of a lesion's diameter and its category.
 
 The predictive-imaging study relates baseline uptake and absorbed dose per lesion to the
-lesion's outcome, the change of its longest transversal diameter from baseline. The default
+lesion's outcome, the change of its longest transversal diameter from baseline. Lymph nodes
+are followed by their short axis, as RECIST 1.1 measures them (section 3.1.1; Eisenhauer et
+al. 2009), so a node given only with its short axis is valid. The default
 category thresholds borrow RECIST 1.1's per-sum limits (-30 % response, +20 % progression;
 Eisenhauer et al., Eur J Cancer 2009;45:228-247, section 4.3.1) and apply them per lesion;
 they are parameters, not a RECIST verdict (RECIST judges the patient, not the lesion).
@@ -18,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
 
-from .recist import LesionMeasurement, RecistCriteria, as_measurement
+from .recist import LesionMeasurement, RecistCriteria, group_assessments
 
 CATEGORIES = ("response", "stable", "progression", "not_evaluated")
 # Slack so that a change exactly on a threshold is not lost to binary rounding, %.
@@ -53,17 +55,22 @@ class OutcomeThresholds:
         return "stable"
 
 
+# What a lesion's diameter is: the short axis for lymph nodes, the longest diameter otherwise.
+SHORT_AXIS, LONGEST_DIAMETER = "short_axis", "longest_diameter"
+
+
 @dataclass(frozen=True)
 class LesionOutcome:
-    """Change of one lesion's longest diameter between baseline and one follow-up date."""
+    """Change of one lesion's diameter (``diameter``: short axis of a node, else longest) from baseline."""
 
     patient_id: str
     lesion_id: str
     baseline_date: date
     followup_date: date
     days_from_baseline: int
-    baseline_longest_diameter_mm: float
-    followup_longest_diameter_mm: float | None
+    diameter: str
+    baseline_diameter_mm: float
+    followup_diameter_mm: float | None
     change_pct: float | None
     category: str
 
@@ -72,8 +79,12 @@ def lesion_outcomes(measurements: Iterable[LesionMeasurement | Mapping], *,
                     thresholds: OutcomeThresholds = OutcomeThresholds(),
                     last_only: bool = False,
                     too_small_to_measure_mm: float = RecistCriteria().too_small_to_measure_mm,
+                    assessment_window_days: int = RecistCriteria().assessment_window_days,
                     ) -> list[LesionOutcome]:
-    """Per lesion and follow-up date: % change of the longest diameter from baseline and its category.
+    """Per lesion and follow-up date: % change of the diameter from baseline and its category.
+
+    The diameter is the short axis for lymph nodes and the longest diameter otherwise; % changes
+    are rounded to 0.01 %.
 
     Parameters
     ----------
@@ -83,12 +94,14 @@ def lesion_outcomes(measurements: Iterable[LesionMeasurement | Mapping], *,
     thresholds : category limits, %
     last_only : keep only each lesion's last follow-up date
     too_small_to_measure_mm : diameter given to a lesion "too small to measure", mm
+    assessment_window_days : scans within this many days form one assessment
+        (:func:`luprrt.response.recist.group_assessments`)
 
     Returns
     -------
     list of LesionOutcome, ordered by patient, lesion and date.
     """
-    rows = [as_measurement(row) for row in measurements]
+    rows = group_assessments(measurements, assessment_window_days)
     baseline_dates: dict[str, date] = {}
     for row in rows:
         baseline_dates[row.patient_id] = min(row.date, baseline_dates.get(row.patient_id, row.date))
@@ -100,17 +113,18 @@ def lesion_outcomes(measurements: Iterable[LesionMeasurement | Mapping], *,
         if row.date == baseline_dates[row.patient_id] or key not in baselines:
             continue
         start = baselines[key]
-        start_mm = _longest_diameter(start, too_small_to_measure_mm)
+        start_mm = _diameter(start, too_small_to_measure_mm)
+        kind = SHORT_AXIS if start.is_lymph_node else LONGEST_DIAMETER
         if start_mm is None or start_mm <= 0.0:
             if start.lesion_type == "non_target":
                 continue  # followed qualitatively (present/absent): no diameter, no % change
             raise ValueError(f"lesion {row.lesion_id!r} of patient {row.patient_id!r} has no positive "
-                             f"baseline longest diameter on {start.date} (got {start_mm}); "
+                             f"baseline {kind.replace('_', ' ')} on {start.date} (got {start_mm}); "
                              "its change cannot be computed")
-        now_mm = _longest_diameter(row, too_small_to_measure_mm)
-        change = None if now_mm is None else 100.0 * (now_mm - start_mm) / start_mm
+        now_mm = _diameter(row, too_small_to_measure_mm)
+        change = None if now_mm is None else round(100.0 * (now_mm - start_mm) / start_mm, 2)
         outcomes.append(LesionOutcome(row.patient_id, row.lesion_id, start.date, row.date,
-                                      (row.date - start.date).days, start_mm, now_mm, change,
+                                      (row.date - start.date).days, kind, start_mm, now_mm, change,
                                       thresholds.category(change)))
     if last_only:
         last = {(o.patient_id, o.lesion_id): o for o in outcomes}  # sorted by date: the last one wins
@@ -165,8 +179,10 @@ def join_by_lesion(left: Iterable, *others: Iterable, how: str = "left") -> list
     return joined
 
 
-def _longest_diameter(row: LesionMeasurement, too_small_mm: float) -> float | None:
-    return too_small_mm if row.too_small_to_measure else row.longest_diameter_mm
+def _diameter(row: LesionMeasurement, too_small_mm: float) -> float | None:
+    if row.too_small_to_measure:
+        return too_small_mm
+    return row.short_axis_mm if row.is_lymph_node else row.longest_diameter_mm
 
 
 def _as_row(row, table: str) -> dict:

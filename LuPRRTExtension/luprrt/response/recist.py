@@ -27,17 +27,32 @@ Choices made where the paper is not mechanical (documented so results can be aud
   after the first PD are ignored (best response is recorded until progression).
 * Absence of non-target disease counts as non-target CR in Table 1.
 * Tumour-marker normalisation (needed for non-target CR) is not modelled.
+* One assessment may span several scan dates (a chest CT and an abdominal MRI days apart):
+  scans within ``assessment_window_days`` of an assessment's first scan form one assessment,
+  dated by that first scan (trial protocols set such windows, typically +/- 7-14 days). A
+  lesion measured twice within one assessment is an error.
+* A patient with a baseline and no follow-up has best overall response NE (section 4.4: not
+  evaluable). The best change of the sum of diameters (waterfall plots) is the most negative
+  change up to and including the first PD, the span over which best response is recorded.
+* Sums of diameters are rounded to the precision of the measurements that enter them (the
+  most decimals of any of the patient's diameters), and % changes to 0.01 %, so that binary
+  rounding noise (28.299999999999997) does not reach the tables.
 """
 
 from __future__ import annotations
 
 import csv
 import enum
+import logging
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
 from pathlib import Path
+
+from ..errors import or_fix
+
+logger = logging.getLogger(__name__)
 
 
 class Response(str, enum.Enum):
@@ -89,6 +104,8 @@ class RecistCriteria:
     require_confirmation : confirm CR/PR for best response (non-randomised trials, 4.4)
     confirmation_interval_days : minimum interval of the confirming assessment (4.4: 4 weeks)
     min_sd_duration_days : minimum time from baseline for SD (4.4: protocol-set, 6-8 weeks)
+    assessment_window_days : scans within this many days of an assessment's first scan belong to
+        that assessment (protocol-set; 0 = every date is its own assessment)
     """
 
     slice_thickness_mm: float = 5.0
@@ -105,6 +122,23 @@ class RecistCriteria:
     require_confirmation: bool = True
     confirmation_interval_days: int = 28
     min_sd_duration_days: int = 42
+    assessment_window_days: int = 14
+
+    def __post_init__(self):
+        for name in ("slice_thickness_mm", "min_measurable_mm", "node_measurable_short_axis_mm",
+                     "node_pathological_short_axis_mm", "pd_min_increase_mm", "node_normal_short_axis_mm",
+                     "confirmation_interval_days", "min_sd_duration_days", "assessment_window_days"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value >= 0):
+                raise ValueError(f"RECIST criterion {name} must be a finite number >= 0, got {value}")
+        if not (math.isfinite(self.too_small_to_measure_mm) and self.too_small_to_measure_mm > 0):
+            raise ValueError(f"the size of a lesion too small to measure must be > 0 mm, got "
+                             f"{self.too_small_to_measure_mm}{or_fix('too_small_to_measure_mm', '5.0')}")
+        if not (0 < self.pr_decrease_pct < 100 and self.pd_increase_pct > 0):
+            raise ValueError(f"RECIST thresholds need 0 < pr_decrease_pct < 100 and pd_increase_pct > 0; got "
+                             f"{self.pr_decrease_pct}, {self.pd_increase_pct}")
+        if self.max_targets < 1 or self.max_targets_per_organ < 1:
+            raise ValueError("RECIST needs at least one target lesion in total and per organ")
 
     @property
     def min_measurable_diameter_mm(self) -> float:
@@ -203,13 +237,16 @@ class BestOverallResponse:
     """Best overall response (RECIST 1.1 section 4.4, Table 3).
 
     ``date`` is the time point that set it (the first of a confirmed pair); ``confirmed_on``
-    is the confirming time point for CR/PR with confirmation.
+    is the confirming time point for CR/PR with confirmation. ``best_change_from_baseline_pct``
+    is the most negative change of the sum of diameters up to and including the first PD
+    (the waterfall plot's bar), None without a complete follow-up sum.
     """
 
     patient_id: str
     response: Response
     date: date | None
     confirmed_on: date | None
+    best_change_from_baseline_pct: float | None = None
 
 
 def measurability(longest_diameter_mm: float | None, short_axis_mm: float | None, is_lymph_node: bool,
@@ -388,11 +425,19 @@ def assess_patient(measurements: Iterable[LesionMeasurement | Mapping],
     patients = sorted({row.patient_id for row in rows})
     if len(patients) != 1:
         raise ValueError(f"assess_patient needs one patient; got {patients} (use assess_cohort)")
+    try:
+        return _assess_patient(group_assessments(rows, criteria.assessment_window_days), criteria)
+    except ValueError as error:
+        raise ValueError(f"patient {patients[0]!r}: {error}") from None
+
+
+def _assess_patient(rows: list[LesionMeasurement], criteria: RecistCriteria) -> list[TimePointResponse]:
     by_date = _rows_by_date(rows)
     baseline_date, *followup_dates = sorted(by_date)
     baseline = by_date[baseline_date]
     targets, non_targets = _validate_baseline(baseline, criteria)
     _validate_followups(by_date, baseline_date, targets, non_targets, criteria)
+    places = _decimal_places([row.diameter_mm(criteria) for row in rows if row.lesion_type == "target"])
 
     baseline_sum = sum_of_diameters_mm(targets.values(), criteria) if targets else None
     nadir = baseline_sum
@@ -403,7 +448,8 @@ def assess_patient(measurements: Iterable[LesionMeasurement | Mapping],
         target_rows = [at_date[lesion_id] for lesion_id in targets if lesion_id in at_date]
         assessed = [row for row in target_rows if row.diameter_mm(criteria) is not None]
         complete = len(assessed) == len(targets)
-        current = sum_of_diameters_mm(assessed, criteria) if targets else None
+        # No target measured at all: no sum (an empty cell, not 0 mm, which would read as complete response).
+        current = sum_of_diameters_mm(assessed, criteria) if targets and assessed else None
         t_response = None
         if targets:
             t_response = target_response(target_rows, baseline_sum, nadir, len(targets), criteria)
@@ -413,11 +459,11 @@ def assess_patient(measurements: Iterable[LesionMeasurement | Mapping],
                 at_date[lesion_id].non_target_status if lesion_id in at_date else "not_evaluated"
                 for lesion_id in non_targets)
         responses.append(TimePointResponse(
-            patient_id=patients[0], date=when, days_from_baseline=(when - baseline_date).days,
-            sum_of_diameters_mm=current, all_targets_assessed=complete, baseline_sum_mm=baseline_sum,
-            nadir_sum_mm=nadir,
-            change_from_baseline_pct=_percent_change(current, baseline_sum) if complete else None,
-            change_from_nadir_pct=_percent_change(current, nadir) if complete else None,
+            patient_id=rows[0].patient_id, date=when, days_from_baseline=(when - baseline_date).days,
+            sum_of_diameters_mm=_rounded(current, places), all_targets_assessed=complete,
+            baseline_sum_mm=_rounded(baseline_sum, places), nadir_sum_mm=_rounded(nadir, places),
+            change_from_baseline_pct=_rounded(_percent_change(current, baseline_sum), 2) if complete else None,
+            change_from_nadir_pct=_rounded(_percent_change(current, nadir), 2) if complete else None,
             target_response=t_response, non_target_response=nt_response, new_lesions=new_lesions,
             overall_response=overall_response(t_response, nt_response, new_lesions)))
         if targets and complete:
@@ -425,13 +471,84 @@ def assess_patient(measurements: Iterable[LesionMeasurement | Mapping],
     return responses
 
 
+def group_assessments(measurements: Iterable[LesionMeasurement | Mapping],
+                      window_days: int = RecistCriteria().assessment_window_days) -> list[LesionMeasurement]:
+    """Rows dated by their assessment: scans within ``window_days`` of an assessment's first scan join it.
+
+    Per patient, scan dates are taken in order; a date more than ``window_days`` after the
+    first date of the current assessment starts the next one. Rows keep everything but their
+    date, which becomes the assessment's first scan date. A lesion measured twice within one
+    assessment raises ValueError naming both dates.
+    """
+    if not (window_days >= 0):
+        raise ValueError(f"assessment window must be >= 0 days, got {window_days}")
+    rows = [as_measurement(row) for row in measurements]
+    assessment: dict[tuple[str, date], date] = {}
+    for patient in sorted({row.patient_id for row in rows}):
+        start = None
+        for when in sorted({row.date for row in rows if row.patient_id == patient}):
+            if start is None or (when - start).days > window_days:
+                start = when
+            assessment[(patient, when)] = start
+    seen: dict[tuple[str, str, date], date] = {}
+    grouped = []
+    for row in rows:
+        when = assessment[(row.patient_id, row.date)]
+        key = (row.patient_id, row.lesion_id, when)
+        if key in seen and seen[key] != row.date:
+            raise ValueError(f"lesion {row.lesion_id!r} of patient {row.patient_id!r} is measured on {seen[key]} "
+                             f"and {row.date}, within one assessment ({window_days}-day window from {when}); "
+                             "keep one measurement per assessment or narrow the window")
+        seen.setdefault(key, row.date)
+        grouped.append(row if when == row.date else replace(row, date=when))
+    return grouped
+
+
+def best_change_from_baseline_pct(time_points: Sequence[TimePointResponse]) -> float | None:
+    """Most negative % change of the sum of diameters up to and including the first PD (None if none).
+
+    The bar of a waterfall plot: later time points are past progression, where best response
+    is no longer recorded (RECIST 1.1 section 4.4).
+    """
+    ordered = sorted(time_points, key=lambda tp: tp.date)
+    first_pd = next((k for k, tp in enumerate(ordered) if tp.overall_response is Response.PD), None)
+    span = ordered if first_pd is None else ordered[:first_pd + 1]
+    changes = [tp.change_from_baseline_pct for tp in span if tp.change_from_baseline_pct is not None]
+    return min(changes) if changes else None
+
+
 def assess_cohort(measurements: Iterable[LesionMeasurement | Mapping],
-                  criteria: RecistCriteria = RecistCriteria()) -> dict[str, list[TimePointResponse]]:
-    """:func:`assess_patient` for every patient of a table, keyed by patient id."""
+                  criteria: RecistCriteria = RecistCriteria(), *,
+                  problems: dict[str, str] | None = None) -> dict[str, list[TimePointResponse]]:
+    """:func:`assess_patient` for every patient of a table, keyed by patient id.
+
+    Without ``problems`` the first patient whose data break a rule raises ValueError (naming
+    the patient). With a ``problems`` dict, every such patient is left out of the result and
+    its message stored under its id, so that the valid patients are still assessed; patients
+    already in ``problems`` (e.g. rows that could not be read) are left out too.
+    """
     per_patient: dict[str, list[LesionMeasurement]] = {}
     for row in map(as_measurement, measurements):
         per_patient.setdefault(row.patient_id, []).append(row)
-    return {patient: assess_patient(rows, criteria) for patient, rows in sorted(per_patient.items())}
+    results = {}
+    for patient, rows in sorted(per_patient.items()):
+        if problems is not None and patient in problems:
+            continue
+        try:
+            results[patient] = assess_patient(rows, criteria)
+        except ValueError as error:
+            if problems is None:
+                raise
+            problems[patient] = str(error)
+    return results
+
+
+def best_overall_responses(by_patient: Mapping[str, Sequence[TimePointResponse]],
+                           criteria: RecistCriteria = RecistCriteria()) -> list[BestOverallResponse]:
+    """:func:`best_overall_response` of every patient; a patient without follow-up is NE (section 4.4)."""
+    return [best_overall_response(responses, criteria) if responses
+            else BestOverallResponse(patient, Response.NE, None, None)
+            for patient, responses in by_patient.items()]
 
 
 def best_overall_response(time_points: Sequence[TimePointResponse],
@@ -455,9 +572,11 @@ def best_overall_response(time_points: Sequence[TimePointResponse],
     first_pd = next((k for k, tp in enumerate(ordered) if tp.overall_response is Response.PD), None)
     before_pd = ordered if first_pd is None else ordered[:first_pd]
 
+    best_change = best_change_from_baseline_pct(ordered)
+
     def result(response, at=None, confirmed=None):
         return BestOverallResponse(patients[0], response, at.date if at else None,
-                                   confirmed.date if confirmed else None)
+                                   confirmed.date if confirmed else None, best_change)
 
     if criteria.require_confirmation:
         for wanted, allowed in ((Response.CR, {Response.CR}), (Response.PR, {Response.CR, Response.PR})):
@@ -485,31 +604,68 @@ def best_overall_response(time_points: Sequence[TimePointResponse],
     return result(Response.NE)
 
 
-def read_measurements_csv(path: str | Path) -> list[LesionMeasurement]:
+def read_measurements_csv(path: str | Path, *, problems: dict[str, str] | None = None) -> list[LesionMeasurement]:
     """Read the tidy measurement table from CSV.
 
     Columns: ``patient_id, lesion_id, organ, is_lymph_node, date, lesion_type`` (required) and
     ``longest_diameter_mm, short_axis_mm, non_target_status, too_small_to_measure``
     (optional). Dates are ISO (YYYY-MM-DD); booleans true/false, yes/no or 1/0; an empty
     diameter is "not assessed" and ``TSTM`` means too small to measure. Errors name the file,
-    the line and the column.
+    the line, the column and the patient.
+
+    Without ``problems`` the first bad row raises ValueError. With a ``problems`` dict, every
+    bad row is recorded under its patient id (``"line N"`` when the id itself is missing) and
+    that patient's rows are left out, so that the other patients can still be assessed.
+    Rows of a patient listed against date order (a later line dated before an earlier one)
+    are logged as a warning: a date typo is the usual cause.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"measurement table not found: {path}")
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        header = reader.fieldnames or []
-        missing = [name for name in REQUIRED_COLUMNS if name not in header]
-        if missing:
-            raise ValueError(f"{path}: missing column(s) {missing}; the header has {header}")
-        rows = []
-        for row in reader:
-            line = reader.line_num
-            rows.append(_parse_csv_row(row, f"{path}: line {line}"))
-    if not rows:
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            header = reader.fieldnames or []
+            missing = [name for name in REQUIRED_COLUMNS if name not in header]
+            if missing:
+                raise ValueError(f"{path}: missing column(s) {missing}; the header has {header}")
+            rows = []
+            for row in reader:
+                where = f"{path}: line {reader.line_num}"
+                patient = (row.get("patient_id") or "").strip() if isinstance(row.get("patient_id"), str) else ""
+                try:
+                    if None in row:
+                        raise ValueError(f"{where}: more cells than the {len(header)} columns of the header")
+                    rows.append(_parse_csv_row(row, where))
+                except ValueError as error:
+                    if problems is None:
+                        raise
+                    key = patient or f"line {reader.line_num}"
+                    problems.setdefault(key, str(error))
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not a UTF-8 text (CSV) file ({error.reason} at byte {error.start})") from None
+    except csv.Error as error:
+        raise ValueError(f"{path}: not a readable CSV file ({error})") from None
+    if problems:
+        rows = [row for row in rows if row.patient_id not in problems]
+    if not rows and not problems:
         raise ValueError(f"{path}: no measurement rows")
+    _warn_on_date_order(rows, path)
     return rows
+
+
+def _warn_on_date_order(rows: Sequence[LesionMeasurement], path: Path) -> None:
+    """Warn once per patient listed against date order by more than an assessment window (a date typo?)."""
+    window = RecistCriteria().assessment_window_days
+    latest: dict[str, date] = {}
+    warned: set[str] = set()
+    for row in rows:
+        last = latest.get(row.patient_id)
+        if last is not None and (last - row.date).days > window and row.patient_id not in warned:
+            logger.warning("%s: patient %r is listed out of date order (%s after %s); check the dates",
+                           path, row.patient_id, row.date, last)
+            warned.add(row.patient_id)
+        latest[row.patient_id] = max(last or row.date, row.date)
 
 
 def as_measurement(row: LesionMeasurement | Mapping) -> LesionMeasurement:
@@ -521,6 +677,9 @@ def _parse_csv_row(row: Mapping[str, str], where: str) -> LesionMeasurement:
     def text(name: str) -> str:
         return (row.get(name) or "").strip()
 
+    patient = text("patient_id")
+    if patient:
+        where = f"{where} (patient {patient!r})"
     for name in REQUIRED_COLUMNS:
         if not text(name):
             raise ValueError(f"{where}, column '{name}': empty value")
@@ -580,6 +739,23 @@ def _status_from_size(row: LesionMeasurement, criteria: RecistCriteria) -> str:
         return "not_evaluated"
     gone = size < criteria.node_pathological_short_axis_mm if row.is_lymph_node else size == 0.0
     return "absent" if gone else "present"
+
+
+def _decimal_places(values: Iterable[float | None], most: int = 6) -> int:
+    """Most decimals written in any of ``values`` (shortest repr), at most ``most``."""
+    places = 0
+    for value in values:
+        if value is None or not math.isfinite(value):
+            continue
+        text = repr(float(value))
+        if "e" in text or "E" in text:
+            return most
+        places = max(places, len(text.partition(".")[2].rstrip("0")))
+    return min(places, most)
+
+
+def _rounded(value: float | None, places: int) -> float | None:
+    return None if value is None else round(value, places)
 
 
 def _percent_change(value: float | None, reference: float | None) -> float | None:

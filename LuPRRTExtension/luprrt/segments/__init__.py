@@ -27,7 +27,7 @@ from .model import (
     Segmentation,
     SegmentTags,
 )
-from .on_grid import segment_occupancy, segment_regions, segmentation_on_grid
+from .on_grid import check_coverage, fraction_inside, segment_occupancy, segment_regions, segmentation_on_grid
 from .terminology import TAG_KEYS, role_from_terminology, tags_from_codes, terminology_entry
 
 __all__ = [
@@ -42,6 +42,8 @@ __all__ = [
     "Segment",
     "SegmentTags",
     "Segmentation",
+    "check_coverage",
+    "fraction_inside",
     "new_lesion_ids",
     "next_lesion_ids",
     "role_from_terminology",

@@ -22,17 +22,26 @@ means the wrong series).
 from __future__ import annotations
 
 import copy
+import logging
 from collections.abc import Iterable
 
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
-from ..grid import GridGeometry, check_grid_compatibility, same_grid, voxel_box_corners
+from ..grid import GridGeometry, check_grid_compatibility, same_grid, voxel_box_corners, voxel_positions_lps
 from ..regionstats import Region
 from .model import Segmentation
 
+log = logging.getLogger(__name__)
+
 _MAX_SUPERSAMPLED_VOXELS = 200_000_000
+_COVERAGE_SAMPLES = 200_000
+# Shares of a segment inside an image's field of view below which it is refused, or flagged. A liver
+# cut by a few mm at the edge of the axial field of view costs a few % and leaves concentrations and
+# T/N meaningful; below 95 % the images are usually not registered (a shift), or the scan missed the organ.
+COVERAGE_REFUSED = 0.95
+COVERAGE_FLAGGED = 0.995
 
 
 def segmentation_on_grid(segmentation: Segmentation, reference: sitk.Image, *, allow_rotation: bool = False,
@@ -67,6 +76,59 @@ def segmentation_on_grid(segmentation: Segmentation, reference: sitk.Image, *, a
                              f"({GridGeometry.from_image(reference).describe()}); they are too small for "
                              "nearest-neighbour resampling: use fractional occupancy (segment_occupancy)")
     return result
+
+
+def fraction_inside(segmentation: Segmentation, reference: sitk.Image,
+                    segment_ids: Iterable[str] | None = None) -> dict[str, float]:
+    """Share of each segment's voxels (by count) whose centre lies inside the field of view of ``reference``.
+
+    The field of view is the box of ``reference``'s voxels (their outer faces), in its own index
+    space, so any orientation is handled. A segmentation shifted against the SPECT, or a SPECT
+    that does not cover an organ, shows as a fraction below 1. Empty segments give 0. Large
+    segments are sampled at evenly spaced voxels (at most :data:`_COVERAGE_SAMPLES`; the share
+    is then known to about 1/sqrt(samples), 0.2 %).
+    """
+    size = np.asarray(reference.GetSize(), dtype=float)
+    steps = np.asarray(reference.GetDirection()).reshape(3, 3) * np.asarray(reference.GetSpacing())
+    to_index = np.linalg.inv(steps)
+    origin = np.asarray(reference.GetOrigin())
+    fractions = {}
+    for seg in _segments(segmentation, segment_ids):
+        flat = np.flatnonzero(segmentation.mask_array(seg.segment_id))
+        if not flat.size:
+            fractions[seg.segment_id] = 0.0
+            continue
+        flat = flat[::-(-flat.size // _COVERAGE_SAMPLES)]
+        index = (voxel_positions_lps(segmentation.reference, flat) - origin) @ to_index.T
+        inside = np.all((index >= -0.5) & (index <= size - 0.5), axis=1)
+        fractions[seg.segment_id] = float(np.count_nonzero(inside)) / flat.size
+    return fractions
+
+
+def check_coverage(segmentation: Segmentation, reference: sitk.Image, roles: Iterable[str], *,
+                   segmentation_name: str, image_name: str) -> list[str]:
+    """Refuse (ValueError) or flag segments of ``roles`` that lie partly outside the image's field of view.
+
+    A segment with less than :data:`COVERAGE_REFUSED` of its voxels inside the image is refused
+    (the two are not registered, or the scan misses the organ: every number would describe a
+    part); below :data:`COVERAGE_FLAGGED` it is flagged. Returns the warnings (also logged).
+    """
+    chosen = [seg.segment_id for seg in segmentation.segments if seg.tags.role in set(roles)]
+    fractions = fraction_inside(segmentation, reference, chosen)
+    if not fractions:
+        return []
+    worst = min(fractions, key=fractions.get)
+    listing = ", ".join(f"{segmentation.segment(sid).name} {100 * f:.0f} %" for sid, f in sorted(
+        fractions.items(), key=lambda item: item[1]) if f < COVERAGE_FLAGGED)
+    if fractions[worst] < COVERAGE_REFUSED:
+        raise ValueError(f"{segmentation_name} overlaps {image_name} only partly: inside its field of view lie "
+                         f"{listing}; register the segmentation to the image (same frame of reference) or give "
+                         "an image that covers these structures")
+    if fractions[worst] < COVERAGE_FLAGGED:
+        text = f"{segmentation_name} lies partly outside {image_name}: inside lie {listing}"
+        log.warning(text)
+        return [text]
+    return []
 
 
 def segment_regions(segmentation: Segmentation,

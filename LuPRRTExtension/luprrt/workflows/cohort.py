@@ -2,30 +2,58 @@
 
 A study is a folder of patient folders (each with ``manifest.json``, the layout written by
 :func:`luprrt.phantom.write_patient`), or a ``manifest.csv`` listing them
-(``patient_id, folder, ia_side``). Each patient's results go to ``OUT/patients/<id>/``
-and end with ``done.json``: a re-run skips finished patients (resumable), and patients run
-in parallel processes. The cohort tables, figures and HTML report are then made by
-:mod:`luprrt.workflows.cohort_analysis`.
+(``patient_id, folder, ia_side``). Each patient's results go to ``OUT/patients/<id>/``,
+built in a staging folder and put in place whole, ending with ``done.json``: a re-run skips
+finished patients (resumable), and patients run in parallel worker processes. The cohort
+tables, figures and HTML report are then made by :mod:`luprrt.workflows.cohort_analysis`
+(also staged, so an interrupted analysis is simply redone).
+
+Safety of a long batch:
+
+* One run per output folder: ``OUT/.luprrt-cohort.lock`` holds the owner's PID under an
+  exclusive lock (released by the kernel when the owner dies, so a killed run never blocks
+  the next one); a second run into the same ``OUT`` is refused, naming that PID.
+* Workers stop when their parent dies (they watch its PID), so a killed cohort leaves no
+  process behind and no half-written patient (its staging folder is removed by the next run).
+* Ctrl-C or SIGTERM stops the workers, keeps the finished patients and says how to resume.
+* A patient that fails does not stop the others; the failures are listed at the end (and in
+  ``OUT/cohort.json``), and the analysis waits until every patient is done.
+* Each worker's log (warnings included) goes to the patient's ``log.txt``, not the terminal.
+* :func:`cohort_status` tells what is done (``luprrt cohort --status``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 import multiprocessing
+import os
+import signal
+import socket
+import threading
+import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 
-from ..provenance import ProgressCallback, no_progress, provenance_record
+from ..errors import Interrupted, current_option_words, fix, option_words
+from ..outputs import StagedFolder, remove_stale_staging
+from ..provenance import ProgressCallback, file_sha256, no_progress, provenance_record
 from ..segments import SIDES
 from .response import read_manifest
 
 log = logging.getLogger(__name__)
 
 DONE_MARKER = "done.json"
+LOCK_FILE = ".luprrt-cohort.lock"
+STATE_FILE = "cohort.json"
+PATIENT_LOG = "log.txt"
+# How often a worker checks that its parent is alive, s.
+_PARENT_WATCH_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -87,11 +115,14 @@ def is_done(out_dir: Path, entry: PatientEntry) -> bool:
     return (patient_output(out_dir, entry) / DONE_MARKER).is_file()
 
 
-def process_patient(entry: PatientEntry, out_dir: str | Path, options: dict | None = None) -> Path:
+def process_patient(entry: PatientEntry, out_dir: str | Path, options: dict | None = None,
+                    overwrite: bool = False) -> Path:
     """Run one patient through the three analyses; returns its output folder.
 
     Writes ``lobequant/``, ``dose/``, ``measurements.csv``, ``tracking_events.csv``,
-    ``lesion_features.csv`` and, last, ``done.json`` (so an interrupted patient is redone).
+    ``lesion_features.csv``, ``log.txt`` and, last, ``done.json`` into a staging folder that
+    replaces ``OUT/patients/<id>`` only when all of them are written (``overwrite`` allows
+    replacing a finished patient's folder).
     """
     from ..liver import TRIAL_MIN_DIAMETER_MM, TRIAL_TARGETS_PER_LOBE
     from ..tables import write_rows_csv
@@ -103,26 +134,44 @@ def process_patient(entry: PatientEntry, out_dir: str | Path, options: dict | No
     from .response import measure_patient
 
     options = dict(options or {})
-    target = patient_output(Path(out_dir), entry)
-    target.mkdir(parents=True, exist_ok=True)
-    calibration = load_calibration(options.get("calibration"))
-    run_lobequant(entry.folder, ia_side=entry.ia_side, out_dir=target / "lobequant", overwrite=True,
-                  occupancy=options.get("occupancy", "fractional"), calibration=calibration,
-                  target_lesions=options.get("target_lesions", TRIAL_TARGETS_PER_LOBE),
-                  target_min_diameter_mm=options.get("target_min_diameter_mm", TRIAL_MIN_DIAMETER_MM))
-    run_patient_dosimetry(entry.folder, out_dir=target / "dose", overwrite=True,
-                          voxel_dose=options.get("voxel_dose", True),
-                          options=DosimetryOptions(site_calibration=calibration))
-    measured = measure_patient(entry.folder)
-    write_rows_csv(measured.measurements, target / "measurements.csv", overwrite=True)
-    if measured.tracking_events:
-        write_rows_csv(measured.tracking_events, target / "tracking_events.csv", overwrite=True)
-    features = baseline_lesion_features(entry.folder)
-    if features:
-        write_rows_csv(features, target / "lesion_features.csv", overwrite=True)
-    record = provenance_record({"patient_folder": str(entry.folder)}, {"ia_side": entry.ia_side, **options})
-    (target / DONE_MARKER).write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
-    return target
+    with StagedFolder(patient_output(Path(out_dir), entry), overwrite=overwrite) as staged, \
+            _patient_log(staged.path / PATIENT_LOG):
+        target = staged.path
+        calibration = load_calibration(options.get("calibration"))
+        run_lobequant(entry.folder, ia_side=entry.ia_side, out_dir=target / "lobequant",
+                      occupancy=options.get("occupancy", "fractional"), calibration=calibration,
+                      target_lesions=options.get("target_lesions", TRIAL_TARGETS_PER_LOBE),
+                      target_min_diameter_mm=options.get("target_min_diameter_mm", TRIAL_MIN_DIAMETER_MM))
+        run_patient_dosimetry(entry.folder, out_dir=target / "dose", voxel_dose=options.get("voxel_dose", True),
+                              options=DosimetryOptions(site_calibration=calibration))
+        measured = measure_patient(entry.folder)
+        write_rows_csv(measured.measurements, target / "measurements.csv")
+        if measured.tracking_events:
+            write_rows_csv(measured.tracking_events, target / "tracking_events.csv")
+        features = baseline_lesion_features(entry.folder)
+        if features:
+            write_rows_csv(features, target / "lesion_features.csv")
+        record = provenance_record({"patient_folder": str(entry.folder)}, {"ia_side": entry.ia_side, **options})
+        (target / DONE_MARKER).write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+        return staged.commit()
+
+
+@contextlib.contextmanager
+def _patient_log(path: Path) -> Iterator[None]:
+    """Log records of this patient (INFO and up) into ``path`` while the block runs."""
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setLevel(logging.INFO)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(min(level, logging.INFO) if level else logging.INFO)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        root.removeHandler(handler)
+        handler.close()
 
 
 @dataclass
@@ -133,6 +182,55 @@ class CohortRun:
     skipped: list[str]
     out_dir: Path
     report: Path | None = None
+    analysis_up_to_date: bool = False
+
+
+@dataclass
+class CohortStatus:
+    """What a cohort output folder holds (:func:`cohort_status`)."""
+
+    out_dir: Path
+    study: Path | None
+    done: list[str] = field(default_factory=list)
+    pending: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    running_pid: int | None = None
+    analysis: str = "not made"
+
+    def lines(self) -> list[str]:
+        """The status as text lines for a terminal."""
+        total = len(self.done) + len(self.pending)
+        lines = [f"{self.out_dir}: {len(self.done)} of {total} patients done"
+                 + (f", {len(self.failed)} failed" if self.failed else "")
+                 + (f"; a run (PID {self.running_pid}) is writing now" if self.running_pid else "")]
+        lines += [f"  done     {pid}" for pid in self.done]
+        lines += [f"  failed   {pid}: {self.failed[pid]}" if pid in self.failed else f"  pending  {pid}"
+                  for pid in self.pending]
+        lines.append(f"cohort analysis: {self.analysis}")
+        return lines
+
+
+def cohort_status(out_dir: str | Path, study: str | Path | None = None) -> CohortStatus:
+    """Which patients of the study are done, pending or failed, and whether the analysis is up to date.
+
+    ``study`` defaults to the one the last run into ``out_dir`` recorded.
+    """
+    out_dir = Path(out_dir)
+    state = _read_state(out_dir)
+    if study is None:
+        if not state.get("study"):
+            raise FileNotFoundError(f"{out_dir} holds no cohort run to report on (no {STATE_FILE}); give the "
+                                    "study folder")
+        study = Path(state["study"])
+    entries = discover_patients(study)
+    status = CohortStatus(out_dir, Path(study), running_pid=_lock_owner(out_dir))
+    for entry in entries:
+        (status.done if is_done(out_dir, entry) else status.pending).append(entry.patient_id)
+    status.failed = {pid: text for pid, text in state.get("failed", {}).items() if pid in status.pending}
+    analysis = _analysis_state(out_dir, entries)
+    status.analysis = {"current": "up to date", "stale": "made from other patient results: redo it with "
+                       "--overwrite", "missing": "not made yet"}[analysis]
+    return status
 
 
 def run_cohort(study: str | Path, out_dir: str | Path, *, jobs: int = 2, resume: bool = True,
@@ -144,54 +242,315 @@ def run_cohort(study: str | Path, out_dir: str | Path, *, jobs: int = 2, resume:
     ----------
     jobs : parallel worker processes (1 = in this process)
     resume : skip patients whose ``done.json`` exists
-    overwrite : allow replacing the cohort tables, figures and report of an earlier run, and (with
-        ``resume=False``) the outputs of patients that finished before
+    overwrite : allow replacing the cohort tables, figures and report of an earlier run made from
+        other patient results, and (with ``resume=False``) the outputs of patients that finished before
     options : per-patient options (``occupancy``, ``voxel_dose``, ``calibration``: a site-calibration
         file, ``target_lesions`` and ``target_min_diameter_mm``: the trial endpoint's targets)
+
+    Raises
+    ------
+    ValueError
+        Another run holds ``out_dir``, or patients failed (all named; the others are kept).
+    luprrt.errors.Interrupted
+        Ctrl-C or SIGTERM: the workers are stopped, finished patients kept.
     """
     progress = progress or no_progress
+    if jobs < 1:
+        raise ValueError(f"jobs must be at least 1, got {jobs}")
     out_dir = Path(out_dir)
     entries = discover_patients(study)
     pending = [e for e in entries if not (resume and is_done(out_dir, e))]
     skipped = [e.patient_id for e in entries if e not in pending]
     finished = [e.patient_id for e in pending if is_done(out_dir, e)]
     if finished and not overwrite:
-        raise FileExistsError(f"{out_dir}: patients {finished} finished in an earlier run and would be redone "
-                              "(resume=False); pass overwrite=True to replace their outputs")
-    if skipped:
-        log.info("resuming: %d patients already done (%s)", len(skipped), ", ".join(skipped))
+        raise FileExistsError(f"{out_dir}: patients {finished} finished in an earlier run and would be redone; "
+                              f"{fix('overwrite', 'True') or 'keep them'} to replace their outputs")
     out_dir.mkdir(parents=True, exist_ok=True)
-    share = 0.85 if analyse else 1.0
-    done = 0
-    progress(0.0, f"{len(pending)} patients to process, {len(skipped)} done before")
-    if jobs > 1 and len(pending) > 1:
-        # spawn: workers start clean (no inherited threads from numba / BLAS / SimpleITK).
-        context = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-            futures = {pool.submit(process_patient, e, out_dir, options): e for e in pending}
-            for future in as_completed(futures):
-                _raise_with_patient(future, futures[future])
-                done += 1
-                progress(share * done / len(pending), f"patient {futures[future].patient_id} done")
-    else:
-        for entry in pending:
-            process_patient(entry, out_dir, options)
-            done += 1
-            progress(share * done / len(pending), f"patient {entry.patient_id} done")
-    run = CohortRun([e.patient_id for e in pending], skipped, out_dir)
-    if analyse:
-        from .cohort_analysis import analyse_cohort
-
-        run.report = analyse_cohort(out_dir, [e.patient_id for e in entries], overwrite=overwrite,
-                                    progress=lambda f, m: progress(share + (1 - share) * f, m))
+    with _cohort_lock(out_dir), _stop_on_sigterm():
+        remove_stale_staging(out_dir / "patients")
+        remove_stale_staging(out_dir)
+        state = _read_state(out_dir)
+        state.update(study=str(Path(study).resolve()), failed={})
+        _write_state(out_dir, state)
+        if skipped:
+            log.info("resuming: %d patients already done (%s)", len(skipped), ", ".join(skipped))
+        share = 0.85 if analyse else 1.0
+        progress(0.0, f"{len(pending)} patients to process, {len(skipped)} done before")
+        try:
+            failed = _process_all(pending, out_dir, options, jobs,
+                                  lambda done, message: progress(share * done / max(len(pending), 1), message))
+        except KeyboardInterrupt:
+            kept = sum(is_done(out_dir, e) for e in entries)
+            raise Interrupted(f"interrupted; {kept} of {len(entries)} patients are done and kept in {out_dir}: "
+                              "run the same command again to resume") from None
+        if failed:
+            state["failed"] = failed
+            _write_state(out_dir, state)
+            listing = "; ".join(f"{pid}: {text}" for pid, text in sorted(failed.items())[:5])
+            more = f"; and {len(failed) - 5} more" if len(failed) > 5 else ""
+            raise ValueError(f"{len(failed)} of {len(entries)} patients failed ({listing}{more}); the others are "
+                             f"done and kept in {out_dir}: correct the inputs and run the command again to resume "
+                             "(the cohort analysis waits for every patient)")
+        run = CohortRun([e.patient_id for e in pending], skipped, out_dir)
+        if analyse:
+            try:
+                run.report, run.analysis_up_to_date = _analysis(out_dir, entries, overwrite,
+                                                                lambda f, m: progress(share + (1 - share) * f, m))
+            except KeyboardInterrupt:
+                raise Interrupted(f"interrupted during the cohort analysis; all {len(entries)} patients are done "
+                                  f"and kept in {out_dir}: run the same command again to make the analysis"
+                                  ) from None
     progress(1.0, "cohort done")
     return run
 
 
-def _raise_with_patient(future, entry: PatientEntry) -> None:
-    error = future.exception()
-    if error is not None:
-        raise type(error)(f"patient {entry.patient_id} ({entry.folder}): {error}") from error
+def _analysis(out_dir: Path, entries: list[PatientEntry], overwrite: bool,
+              progress: ProgressCallback) -> tuple[Path, bool]:
+    from .cohort_analysis import analyse_cohort
+
+    state = _analysis_state(out_dir, entries)
+    if state == "current":
+        log.info("cohort analysis in %s is up to date", out_dir)
+        return out_dir / "report.html", True
+    if state == "stale" and not overwrite:
+        raise FileExistsError(f"{out_dir} holds a cohort analysis made from other patient results; "
+                              f"{fix('overwrite', 'True') or 'choose another output folder'} to redo it")
+    report = analyse_cohort(out_dir, [e.patient_id for e in entries], overwrite=True, progress=progress,
+                            marker={"patients": _fingerprint(out_dir, entries)})
+    return report, False
+
+
+def _fingerprint(out_dir: Path, entries: list[PatientEntry]) -> dict[str, str]:
+    """SHA-256 of every patient's done marker: the analysis is current while these are unchanged."""
+    return {e.patient_id: file_sha256(patient_output(out_dir, e) / DONE_MARKER) for e in entries}
+
+
+def _analysis_state(out_dir: Path, entries: list[PatientEntry]) -> str:
+    """``"current"``, ``"stale"`` (made from other patient results) or ``"missing"``."""
+    from .cohort_analysis import ANALYSIS_MARKER
+
+    marker = out_dir / ANALYSIS_MARKER
+    if not marker.is_file():
+        return "stale" if (out_dir / "report.html").exists() else "missing"
+    try:
+        recorded = json.loads(marker.read_text(encoding="utf-8")).get("patients")
+    except (OSError, ValueError):
+        return "stale"
+    if not all(is_done(out_dir, e) for e in entries):
+        return "stale"
+    return "current" if recorded == _fingerprint(out_dir, entries) else "stale"
+
+
+def _process_all(pending: list[PatientEntry], out_dir: Path, options: dict | None, jobs: int,
+                 progress) -> dict[str, str]:
+    """Run the pending patients (in worker processes when ``jobs`` > 1); returns the failures by patient.
+
+    A pending patient's folder, if any, is an unfinished or deliberately redone one: it is replaced.
+    """
+    failed: dict[str, str] = {}
+    if jobs == 1 or len(pending) <= 1:
+        for done, entry in enumerate(pending, start=1):
+            try:
+                process_patient(entry, out_dir, options, overwrite=True)
+            except (ValueError, OSError) as error:
+                failed[entry.patient_id] = _one_line(str(error))
+            progress(done, f"patient {entry.patient_id} {'failed' if entry.patient_id in failed else 'done'}")
+        return failed
+    # spawn: workers start clean (no inherited threads from numba / BLAS / SimpleITK).
+    context = multiprocessing.get_context("spawn")
+    words = current_option_words()
+    queue = list(pending)
+    running: dict[int, tuple] = {}
+    done = 0
+    try:
+        while queue or running:
+            while queue and len(running) < jobs:
+                entry = queue.pop(0)
+                receiver, sender = context.Pipe(duplex=False)
+                worker = context.Process(target=_worker_main, name=f"luprrt-{entry.patient_id}",
+                                         args=(entry, out_dir, options, words, os.getpid(), sender))
+                with _sigint_ignored():  # inherited: Ctrl-C cannot hit the child while it starts
+                    worker.start()
+                sender.close()
+                running[worker.sentinel] = (worker, entry, receiver)
+            for sentinel in wait_for(list(running)):
+                worker, entry, receiver = running.pop(sentinel)
+                worker.join()
+                outcome = _outcome(receiver)
+                receiver.close()
+                if outcome is None or outcome[0] != "done":
+                    failed[entry.patient_id] = outcome[1] if outcome else _death(worker.exitcode)
+                done += 1
+                progress(done, f"patient {entry.patient_id} {'failed' if entry.patient_id in failed else 'done'}")
+    except BaseException:
+        for worker, _, _ in running.values():
+            worker.terminate()
+        for worker, _, receiver in running.values():
+            worker.join(timeout=10)
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+            receiver.close()
+        raise
+    return failed
+
+
+def _outcome(receiver) -> tuple | None:
+    """What a finished worker sent, or None when it died first (the pipe is closed without a message)."""
+    try:
+        return receiver.recv() if receiver.poll() else None
+    except (EOFError, OSError):
+        return None
+
+
+def _worker_main(entry: PatientEntry, out_dir: Path, options: dict | None, words, parent_pid: int,
+                 sender) -> None:
+    """A worker process: one patient; the outcome goes back through ``sender``; exits if the parent dies."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
+    signal.signal(signal.SIGTERM, _exit_cleanly)  # the parent stops us: remove the staging folder on the way
+    threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
+    try:
+        with (option_words(words) if words is not None else contextlib.nullcontext()):
+            process_patient(entry, out_dir, options, overwrite=True)
+        sender.send(("done", ""))
+    except (ValueError, OSError) as error:
+        sender.send(("error", _one_line(str(error))))
+    except Exception as error:  # a bug: reported for this patient, the others go on
+        sender.send(("error", _one_line(f"internal error {type(error).__name__}: {error}; please report it")))
+    finally:
+        sender.close()
+
+
+def _exit_cleanly(signum, frame):
+    raise SystemExit(128 + signum)
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """Ignore SIGINT while a worker is started: the new process inherits "ignored" across exec.
+
+    (A blocked signal mask is not inherited by multiprocessing's spawn.) Python keeps an
+    inherited ignore, so the worker never sees Ctrl-C, not even while it imports; the parent
+    stops it. A Ctrl-C in these few milliseconds of the parent's own life is lost.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _watch_parent(parent_pid: int) -> None:
+    while True:
+        time.sleep(_PARENT_WATCH_S)
+        if os.getppid() != parent_pid:
+            os._exit(3)  # the parent is gone: stop now, leaving only a staging folder the next run removes
+
+
+def _death(exitcode: int | None) -> str:
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"its worker process was killed ({name}); run the command again to redo it"
+    return f"its worker process ended without a result (exit status {exitcode}); run the command again"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    """SIGTERM (``kill``, a batch system's stop) raises KeyboardInterrupt like Ctrl-C, so workers are stopped."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+@contextlib.contextmanager
+def _cohort_lock(out_dir: Path) -> Iterator[None]:
+    """Hold ``OUT/.luprrt-cohort.lock`` exclusively for the run; refuse when another process holds it."""
+    path = out_dir / LOCK_FILE
+    handle = open(path, "a+", encoding="utf-8")  # held open (and locked) for the whole run
+    try:
+        if not _try_lock(handle):
+            owner = _lock_owner(out_dir)
+            raise ValueError(f"another luprrt cohort run (PID {owner or 'unknown'}) is writing into {out_dir}; "
+                             "wait for it to finish or stop it, or choose another output folder")
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid(), "host": socket.gethostname(),
+                                 "started": time.strftime("%Y-%m-%dT%H:%M:%S")}))
+        handle.flush()
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            handle.truncate(0)  # an idle lock file names no owner
+        handle.close()  # releases the lock
+
+
+def _try_lock(handle) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # Windows: an exclusive byte-range lock instead
+        import msvcrt
+
+        try:
+            msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+        except OSError:
+            return False
+        return True
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _lock_owner(out_dir: Path) -> int | None:
+    """PID of the run holding ``out_dir``'s lock now, or None when no run holds it."""
+    path = out_dir / LOCK_FILE
+    if not path.is_file():
+        return None
+    with open(path, "a+", encoding="utf-8") as handle:
+        if _try_lock(handle):
+            return None  # nobody holds it (our probe lock is dropped on close)
+        handle.seek(0)
+        try:
+            return int(json.loads(handle.read() or "{}").get("pid"))
+        except (ValueError, TypeError):
+            return None
+
+
+def _read_state(out_dir: Path) -> dict:
+    path = out_dir / STATE_FILE
+    if not path.is_file():
+        return {}
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def _write_state(out_dir: Path, state: dict) -> None:
+    temporary = out_dir / f".{STATE_FILE}.{os.getpid()}"
+    temporary.write_text(json.dumps(state, indent=2), encoding="utf-8")
+    os.replace(temporary, out_dir / STATE_FILE)
 
 
 def make_demo_cohort(folder: str | Path, n_patients: int = 8, *, seed: int = 0, ia_tn_factor: float = 1.3,
@@ -208,7 +567,8 @@ def make_demo_cohort(folder: str | Path, n_patients: int = 8, *, seed: int = 0, 
     folder = Path(folder)
     listing = folder / "manifest.csv"
     if listing.exists() and not overwrite:
-        raise FileExistsError(f"{listing} exists; pass overwrite=True to regenerate the demo study")
+        raise FileExistsError(f"{listing} exists; {fix('overwrite', 'True') or 'choose another folder'} to "
+                              "regenerate the demo study")
     entries = []
     for k in range(n_patients):
         progress(k / n_patients, f"synthetic patient {k + 1} of {n_patients}")

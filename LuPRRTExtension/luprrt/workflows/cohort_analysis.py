@@ -2,19 +2,25 @@
 
 Reads the per-patient outputs of :func:`luprrt.workflows.cohort.process_patient` and writes
 into the cohort output folder: ``lesion_table.csv`` (one row per lesion and cycle),
-``patient_table.csv``, the analysis tables, PNG figures and ``report.html``.
+``patient_table.csv``, the analysis tables, PNG figures, ``report.html`` and, last,
+``analysis.json`` (what the analysis was made from). All of them are written into a staging
+folder and moved in place together (:class:`luprrt.outputs.StagedOutputs`): an interrupted
+analysis leaves the previous one or none, and is simply made again.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
 
+from ..errors import output_exists
+from ..outputs import StagedOutputs
 from ..provenance import ProgressCallback, no_progress, provenance_record
 from ..response.outcome import LesionOutcome, lesion_outcomes
-from ..response.recist import assess_patient, best_overall_response
+from ..response.recist import assess_patient, best_overall_responses
 from ..tables import as_rows
 
 log = logging.getLogger(__name__)
@@ -34,6 +40,12 @@ LESION_DOSE_EXTRA_COLUMNS = {"uncorrected_dose_gy": "tumour_dose_uncorrected_gy"
 # Size-matched sensitivity analysis: IA and IV lesions paired when their volumes differ by at most this factor.
 SIZE_MATCH_MAX_VOLUME_RATIO = 2.0
 RESPONDER_CATEGORY = "response"
+ANALYSIS_MARKER = "analysis.json"
+# Every file the analysis may write (relative to the cohort output folder), checked before it starts.
+ANALYSIS_FILES = ("lesion_table.csv", "patient_table.csv", "primary_ia_iv.csv", "ia_iv_by_cycle.csv",
+                  "uptake_by_cycle.csv", "lesion_dose_by_lobe.csv", "lesion_auc.csv", "lesion_gee_effects.csv",
+                  "figures/paired_ia_iv.png", "figures/roc.png", "figures/forest.png", "figures/spider.png",
+                  "figures/waterfall.png", "report.html", ANALYSIS_MARKER)
 
 
 def _read(path: Path):
@@ -59,7 +71,8 @@ def lesion_table(out_dir: Path, patient_ids: Sequence[str]):
         dose = _read(folder / "dose" / "dose.csv")
         measurements = _read(folder / "measurements.csv")
         if tn is None or dose is None or measurements is None:
-            raise FileNotFoundError(f"patient {patient_id}: results missing in {folder}; re-run without --resume")
+            raise FileNotFoundError(f"patient {patient_id}: results missing in {folder}; run the cohort again "
+                                    "to redo the patient")
         lesions = tn[(tn["role"] == "lesion") & (tn["hours_post_injection"] == PRIMARY_HOURS_POST_INJECTION)]
         lesions = lesions[["cycle", "lesion_id", "side", "route", "volume_ml", "tn_mean", "tn_max",
                            *[c for c in LESION_TN_EXTRA_COLUMNS if c in lesions]]].assign(patient_id=patient_id)
@@ -102,11 +115,10 @@ def _response(measurements, patient_id: str):
     rows = _measurement_records(measurements)
     course = pd.DataFrame(as_rows(lesion_outcomes(rows)), columns=[f.name for f in fields(LesionOutcome)])
     time_points = assess_patient(rows)
-    best = best_overall_response(time_points)
-    changes = [tp.change_from_baseline_pct for tp in time_points if tp.change_from_baseline_pct is not None]
+    (best,) = best_overall_responses({patient_id: time_points})
     patient = {"patient_id": patient_id, "best_overall_response": best.response.value,
                "patient_responder": int(best.response.value in ("CR", "PR")),
-               "best_sum_diameters_change_pct": min(changes) if changes else None,
+               "best_sum_diameters_change_pct": best.best_change_from_baseline_pct,
                "last_overall_response": time_points[-1].overall_response.value if time_points else None}
     return course, patient
 
@@ -128,8 +140,24 @@ def uptake_table(out_dir: Path, patient_ids: Sequence[str]):
 
 
 def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: int = 1000, seed: int = 0,
-                   overwrite: bool = False, progress: ProgressCallback | None = None) -> Path:
-    """Write the cohort tables, analyses, figures and ``report.html`` into ``out_dir``; returns the report."""
+                   overwrite: bool = False, progress: ProgressCallback | None = None,
+                   marker: dict | None = None) -> Path:
+    """Write the cohort tables, analyses, figures and ``report.html`` into ``out_dir``; returns the report.
+
+    ``marker`` is stored in ``analysis.json`` (with the parameters), written last.
+    """
+    progress = progress or no_progress
+    out_dir = Path(out_dir)
+    with StagedOutputs(out_dir, ANALYSIS_FILES, overwrite=overwrite) as outputs:
+        _analyse(out_dir, outputs, patient_ids, n_boot, seed, progress, marker)
+        outputs.commit()
+    progress(1.0, "report written")
+    return out_dir / "report.html"
+
+
+def _analyse(out_dir: Path, outputs: StagedOutputs, patient_ids: Sequence[str], n_boot: int, seed: int,
+             progress: ProgressCallback, marker: dict | None) -> None:
+    """The analysis itself: reads the patients from ``out_dir``, writes into the staging folder."""
     from ..cohort import (
         auc_with_patient_bootstrap_ci,
         figures,
@@ -142,13 +170,11 @@ def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: i
         write_html_report,
     )
 
-    progress = progress or no_progress
-    out_dir = Path(out_dir)
-    figure_dir = out_dir / "figures"
-    figure_dir.mkdir(parents=True, exist_ok=True)
+    figure_dir = outputs.path("figures/paired_ia_iv.png").parent
+    overwrite = False  # everything is new in the staging folder
     lesions, patients, course = lesion_table(out_dir, patient_ids)
-    _write_table(lesions, out_dir / "lesion_table.csv", overwrite)
-    _write_table(patients, out_dir / "patient_table.csv", overwrite)
+    _write_table(lesions, outputs.path("lesion_table.csv"), overwrite)
+    _write_table(patients, outputs.path("patient_table.csv"), overwrite)
     progress(0.2, "lesion table written")
     sections: dict[str, list] = {}
     notes: list[str] = []
@@ -167,11 +193,11 @@ def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: i
         analyses = endpoint_analyses(lesions, value)
         result = analyses[0][1]
         path = figures.paired_ia_iv_figure(result, figure_dir / "paired_ia_iv.png", overwrite=overwrite)
-        _write_table(result.to_frame().assign(analysis=analyses[0][0]), out_dir / "primary_ia_iv.csv", overwrite)
+        _write_table(result.to_frame().assign(analysis=analyses[0][0]), outputs.path("primary_ia_iv.csv"), overwrite)
         for name, sensitivity, file in analyses[1:]:
             if sensitivity is not None:
-                _write_table(sensitivity.to_frame().assign(analysis=name), out_dir / file, overwrite)
-        _write_table(endpoint_table(analyses), out_dir / "ia_iv_endpoints.csv", overwrite)
+                _write_table(sensitivity.to_frame().assign(analysis=name), outputs.path(file), overwrite)
+        _write_table(endpoint_table(analyses), outputs.path("ia_iv_endpoints.csv"), overwrite)
         return [f"{analyses[0][0]}: lesion {value} on the {PRIMARY_HOURS_POST_INJECTION:g} h SPECT/CT after "
                 f"cycle 1, IA lobe vs IV lobe: geometric-mean ratio {result.ratio:.3f} (95 % CI {result.ci_low:.3f}-"
                 f"{result.ci_high:.3f}), paired t-test on log T/N p = {result.p_value:.3g}, "
@@ -185,7 +211,7 @@ def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: i
         import pandas as pd
 
         table = pd.concat(frames, ignore_index=True)
-        _write_table(table, out_dir / "ia_iv_by_cycle.csv", overwrite)
+        _write_table(table, outputs.path("ia_iv_by_cycle.csv"), overwrite)
         mixed = mixed_model_over_cycles(lesions, value=value)
         return [table, mixed]
 
@@ -196,12 +222,12 @@ def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: i
         columns = [f"{region}_uptake_pct" for region in ("kidneys", "liver", "extrahepatic")
                    if f"{region}_uptake_pct" in table]
         summary = uptake_summary_by_cycle(table, columns)
-        _write_table(summary, out_dir / "uptake_by_cycle.csv", overwrite)
+        _write_table(summary, outputs.path("uptake_by_cycle.csv"), overwrite)
         return [summary]
 
     def dose():
         summary = lobe_dose_summary(lesions, dose="tumour_dose_gy")
-        _write_table(summary, out_dir / "lesion_dose_by_lobe.csv", overwrite)
+        _write_table(summary, outputs.path("lesion_dose_by_lobe.csv"), overwrite)
         return [summary]
 
     def models():
@@ -212,12 +238,12 @@ def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: i
         import pandas as pd
 
         auc_table = pd.concat([a.to_frame() for a in aucs], ignore_index=True)
-        _write_table(auc_table, out_dir / "lesion_auc.csv", overwrite)
+        _write_table(auc_table, outputs.path("lesion_auc.csv"), overwrite)
         curves = {p: roc_curve_points(data["responder"], -data[p] if a.lower_predicts_response else data[p])
                   for p, a in zip(predictors, aucs, strict=True)}
         roc = figures.roc_figure(curves, figure_dir / "roc.png", title="Lesion response", overwrite=overwrite)
         effects = gee_logistic(data, "responder", predictors)
-        _write_table(effects.to_frame(), out_dir / "lesion_gee_effects.csv", overwrite)
+        _write_table(effects.to_frame(), outputs.path("lesion_gee_effects.csv"), overwrite)
         forest = figures.forest_plot(effects, figure_dir / "forest.png", title="GEE, odds ratio per SD",
                                      overwrite=overwrite)
         return [auc_table, roc, effects, forest]
@@ -247,14 +273,12 @@ def analyse_cohort(out_dir: str | Path, patient_ids: Sequence[str], *, n_boot: i
         progress(0.2 + 0.75 * (k + 1) / len(steps), name)
     if notes:
         sections["Notes"] = notes
-    report = write_html_report(
-        sections, out_dir / "report.html", title="LuPRRT cohort analysis",
-        provenance=provenance_record({}, {"patients": list(patient_ids), "n_boot": n_boot, "seed": seed,
-                                          "primary_hours_post_injection": PRIMARY_HOURS_POST_INJECTION,
-                                          "lesion_dose_method": LESION_DOSE_METHOD, "endpoint_value": value}),
-        overwrite=overwrite)
-    progress(1.0, "report written")
-    return report
+    record = provenance_record({}, {"patients": list(patient_ids), "n_boot": n_boot, "seed": seed,
+                                    "primary_hours_post_injection": PRIMARY_HOURS_POST_INJECTION,
+                                    "lesion_dose_method": LESION_DOSE_METHOD, "endpoint_value": value})
+    write_html_report(sections, outputs.path("report.html"), title="LuPRRT cohort analysis", provenance=record)
+    outputs.path(ANALYSIS_MARKER).write_text(json.dumps({**record, **(marker or {})}, indent=2, default=str),
+                                             encoding="utf-8")
 
 
 def endpoint_value(lesions) -> str:
@@ -321,6 +345,6 @@ def _measurement_records(measurements) -> list[dict]:
 
 def _write_table(frame, path: Path, overwrite: bool) -> Path:
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+        raise output_exists(path)
     frame.to_csv(path, index=False)
     return path

@@ -34,10 +34,12 @@ from pathlib import Path
 
 from ..dosimetry import MARROW_DOSE_LIMIT_GY, CycleDose, assess_organ_limits
 from ..io import write_volume
+from ..outputs import StagedOutputs
 from ..provenance import ProgressCallback, inputs_sha256, no_progress, provenance_record
 from ..tables import write_rows_csv
 from .dose_cycle import REGISTRATIONS, CycleDosimetry, DosimetryOptions, cycle_dosimetry
 from .dose_inputs import PatientData, read_patient_folder, validate_cycle
+from .response import read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +122,11 @@ def run_patient_dosimetry(patient: str | Path | PatientData, out_dir: str | Path
         source = None
     else:
         source = Path(patient)
-    targets = [] if out_dir is None else _output_paths(out_dir, _cycle_numbers(patient, cycles), overwrite)
+    outputs = None
+    if out_dir is not None:
+        inputs = [source] if source is not None else []
+        outputs = StagedOutputs(out_dir, _output_names(_cycle_numbers(patient, cycles)), overwrite=overwrite,
+                                inputs=inputs)
     if source is not None:
         progress(0.0, f"reading {source.name}")
         patient = read_patient_folder(source, cycles, time_points_h, options.site_calibration)
@@ -156,11 +162,10 @@ def run_patient_dosimetry(patient: str | Path | PatientData, out_dir: str | Path
     record = provenance_record(inputs_sha256(inputs), parameters)
     run = DosimetryRun(patient.patient_id, dose_rows, [row for r in results for row in r.tac_rows],
                        limits_rows, [row for r in results for row in r.registration_rows], results, record)
-    if out_dir is not None:
+    if outputs is not None:
         progress(0.96, "writing tables and maps")
-        run.files = _write_outputs(run, targets, overwrite)
-    log.info("dosimetry of %s: %d cycles, %d dose rows%s", patient.patient_id, len(results), len(dose_rows),
-             f", written to {out_dir}" if out_dir is not None else "")
+        run.files = _write_outputs(run, outputs)
+    log.info("dosimetry of %s: %d cycles, %d dose rows", patient.patient_id, len(results), len(dose_rows))
     progress(1.0, "done")
     return run
 
@@ -170,26 +175,15 @@ def _cycle_numbers(patient, cycles) -> list[int]:
         return [c.cycle for c in patient.cycles]
     if cycles is not None:
         return list(cycles)
-    manifest = Path(patient) / "manifest.json"
-    if not manifest.is_file():
-        raise FileNotFoundError(f"{patient} holds no manifest.json; a patient folder lists its cycles there")
-    visits = json.loads(manifest.read_text(encoding="utf-8")).get("sessions", [])
-    return sorted(v["cycle"] for v in visits if v.get("kind") == "cycle")
+    visits = read_manifest(patient).get("sessions", [])
+    return sorted(v["cycle"] for v in visits if isinstance(v, dict) and v.get("kind") == "cycle"
+                  and isinstance(v.get("cycle"), int))
 
 
-def _output_paths(out_dir: str | Path, cycles: list[int], overwrite: bool) -> list[Path]:
+def _output_names(cycles: list[int]) -> list[str]:
     """Every output file, checked before the computation so that a refusal costs nothing."""
-    out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"output {out} exists and is not a folder")
-    paths = [out / name for name in TABLE_FILES]
-    paths += [out / f"{kind}_cycle{c}.nrrd" for c in cycles for kind in ("tia", "dose")]
-    paths.append(out / "provenance.json")
-    existing = [p.name for p in paths if p.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{out} already holds {existing}; pass overwrite=True (--overwrite) to replace "
-                              "them")
-    return paths
+    return [*TABLE_FILES, *(f"{kind}_cycle{c}.nrrd" for c in cycles for kind in ("tia", "dose")),
+            "provenance.json"]
 
 
 def _with_cumulative_dose(results: list[CycleDosimetry]) -> list[dict]:
@@ -247,23 +241,18 @@ def organ_limit_rows(patient_id: str, results: list[CycleDosimetry], options: Do
     return [{column: row.get(column) for column in LIMIT_COLUMNS} for row in rows]
 
 
-def _write_outputs(run: DosimetryRun, targets: list[Path], overwrite: bool) -> list[Path]:
-    out = targets[0].parent
-    out.mkdir(parents=True, exist_ok=True)
-    files = []
+def _write_outputs(run: DosimetryRun, outputs: StagedOutputs) -> list[Path]:
     tables = (("dose.csv", run.dose_rows), ("tac.csv", run.tac_rows), ("limits.csv", run.limits_rows),
               ("registration.csv", run.registration_rows))
-    for name, rows in tables:
-        files.append(write_rows_csv(rows, out / name, overwrite=overwrite))
-    for result in run.cycles:
-        files.append(write_volume(result.tia_bq_h_per_ml, out / f"tia_cycle{result.cycle}.nrrd", "Bq h/mL",
-                                  overwrite=overwrite))
-        files.append(write_volume(result.dose_gy, out / f"dose_cycle{result.cycle}.nrrd", "Gy", overwrite=overwrite))
-    provenance = out / "provenance.json"
-    if provenance.exists() and not overwrite:
-        raise FileExistsError(f"{provenance} exists; pass overwrite=True to replace it")
-    provenance.write_text(json.dumps(run.provenance, indent=1, allow_nan=False), encoding="utf-8")
-    return [*files, provenance]
+    with outputs:
+        for name, rows in tables:
+            write_rows_csv(rows, outputs.path(name))
+        for result in run.cycles:
+            write_volume(result.tia_bq_h_per_ml, outputs.path(f"tia_cycle{result.cycle}.nrrd"), "Bq h/mL")
+            write_volume(result.dose_gy, outputs.path(f"dose_cycle{result.cycle}.nrrd"), "Gy")
+        outputs.path("provenance.json").write_text(json.dumps(run.provenance, indent=1, allow_nan=False),
+                                                   encoding="utf-8")
+        return outputs.commit()
 
 
 def _plain(value):

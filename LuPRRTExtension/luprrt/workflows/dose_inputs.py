@@ -11,7 +11,6 @@ manifest's hours are the fallback) and must increase in the order listed.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,14 +20,17 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..calibration import SiteCalibration
-from ..io import QuantitativeImage, read_image, read_seg_nrrd
-from ..segments import Segmentation
+from ..io import VOLUME_SUFFIXES, QuantitativeImage, check_activity_image, read_image, read_seg_nrrd
+from ..segments import Segmentation, check_coverage
 from .calibrate import quantitative_spect
+from .response import read_manifest
 
 log = logging.getLogger(__name__)
 
 # Scan times written by hand in a manifest and read from DICOM may differ by rounding.
 _HOURS_AGREEMENT_H = 0.1
+# Regions whose dose needs the SPECT to cover them (marrow and body extend beyond any SPECT field of view).
+_COVERED_ROLES = ("liver", "lobe", "lesion", "kidney", "spleen")
 
 
 @dataclass
@@ -95,13 +97,13 @@ def read_patient_folder(folder: str | Path, cycles: Iterable[int] | None = None,
     """
     folder = Path(folder)
     manifest_path = folder / "manifest.json"
-    if not folder.is_dir():
-        raise FileNotFoundError(f"patient folder not found: {folder}")
-    if not manifest_path.is_file():
-        raise FileNotFoundError(f"{folder} holds no manifest.json; a patient folder lists its cycles there")
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-    visits = {v["cycle"]: v for v in manifest.get("sessions", []) if v.get("kind") == "cycle"}
-    activities = {a["cycle"]: float(a["activity_mbq"]) for a in manifest.get("administrations", [])}
+    manifest = read_manifest(folder)
+    try:
+        visits = {int(v["cycle"]): v for v in manifest["sessions"] if v.get("kind") == "cycle"}
+        activities = {int(a["cycle"]): float(a["activity_mbq"]) for a in manifest.get("administrations", [])}
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{manifest_path}: a cycle visit or administration lacks a valid {error} "
+                         "(cycle, activity_mbq)") from None
     wanted = sorted(visits) if cycles is None else list(cycles)
     unknown = [c for c in wanted if c not in visits]
     if unknown or not wanted:
@@ -124,10 +126,19 @@ def read_patient_folder(folder: str | Path, cycles: Iterable[int] | None = None,
         ct_path = folder / visit["ct"]
         segmentation_path = folder / visit["segmentation"]
         ct = _read_ct(ct_path)
+        segmentation = read_seg_nrrd(segmentation_path)
         time_points = []
         for entry in entries:
+            if not isinstance(entry, dict) or not entry.get("file"):
+                raise ValueError(f"{manifest_path}: cycle {cycle} lists a SPECT without 'file'")
             spect_path = folder / entry["file"]
-            spect = quantitative_spect(spect_path, None, calibration)
+            given = {} if cycle not in activities or spect_path.name.lower().endswith(VOLUME_SUFFIXES) else {
+                "injected_activity_mbq": activities[cycle]}
+            spect = quantitative_spect(spect_path, None, calibration, **given)
+            if spect.units == "Bq/mL":
+                check_activity_image(spect.image, str(spect_path))
+                check_coverage(segmentation, spect.image, _COVERED_ROLES,
+                               segmentation_name=f"segmentation {segmentation_path}", image_name=f"SPECT {spect_path}")
             own_ct = None
             if entry.get("ct") and (folder / entry["ct"]).resolve() != ct_path.resolve():
                 own_ct = _read_ct(folder / entry["ct"])
@@ -137,9 +148,10 @@ def read_patient_folder(folder: str | Path, cycles: Iterable[int] | None = None,
             inputs.append(spect_path)
         activity = activities.get(cycle, time_points[0].spect.injected_activity_mbq)
         if activity is None:
-            raise ValueError(f"{manifest_path}: no administered activity for cycle {cycle} (administrations "
-                             "list or the SPECT's RadionuclideTotalDose)")
-        data.append(CycleData(cycle, activity, ct, read_seg_nrrd(segmentation_path), time_points))
+            raise ValueError(f"{manifest_path}: no administered activity for cycle {cycle}; add it to the "
+                             "manifest's administrations (cycle, activity_mbq) or the SPECT's "
+                             "RadionuclideTotalDose")
+        data.append(CycleData(cycle, activity, ct, segmentation, time_points))
         inputs += [ct_path, segmentation_path]
         validate_cycle(data[-1])
     return PatientData(str(manifest.get("patient_id", folder.name)), data, inputs)

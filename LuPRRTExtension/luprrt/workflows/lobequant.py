@@ -43,8 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..calibration import DEFAULT_MARGIN_FWHM, SiteCalibration
+from ..errors import fix, option, or_fix
 from ..grid import LPS_TO_RAS, check_grid_compatibility
-from ..io import read_image, read_segmentation_file
+from ..io import VOLUME_SUFFIXES, check_activity_image, read_image, read_segmentation_file
 from ..liver import (
     OCCUPANCY_MODES,
     TRIAL_MIN_DIAMETER_MM,
@@ -58,8 +59,9 @@ from ..liver import (
     tumour_to_nontumour,
     uptake_rows,
 )
+from ..outputs import StagedOutputs
 from ..provenance import ProgressCallback, inputs_sha256, no_progress, provenance_record
-from ..segments import SIDES, Segmentation, SegmentTags
+from ..segments import SIDES, Segmentation, SegmentTags, check_coverage
 from ..tables import write_rows_csv
 from .calibrate import load_calibration, quantitative_spect
 
@@ -201,13 +203,21 @@ def prepare_segmentation(segmentation: Segmentation, ia_side: str | None,
     """
     if ia_side is None:
         raise ValueError("the IA side is missing: give the side of the hepatic artery that received "
-                         "177Lu-dotatate (right or left)")
+                         f"177Lu-dotatate (right or left){or_fix('ia_side', repr('right'))}")
+    if not segmentation.find(role="lesion"):
+        raise ValueError("the segmentation has no lesion segment (role=lesion): T/N compares lesions with "
+                         "non-tumour liver; tag the lesions (LuPRRT role 'lesion') in the segmentation")
     if split is not None:
         segmentation = split_lobes(segmentation, split)
     elif not segmentation.find(role="lobe"):
-        raise ValueError("the segmentation has no lobe segments (role=lobe); give a lobe split: a plane, "
+        raise ValueError("the segmentation has no lobe segments (role=lobe); give a lobe split"
+                         f"{' with ' + option('lobe_method') if option('lobe_method') else ''}: a plane, "
                          "Cantlie's landmarks, Couinaud segments or vessel points")
-    return assign_lesions_to_lobes(assign_routes(segmentation, ia_side))
+    prepared = assign_lesions_to_lobes(assign_routes(segmentation, ia_side))
+    for side in SIDES:
+        if not prepared.find(role="lesion", side=side):
+            log.warning("the %s lobe holds no lesion: its T/N and the IA/IV ratio are not defined (NaN)", side)
+    return prepared
 
 
 def run_lobequant(inputs: LobeQuantInputs | str | Path, *, ia_side: str | None = None,
@@ -269,7 +279,14 @@ def run_lobequant(inputs: LobeQuantInputs | str | Path, *, ia_side: str | None =
         raise ValueError(f"non-tumour margin must be a finite number >= 0 mm, got {margin_mm}")
     ia_side = _ia_side(ia_side, inputs)
     calibration = load_calibration(calibration)
-    outputs = _output_paths(out_dir, uptake, overwrite)
+    outputs = None
+    if out_dir is not None:
+        input_files = inputs.files()
+        if lobe_method is not None and isinstance(lobe_method.couinaud_labels, Path):
+            input_files.append(lobe_method.couinaud_labels)
+        names = [TN_FILE, RATIO_FILE, TRIAL_FILE, TRIAL_RATIO_FILE, *([UPTAKE_FILE] if uptake else []),
+                 PROVENANCE_FILE]
+        outputs = StagedOutputs(out_dir, names, overwrite=overwrite, inputs=input_files)
 
     cycles: list[CycleSpect] = []
     segmentations: dict[str, Segmentation] = {}
@@ -299,8 +316,9 @@ def run_lobequant(inputs: LobeQuantInputs | str | Path, *, ia_side: str | None =
     if uptake:
         missing = [c.cycle for c in cycles if c.administered_activity_mbq is None]
         if missing:
-            raise ValueError(f"administered activity unknown for cycles {sorted(set(missing))} (not in the "
-                             "SPECT header): give it, or skip the uptake tables")
+            raise ValueError(f"administered activity unknown for cycles {sorted(set(missing))} (no "
+                             "RadionuclideTotalDose in the SPECT header): "
+                             f"{fix('injected_activity_mbq', '7400.0') or 'give it'}{or_fix('uptake', 'False')}")
         uptake_table = uptake_rows(cycles, progress=stage(0.85, 0.1))
 
     parameters = {"ia_side": ia_side, "lobe_split": lobe_method.describe() if lobe_method else "segmentation",
@@ -310,7 +328,7 @@ def run_lobequant(inputs: LobeQuantInputs | str | Path, *, ia_side: str | None =
                   "calibration": calibration.label if calibration is not None else None,
                   "trial_definition": tn.parameters.get("trial_definition"), "spects": spect_record}
     run = LobeQuantRun(tn, uptake_table, ia_side, segmentations, parameters)
-    if outputs:
+    if outputs is not None:
         extra_inputs = [Path(calibration.source)] if calibration is not None and Path(calibration.source).is_file() \
             else []
         run.files = _write_outputs(run, inputs, lobe_method, outputs, extra_inputs)
@@ -420,7 +438,7 @@ def _ia_side(ia_side: str | None, inputs: LobeQuantInputs) -> str:
     recorded = inputs.ia_side
     if ia_side is None and recorded is None:
         raise ValueError("the IA side is missing: give the side of the hepatic artery that received "
-                         "177Lu-dotatate (right or left)")
+                         f"177Lu-dotatate (right or left){or_fix('ia_side', repr('right'))}")
     if ia_side is not None and ia_side not in SIDES:
         raise ValueError(f"IA side must be one of {SIDES}, got {ia_side!r}")
     if ia_side is not None and recorded is not None and ia_side != recorded:
@@ -429,32 +447,19 @@ def _ia_side(ia_side: str | None, inputs: LobeQuantInputs) -> str:
     return ia_side or recorded
 
 
-def _output_paths(out_dir, uptake: bool, overwrite: bool) -> dict[str, Path]:
-    if out_dir is None:
-        return {}
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise NotADirectoryError(f"output folder {out_dir} is a file")
-    names = [TN_FILE, RATIO_FILE, TRIAL_FILE, TRIAL_RATIO_FILE] + ([UPTAKE_FILE] if uptake else []) + \
-        [PROVENANCE_FILE]
-    paths = {name: out_dir / name for name in names}
-    existing = [str(p) for p in paths.values() if p.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"output files exist: {', '.join(existing)}; pass overwrite (--overwrite) "
-                              "to replace them")
-    return paths
-
-
 def _session_segmentation(session: SessionInput, ia_side: str, split: LobeSplit | None) -> Segmentation:
     if not session.segmentation.is_file():
         raise FileNotFoundError(f"segmentation file not found: {session.segmentation}")
     segmentation = read_segmentation_file(session.segmentation, session.ct, roles=session.segment_roles)
-    try:
-        if session.ct is not None:
-            if not session.ct.exists():
-                raise FileNotFoundError(f"CT not found: {session.ct}")
-            ct = read_image(session.ct, units="HU").image
+    if session.ct is not None:
+        if not session.ct.exists():
+            raise FileNotFoundError(f"CT not found: {session.ct}")
+        ct = read_image(session.ct, units="HU").image  # its own errors name the CT
+        try:
             check_grid_compatibility(segmentation.reference, ct, what="segmentation")
+        except ValueError as error:
+            raise ValueError(f"{session.segmentation} does not fit the CT {session.ct}: {error}") from None
+    try:
         return prepare_segmentation(segmentation, ia_side, split)
     except ValueError as error:
         raise ValueError(f"{session.segmentation}: {error}") from error
@@ -464,10 +469,15 @@ def _cycle_spect(spect: SpectInput, segmentation: Segmentation, segmentation_pat
                  calibration: SiteCalibration | None = None) -> tuple[CycleSpect, dict]:
     if not spect.path.exists():
         raise FileNotFoundError(f"SPECT of cycle {spect.cycle} not found: {spect.path}")
-    image = quantitative_spect(spect.path, spect.units, calibration)
+    options = {} if spect.administered_activity_mbq is None else {
+        "injected_activity_mbq": spect.administered_activity_mbq}
+    if spect.path.name.lower().endswith(VOLUME_SUFFIXES):
+        options = {}
+    image = quantitative_spect(spect.path, spect.units, calibration, **options)
     if image.units != "Bq/mL":
         raise ValueError(f"{spect.path}: SPECT voxel values are in {image.units}, not Bq/mL; T/N and uptake "
                          "need a quantitative SPECT (activity concentration)")
+    warnings = [*image.warnings, *check_activity_image(image.image, str(spect.path))]
     hours = spect.hours_post_injection
     if hours is None:
         hours = image.hours_post_injection  # raises naming the file when the header lacks the times
@@ -483,8 +493,11 @@ def _cycle_spect(spect: SpectInput, segmentation: Segmentation, segmentation_pat
                                  what=f"segmentation {segmentation_path}")
     except ValueError as error:
         raise ValueError(f"{spect.path}: geometry mismatch: {error}") from error
+    warnings += check_coverage(segmentation, image.image, ("liver", "lobe", "lesion"),
+                               segmentation_name=f"segmentation {segmentation_path}",
+                               image_name=f"SPECT {spect.path}")
     record = {"cycle": spect.cycle, "hours_post_injection": float(hours), "file": str(spect.path),
-              "administered_activity_mbq": activity, "warnings": list(image.warnings)}
+              "administered_activity_mbq": activity, "warnings": warnings}
     return CycleSpect(spect.cycle, float(hours), image.image, segmentation, activity), record
 
 
@@ -501,20 +514,26 @@ def _check_cycles(cycles: list[CycleSpect]) -> None:
 
 
 def _write_outputs(run: LobeQuantRun, inputs: LobeQuantInputs, split: LobeSplit | None,
-                   paths: dict[str, Path], extra_inputs: list[Path]) -> list[Path]:
-    written = [write_rows_csv(run.tn_rows, paths[TN_FILE], overwrite=True)]
-    if run.ratio_rows:
-        written.append(write_rows_csv(run.ratio_rows, paths[RATIO_FILE], overwrite=True))
-    if run.tn.trial_rows:
-        written.append(write_rows_csv(run.tn.trial_rows, paths[TRIAL_FILE], overwrite=True))
-    if run.tn.trial_ratio_rows:
-        written.append(write_rows_csv(run.tn.trial_ratio_rows, paths[TRIAL_RATIO_FILE], overwrite=True))
-    if UPTAKE_FILE in paths:
-        written.append(write_rows_csv(run.uptake_rows, paths[UPTAKE_FILE], overwrite=True))
-    files = inputs.files() + extra_inputs
-    if split is not None and isinstance(split.couinaud_labels, Path):
-        files.append(split.couinaud_labels)
-    record = provenance_record(inputs_sha256(files), run.parameters)
-    record["outputs"] = [p.name for p in written]
-    paths[PROVENANCE_FILE].write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
-    return [*written, paths[PROVENANCE_FILE]]
+                   outputs: StagedOutputs, extra_inputs: list[Path]) -> list[Path]:
+    with outputs:
+        written = [TN_FILE]
+        write_rows_csv(run.tn_rows, outputs.path(TN_FILE))
+        if run.ratio_rows:
+            write_rows_csv(run.ratio_rows, outputs.path(RATIO_FILE))
+            written.append(RATIO_FILE)
+        if run.tn.trial_rows:
+            write_rows_csv(run.tn.trial_rows, outputs.path(TRIAL_FILE))
+            written.append(TRIAL_FILE)
+        if run.tn.trial_ratio_rows:
+            write_rows_csv(run.tn.trial_ratio_rows, outputs.path(TRIAL_RATIO_FILE))
+            written.append(TRIAL_RATIO_FILE)
+        if run.uptake_rows:
+            write_rows_csv(run.uptake_rows, outputs.path(UPTAKE_FILE))
+            written.append(UPTAKE_FILE)
+        files = inputs.files() + extra_inputs
+        if split is not None and isinstance(split.couinaud_labels, Path):
+            files.append(split.couinaud_labels)
+        record = provenance_record(inputs_sha256(files), run.parameters)
+        record["outputs"] = written
+        outputs.path(PROVENANCE_FILE).write_text(json.dumps(record, indent=2, default=str), encoding="utf-8")
+        return outputs.commit()

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 from ..io import read_seg_nrrd
@@ -38,23 +39,58 @@ class PatientMeasurements:
 
 
 def read_manifest(patient_folder: str | Path) -> dict:
-    """The patient's ``manifest.json``, with a clear error when it is missing or incomplete."""
-    path = Path(patient_folder) / "manifest.json"
+    """The patient's ``manifest.json``, with a clear error when it is missing, unreadable or incomplete."""
+    folder = Path(patient_folder)
+    path = folder / "manifest.json"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"patient folder not found: {folder}")
     if not path.is_file():
-        raise FileNotFoundError(f"no manifest.json in patient folder {patient_folder}")
-    manifest = json.loads(path.read_text(encoding="utf-8"))
+        raise FileNotFoundError(f"no manifest.json in patient folder {folder}")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise ValueError(f"{path}: not a readable JSON manifest ({error}); repair or rewrite it") from None
+    if not isinstance(manifest, dict):
+        raise ValueError(f"{path}: a LuPRRT manifest is a JSON object with patient_id and sessions")
     for key in ("patient_id", "sessions"):
         if key not in manifest:
             raise ValueError(f"{path}: missing key {key!r}")
+    if not isinstance(manifest["sessions"], list) or not all(isinstance(v, dict) for v in manifest["sessions"]):
+        raise ValueError(f"{path}: 'sessions' must be a list of visits (objects)")
     return manifest
 
 
 def measure_patient(patient_folder: str | Path, *, match_distance_mm: float = 20.0,
                     criteria: RecistCriteria | None = None,
                     progress: ProgressCallback | None = None) -> PatientMeasurements:
+    """Track and measure every lesion at every visit of one patient folder (see :func:`measure_segmentations`)."""
+    folder = Path(patient_folder)
+    manifest = read_manifest(folder)
+    try:
+        visits = [Visit(str(session["name"]), datetime.fromisoformat(session["datetime"]).date(),
+                        folder / session["segmentation"]) for session in manifest["sessions"]]
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{folder / 'manifest.json'}: every visit needs name, datetime (ISO) and segmentation "
+                         f"({type(error).__name__}: {error})") from None
+    return measure_segmentations(str(manifest["patient_id"]), visits, match_distance_mm=match_distance_mm,
+                                 criteria=criteria, progress=progress)
+
+
+@dataclass(frozen=True)
+class Visit:
+    """One imaging visit: its name, date and the tagged segmentation (``.seg.nrrd``) of its lesions."""
+
+    name: str
+    date: date
+    segmentation: Path
+
+
+def measure_segmentations(patient_id: str, visits: Sequence[Visit], *, match_distance_mm: float = 20.0,
+                          criteria: RecistCriteria | None = None,
+                          progress: ProgressCallback | None = None) -> PatientMeasurements:
     """Track and measure every lesion at every visit of one patient.
 
-    The first visit is the baseline: its lesion ids are the reference, target lesions are
+    The earliest visit is the baseline: its lesion ids are the reference, target lesions are
     chosen there by RECIST 1.1 rules, all other baseline lesions are non-targets. At each
     later visit the lesion segments are matched to the baseline (all visits share one frame
     of reference after registration, so no transform is applied); a baseline lesion without
@@ -62,30 +98,37 @@ def measure_patient(patient_folder: str | Path, *, match_distance_mm: float = 20
     """
     criteria = criteria or RecistCriteria()
     progress = progress or no_progress
-    folder = Path(patient_folder)
-    manifest = read_manifest(folder)
-    patient_id = manifest["patient_id"]
-    sessions = sorted(manifest["sessions"], key=lambda s: s["datetime"])
+    if not visits:
+        raise ValueError(f"patient {patient_id}: no visit to measure")
     baseline: Segmentation | None = None
     rows: list[dict] = []
     events: list[dict] = []
     taken: set[str] = set()
-    for index, session in enumerate(sessions):
-        progress(index / len(sessions), f"lesions of {session['name']}")
-        segmentation = read_seg_nrrd(folder / session["segmentation"])
+    ordered = sorted(visits, key=lambda v: v.date)
+    if len({v.date for v in ordered}) != len(ordered):
+        raise ValueError(f"patient {patient_id}: two visits on one date; give one segmentation per date")
+    for index, visit in enumerate(ordered):
+        progress(index / len(ordered), f"lesions of {visit.name}")
+        if not visit.segmentation.is_file():
+            raise FileNotFoundError(f"segmentation of visit {visit.name} not found: {visit.segmentation}")
+        segmentation = read_seg_nrrd(visit.segmentation)
+        if not segmentation.find(role="lesion"):
+            log.warning("%s holds no lesion segment (role=lesion): every lesion counts as gone", visit.segmentation)
         if baseline is None:
             baseline = segmentation
             taken = {s.tags.lesion_id for s in segmentation.find(role="lesion")}
+            if not taken:
+                raise ValueError(f"{visit.segmentation}: the baseline has no lesion segment (role=lesion); "
+                                 "RECIST needs the baseline lesions")
         else:
             match = match_lesions(baseline, segmentation, max_distance_mm=match_distance_mm, taken_ids=taken)
             segmentation = apply_tracking_ids(segmentation, match)
             taken |= set(match.mapping.values())
-            events += [{"patient_id": patient_id, "visit": session["name"], **_event_row(event)}
+            events += [{"patient_id": patient_id, "visit": visit.name, **_event_row(event)}
                        for event in match.events]
-        visit_date = datetime.fromisoformat(session["datetime"]).date()
         diameters = segment_diameters(segmentation)
         rows += [{"patient_id": patient_id, "lesion_id": lesion_id, "organ": LESION_ORGAN,
-                  "is_lymph_node": False, "date": visit_date, "visit": session["name"],
+                  "is_lymph_node": False, "date": visit.date, "visit": visit.name,
                   "longest_diameter_mm": d.longest_diameter_mm, "short_axis_mm": d.short_axis_mm,
                   "diameter_source": d.source}
                  for lesion_id, d in sorted(diameters.items())]

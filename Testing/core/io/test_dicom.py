@@ -106,6 +106,10 @@ TRAP_SIGNATURES = {
     "rwv_only": lambda ds: "RescaleSlope" not in ds and "Units" not in ds
     and ds.RealWorldValueMappingSequence[0].MeasurementUnitsCodeSequence[0].CodeValue == "Bq/ml",
     "counts": lambda ds: ds.Units == "CNTS",
+    # Frames carry their own slopes (the z gradient gives every frame another maximum); the top level says 1.
+    "per_frame_rescale": lambda ds: float(ds.RescaleSlope) == 1.0 and len(
+        {float(g.PixelValueTransformationSequence[0].RescaleSlope) for g in ds.PerFrameFunctionalGroupsSequence})
+    == int(ds.NumberOfFrames),
 }
 
 
@@ -196,6 +200,77 @@ def test_nm_rwv_in_kbq_per_ml_is_scaled(tmp_path):
     assert_same_values(read_nm_spect(path).image, truth)
 
 
+@pytest.mark.parametrize(("unit", "factor"), [("Bq/ml", 1.0), ("kBq/ml", 1e3), ("MBq/ml", 1e6)])
+def test_nm_rwv_intercept_and_slope_are_both_scaled_by_the_unit(tmp_path, unit, factor):
+    """value [Bq/mL] = (stored x slope + intercept) x unit factor; a non-zero intercept shows a missed factor."""
+    truth = spect_truth()
+    offset_bq_per_ml = 500.0  # 3 % of the largest voxel, 50 % of the smallest: far above the 0.1 % tolerance
+    path = write_spect(tmp_path / "spect.dcm", truth, "rwv_only")
+
+    def rescale(ds):
+        mapping = ds.RealWorldValueMappingSequence[0]
+        mapping.RealWorldValueSlope = float(mapping.RealWorldValueSlope) / factor
+        mapping.RealWorldValueIntercept = (float(mapping.RealWorldValueIntercept) + offset_bq_per_ml) / factor
+        mapping.MeasurementUnitsCodeSequence[0].CodeValue = unit
+
+    edit_dicom(path, rescale)
+    assert_same_values(read_nm_spect(path).image, truth + offset_bq_per_ml)
+
+
+def test_nm_per_frame_rwv_mapping_is_applied_per_frame(tmp_path):
+    truth = spect_truth()
+    path = write_spect(tmp_path / "spect.dcm", truth, "per_frame_rescale")
+
+    def to_rwv(ds):
+        for group in ds.PerFrameFunctionalGroupsSequence:
+            transformation = group.PixelValueTransformationSequence[0]
+            mapping = pydicom.Dataset()
+            mapping.RealWorldValueSlope = float(transformation.RescaleSlope) / 1e3
+            mapping.RealWorldValueIntercept = float(transformation.RescaleIntercept) / 1e3
+            unit = pydicom.Dataset()
+            unit.CodeValue, unit.CodingSchemeDesignator, unit.CodeMeaning = "kBq/ml", "UCUM", "kBq/ml"
+            mapping.MeasurementUnitsCodeSequence = [unit]
+            group.RealWorldValueMappingSequence = [mapping]
+            del group.PixelValueTransformationSequence
+        del ds.Units
+
+    edit_dicom(path, to_rwv)
+    assert_same_values(read_nm_spect(path).image, truth)
+
+
+def test_nm_total_dose_is_mbq_and_bq_is_detected_by_magnitude(tmp_path):
+    standard = write_spect(tmp_path / "a.dcm", spect_truth())
+    # The NM Isotope module (PS3.3 C.8.4.10) defines MBq: 7400 in the header is 7.4 GBq.
+    assert float(pydicom.dcmread(standard).RadiopharmaceuticalInformationSequence[0].RadionuclideTotalDose) == 7400.0
+    assert read_nm_spect(standard).injected_activity_mbq == 7400.0
+    in_bq = read_nm_spect(write_spect(tmp_path / "b.dcm", spect_truth(), "injected_activity_in_bq"))
+    assert in_bq.injected_activity_mbq == pytest.approx(7400.0, rel=1e-12)
+    assert [w for w in in_bq.warnings if "RadionuclideTotalDose (0018,1074) = 7.4e+09 is not plausible in MBq" in w]
+
+
+def test_nm_missing_total_dose_is_no_error_and_can_be_given(tmp_path):
+    path = write_spect(tmp_path / "spect.dcm", spect_truth(), "missing_injected_activity")
+    assert read_nm_spect(path).injected_activity_mbq is None
+    assert read_nm_spect(path, injected_activity_mbq=ACTIVITY_MBQ).injected_activity_mbq == ACTIVITY_MBQ
+    with pytest.raises(ValueError, match="injected activity must be a positive number of MBq, got -1"):
+        read_nm_spect(path, injected_activity_mbq=-1.0)
+
+
+@pytest.mark.parametrize(("trap", "tags", "used"), [
+    ("conflicting_acquisition_datetime", ("AcquisitionDateTime (0008,002A) = 2024-03-05T10:30:15",
+                                          "AcquisitionDate (0008,0022) + AcquisitionTime (0008,0032) = "
+                                          "2024-03-05T08:30:15"), "using AcquisitionDateTime"),
+    ("conflicting_injection_time", ("RadiopharmaceuticalStartDateTime (0018,1078) = 2024-03-04T09:00:00",
+                                    "RadiopharmaceuticalStartTime = 2024-03-04T10:00:00"),
+     "using RadiopharmaceuticalStartDateTime"),
+])
+def test_nm_conflicting_date_times_warn_naming_both_tags_and_the_one_used(tmp_path, trap, tags, used):
+    result = read_nm_spect(write_spect(tmp_path / "spect.dcm", spect_truth(), trap))
+    (warning,) = [w for w in result.warnings if "disagrees with" in w]
+    assert all(tag in warning for tag in tags) and warning.endswith(used)
+    assert result.hours_post_injection == pytest.approx(HOURS_POST_INJECTION, abs=1e-9)  # the DT values
+
+
 def test_nm_counts_need_a_calibration(tmp_path):
     path = write_spect(tmp_path / "spect.dcm", spect_truth(), "counts")
     with pytest.raises(ValueError,
@@ -226,8 +301,6 @@ def test_nm_counts_scale_inversely_with_calibration_and_view_duration(tmp_path):
      {"acquisition_datetime": ACQUISITION}),
     ("injection_after_acquisition", r"injection 2024-03-05T11:30:15 .* is after the acquisition start",
      {"injection_datetime": INJECTION}),
-    ("missing_injected_activity", r"RadionuclideTotalDose \(0018,1074\).*injected_activity_mbq=",
-     {"injected_activity_mbq": ACTIVITY_MBQ}),
 ])
 def test_nm_timing_traps_name_the_tag_and_the_keyword_fixes_them(tmp_path, trap, message, fix):
     path = write_spect(tmp_path / "spect.dcm", spect_truth(), trap)
@@ -330,7 +403,8 @@ def test_ct_several_series_need_a_series_uid(tmp_path):
     second = gradient_image(0.0, (1.0, 1.0, 1.0), spacing=(0.9, 0.75, 2.5))
     write_ct(tmp_path / "b", second, "second")
     uids = [pydicom.dcmread(next((tmp_path / name).iterdir())).SeriesInstanceUID for name in ("a", "b")]
-    with pytest.raises(ValueError, match="2 CT series found; pass series_uid=") as error:
+    with pytest.raises(ValueError, match=r"2 CT series found .*; point at a folder with one series, or "
+                                         r"pass series_uid=") as error:
         read_ct_series(tmp_path)
     assert all(uid in str(error.value) for uid in uids)
     np.testing.assert_array_equal(sitk.GetArrayFromImage(read_ct_series(tmp_path, series_uid=uids[1])),
@@ -376,6 +450,18 @@ def test_pet_start_time_only_is_taken_on_the_acquisition_day(tmp_path):
     assert result.injection_datetime == ACQUISITION - timedelta(hours=1)
     assert result.pet.half_life_h == pytest.approx(67.71 / 60.0, rel=1e-9)
     assert any("RadiopharmaceuticalStartTime (0018,1072)" in w for w in result.warnings)
+
+
+def test_pet_total_dose_is_bq_and_mbq_is_detected_by_magnitude(tmp_path):
+    paths = write_pet(tmp_path / "pet", gradient_image(2000.0, (1.0, 1.0, 1.0)))
+    # The PET Isotope module (PS3.3 C.8.9.2) defines Bq.
+    assert float(pydicom.dcmread(paths[0]).RadiopharmaceuticalInformationSequence[0].RadionuclideTotalDose) == 2.5e8
+    for path in paths:
+        edit_dicom(path, lambda ds: setattr(ds.RadiopharmaceuticalInformationSequence[0],
+                                            "RadionuclideTotalDose", "250"))
+    result = read_pet_series(tmp_path / "pet")
+    assert result.injected_activity_mbq == 250.0
+    assert any("RadionuclideTotalDose (0018,1074) = 250 is not plausible in Bq" in w for w in result.warnings)
 
 
 def test_pet_rejects_non_bqml_units(tmp_path):

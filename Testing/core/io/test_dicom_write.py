@@ -126,7 +126,7 @@ def test_nm_spect_one_multiframe_file_in_bq_per_ml(tmp_path):
     assert np.abs(ds.pixel_array * slope - bq_per_ml).max() <= 0.5 * slope
 
     item = ds.RadiopharmaceuticalInformationSequence[0]
-    assert float(item.RadionuclideTotalDose) == 7.4e9  # Bq
+    assert float(item.RadionuclideTotalDose) == 7400.0  # MBq: the NM Isotope module's unit (PS3.3 C.8.4.10)
     assert float(item.RadionuclideHalfLife) == pytest.approx(6.647 * 24 * 3600, rel=1e-12)  # 6.647 d, ICRP-107
     assert (item.RadiopharmaceuticalStartDateTime, item.RadiopharmaceuticalStartTime) == ("20240304090000",
                                                                                           "090000")
@@ -159,7 +159,7 @@ def test_nm_refuses_bad_input_and_never_overwrites(tmp_path):
     nm = {"injection_datetime": INJECTION, "injected_activity_mbq": 7400.0}
     path = write_nm_spect(image, tmp_path / "spect.dcm", **common(), **nm)
     written = path.read_bytes()
-    with pytest.raises(FileExistsError, match=r"spect\.dcm exists; pass overwrite=True"):
+    with pytest.raises(FileExistsError, match=r"output file exists: .*spect\.dcm; pass overwrite=True"):
         write_nm_spect(image, path, **common(), **nm)
     assert path.read_bytes() == written
     with pytest.raises(ValueError, match="unknown NM trap 'vendor_x'"):

@@ -92,7 +92,7 @@ def test_missing_units_error_names_file_and_option(tmp_path):
     path = tmp_path / "plain.nrrd"
     sitk.WriteImage(gradient_image(), str(path))
     with pytest.raises(ValueError, match=r"plain\.nrrd: the voxel units are not recorded in the file; "
-                                         r"pass them with --units"):
+                                         r"pass units='Bq/mL' \(one of: Bq/mL, "):
         read_volume(path)
     result = read_volume(path, units="kBq/mL")
     assert result.units == "Bq/mL"
@@ -109,7 +109,7 @@ def test_missing_units_error_for_plain_nifti(tmp_path):
 def test_conflicting_and_unknown_units_are_rejected(tmp_path):
     path = write_volume(gradient_image(), tmp_path / "v.nrrd", "HU")
     with pytest.raises(ValueError,
-                       match=r"the file says its voxel units are 'HU' but units='Bq/mL' was given"):
+                       match=r"the file says its voxel units are 'HU' but 'Bq/mL' was given"):
         read_volume(path, units="Bq/mL")
     with pytest.raises(ValueError, match=r"unknown units 'rad'; accepted: Bq/mL, kBq/mL"):
         write_volume(gradient_image(), tmp_path / "dose.nrrd", "rad")

@@ -23,6 +23,9 @@ LESIONS = {  # id: (centre z, y, x in voxels, radius in voxels, concentration Bq
     "L01": ((10, 12, 9), 2.5, 8000.0, "right"),
     "L02": ((20, 24, 12), 2.0, 6000.0, "right"),
     "L03": ((15, 18, 29), 3.0, 12000.0, "left"),
+    # A second, colder and smaller lesion in the left lobe: every lobe's pooled max now differs from its
+    # pooled mean, so a max-based ratio that used a mean anywhere (or the reverse) shows.
+    "L04": ((8, 10, 30), 2.0, 4000.0, "left"),
 }
 
 
@@ -246,7 +249,7 @@ def relabelled_phantom() -> Segmentation:
         layer = sitk.GetImageFromArray(array)
         layer.CopyInformation(spect_grid())
         layers.append(layer)
-    label = {"right": (0, 2), "left": (0, 1), "L01": (1, 1), "L02": (1, 2), "L03": (2, 7)}
+    label = {"right": (0, 2), "left": (0, 1), "L01": (1, 1), "L02": (1, 2), "L03": (2, 7), "L04": (1, 4)}
     segments = [replace(s, layer=label[s.tags.lesion_id or s.tags.side][0],
                         label_value=label[s.tags.lesion_id or s.tags.side][1]) for s in seg.segments]
     return Segmentation(layers, segments)
@@ -258,8 +261,8 @@ def test_label_layout_does_not_change_the_rows():
     cycles = [CycleSpect(1, 24.0, phantom_spect()), CycleSpect(2, 96.0, phantom_spect(0.7))]
     standard = phantom_segmentation("right")
     relabelled = relabelled_phantom()
-    assert [s.layer for s in standard.segments] == [0, 0, 1, 1, 1]
-    assert [s.layer for s in relabelled.segments] == [0, 0, 1, 1, 2]
+    assert [s.layer for s in standard.segments] == [0, 0, 1, 1, 1, 1]
+    assert [s.layer for s in relabelled.segments] == [0, 0, 1, 1, 2, 1]
     for margin_mm in (None, 9.0):
         expected = tumour_to_nontumour(cycles, standard, margin_mm=margin_mm)
         got = tumour_to_nontumour(cycles, relabelled, margin_mm=margin_mm)
@@ -272,6 +275,6 @@ def test_label_layout_does_not_change_the_rows():
 
 def test_lesion_absent_from_its_layer_is_named():
     seg = relabelled_phantom()
-    seg.segments[-1] = replace(seg.segments[-1], label_value=9)  # no voxel carries label 9
+    seg.segments[-2] = replace(seg.segments[-2], label_value=9)  # no voxel carries label 9 (lesion L03)
     with pytest.raises(ValueError, match=r"segment 'lesion L03' \(.*\) is empty on the SPECT grid"):
         tumour_to_nontumour([CycleSpect(1, 24.0, phantom_spect())], seg)

@@ -40,14 +40,16 @@ def test_fixture_is_complete_small_and_carries_units(meta):
 
 def test_clinical_counts_and_a_physical_calibration_factor(meta):
     scans = {s["hours_post_injection"]: s for s in meta["patient"]["scans"]}
-    # About 6 M counts at 24 h after 7.4 GBq (the protocol's sensitivity was set on another patient).
-    assert scans[24.0]["total_counts"] == pytest.approx(6.0e6, rel=0.15)
-    # Counts follow the activity in the field of view.
+    # Clinical counts at 24 h after 7.4 GBq: the sensitivity gives 6.0 M for the tuning patient (971 MBq in
+    # the field of view); this patient holds less (725 MBq), so 4-8 M covers it and any plausible uptake.
+    assert 4.0e6 < scans[24.0]["total_counts"] < 8.0e6
+    # Counts follow the activity in the field of view: counts per MBq stay within a few per cent
+    # (only the attenuation of the changing distribution moves them).
     truth = {tp["hours_post_injection"]: tp["total_activity_mbq"] for tp in meta["patient"]["truth"]["cycles"][0]
              ["time_points"]}
+    per_mbq_24h = scans[24.0]["total_counts"] / truth[24.0]
     for h in (4.0, 96.0, 168.0):
-        ratio = scans[h]["total_counts"] / scans[24.0]["total_counts"]
-        assert ratio == pytest.approx(truth[h] / truth[24.0], rel=0.15), h
+        assert scans[h]["total_counts"] / truth[h] == pytest.approx(per_mbq_24h, rel=0.06), h
     for scan in [*scans.values(), *(i["scan"] for i in meta["iec"]), meta["cylinder"]["scan"]]:
         assert 0.08 < scan["scatter_fraction"] < 0.35  # Lu-177 208 keV window, water-like bodies
     # Counts / (A T) of an attenuation-corrected reconstruction = the in-air sensitivity of both heads.

@@ -16,7 +16,13 @@ import logging
 
 import numpy as np
 import pytest
-from osem_realism import fixture_patient, gaussian_spects, measure, osem_spects, table
+from osem_realism import (
+    fixture_patient,
+    gaussian_spects,
+    measure,
+    osem_spects,
+    table,
+)
 
 log = logging.getLogger(__name__)
 

@@ -43,7 +43,7 @@ def test_percent_change_and_category_at_every_follow_up():
     not_measured = outcomes[("P1", "L3", 90)]
     assert not_measured.change_pct is None and not_measured.category == "not_evaluated"
     assert outcomes[("P2", "L1", 90)].baseline_date == date(2024, 2, 12)
-    assert outcomes[("P2", "L1", 90)].followup_longest_diameter_mm == 5.0
+    assert outcomes[("P2", "L1", 90)].followup_diameter_mm == 5.0
 
 
 def test_thresholds_are_configurable():

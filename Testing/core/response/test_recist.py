@@ -419,14 +419,14 @@ def test_csv_errors_name_line_and_column(tmp_path):
     with pytest.raises(ValueError, match=r"missing column\(s\) \['lesion_type'\]"):
         read_measurements_csv(write_table(tmp_path, "P1,L1,liver,false,2024-01-08",
                                           header="patient_id,lesion_id,organ,is_lymph_node,date"))
-    with pytest.raises(ValueError, match=r"line 3, column 'date': cannot read '2024-13-01'"):
+    with pytest.raises(ValueError, match=r"line 3 \(patient 'P1'\), column 'date': cannot read '2024-13-01'"):
         read_measurements_csv(write_table(tmp_path, "P1,L1,liver,false,2024-01-08,target,20,,",
                                           "P1,L1,liver,false,2024-13-01,target,20,,"))
-    with pytest.raises(ValueError, match=r"line 2, column 'longest_diameter_mm': diameter must be .* got -3"):
+    with pytest.raises(ValueError, match=r"line 2 \(patient 'P1'\), column 'longest_diameter_mm': diameter must be .* got -3"):
         read_measurements_csv(write_table(tmp_path, "P1,L1,liver,false,2024-01-08,target,-3,,"))
-    with pytest.raises(ValueError, match=r"line 2, column 'is_lymph_node': cannot read 'maybe'"):
+    with pytest.raises(ValueError, match=r"line 2 \(patient 'P1'\), column 'is_lymph_node': cannot read 'maybe'"):
         read_measurements_csv(write_table(tmp_path, "P1,L1,liver,maybe,2024-01-08,target,20,,"))
-    with pytest.raises(ValueError, match=r"line 2: .*unknown lesion_type 'tgt'"):
+    with pytest.raises(ValueError, match=r"line 2 \(patient 'P1'\): .*unknown lesion_type 'tgt'"):
         read_measurements_csv(write_table(tmp_path, "P1,L1,liver,no,2024-01-08,tgt,20,,"))
     with pytest.raises(FileNotFoundError, match="measurement table not found"):
         read_measurements_csv(tmp_path / "absent.csv")

@@ -314,7 +314,7 @@ def test_bad_inputs_are_named(noisy_patient, explicit_files, tmp_path):
         run_lobequant(LobeQuantInputs.from_files(None, files["seg"],
                                                  [SpectInput(tmp_path / "moved.nrrd", 1, 24.0)]),
                       ia_side="left", lobe_method=plane, uptake=False)
-    with pytest.raises(ValueError, match=r"liver.seg.nrrd: segmentation grid .* does not overlap"):
+    with pytest.raises(ValueError, match=r"liver.seg.nrrd does not fit the CT .*moved_ct.nrrd: segmentation grid .* does not overlap"):
         run_lobequant(LobeQuantInputs.from_files(tmp_path / "moved_ct.nrrd", files["seg"], spect),
                       ia_side="left", lobe_method=plane)
     with pytest.raises(FileNotFoundError, match=r"missing\.dcm"):
