@@ -147,6 +147,7 @@ def measure(patient: SyntheticPatient, spects: dict[float, sitk.Image], calibrat
     ``segmentation`` replaces the patient's own (e.g. with delineation errors, for coverage).
     """
     result = Acceptance(label, {"effective_fwhm_mm": calibration.effective_fwhm_mm,
+                                "organ_fwhm_mm": calibration.organ_psf_fwhm_mm,
                                 "cps_per_mbq": calibration.cps_per_mbq, "noise_exponent": calibration.noise_exponent})
     segmentation = prepared_segmentation(patient, segmentation)
     large = {le.lesion_id for le in patient.truth.lesions if le.diameter_mm["cycle1"] >= LARGE_LESION_MM}

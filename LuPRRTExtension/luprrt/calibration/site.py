@@ -49,6 +49,9 @@ DEFAULT_MARGIN_FWHM = 2.0
 MINIMUM_MARGIN_MM = 10.0
 # At one FWHM inside a straight organ edge a Gaussian blur has moved ~1 % of the contrast across it.
 DEFAULT_EDGE_MARGIN_FWHM = 1.0
+# The organ-level correction's PSF reproduces the recovery of this many of the largest spheres (22-37 mm,
+# the sizes nearest to organs) of the highest-contrast phantom (organs stand out of their surroundings).
+_ORGAN_SPHERES = 3
 # Edge overshoot: the largest sphere's RC(max) above 1 by more than this many noise SDs.
 _OVERSHOOT_SDS = 4.0
 _TABLE_QUANTITIES = ("contrast", "mean")
@@ -95,7 +98,11 @@ class SiteCalibration:
     curves : tuple of RecoveryCurve
         Contrast, mean and max recovery curves (one per quantity and sphere-to-background ratio).
     effective_fwhm_mm, effective_fwhm_sd_mm : float or None
-        Gaussian FWHM reproducing the contrast recovery.
+        Gaussian FWHM reproducing the contrast recovery of all spheres (spill-in margins).
+    organ_fwhm_mm, organ_fwhm_sd_mm : float or None
+        Gaussian FWHM reproducing the recovery of the largest spheres of the highest-contrast phantom:
+        the PSF of the organ-level correction (in OSEM, recovery depends on contrast and size, and
+        organs are large and stand out of their surroundings).
     noise_exponent : float
         Voxel SD proportional to level^p (:mod:`.noise`).
     spheres : tuple of dict
@@ -117,6 +124,18 @@ class SiteCalibration:
     spheres: tuple[dict, ...] = ()
     source: str = ""
     provenance: dict = field(default_factory=dict)
+    organ_fwhm_mm: float | None = None
+    organ_fwhm_sd_mm: float | None = None
+
+    @property
+    def organ_psf_fwhm_mm(self) -> float | None:
+        """FWHM of the organ-level correction (transfer matrix): the organ fit, else the effective FWHM."""
+        return self.organ_fwhm_mm if self.organ_fwhm_mm is not None else self.effective_fwhm_mm
+
+    @property
+    def organ_psf_fwhm_sd_mm(self) -> float | None:
+        """Its standard uncertainty."""
+        return self.organ_fwhm_sd_mm if self.organ_fwhm_mm is not None else self.effective_fwhm_sd_mm
 
     @property
     def label(self) -> str:
@@ -241,6 +260,7 @@ class SiteCalibration:
                                    "bq_per_ml_scale_relative_sd": self.bq_per_ml_scale_relative_sd},
             "recovery_curves": [c.to_json_dict() for c in self.curves],
             "effective_fwhm_mm": self.effective_fwhm_mm, "effective_fwhm_sd_mm": self.effective_fwhm_sd_mm,
+            "organ_fwhm_mm": self.organ_fwhm_mm, "organ_fwhm_sd_mm": self.organ_fwhm_sd_mm,
             "noise_exponent": self.noise_exponent, "spheres": list(self.spheres), "provenance": self.provenance,
         }
 
@@ -265,7 +285,8 @@ class SiteCalibration:
                        _optional(factor.get("bq_per_ml_scale_relative_sd")), curves,
                        _optional(data.get("effective_fwhm_mm")), _optional(data.get("effective_fwhm_sd_mm")),
                        float(data.get("noise_exponent", DEFAULT_NOISE_EXPONENT)), tuple(data.get("spheres", [])),
-                       source, dict(data.get("provenance", {})))
+                       source, dict(data.get("provenance", {})), _optional(data.get("organ_fwhm_mm")),
+                       _optional(data.get("organ_fwhm_sd_mm")))
         except (KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{where}: malformed site calibration ({type(error).__name__}: {error})") from error
 
@@ -391,11 +412,15 @@ def build_site_calibration(info: SiteInfo, *, cylinder: CylinderCalibration | No
                                              [getattr(s, sd) for s in phantom.spheres], quantity=quantity,
                                              sphere_to_background=phantom.sphere_to_background))
         spheres += phantom.rows()
-    fwhm = fwhm_sd = None
+    fwhm = fwhm_sd = organ = organ_sd = None
     if phantoms:
         model, measured, measured_sd = _grid_model(phantoms)
         fit = fit_effective_fwhm(model, measured, measured_sd, "spheres on the reconstruction grid, Gaussian PSF")
         fwhm, fwhm_sd = fit.fwhm_mm, fit.fwhm_sd_mm
+        highest = max(phantoms, key=lambda p: p.sphere_to_background)
+        model, measured, measured_sd = _grid_model([highest], largest=_ORGAN_SPHERES)
+        fit = fit_effective_fwhm(model, measured, measured_sd, "largest spheres of the highest contrast")
+        organ, organ_sd = fit.fwhm_mm, fit.fwhm_sd_mm
     elif recovery_tables:
         fwhm, fwhm_sd = _table_fwhm(recovery_tables)
     exponent = DEFAULT_NOISE_EXPONENT
@@ -417,18 +442,22 @@ def build_site_calibration(info: SiteInfo, *, cylinder: CylinderCalibration | No
         cylinder.relative_sd if cylinder and cylinder.cps_per_mbq is not None else None,
         cylinder.bq_per_ml_scale if cylinder else None,
         cylinder.relative_sd if cylinder and cylinder.bq_per_ml_scale is not None else None,
-        tuple(curves), fwhm, fwhm_sd, exponent, tuple(spheres), "", provenance)
+        tuple(curves), fwhm, fwhm_sd, exponent, tuple(spheres), "", provenance, organ, organ_sd)
 
 
-def _grid_model(phantoms: Sequence[IecMeasurement]):
-    """(FWHM -> modelled contrast recoveries, measured values, their SDs) of every sphere on its grid."""
+def _grid_model(phantoms: Sequence[IecMeasurement], largest: int | None = None):
+    """(FWHM -> modelled contrast recoveries, measured values, their SDs) of the spheres on their grid.
+
+    ``largest``: only that many of the largest spheres of each phantom.
+    """
     models, measured, measured_sd = [], [], []
     for phantom in phantoms:
         grid = phantom.grid
         reference = sitk.Image([int(n) for n in grid.size], sitk.sitkUInt8)
         reference.SetOrigin(grid.origin)
         reference.SetSpacing(grid.spacing)
-        for sphere in phantom.spheres:
+        chosen = sorted(phantom.spheres, key=lambda s: s.diameter_mm)[-largest:] if largest else phantom.spheres
+        for sphere in chosen:
             _, fraction = sphere_occupancy(reference, sphere.centre_mm, sphere.diameter_mm / 2.0)
             models.append(OccupancyAutocorrelation(fraction, grid.spacing[::-1]))
             measured.append(sphere.contrast_recovery)

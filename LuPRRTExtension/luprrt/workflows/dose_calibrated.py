@@ -9,7 +9,8 @@ With a :class:`luprrt.calibration.SiteCalibration` (``DosimetryOptions.site_cali
   lesion's own contrast and segmentation volume), times the segmentation volume = activity.
 * **Organs** (kidneys, spleen, liver, marrow) are corrected at organ level by the geometric
   transfer matrix (:mod:`.dose_regions`) with the Gaussian PSF whose FWHM reproduces the
-  calibration's measured recovery (never a camera's nominal FWHM).
+  calibration's measured recovery of the largest spheres at the highest contrast
+  (:attr:`luprrt.calibration.SiteCalibration.organ_psf_fwhm_mm`; never a camera's nominal FWHM).
 
 Region-TIA dose rows then carry the uncorrected TIA and dose beside the corrected ones, the
 correction and calibration used, and the dose's standard uncertainty by source with its 95 %
@@ -58,7 +59,7 @@ CALIBRATED_DOSE_COLUMNS = ("uncorrected_tia_mbq_h", "uncorrected_dose_gy", "dose
                            "dose_gy_ci95_high", "dose_gy_u_counting", "dose_gy_u_calibration", "dose_gy_u_recovery",
                            "dose_gy_u_segmentation", "correction", "calibration")
 LESION_CORRECTION = "recovery curve (contrast recovery) at the segmentation volume and the lesion's contrast"
-ORGAN_CORRECTION = "geometric transfer matrix, Gaussian PSF of the calibration's effective FWHM {fwhm:.2f} mm"
+ORGAN_CORRECTION = "geometric transfer matrix, Gaussian PSF of FWHM {fwhm:.2f} mm reproducing the calibration's recovery"
 SHIFTED_ROLES = ("lesion", "kidney", "spleen")
 _LARGE_REGION_VOXELS = 60000
 
@@ -86,7 +87,7 @@ def calibrated_regions(segmentation: Segmentation, ct: sitk.Image | None, grid: 
                        calibration: SiteCalibration, *, pvc_fwhm_mm: float | None = None, supersampling: int = 3,
                        density_calibration=None) -> CycleRegions:
     """The cycle's regions with the transfer matrix of the calibration's effective FWHM (or ``pvc_fwhm_mm``)."""
-    fwhm = pvc_fwhm_mm if pvc_fwhm_mm is not None else calibration.effective_fwhm_mm
+    fwhm = pvc_fwhm_mm if pvc_fwhm_mm is not None else calibration.organ_psf_fwhm_mm
     if fwhm is None:
         raise ValueError(f"{calibration.label} has no effective resolution: the organ-level correction needs the "
                          "FWHM that reproduces the measured recovery (an IEC phantom calibration)")
@@ -128,7 +129,7 @@ def calibrated_activities(regions: CycleRegions, images: list[sitk.Image], calib
     counting = np.zeros((n_regions, n_scans))
     recovery_sets = calibration.recovery_perturbations()
     recovery = [np.zeros((n_regions, n_scans)) for _ in recovery_sets]
-    fwhm_sd = calibration.effective_fwhm_sd_mm or 0.0
+    fwhm_sd = calibration.organ_psf_fwhm_sd_mm or 0.0
     organ_transfers = [transfer_matrix(regions, regions.pvc_fwhm_mm + sign * fwhm_sd) for sign in (1, -1)] \
         if fwhm_sd > 0 and regions.pvc_fwhm_mm is not None else []
     organ_recovery = [np.zeros((n_regions, n_scans)) for _ in organ_transfers]

@@ -54,7 +54,7 @@ def test_recovery_corrected_doses_against_truth(patient):
         if row["role"] == "kidney":
             assert row["dose_gy"] == pytest.approx(truth, rel=0.05)
             assert row["uncorrected_dose_gy"] < 0.9 * truth  # spill-out without the correction
-            assert "effective FWHM" in row["correction"]
+            assert "transfer matrix" in row["correction"]
         elif patient.truth.lesion(row["region"]).diameter_mm["cycle1"] >= 20.0:
             assert row["dose_gy"] == pytest.approx(truth, rel=0.10)
             assert row["uncorrected_dose_gy"] < 0.8 * truth
