@@ -276,7 +276,7 @@ def _add_lobequant(commands, common) -> None:
                     "--ras. Writes lobequant_tn.csv, lobequant_ia_iv_ratio.csv, the trial endpoint "
                     "(lobequant_trial_endpoint.csv, lobequant_trial_ia_iv_ratio.csv: up to 3 target lesions "
                     "> 30 mm per lobe, Ebbers et al. EJNMMI 2024), lobequant_uptake.csv and provenance.json. "
-                    "With --calibration every T/N also comes recovery-corrected with its 95 %% interval.")
+                    "With --calibration every T/N also comes recovery-corrected with its 95 % interval.")
     parser.add_argument("patient", type=Path, nargs="?", help="patient folder holding manifest.json")
     parser.add_argument("--ct", type=Path, help="CT: DICOM folder or NRRD/NIfTI (HU)")
     parser.add_argument("--seg", type=Path, help="segmentation with the liver and lesions: tagged .seg.nrrd, or a "
@@ -341,10 +341,21 @@ def _cohort(args) -> None:
 
 
 def _cohort_run_options(args) -> dict:
-    """Per-patient options of a cohort run (plain values: they travel to worker processes)."""
-    return {"occupancy": "nearest" if args.nearest else "fractional", "voxel_dose": not args.no_voxel_dose,
-            "calibration": str(args.calibration.resolve()) if args.calibration else None,
-            "target_lesions": args.target_lesions, "target_min_diameter_mm": args.target_min_diameter_mm}
+    """Per-patient options of a cohort run (plain values: they travel to worker processes).
+
+    The calibration and the trial-endpoint settings are recorded only when given (not the defaults), so a
+    default run records the same options however it was started.
+    """
+    options = {"occupancy": "nearest" if args.nearest else "fractional", "voxel_dose": not args.no_voxel_dose}
+    if args.calibration:
+        options["calibration"] = str(args.calibration.resolve())
+    if (args.target_lesions, args.target_min_diameter_mm) != (TRIAL_TARGETS_PER_LOBE, TRIAL_MIN_DIAMETER_MM):
+        options |= {"target_lesions": args.target_lesions, "target_min_diameter_mm": args.target_min_diameter_mm}
+    return options
+
+
+TRIAL_TARGETS_PER_LOBE = 3  # luprrt.liver.TRIAL_TARGETS_PER_LOBE (not imported: the parser stays light)
+TRIAL_MIN_DIAMETER_MM = 30.0  # luprrt.liver.TRIAL_MIN_DIAMETER_MM
 
 
 def _add_cohort_options(parser) -> None:
@@ -357,9 +368,9 @@ def _add_cohort_options(parser) -> None:
     parser.add_argument("--calibration", type=Path,
                         help="site calibration (luprrt calibrate JSON, or a volume_ml,rc recovery table CSV): "
                              "recovery-corrected T/N and dose with 95 %% intervals")
-    parser.add_argument("--target-lesions", type=positive_int, default=3,
+    parser.add_argument("--target-lesions", type=positive_int, default=TRIAL_TARGETS_PER_LOBE,
                         help="primary endpoint: target lesions per lobe, largest first (default 3)")
-    parser.add_argument("--target-min-diameter-mm", type=non_negative_float, default=30.0,
+    parser.add_argument("--target-min-diameter-mm", type=non_negative_float, default=TRIAL_MIN_DIAMETER_MM,
                         help="primary endpoint: longest axial diameter a target lesion exceeds (mm, default 30)")
 
 

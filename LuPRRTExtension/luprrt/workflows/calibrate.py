@@ -99,15 +99,29 @@ def quantitative_spect(path: str | Path, units: str | None, calibration: SiteCal
 
 def _read_nm(path, units, cps_per_mbq: float | None, **options) -> tuple[QuantitativeImage, bool]:
     """(image, whether it was counts converted with ``cps_per_mbq``); a counts DICOM without a factor raises."""
-    try:
+    if _is_volume_file(path) or not _dicom_counts(Path(path)):
         return read_image(path, units, **options), False
-    except ValueError as error:
-        if "calibration_cps_per_mbq" not in str(error) or _is_volume_file(path):
-            raise
-        if cps_per_mbq is None:
-            raise ValueError(f"{error}; or give a site calibration with a calibration factor (--calibration)") \
-                from error
-        return read_image(path, units, calibration_cps_per_mbq=cps_per_mbq, **options), True
+    if cps_per_mbq is None:
+        raise ValueError(f"{path}: the SPECT is in counts; give a site calibration with a calibration factor "
+                         "(--calibration; luprrt calibrate measures it on a uniform cylinder)")
+    return read_image(path, units, calibration_cps_per_mbq=cps_per_mbq, **options), True
+
+
+def _dicom_counts(path: Path) -> bool:
+    """Whether a DICOM NM image holds counts: Units (0054,1001) CNTS, or none and no Bq/ml value mapping."""
+    import pydicom
+
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        try:
+            ds = pydicom.dcmread(file, stop_before_pixels=True)
+        except (OSError, ValueError, pydicom.errors.InvalidDicomError):  # not DICOM: try the next file
+            continue
+        if "Units" not in ds and "RealWorldValueMappingSequence" not in ds and "SharedFunctionalGroupsSequence" in ds:
+            return False  # an enhanced image: its mapping lives in the functional groups
+        units = str(ds.get("Units", "") or "").strip().upper()
+        return units == "CNTS" or (units == "" and "RealWorldValueMappingSequence" not in ds)
+    return False
 
 
 def _is_volume_file(path) -> bool:
