@@ -616,7 +616,7 @@ def _add_export_dicom(commands, common) -> None:
     parser = commands.add_parser(
         "export-dicom", parents=[common],
         help="write a patient's results as DICOM SEG, TID 1500 SR, RT Dose and TIA maps (optionally send them)",
-        description="PATIENT_RESULTS is one patient's results folder (as `luprrt cohort` writes it: lobequant/, "
+        description="PATIENT_RESULTS is one patient's results folder (as luprrt cohort writes it: lobequant/, "
                     "dose/, measurements.csv, done.json). Per imaging visit OUT/<visit>/ gets seg.dcm (DICOM SEG on "
                     "the visit's CT), sr.dcm (TID 1500 measurement report: T/N, activity, TIA, dose, diameters, "
                     "RECIST role, IA/IV ratio, cumulative kidney and marrow dose and BED), and per cycle rtdose.dcm "

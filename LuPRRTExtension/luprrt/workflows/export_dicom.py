@@ -42,6 +42,7 @@ from ..io import (
     write_rt_dose,
     write_tia_map,
 )
+from ..outputs import StagedOutputs
 from ..provenance import ProgressCallback, no_progress
 from ..segments import Segmentation, SegmentTags
 from ..tables import read_rows_csv
@@ -78,7 +79,7 @@ def run_export_dicom(results: str | Path, out_dir: str | Path, *, patient_folder
     Parameters
     ----------
     results : a patient's results folder
-    out_dir : output folder (refused when it holds files, unless ``overwrite``)
+    out_dir : output folder; files of the same names are replaced only with ``overwrite``
     patient_folder : the patient folder; default the one recorded in ``results/done.json``
     send : ``"HOST:PORT"`` of a PACS to C-STORE the files to, with ``calling_aet``/``called_aet``
     olinda_template : an OLINDA/EXM 2 case file whose kinetic block is filled per cycle
@@ -97,19 +98,27 @@ def run_export_dicom(results: str | Path, out_dir: str | Path, *, patient_folder
         raise ValueError(f"{results}: no LuPRRT result tables ({', '.join(RESULT_TABLES.values())}); give the "
                          "results folder of one patient")
     out_dir = Path(out_dir)
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out_dir} is not empty; pass overwrite (--overwrite) to write into it")
     patient_id = str(manifest["patient_id"])
     ia_side = next((a.get("side") for a in manifest.get("administrations", []) if a.get("route") == "IA"),
                    manifest.get("ia_side"))
     activity = {int(a["cycle"]): float(a["activity_mbq"]) for a in manifest.get("administrations", [])}
     export = DicomExport(patient_id, out_dir)
     visits = manifest["sessions"]
-    for index, visit in enumerate(visits):
-        name = str(visit["name"])
-        progress(index / len(visits), f"DICOM objects of {name}")
-        export.files[name] = _export_visit(folder, results, out_dir / name, visit, ia_side, activity, tables,
-                                           olinda_template, overwrite)
+    # Every object of every visit appears together or not at all; an existing file of the same
+    # name is replaced only with overwrite, and never when it is one of the inputs.
+    with StagedOutputs(out_dir, overwrite=overwrite, inputs=[results, folder, olinda_template]) as outputs:
+        staged = {}
+        for index, visit in enumerate(visits):
+            name = str(visit["name"])
+            progress(index / len(visits), f"DICOM objects of {name}")
+            staged[name] = _export_visit(folder, results, outputs.staging / name, visit, ia_side, activity,
+                                         tables, olinda_template, overwrite=False)
+            for path in staged[name].values():
+                outputs.path(str(path.relative_to(outputs.staging)))
+        staging = outputs.staging
+        outputs.commit()
+    export.files = {name: {key: out_dir / path.relative_to(staging) for key, path in files.items()}
+                    for name, files in staged.items()}
     if destination is not None:
         host, port = destination
         progress(0.9, f"sending to {host}:{port}")
