@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+import pathlib
 from typing import Annotated
 
 import numpy as np
@@ -44,8 +45,14 @@ TIA_UNITS = "Bq h/mL"
 DOSE_TABLE_COLUMNS = ("region", "role", "side", "route", "lesion_id", "method", "tia_mbq_h", "tia_sd_mbq_h",
                       "mass_g", "dose_gy", "dose_gy_sd", "bed_gy", "d2_gy", "d50_gy", "d98_gy", "fit_model",
                       "fit_flags")
+# With a site calibration (luprrt.workflows.dose_calibrated.CALIBRATED_DOSE_COLUMNS).
+CALIBRATED_COLUMNS = ("uncorrected_tia_mbq_h", "uncorrected_dose_gy", "dose_gy_u", "dose_gy_ci95_low",
+                      "dose_gy_ci95_high", "dose_gy_u_counting", "dose_gy_u_calibration", "dose_gy_u_recovery",
+                      "dose_gy_u_segmentation", "correction", "calibration")
 # Units the column-name suffixes of luprrt.mrml do not spell out.
-EXTRA_COLUMN_UNITS = {"mass_g": "g", "dose_gy_sd": "Gy", "effective_half_life_h": "h"}
+EXTRA_COLUMN_UNITS = {"mass_g": "g", "dose_gy_sd": "Gy", "effective_half_life_h": "h", "dose_gy_u": "Gy",
+                      "dose_gy_ci95_low": "Gy", "dose_gy_ci95_high": "Gy", "dose_gy_u_counting": "Gy",
+                      "dose_gy_u_calibration": "Gy", "dose_gy_u_recovery": "Gy", "dose_gy_u_segmentation": "Gy"}
 SPECT_SLOTS = 4
 # Output fields of the parameter node = keys of runCycle's result = its keyword arguments minus "Node".
 OUTPUT_FIELDS = ("tiaVolume", "doseVolume", "doseTable", "tacTable", "tacChart", "tiaTable", "limitsTable")
@@ -95,6 +102,15 @@ class LesionDosimetryParameterNode:
     riskFactors - kidney risk factors present (BED limit 28 Gy instead of 40 Gy).
     tiaVolume, doseVolume, doseTable, tacTable, tacChart, tiaTable, limitsTable - results: Apply
         refills the chosen nodes, or makes new ones and selects them here.
+    calibrationFile - site calibration used by Apply (JSON or recovery-table CSV; "." or empty: none).
+    cylinderVolume, cylinderActivityMBq, cylinderHoursBeforeScan, frameDurationS - uniform cylinder
+        (counts or Bq/mL), its dose-calibrator activity, hours from that measurement to the scan,
+        seconds per projection view (counts).
+    iecVolume1/2, iecSphereKBqPerMl1/2, iecBackgroundKBqPerMl1/2 - IEC phantom scans (Bq/mL) and their
+        true concentrations at the scan.
+    siteName, camera, collimator, reconstruction, performedBy, resolutionRecovery - what the calibration
+        is for, recorded in its file.
+    calibrationOutput - where Calibrate writes the JSON; sphereTable, recoveryChart - its outputs.
     """
 
     spectVolume1: vtkMRMLScalarVolumeNode
@@ -119,6 +135,26 @@ class LesionDosimetryParameterNode:
     tacChart: vtkMRMLPlotChartNode
     tiaTable: vtkMRMLTableNode
     limitsTable: vtkMRMLTableNode
+    calibrationFile: pathlib.Path
+    cylinderVolume: vtkMRMLScalarVolumeNode
+    cylinderActivityMBq: Annotated[float, WithinRange(0.0, 100000.0)] = 1000.0
+    cylinderHoursBeforeScan: Annotated[float, WithinRange(0.0, 1000.0)] = 0.0
+    frameDurationS: Annotated[float, WithinRange(0.0, 3600.0)] = 20.0
+    iecVolume1: vtkMRMLScalarVolumeNode
+    iecSphereKBqPerMl1: Annotated[float, WithinRange(0.0, 100000.0)] = 400.0
+    iecBackgroundKBqPerMl1: Annotated[float, WithinRange(0.0, 100000.0)] = 100.0
+    iecVolume2: vtkMRMLScalarVolumeNode
+    iecSphereKBqPerMl2: Annotated[float, WithinRange(0.0, 100000.0)] = 1000.0
+    iecBackgroundKBqPerMl2: Annotated[float, WithinRange(0.0, 100000.0)] = 100.0
+    siteName: str = ""
+    camera: str = ""
+    collimator: str = ""
+    reconstruction: str = ""
+    performedBy: str = ""
+    resolutionRecovery: bool = True
+    calibrationOutput: pathlib.Path
+    sphereTable: vtkMRMLTableNode
+    recoveryChart: vtkMRMLPlotChartNode
 
 
 #
@@ -144,6 +180,7 @@ class LesionDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.calibrateButton.connect("clicked(bool)", self.onCalibrateButton)
         self.ui.exportDicomButton.connect("clicked(bool)", self.onExportDicomButton)
         self.initializeParameterNode()
 
@@ -187,6 +224,11 @@ class LesionDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         else:
             self.ui.applyButton.toolTip = _("Select at least the first SPECT and a segmentation.")
             self.ui.applyButton.enabled = False
+        phantoms = node and (node.cylinderVolume or node.iecVolume1 or node.iecVolume2)
+        self.ui.calibrateButton.enabled = bool(phantoms and _givenPath(node.calibrationOutput))
+        self.ui.calibrateButton.toolTip = (_("Measure the phantoms and write the site calibration.")
+                                           if self.ui.calibrateButton.enabled else
+                                           _("Select a cylinder or IEC phantom scan and where to save the calibration."))
         exportable = bool(node and node.doseTable and node.ctVolume and node.segmentation)
         self.ui.exportDicomButton.enabled = exportable
         self.ui.exportDicomButton.toolTip = (
@@ -209,7 +251,8 @@ class LesionDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 ctVolumeNode=node.ctVolume, administeredActivityGBq=node.administeredActivityGBq,
                 doseMethod=node.doseMethod, tacModel=node.tacModel,
                 pvcFwhmMm=node.pvcFwhmMm if node.pvcFwhmMm > 0 else None, riskFactors=node.riskFactors,
-                progress=self._progress, **{f"{field}Node": getattr(node, field) for field in OUTPUT_FIELDS})
+                calibrationFile=_givenPath(node.calibrationFile), progress=self._progress,
+                **{f"{field}Node": getattr(node, field) for field in OUTPUT_FIELDS})
             for field in OUTPUT_FIELDS:  # new nodes are selected, so that the next Apply refills them
                 setattr(node, field, results[field])
             slicer.util.setSliceViewerLayers(background=node.ctVolume or node.spectVolume1,
@@ -230,6 +273,34 @@ class LesionDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                        node.doseTable, limitsTableNode=node.limitsTable, doseVolumeNode=node.doseVolume,
                                        tiaVolumeNode=node.tiaVolume, doseMethod=node.doseMethod,
                                        administeredActivityGBq=node.administeredActivityGBq)
+
+
+    def onCalibrateButton(self) -> None:
+        with slicer.util.tryWithErrorDisplay(_("Calibration failed."), waitCursor=True):
+            node = self._parameterNode
+            iec = [(getattr(node, f"iecVolume{k}"), 1e3 * getattr(node, f"iecSphereKBqPerMl{k}"),
+                    1e3 * getattr(node, f"iecBackgroundKBqPerMl{k}")) for k in (1, 2)]
+            iec = [entry for entry in iec if entry[0] is not None]
+            calibration, node.sphereTable, node.recoveryChart = self.logic.calibrateSite(
+                cylinderVolumeNode=node.cylinderVolume, cylinderActivityMBq=node.cylinderActivityMBq,
+                cylinderHoursBeforeScan=node.cylinderHoursBeforeScan, frameDurationS=node.frameDurationS,
+                iecVolumeNodes=[e[0] for e in iec], iecConcentrationsBqPerMl=[e[1:] for e in iec],
+                siteName=node.siteName, camera=node.camera, collimator=node.collimator,
+                reconstruction=node.reconstruction, performedBy=node.performedBy,
+                resolutionRecovery=node.resolutionRecovery, outputPath=node.calibrationOutput,
+                sphereTableNode=node.sphereTable, recoveryChartNode=node.recoveryChart, progress=self._progress)
+            node.calibrationFile = node.calibrationOutput
+            self.ui.progressBar.format = _("Calibrated: effective FWHM {fwhm} mm").format(
+                fwhm=f"{calibration.effective_fwhm_mm:.1f}" if calibration.effective_fwhm_mm else "-")
+            if node.recoveryChart is not None:
+                slicer.modules.plots.logic().ShowChartInLayout(node.recoveryChart)
+
+
+def _givenPath(path) -> pathlib.Path | None:
+    """A path field's value, or None when it is unset (Slicer's default Path is ".")."""
+    if path is None or str(path) in ("", "."):
+        return None
+    return pathlib.Path(path)
 
 
 #
@@ -392,15 +463,113 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
                 for check in assessment.checks]
         return mrml.table_node_output(rows, name, tableNode), assessment.flags
 
+    def calibrateSite(self, cylinderVolumeNode=None, cylinderActivityMBq: float | None = None,
+                      cylinderHoursBeforeScan: float = 0.0, frameDurationS: float | None = None,
+                      iecVolumeNodes=(), iecConcentrationsBqPerMl=(), siteName: str = "", camera: str = "",
+                      collimator: str = "", reconstruction: str = "", performedBy: str = "",
+                      resolutionRecovery: bool | None = None, outputPath=None, sphereTableNode=None,
+                      recoveryChartNode=None, progress=None):
+        """Site calibration from phantom scans: calibration factor, recovery curves, effective resolution.
+
+        :param cylinderVolumeNode: uniform-cylinder SPECT in counts or Bq/mL (its LuPRRT.Units), or None.
+        :param cylinderActivityMBq: its dose-calibrator activity, MBq.
+        :param cylinderHoursBeforeScan: hours from that measurement to the scan start (decay correction).
+        :param frameDurationS: seconds per projection view, for volumes in counts.
+        :param iecVolumeNodes: IEC body phantom SPECTs in Bq/mL (counts with the cylinder's factor).
+        :param iecConcentrationsBqPerMl: (sphere, background) true concentrations of each, Bq/mL at the scan.
+        :param siteName, camera, collimator, reconstruction, performedBy, resolutionRecovery: recorded.
+        :param outputPath: where to write the site-calibration JSON (refused if it exists); None = not written.
+        :param sphereTableNode, recoveryChartNode: outputs to refill; None = new nodes.
+        :param progress: optional callable(fraction, message).
+        :return: (SiteCalibration, sphere table node, recovery chart node).
+        """
+        from luprrt.calibration import (
+            SiteInfo,
+            build_site_calibration,
+            calibrate_from_cylinder,
+            measure_iec_phantom,
+            write_site_calibration,
+        )
+
+        progress = progress or no_progress
+        iecVolumeNodes, concentrations = list(iecVolumeNodes or []), list(iecConcentrationsBqPerMl or [])
+        if len(iecVolumeNodes) != len(concentrations):
+            raise ValueError(f"{len(iecVolumeNodes)} IEC phantom volumes but {len(concentrations)} concentration pairs")
+        if cylinderVolumeNode is None and not iecVolumeNodes:
+            raise ValueError("no phantom scan given: select a uniform cylinder or an IEC phantom SPECT")
+        outputPath = _givenPath(outputPath)
+        if outputPath is not None and outputPath.exists():
+            raise FileExistsError(f"{outputPath} exists; choose another file for the calibration")
+        cylinder = None
+        if cylinderVolumeNode is not None:
+            progress(0.05, "uniform cylinder")
+            units = mrml.voxel_units(cylinderVolumeNode)
+            cylinder = calibrate_from_cylinder(
+                mrml.image_from_volume_node(cylinderVolumeNode), units, cylinderActivityMBq,
+                duration_s=frameDurationS if units == "counts" else None,
+                activity_hours_before_scan=cylinderHoursBeforeScan, source=cylinderVolumeNode.GetName())
+        phantoms = []
+        for k, (node, (sphere, background)) in enumerate(zip(iecVolumeNodes, concentrations, strict=True)):
+            progress(0.1 + 0.7 * k / len(iecVolumeNodes), f"IEC phantom {node.GetName()}")
+            image = self._bqPerMl(node, cylinder, frameDurationS)
+            try:
+                phantoms.append(measure_iec_phantom(image, sphere, background, source=node.GetName()))
+            except ValueError as error:
+                raise ValueError(f"IEC phantom {node.GetName()!r}: {error}") from error
+        progress(0.85, "recovery curves")
+        info = SiteInfo(site=siteName, camera=camera, collimator=collimator, reconstruction=reconstruction,
+                        resolution_recovery=resolutionRecovery, performed_by=performedBy)
+        calibration = build_site_calibration(info, cylinder=cylinder, phantoms=phantoms)
+        if outputPath is not None:
+            write_site_calibration(calibration, outputPath)
+        rows = [row for phantom in phantoms for row in phantom.rows()]
+        sphereTable = mrml.table_node_output(rows or [{"phantom": "none"}], "Calibration spheres", sphereTableNode)
+        chart = recoveryChartNode
+        if rows:
+            chart = mrml.plot_chart(sphereTable, "volume_ml", ["contrast_recovery"], "Contrast recovery",
+                                    group_column="sphere_to_background", plot_type="line",
+                                    y_title="contrast recovery", chart_node=recoveryChartNode)
+        progress(1.0, "done")
+        logging.info("LesionDosimetry: site calibration from %s: %s, effective FWHM %s mm",
+                     [n.GetName() for n in ([cylinderVolumeNode] if cylinderVolumeNode else []) + iecVolumeNodes],
+                     f"{calibration.cps_per_mbq:.4g} cps/MBq" if calibration.cps_per_mbq else "no counts factor",
+                     f"{calibration.effective_fwhm_mm:.2f}" if calibration.effective_fwhm_mm else "-")
+        return calibration, sphereTable, chart
+
+    @staticmethod
+    def _bqPerMl(node, cylinder, frameDurationS):
+        """A phantom volume in Bq/mL: counts through the cylinder's factor, Bq/mL through its scale."""
+        units = mrml.voxel_units(node)
+        image = mrml.image_from_volume_node(node)
+        if units == "counts":
+            if cylinder is None or cylinder.cps_per_mbq is None or not frameDurationS:
+                raise ValueError(f"{node.GetName()!r} is in counts: its conversion to Bq/mL needs the cylinder's "
+                                 "calibration factor and the time per view")
+            voxelMl = float(np.prod(image.GetSpacing())) / 1000.0
+            return image * (1e6 / (frameDurationS * cylinder.cps_per_mbq * voxelMl))
+        if units != "Bq/mL":
+            raise ValueError(f"IEC phantom {node.GetName()!r} is in {units!r}; recovery needs Bq/mL (or counts with "
+                             "the cylinder)")
+        if cylinder is not None and cylinder.bq_per_ml_scale is not None:
+            return image * float(cylinder.bq_per_ml_scale)
+        return image
+
     def runCycle(self, spectVolumeNodes, hoursPostInjection, segmentationNode, ctVolumeNode=None,
                  administeredActivityGBq: float = 7.4, doseMethod: str = "voxel_s_value",
                  tacModel: str = "auto", pvcFwhmMm: float | None = None, riskFactors: bool = False,
-                 progress=None, tiaVolumeNode=None, doseVolumeNode=None, doseTableNode=None,
+                 calibrationFile=None, boundaryUncertainty: bool = True, progress=None, tiaVolumeNode=None,
+                 doseVolumeNode=None, doseTableNode=None,
                  tacTableNode=None, tacChartNode=None, tiaTableNode=None, limitsTableNode=None) -> dict:
         """The panel's Apply: TIA volume, dose volume and table, time-activity curves and organ limits.
 
         Region doses use the regions' fitted time-integrated activities (partial-volume corrected with
         ``pvcFwhmMm``); the dose map uses the voxel TIA. Parameters as in the other methods.
+
+        :param calibrationFile: a site calibration (JSON or recovery-table CSV, or a SiteCalibration):
+            lesions recovery-corrected, organs corrected by the transfer matrix at its effective FWHM, the
+            dose table with uncorrected doses and 95 % intervals beside the corrected ones.
+        :param boundaryUncertainty: with a calibration, include the segmentation-boundary (+-1 voxel) term
+            (two more region builds).
 
         :param tiaVolumeNode, doseVolumeNode, doseTableNode, tacTableNode, tacChartNode, tiaTableNode,
             limitsTableNode: output nodes to refill in place (IDs kept; a chart's earlier series and their
@@ -427,14 +596,24 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         progress(0.05, "voxel time-integrated activity")
         tia = self._tiaImage(images, hours, "analytic", None)
         progress(0.2, "regions on the SPECT grid")
-        regions = build_cycle_regions(segmentation, ct, images[0], pvc_fwhm_mm=pvcFwhmMm)
-        progress(0.4, "time-activity curves")
-        curves = self._curves(regions, images, hours, tacModel)
+        calibration = self._calibration(calibrationFile)
+        if calibration is None:
+            regions = build_cycle_regions(segmentation, ct, images[0], pvc_fwhm_mm=pvcFwhmMm)
+            progress(0.4, "time-activity curves")
+            curves = self._curves(regions, images, hours, tacModel)
+        else:
+            regions, curves, calibrated, uncorrected = self._calibratedCurves(
+                segmentation, ct, images, hours, tacModel, calibration, pvcFwhmMm, boundaryUncertainty)
         progress(0.5, "dose maps")
         local, vsv = dose_maps(tia, ct, voxel_dose=doseMethod == "voxel_s_value",
                                inside=regions.piece_labels_grid > 0 if ct is not None else None)
         voxelModel = "voxel_analytic" if len(images) > 1 else "voxel_haenscheid"
         rows, primary = region_dose_rows(regions, curves.estimates, tia, local, vsv, voxelModel)
+        if calibration is not None:
+            from luprrt.workflows.dose_cycle import calibrated_dose_rows
+
+            rows = calibrated_dose_rows(rows, regions, curves, uncorrected, calibrated, calibration, np.asarray(hours),
+                                        {}, "AM")
         kidneyDose, kidneyHalfLife = kidney_dose_and_half_life(regions, rows, primary, curves.estimates,
                                                                "organ_s_value")
         progress(0.9, "tables")
@@ -443,7 +622,8 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
             "tiaVolume": mrml.volume_node_output(tia, f"{baseName} TIA", TIA_UNITS, tiaVolumeNode),
             "doseVolume": mrml.volume_node_output(vsv if vsv is not None else local, f"{baseName} dose {doseMethod}",
                                         "Gy", doseVolumeNode),
-            "doseTable": self._doseTable(rows, f"{baseName} dose table", doseTableNode),
+            "doseTable": self._doseTable(rows, f"{baseName} dose table", doseTableNode,
+                                         CALIBRATED_COLUMNS if calibration is not None else ()),
         }
         results["tacTable"], results["tacChart"], results["tiaTable"] = self._curveNodes(
             regions, curves, f"{baseName} TAC", tacTableNode, tacChartNode, tiaTableNode)
@@ -550,8 +730,33 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         return curves
 
     @staticmethod
-    def _doseTable(rows, name, tableNode=None):
-        return mrml.table_node_output(_tableRows(rows, DOSE_TABLE_COLUMNS), name, tableNode, units=EXTRA_COLUMN_UNITS)
+    def _doseTable(rows, name, tableNode=None, extraColumns=()):
+        return mrml.table_node_output(_tableRows(rows, DOSE_TABLE_COLUMNS + tuple(extraColumns)), name, tableNode,
+                                      units=EXTRA_COLUMN_UNITS)
+
+    @staticmethod
+    def _calibration(calibrationFile):
+        from luprrt.workflows.calibrate import load_calibration
+
+        if calibrationFile is None or not isinstance(calibrationFile, (str, pathlib.Path)):
+            return load_calibration(calibrationFile)
+        path = _givenPath(calibrationFile)
+        return None if path is None else load_calibration(path)
+
+    @staticmethod
+    def _calibratedCurves(segmentation, ct, images, hours, model, calibration, pvcFwhmMm, boundaryUncertainty):
+        """Regions at the calibration's effective FWHM, corrected and uncorrected curves, their uncertainty."""
+        from luprrt.workflows.dose_calibrated import calibrated_activities, calibrated_regions
+        from luprrt.workflows.dose_cycle import region_time_activity
+
+        regions = calibrated_regions(segmentation, ct, images[0], calibration, pvc_fwhm_mm=pvcFwhmMm)
+        calibrated = calibrated_activities(regions, images, calibration, segmentation=segmentation, ct=ct,
+                                           boundary_uncertainty=boundaryUncertainty)
+        curves = region_time_activity(regions, images, hours, model,
+                                      measured=(calibrated.activity_mbq, calibrated.uncorrected_mbq))
+        uncorrected = region_time_activity(regions, images, hours, model,
+                                           measured=(calibrated.uncorrected_mbq, calibrated.uncorrected_mbq))
+        return regions, curves, calibrated, uncorrected
 
     @staticmethod
     def _curveNodes(regions, curves, name, tacTableNode=None, chartNode=None, tiaTableNode=None):
@@ -636,7 +841,8 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
                      "test_dose_table_columns_carry_units", "test_dicom_export_of_a_cycle",
                      "test_time_activity_chart_has_series_per_region",
                      "test_kidney_over_23_gy_is_flagged", "test_bad_inputs_are_refused",
-                     "test_second_apply_refills_the_chosen_outputs", "test_cycle_of_synthetic_patient"):
+                     "test_second_apply_refills_the_chosen_outputs", "test_cycle_of_synthetic_patient",
+                     "test_site_calibration_then_corrected_doses"):
             self.setUp()
             getattr(self, name)()
 
@@ -959,3 +1165,73 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
         self.assertFalse(limits["kidney_dose_gy"]["exceeded"])
         self.assertGreater(limits["kidney_dose_gy"]["projected_gy"], limits["kidney_dose_gy"]["value_gy"])
         np.testing.assert_array_equal(slicer.util.arrayFromVolume(spects[1]), before)
+
+    def test_site_calibration_then_corrected_doses(self):
+        """Calibration section: cylinder and IEC phantom scans -> site calibration -> recovery-corrected doses."""
+        import tempfile
+
+        from luprrt.dosimetry import HuDensityCalibration, organ_s_value_dose_gy, sphere_s_value_dose_gy
+        from luprrt.phantom import make_patient, nema_iec_body_phantom, phantom_grid, uniform_cylinder_phantom
+        from luprrt.phantom.anatomy import KIDNEY, TISSUE_HU
+        from luprrt.phantom.imaging import simulate_spect
+
+        # 1. Phantom scans of a camera whose reconstruction is a 10 mm Gaussian blur with Poisson noise: a
+        #    cylinder in counts (600 counts per MBq, 30 s per view: 20 cps/MBq) and the IEC phantom at 4:1, 10:1.
+        self.delayDisplay("Site calibration from simulated phantoms")
+        fwhm, rng = 10.0, np.random.default_rng(2024)
+        grid = phantom_grid(4.42, (300.0, 300.0, 280.0))
+        cylinder = uniform_cylinder_phantom(grid, activity_mbq=800.0)
+        counts = simulate_spect(cylinder.concentration, grid, fwhm_mm=fwhm, counts_per_mbq=600.0, rng=rng)
+        countsPerBqPerMl = 4.42**3 / 1000.0 * 1e-6 * 600.0
+        cylinderNode = mrml.volume_node_from_image(counts * countsPerBqPerMl, "cylinder", units="counts")
+        iecGrid = phantom_grid(4.42, (340.0, 270.0, 230.0))
+        iecNodes = []
+        for ratio in (4.0, 10.0):
+            phantom = nema_iec_body_phantom(iecGrid, background_bq_per_ml=100e3, sphere_to_background=ratio)
+            image = simulate_spect(phantom.concentration, iecGrid, fwhm_mm=fwhm, counts_per_mbq=2e4, rng=rng)
+            iecNodes.append(mrml.volume_node_from_image(image, f"IEC {ratio:g}:1", units="Bq/mL"))
+        logic = LesionDosimetryLogic()
+        with tempfile.TemporaryDirectory() as folder:
+            path = pathlib.Path(folder) / "site_calibration.json"
+            calibration, sphereTable, chart = logic.calibrateSite(
+                cylinderNode, 800.0, 0.0, 30.0, iecNodes, [(400e3, 100e3), (1000e3, 100e3)], siteName="Test",
+                camera="Gaussian", resolutionRecovery=False, outputPath=path)
+            self.assertTrue(path.is_file())
+            self.assertAlmostEqual(calibration.cps_per_mbq / 20.0, 1.0, delta=0.01)
+            # The spheres' cold glass walls make the effective FWHM a little wider than the blur.
+            self.assertTrue(fwhm <= calibration.effective_fwhm_mm <= 1.1 * fwhm)
+            self.assertEqual(len(mrml.rows_from_table_node(sphereTable)), 12)
+            self.assertEqual(chart.GetNumberOfPlotSeriesNodes(), 2)
+            with self.assertRaisesRegex(FileExistsError, "exists; choose another file"):
+                logic.calibrateSite(cylinderNode, 800.0, 0.0, 30.0, outputPath=path)
+
+            # 2. A patient imaged by the same camera, its cycle computed with that calibration.
+            self.delayDisplay("Recovery-corrected doses of a synthetic patient")
+            patient = make_patient(5, small=True, n_cycles=1, spect_fwhm_mm=fwhm, followup_weeks=())
+            session = patient.sessions[0]
+            spects = [mrml.volume_node_from_image(a.image, f"SPECT {a.hours_post_injection:g} h", units="Bq/mL")
+                      for a in session.spect]
+            ct = mrml.volume_node_from_image(session.ct, "CT", units="HU")
+            segmentationNode = mrml.segmentation_node_from_segmentation(session.segmentation, "Segmentation")
+            results = logic.runCycle(spects, [a.hours_post_injection for a in session.spect], segmentationNode,
+                                     ctVolumeNode=ct, doseMethod="local_deposition", calibrationFile=path,
+                                     boundaryUncertainty=False)
+        rows = {(r["region"], r["method"]): r for r in mrml.rows_from_table_node(results["doseTable"])}
+
+        # 3. Against the truth (same S-value methods, true TIA and mass).
+        truth, density = patient.truth.cycle(1), HuDensityCalibration()
+        kidneyMass = patient.truth.volumes_ml["cycle1"]["kidney_right"] * float(density.density(TISSUE_HU[KIDNEY]))
+        expected = float(organ_s_value_dose_gy(truth.tia_mbq_h["kidney_right"], "kidney", "AM", kidneyMass))
+        kidney = rows[("kidney_right", "organ_s_value")]
+        self.assertAlmostEqual(kidney["dose_gy"] / expected, 1.0, delta=0.05)
+        self.assertLess(kidney["uncorrected_dose_gy"], 0.9 * expected)
+        self.assertTrue(kidney["dose_gy_ci95_low"] < kidney["dose_gy"] < kidney["dose_gy_ci95_high"])
+        lesion = max(patient.truth.lesions, key=lambda le: le.diameter_mm["cycle1"])
+        volume = patient.truth.volumes_ml["cycle1"][lesion.lesion_id]
+        expected = float(sphere_s_value_dose_gy(truth.tia_mbq_h[lesion.lesion_id], volume,
+                                                float(density.density(lesion.hu))))
+        row = rows[(lesion.lesion_id, "sphere_s_value")]
+        self.assertAlmostEqual(row["dose_gy"] / expected, 1.0, delta=0.10)
+        self.assertTrue(row["correction"].startswith("recovery curve"))
+        self.assertEqual(row["calibration"], f"site_calibration.json / Test / Gaussian / {calibration.info.date}")
+        self.assertEqual(results["doseTable"].GetColumnUnitLabel("dose_gy_ci95_high"), "Gy")

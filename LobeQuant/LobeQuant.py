@@ -100,6 +100,9 @@ class LobeQuantParameterNode:
     marginMm, marginOneSpectVoxel : non-tumour margin around lesions (default one SPECT voxel), mm
     fractionalOccupancy : share of SPECT voxels covered by lesions and lobes instead of nearest neighbour
     detectionFactor, minLesionVolumeMl : lesion candidates above this multiple of the non-tumour level
+    calibrationFile : site calibration (JSON or recovery-table CSV; "." or empty: none): recovery-corrected T/N
+    targetLesions, targetMinDiameterMm : the trial endpoint's target lesions per lobe and their minimum diameter
+    trialTable : output, the trial endpoint per cycle and lobe
     """
 
     ctVolume: vtkMRMLScalarVolumeNode
@@ -129,6 +132,10 @@ class LobeQuantParameterNode:
     uptakeTable: vtkMRMLTableNode
     candidatesTable: vtkMRMLTableNode
     tnChart: vtkMRMLPlotChartNode
+    calibrationFile: Path
+    targetLesions: Annotated[int, WithinRange(1, 10)] = 3
+    targetMinDiameterMm: Annotated[float, WithinRange(0.0, 200.0)] = 30.0
+    trialTable: vtkMRMLTableNode
 
 
 #
@@ -275,14 +282,17 @@ class LobeQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 segmentation = p.lobeSegmentation
             progress = slicer.util.createProgressDialog(labelText=_("Computing T/N"), maximum=100)
             try:
-                tn, ratio, uptake = self.logic.computeTumourToNonTumour(
+                calibration = p.calibrationFile if str(p.calibrationFile) not in ("", ".") else None
+                tn, ratio, uptake, trial = self.logic.computeTumourToNonTumour(
                     segmentation, self.logic.cyclesFromTable(p.cyclesTable), p.iaSide,
-                    marginMm=None if p.marginOneSpectVoxel else p.marginMm, fractional=p.fractionalOccupancy,
-                    tableNode=p.tnTable, ratioTableNode=p.ratioTable, uptakeTableNode=p.uptakeTable,
+                    marginMm=None if p.marginOneSpectVoxel and calibration is None else p.marginMm,
+                    fractional=p.fractionalOccupancy, calibrationFile=calibration, targetLesions=p.targetLesions,
+                    targetMinDiameterMm=p.targetMinDiameterMm, tableNode=p.tnTable, ratioTableNode=p.ratioTable,
+                    uptakeTableNode=p.uptakeTable, trialTableNode=p.trialTable,
                     progress=lambda fraction, message: self._showProgress(progress, fraction, message))
             finally:
                 progress.close()
-            p.tnTable, p.ratioTable, p.uptakeTable = tn, ratio, uptake
+            p.tnTable, p.ratioTable, p.uptakeTable, p.trialTable = tn, ratio, uptake, trial
             p.tnChart = self.logic.createTnChart(ratio, p.tnChart)
             slicer.modules.plots.logic().ShowChartInLayout(p.tnChart)
 
@@ -531,6 +541,8 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
     def computeTumourToNonTumour(self, segmentationNode, cycles: Sequence[tuple], iaSide: str,
                                  marginMm: float | None = None, fractional: bool = False, tableNode=None,
                                  ratioTableNode=None, uptakeTableNode=None, supersampling: int = 5,
+                                 calibrationFile=None, targetLesions: int = 3, targetMinDiameterMm: float = 30.0,
+                                 trialTableNode=None, boundaryUncertainty: bool = True,
                                  progress: ProgressCallback | None = None):
         """T/N per lobe and lesion for every SPECT, the IA/IV lobe T/N ratio, and organ uptake.
 
@@ -540,13 +552,20 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
         :param iaSide: "right" or "left", the hepatic artery that received the injection.
         :param marginMm: non-tumour safety margin around lesions (mm); None = one SPECT voxel.
         :param fractional: fractional occupancy of SPECT voxels instead of nearest neighbour.
-        :param tableNode, ratioTableNode, uptakeTableNode: tables to fill (new ones when None).
+        :param tableNode, ratioTableNode, uptakeTableNode, trialTableNode: tables to fill (new ones when None).
+        :param calibrationFile: a site calibration (JSON or recovery-table CSV path, or a SiteCalibration): every
+            T/N also recovery-corrected with its 95 % interval (fractional occupancy; the non-tumour margin
+            defaults to 2 x its effective FWHM, at least 10 mm).
+        :param targetLesions, targetMinDiameterMm: the trial endpoint: up to this many target lesions per lobe
+            with a longest axial diameter above this (mm), largest first.
+        :param boundaryUncertainty: with a calibration, include the segmentation-boundary (+-1 voxel) term.
         :param progress: callable(fraction, message).
         :return: (T/N table, IA/IV ratio table, uptake table or None when an administered
-            activity or the kidney segments are missing).
+            activity or the kidney segments are missing, trial-endpoint table).
         """
         from luprrt.grid import check_grid_compatibility
         from luprrt.liver import tumour_to_nontumour, uptake_rows
+        from luprrt.workflows.calibrate import load_calibration
         from luprrt.workflows.lobequant import prepare_segmentation
 
         if not cycles:
@@ -567,11 +586,21 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
             except ValueError as error:
                 raise ValueError(f"SPECT {entry[0].GetName()!r}: geometry mismatch: {error}") from error
             cycleSpects.append(cycleSpect)
+        calibration = load_calibration(calibrationFile)
         result = tumour_to_nontumour(cycleSpects, segmentation, margin_mm=marginMm,
                                      occupancy="fractional" if fractional else "nearest",
-                                     supersampling=supersampling, progress=lambda f, m: progress(0.8 * f, m))
+                                     supersampling=supersampling, calibration=calibration,
+                                     boundary_uncertainty=boundaryUncertainty, target_lesions=targetLesions,
+                                     target_min_diameter_mm=targetMinDiameterMm,
+                                     progress=lambda f, m: progress(0.8 * f, m))
         tnTable = mrml.table_node_output(result.rows, "LobeQuant T/N", tableNode)
-        ratioTable = mrml.table_node_output(result.ratio_rows, "LobeQuant IA-IV ratio", ratioTableNode)
+        # The trial endpoint's IA/IV ratio joins the lobe ratio of the same scan (one row per SPECT).
+        trialRatio = {(r["cycle"], r["hours_post_injection"]): r for r in result.trial_ratio_rows}
+        ratioRows = [row | {k: v for k, v in trialRatio.get((row["cycle"], row["hours_post_injection"]), {}).items()
+                            if k.startswith(("n_targets", "tn_mean_targets", "tn_mean_corrected_targets"))}
+                     for row in result.ratio_rows]
+        ratioTable = mrml.table_node_output(ratioRows, "LobeQuant IA-IV ratio", ratioTableNode)
+        trialTable = mrml.table_node_output(result.trial_rows, "LobeQuant trial endpoint", trialTableNode)
         uptakeTable = None
         missing = [c.cycle for c in cycleSpects if c.administered_activity_mbq is None]
         if missing:
@@ -582,16 +611,19 @@ class LobeQuantLogic(ScriptedLoadableModuleLogic):
         else:
             rows = uptake_rows(cycleSpects, segmentation, progress=lambda f, m: progress(0.8 + 0.2 * f, m))
             uptakeTable = mrml.table_node_output(rows, "LobeQuant uptake", uptakeTableNode)
-        for table in filter(None, (tnTable, ratioTable, uptakeTable)):
+        for table in filter(None, (tnTable, ratioTable, uptakeTable, trialTable)):
             table.SetAttribute(IA_SIDE_ATTRIBUTE, iaSide)
             table.SetAttribute("LuPRRT.Occupancy", result.parameters["occupancy"])
             table.SetAttribute("LuPRRT.MarginMm", repr(result.parameters["margin_mm"]))
+            table.SetAttribute("LuPRRT.MarginRule", result.parameters["margin_rule"])
             table.SetAttribute("LuPRRT.Segmentation", name)
+            if calibration is not None:
+                table.SetAttribute("LuPRRT.Calibration", calibration.label)
         progress(1.0, "done")
         ratios = ", ".join(f"cycle {r['cycle']}: {r['tn_mean_ia_over_iv']:.3g}" for r in result.ratio_rows)
         logging.info("LobeQuant: T/N of %d SPECTs (IA %s, %s occupancy), IA/IV lobe T/N %s", len(cycleSpects),
                      iaSide, result.parameters["occupancy"], ratios)
-        return tnTable, ratioTable, uptakeTable
+        return tnTable, ratioTable, uptakeTable, trialTable
 
     def createTnChart(self, ratioTableNode, chartNode=None, name: str = "LobeQuant T/N by cycle"):
         """A plot chart of the lobe T/N by cycle: one series for the IA lobe, one for the IV lobe.
@@ -744,7 +776,7 @@ class LobeQuantTest(ScriptedLoadableModuleTest):
         logic = LobeQuantLogic()
         cycles = [(spectNode, 1, 24.0), (later, 2, 24.0)]
         for fractional in (False, True):
-            tn, ratio, uptake = logic.computeTumourToNonTumour(segmentationNode, cycles, "left",
+            tn, ratio, uptake, _trial = logic.computeTumourToNonTumour(segmentationNode, cycles, "left",
                                                                fractional=fractional)
             self.assertIsNone(uptake)  # no administered activity, no kidneys
             lesions = self._rows(tn, "lesion")
@@ -873,7 +905,7 @@ class LobeQuantTest(ScriptedLoadableModuleTest):
         logic = LobeQuantLogic()
         bias = {}
         for fractional in (False, True):
-            tn, _ratio, uptake = logic.computeTumourToNonTumour(
+            tn, _ratio, uptake, _trial = logic.computeTumourToNonTumour(
                 segmentationNode, [(spectNode, 1, 24.0, activity)], patient.ia_side, fractional=fractional)
             lesions = {r["lesion_id"]: r for r in self._rows(tn, "lesion")}
             self.assertEqual(set(lesions), {le.lesion_id for le in patient.truth.lesions})
@@ -901,7 +933,7 @@ class LobeQuantTest(ScriptedLoadableModuleTest):
         phantom = uniform_lobe_phantom()
         segmentationNode, spectNode = self._phantomNodes(phantom)
         logic = LobeQuantLogic()
-        _tn, ratio, _uptake = logic.computeTumourToNonTumour(segmentationNode, [(spectNode, 1, 24.0)],
+        _tn, ratio, _uptake, _trial = logic.computeTumourToNonTumour(segmentationNode, [(spectNode, 1, 24.0)],
                                                              "right")
         chart = logic.createTnChart(ratio)
         series = [chart.GetNthPlotSeriesNode(i) for i in range(chart.GetNumberOfPlotSeriesNodes())]
@@ -943,18 +975,19 @@ class LobeQuantTest(ScriptedLoadableModuleTest):
 
         mrml.update_volume_node_from_image(spectNode, phantom.spect * 2.0, units="Bq/mL")
         second = logic.computeTumourToNonTumour(segmentationNode, cycles, "right", tableNode=first[0],
-                                                ratioTableNode=first[1], uptakeTableNode=first[2])
+                                                ratioTableNode=first[1], uptakeTableNode=first[2],
+                                                trialTableNode=first[3])
         refilled = logic.createTnChart(second[1], chart)
         self.assertEqual([node.GetID() for node in (*second, refilled)], ids)
         self.assertEqual({c: slicer.mrmlScene.GetNumberOfNodesByClass(c) for c in classes}, counts)
-        self.assertEqual(counts, {"vtkMRMLTableNode": 3, "vtkMRMLPlotSeriesNode": 2, "vtkMRMLPlotChartNode": 1})
+        self.assertEqual(counts, {"vtkMRMLTableNode": 4, "vtkMRMLPlotSeriesNode": 2, "vtkMRMLPlotChartNode": 1})
         self.assertEqual([s.GetName() for s in (slicer.mrmlScene.GetNodeByID(i) for i in seriesIds)
                           if s is not None], [])  # the first call's series left the scene
         self.assertEqual([refilled.GetNthPlotSeriesNode(i).GetName() for i in range(2)],
                          ["IA lobe (right)", "IV lobe (left)"])
         self.assertTrue(all(refilled.GetNthPlotSeriesNode(i).GetTableNode() is first[1] for i in range(2)))
-        tnBefore, ratioBefore, uptakeBefore = before
-        tnAfter, ratioAfter, uptakeAfter = (self._rows(table) for table in second)
+        tnBefore, ratioBefore, uptakeBefore, _ = before
+        tnAfter, ratioAfter, uptakeAfter, _ = (self._rows(table) for table in second)
         self.assertEqual(len(tnAfter), len(tnBefore))
         for old, new in zip(tnBefore, tnAfter, strict=True):
             self.assertEqual((new["role"], new["side"], new["lesion_id"]), (old["role"], old["side"],
@@ -1028,7 +1061,7 @@ class LobeQuantTest(ScriptedLoadableModuleTest):
         self.assertEqual(logic.cyclesFromTable(table), [(spectNode, 1, 24.0, 7400.0), (later, 2, 96.0, None)])
         with self.assertRaisesRegex(ValueError, "cycle 2 already has a SPECT at 96 h"):
             logic.addCycle(table, later, 2, 96.0)
-        tn, ratio, uptake = logic.computeTumourToNonTumour(segmentationNode, logic.cyclesFromTable(table),
+        tn, ratio, uptake, _trial = logic.computeTumourToNonTumour(segmentationNode, logic.cyclesFromTable(table),
                                                            "right")
         self.assertIsNone(uptake)  # cycle 2 has no administered activity
         logic.removeCycle(table, 0)
@@ -1058,7 +1091,7 @@ class LobeQuantTest(ScriptedLoadableModuleTest):
         phantom = uniform_lobe_phantom()
         segmentationNode, spectNode = self._phantomNodes(phantom)
         logic = LobeQuantLogic()
-        tn, ratio, _ = logic.computeTumourToNonTumour(segmentationNode, [(spectNode, 1, 24.0, 7400.0)], "right")
+        tn, ratio, _, _trial = logic.computeTumourToNonTumour(segmentationNode, [(spectNode, 1, 24.0, 7400.0)], "right")
         with tempfile.TemporaryDirectory() as folder:
             ct = Path(folder) / "ct"
             write_ct_series(sitk.Image(phantom.segmentation.reference) * 0, ct, patient=DicomPatient("LQ-DICOM"),
@@ -1107,3 +1140,62 @@ class LobeQuantTest(ScriptedLoadableModuleTest):
         lobed = self._phantomNodes(uniform_lobe_phantom(), "lobed")[0]
         with self.assertRaisesRegex(ValueError, "SPECT 'far SPECT': geometry mismatch"):
             logic.computeTumourToNonTumour(lobed, [(farNode, 1, 24.0)], "right")
+
+    def test_site_calibration_corrects_tn(self):
+        """A recovery table (volume_ml, rc) as site calibration: corrected lesion and lobe T/N against the truth."""
+        import tempfile
+
+        from luprrt.calibration import OccupancyAutocorrelation
+        from luprrt.phantom import IEC_SPHERE_DIAMETERS_MM, make_patient, phantom_grid, sphere_occupancy
+
+        # 1. The recovery of the IEC spheres under the camera's 10 mm Gaussian blur on the 4.42 mm SPECT grid
+        #    (the occupancy-weighted mean of each blurred sphere: what the phantom would measure), as a table.
+        fwhm, spacing = 10.0, 4.42
+        grid = phantom_grid(spacing, (60.0, 60.0, 60.0))
+        lines = ["volume_ml,rc"]
+        for diameter in IEC_SPHERE_DIAMETERS_MM:
+            _, occupancy = sphere_occupancy(grid, (0.0, 0.0, 0.0), diameter / 2.0)
+            recovery = OccupancyAutocorrelation(occupancy, (spacing,) * 3).contrast_recovery(fwhm)
+            lines.append(f"{math.pi * diameter**3 / 6000.0},{recovery}")
+
+        # 2. A patient imaged with that blur; T/N with and without the table.
+        patient = make_patient(3, small=True, n_cycles=1, hours_post_injection=(24.0,), spect_fwhm_mm=fwhm,
+                               followup_weeks=())
+        session = patient.sessions[0]
+        spectNode = mrml.volume_node_from_image(session.spect[0].image, "SPECT 24 h", units="Bq/mL")
+        segmentationNode = mrml.segmentation_node_from_segmentation(session.segmentation, "Segmentation")
+        logic = LobeQuantLogic()
+        with tempfile.TemporaryDirectory() as folder:
+            table = Path(folder) / "recovery.csv"
+            table.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            tn, ratio, _uptake, trial = logic.computeTumourToNonTumour(
+                segmentationNode, [(spectNode, 1, 24.0)], patient.ia_side, calibrationFile=table,
+                boundaryUncertainty=False)
+
+        # 3. Against the truth: lesions of 20 mm and more within 10 %, the IA/IV lobe ratio within 5 %.
+        point = patient.truth.time_point(1, 24.0)
+        rows = {r["lesion_id"]: r for r in self._rows(tn, "lesion")}
+        for lesion in patient.truth.lesions:
+            if lesion.diameter_mm["cycle1"] >= 20.0:
+                row, true = rows[lesion.lesion_id], point.tn_ratio[lesion.lesion_id]
+                self.assertAlmostEqual(row["tn_mean_corrected"] / true, 1.0, delta=0.10)
+                self.assertLess(row["tn_mean"], 0.85 * true)
+                self.assertLess(row["tn_mean_corrected_ci95_low"], row["tn_mean_corrected"])
+        volumes = patient.truth.volumes_ml["cycle1"]
+
+        def lobeTn(side):
+            lesions = [le.lesion_id for le in patient.truth.lesions if le.side == side]
+            concentration = sum(point.activity_mbq[i] for i in lesions) / sum(volumes[i] for i in lesions) * 1e6
+            return concentration / point.mean_bq_per_ml[f"nontumour_{side}"]
+
+        ratioRow = self._rows(ratio)[0]
+        self.assertAlmostEqual(ratioRow["tn_mean_corrected_ia_over_iv"] / (lobeTn(patient.ia_side)
+                                                                         / lobeTn(patient.iv_side)), 1.0,
+                               delta=0.05)
+        self.assertEqual(tn.GetAttribute("LuPRRT.Calibration"), "recovery.csv")
+        self.assertIn("effective FWHM", tn.GetAttribute("LuPRRT.MarginRule"))
+        targets = {r["side"]: r["n_targets"] for r in self._rows(trial)}
+        big = {side: sum(1 for le in patient.truth.lesions if le.side == side and le.diameter_mm["cycle1"] > 30.0)
+               for side in ("right", "left")}
+        self.assertEqual(targets, {side: min(n, 3) for side, n in big.items()})
+        self.assertTrue(math.isfinite(ratioRow["tn_mean_corrected_targets_ia_over_iv"]))

@@ -167,11 +167,14 @@ def _cycle_list(text: str) -> list[int]:
 
 
 def _dose(args) -> None:
+    from .workflows.calibrate import load_calibration
     from .workflows.dose import run_patient_dosimetry
     from .workflows.dose_cycle import DosimetryOptions
 
     options = DosimetryOptions(tac_model=args.tac_model, pvc_fwhm_mm=args.pvc_fwhm_mm,
-                               risk_factors=args.risk_factors, next_activity_gbq=args.next_activity_gbq)
+                               risk_factors=args.risk_factors, next_activity_gbq=args.next_activity_gbq,
+                               site_calibration=load_calibration(args.calibration), margin_fwhm=args.margin_fwhm,
+                               boundary_uncertainty=not args.no_boundary_uncertainty)
     with progress_bar("dosimetry") as progress:
         run = run_patient_dosimetry(args.patient, args.out, cycles=args.cycles, options=options,
                                     registration=args.registration, voxel_dose=not args.no_voxel_dose,
@@ -203,7 +206,9 @@ def _add_dose(commands, common) -> None:
     parser.add_argument("--cycles", type=_cycle_list, default=None,
                         help="cycles to process, e.g. 1,2 (default all)")
     parser.add_argument("--pvc-fwhm-mm", type=positive_float, default=None,
-                        help="SPECT resolution FWHM (mm) for partial-volume correction of region activities")
+                        help="SPECT resolution FWHM (mm) for partial-volume correction of region activities "
+                             "(with --calibration: default the calibration's effective FWHM)")
+    _add_calibration_options(parser)
     parser.add_argument("--tac-model", choices=TAC_MODELS, default="auto",
                         help="time-activity model (default auto)")
     parser.add_argument("--risk-factors", action="store_true",
@@ -246,8 +251,11 @@ def _lobequant(args) -> None:
     with progress_bar("LobeQuant T/N") as progress:
         run = run_lobequant(inputs, ia_side=args.ia_side, lobe_method=split, margin_mm=args.margin_mm,
                             occupancy="fractional" if args.fractional else "nearest",
-                            supersampling=args.supersampling, uptake=not args.no_uptake, out_dir=args.out,
-                            overwrite=args.overwrite, progress=progress)
+                            supersampling=args.supersampling, uptake=not args.no_uptake,
+                            calibration=args.calibration, margin_fwhm=args.margin_fwhm,
+                            boundary_uncertainty=not args.no_boundary_uncertainty,
+                            target_lesions=args.target_lesions, target_min_diameter_mm=args.target_min_diameter_mm,
+                            out_dir=args.out, overwrite=args.overwrite, progress=progress)
     for path in run.files:
         print(path)
 
@@ -265,8 +273,10 @@ def _add_lobequant(commands, common) -> None:
                     "decayed to the scan). Inputs: a patient folder with manifest.json, or --ct, --seg and --spect. "
                     "Without lobe segments, split the liver with --plane, --cantlie, --couinaud or "
                     "--right-vessels and --left-vessels. Points are LPS mm (DICOM), or RAS (Slicer) with "
-                    "--ras. Writes lobequant_tn.csv, lobequant_ia_iv_ratio.csv, lobequant_uptake.csv and "
-                    "provenance.json.")
+                    "--ras. Writes lobequant_tn.csv, lobequant_ia_iv_ratio.csv, the trial endpoint "
+                    "(lobequant_trial_endpoint.csv, lobequant_trial_ia_iv_ratio.csv: up to 3 target lesions "
+                    "> 30 mm per lobe, Ebbers et al. EJNMMI 2024), lobequant_uptake.csv and provenance.json. "
+                    "With --calibration every T/N also comes recovery-corrected with its 95 % interval.")
     parser.add_argument("patient", type=Path, nargs="?", help="patient folder holding manifest.json")
     parser.add_argument("--ct", type=Path, help="CT: DICOM folder or NRRD/NIfTI (HU)")
     parser.add_argument("--seg", type=Path, help="segmentation with the liver and lesions: tagged .seg.nrrd, or a "
@@ -284,7 +294,13 @@ def _add_lobequant(commands, common) -> None:
                         help="hepatic artery that received the injection (default: the manifest's)")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--margin-mm", type=non_negative_float,
-                        help="non-tumour margin around lesions (mm; default one SPECT voxel)")
+                        help="non-tumour margin around lesions (mm; default one SPECT voxel, or with --calibration "
+                             "--margin-fwhm x its effective FWHM, at least 10 mm)")
+    _add_calibration_options(parser)
+    parser.add_argument("--target-lesions", type=positive_int, default=3,
+                        help="trial endpoint: target lesions per lobe, largest first (default 3)")
+    parser.add_argument("--target-min-diameter-mm", type=non_negative_float, default=30.0,
+                        help="trial endpoint: longest axial diameter a target lesion exceeds (mm, default 30)")
     parser.add_argument("--fractional", action="store_true",
                         help="fractional occupancy of SPECT voxels by lesions and lobes (supersampling)")
     parser.add_argument("--supersampling", type=positive_int, default=5, help="sub-voxels per axis with --fractional")
@@ -315,8 +331,7 @@ def _cohort(args) -> None:
         return
     if args.study is None:
         raise ValueError("give the study folder (STUDY), or --status to see what a run into --out has done")
-    options = {"occupancy": "nearest" if args.nearest else "fractional", "voxel_dose": not args.no_voxel_dose,
-               "pvc_fwhm_mm": args.pvc_fwhm_mm}
+    options = _cohort_run_options(args)
     with progress_bar("cohort") as progress:
         run = run_cohort(args.study, args.out, jobs=args.jobs, resume=not args.no_resume,
                          overwrite=args.overwrite, options=options, progress=progress)
@@ -334,7 +349,28 @@ def _print_report(report: Path, args) -> None:
         print(print_pdf(report, report.with_suffix(".pdf"), overwrite=args.overwrite))
 
 
+def _cohort_run_options(args) -> dict:
+    """Per-patient options of a cohort run (plain values: they travel to worker processes).
+
+    The calibration and the trial-endpoint settings are recorded only when given (not the defaults), so a
+    default run records the same options however it was started.
+    """
+    from .liver import TRIAL_MIN_DIAMETER_MM, TRIAL_TARGETS_PER_LOBE
+
+    options = {"occupancy": "nearest" if args.nearest else "fractional", "voxel_dose": not args.no_voxel_dose,
+               "pvc_fwhm_mm": args.pvc_fwhm_mm}
+    if args.calibration:
+        options["calibration"] = str(args.calibration.resolve())
+    if (args.target_lesions, args.target_min_diameter_mm) != (TRIAL_TARGETS_PER_LOBE, TRIAL_MIN_DIAMETER_MM):
+        options |= {"target_lesions": args.target_lesions, "target_min_diameter_mm": args.target_min_diameter_mm}
+    return options
+
+
+
+
 def _add_cohort_options(parser) -> None:
+    from .liver import TRIAL_MIN_DIAMETER_MM, TRIAL_TARGETS_PER_LOBE
+
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--jobs", type=positive_int, default=2, help="parallel patient processes (default 2)")
     parser.add_argument("--no-resume", action="store_true", help="redo patients that finished before")
@@ -345,6 +381,130 @@ def _add_cohort_options(parser) -> None:
                         help="SPECT resolution FWHM (mm) for partial-volume correction of region activities")
     parser.add_argument("--pdf", action="store_true",
                         help="also print the report to report.pdf with headless Chromium (Debian package chromium)")
+    parser.add_argument("--calibration", type=Path,
+                        help="site calibration (luprrt calibrate JSON, or a volume_ml,rc recovery table CSV): "
+                             "recovery-corrected T/N and dose with 95 %% intervals")
+    parser.add_argument("--target-lesions", type=positive_int, default=TRIAL_TARGETS_PER_LOBE,
+                        help="primary endpoint: target lesions per lobe, largest first (default 3)")
+    parser.add_argument("--target-min-diameter-mm", type=non_negative_float, default=TRIAL_MIN_DIAMETER_MM,
+                        help="primary endpoint: longest axial diameter a target lesion exceeds (mm, default 30)")
+
+
+def _add_calibration_options(parser) -> None:
+    parser.add_argument("--calibration", type=Path,
+                        help="site calibration (luprrt calibrate JSON, or a volume_ml,rc recovery table CSV): "
+                             "counts SPECT converted with its factor; recovery-corrected values with 95 %% "
+                             "intervals")
+    parser.add_argument("--margin-fwhm", type=positive_float, default=2.0,
+                        help="with --calibration: non-tumour margin in effective FWHM (default 2, at least 10 mm)")
+    parser.add_argument("--no-boundary-uncertainty", action="store_true",
+                        help="with --calibration: leave the segmentation-boundary (+-1 voxel) term out of the "
+                             "intervals (faster)")
+
+
+def _calibrate(args) -> None:
+    from .calibration import SiteInfo
+    from .workflows.calibrate import CylinderScan, IecScan, run_calibration
+
+    cylinder = None
+    if args.cylinder is not None:
+        if args.cylinder_activity_mbq is None:
+            raise ValueError("the cylinder's activity is missing: give --cylinder-activity-mbq (dose calibrator, MBq)")
+        cylinder = CylinderScan(args.cylinder, args.cylinder_activity_mbq, _datetime(args.cylinder_activity_time),
+                                args.cylinder_units, args.frame_duration_s, args.activity_sd_percent)
+    concentrations = args.iec_concentrations or []
+    if len(concentrations) != len(args.iec or []):
+        raise ValueError(f"give one --iec-concentrations SPHERE,BACKGROUND (Bq/mL) per --iec image: "
+                         f"{len(args.iec or [])} images, {len(concentrations)} concentration pairs")
+    iec = [IecScan(path, sphere, background, _datetime(args.iec_reference_time), args.iec_units)
+           for path, (sphere, background) in zip(args.iec or [], concentrations, strict=True)]
+    info = SiteInfo(site=args.site, camera=args.camera, collimator=args.collimator,
+                    energy_window=args.energy_window, reconstruction=args.reconstruction,
+                    resolution_recovery=args.resolution_recovery, date=args.date or "",
+                    performed_by=args.performed_by, notes=args.notes)
+    with progress_bar("site calibration") as progress:
+        calibration, files = run_calibration(args.out, info=info, cylinder=cylinder, iec=iec,
+                                             recovery_table=args.recovery_table,
+                                             acquisition_datetime=_datetime(args.acquisition_time),
+                                             overwrite=args.overwrite, progress=progress)
+    if calibration.cps_per_mbq is not None:
+        print(f"calibration factor {calibration.cps_per_mbq:.5g} cps/MBq "
+              f"(relative SD {calibration.cps_per_mbq_relative_sd:.3f})")
+    if calibration.effective_fwhm_mm is not None:
+        print(f"effective resolution {calibration.effective_fwhm_mm:.2f} +- {calibration.effective_fwhm_sd_mm:.2f} mm FWHM")
+    for path in files:
+        print(path)
+
+
+def _datetime(text: str | None):
+    from datetime import datetime
+
+    if text is None:
+        return None
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date-time; use ISO 8601, e.g. 2024-05-06T09:30") from None
+
+
+def _concentration_pair(text: str) -> tuple[float, float]:
+    try:
+        sphere, background = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected SPHERE,BACKGROUND in Bq/mL (e.g. 160000,40000), got {text!r}") \
+            from None
+    return sphere, background
+
+
+def _yes_no(text: str) -> bool:
+    if text.lower() in ("yes", "true", "1"):
+        return True
+    if text.lower() in ("no", "false", "0"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected yes or no, got {text!r}")
+
+
+def _add_calibrate(commands, common) -> None:
+    parser = commands.add_parser(
+        "calibrate", parents=[common], help="site calibration from a uniform cylinder and IEC phantom SPECTs",
+        description="Calibration factor (cps/MBq, or the scale of vendor Bq/mL images) from a uniform cylinder of "
+                    "known activity; recovery coefficients (mean, max, contrast) of the six spheres of NEMA IEC body "
+                    "phantom scans, found automatically by registering the phantom's known geometry, fitted "
+                    "recovery curves RC(V) = a/(1+(b/V)^c) and the effective resolution (FWHM) reproducing them. "
+                    "Writes site_calibration.json (versioned; camera, collimator, reconstruction, date, who), "
+                    "calibration_spheres.csv and calibration_recovery_curves.csv. Images: DICOM NM (counts or "
+                    "Bq/mL) or NRRD/NIfTI with units.")
+    parser.add_argument("--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--cylinder", type=Path, help="uniform-cylinder SPECT")
+    parser.add_argument("--cylinder-activity-mbq", type=positive_float, help="cylinder activity (dose calibrator, MBq)")
+    parser.add_argument("--cylinder-activity-time", help="when the activity was measured (ISO date-time; default "
+                                                         "at the scan)")
+    parser.add_argument("--cylinder-units", help="voxel unit of a NRRD/NIfTI cylinder (counts or Bq/mL)")
+    parser.add_argument("--frame-duration-s", type=positive_float,
+                        help="seconds per projection view of a counts cylinder (DICOM: from the header)")
+    parser.add_argument("--activity-sd-percent", type=non_negative_float, default=2.5,
+                        help="standard uncertainty of the dose calibrator (%%, default 2.5)")
+    parser.add_argument("--iec", type=Path, action="append", help="IEC body phantom SPECT; repeat per ratio")
+    parser.add_argument("--iec-concentrations", type=_concentration_pair, action="append",
+                        metavar="SPHERE,BACKGROUND", help="true sphere and background Bq/mL, one per --iec")
+    parser.add_argument("--iec-reference-time", help="when the IEC concentrations hold (ISO; default at the scan)")
+    parser.add_argument("--iec-units", help="voxel unit of NRRD/NIfTI IEC images (Bq/mL)")
+    parser.add_argument("--acquisition-time", help="scan start of the phantoms when their files lack it (ISO)")
+    parser.add_argument("--recovery-table", type=Path,
+                        help="recovery measured elsewhere: CSV with volume_ml, rc [, rc_sd, sphere_to_background, "
+                             "quantity]")
+    parser.add_argument("--site", default="", help="site name")
+    parser.add_argument("--camera", default="", help="camera model")
+    parser.add_argument("--collimator", default="", help="collimator (e.g. MEGP)")
+    parser.add_argument("--energy-window", default="", help="energy window(s), e.g. 208 keV 20%%")
+    parser.add_argument("--reconstruction", default="", help="reconstruction protocol (algorithm, iterations, "
+                                                             "subsets, corrections, filter, voxel size)")
+    parser.add_argument("--resolution-recovery", type=_yes_no, default=None, metavar="yes|no",
+                        help="whether the reconstruction models the collimator response")
+    parser.add_argument("--date", help="calibration date (ISO; default today)")
+    parser.add_argument("--performed-by", default="", help="who measured it")
+    parser.add_argument("--notes", default="", help="free text")
+    parser.set_defaults(run=_calibrate)
 
 
 def _add_cohort(commands, common) -> None:
@@ -497,8 +657,7 @@ def _demo(args) -> None:
     with progress_bar("synthetic study") as progress:
         make_demo_cohort(study, args.patients, seed=args.seed, ia_tn_factor=args.ia_tn_factor,
                          overwrite=args.overwrite, progress=progress)
-    options = {"occupancy": "nearest" if args.nearest else "fractional", "voxel_dose": not args.no_voxel_dose,
-               "pvc_fwhm_mm": args.pvc_fwhm_mm}
+    options = _cohort_run_options(args)
     with progress_bar("cohort") as progress:
         run = run_cohort(study, args.out / "results", jobs=args.jobs, resume=not args.no_resume,
                          overwrite=args.overwrite, options=options, progress=progress)
@@ -519,7 +678,8 @@ def _add_demo(commands, common) -> None:
     parser.set_defaults(run=_demo, pvc_fwhm_mm=12.0)
 
 
-SUBCOMMANDS: list[Callable] = [_add_lobequant, _add_dose, _add_recist, _add_measure, _add_phantom, _add_cohort,
+SUBCOMMANDS: list[Callable] = [_add_lobequant, _add_dose, _add_recist, _add_measure, _add_phantom, _add_calibrate,
+                               _add_cohort,
                                _add_export_dicom, _add_demo]
 
 

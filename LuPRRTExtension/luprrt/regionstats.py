@@ -366,6 +366,20 @@ class RegionMasks:
                 self._frac_region, self._frac_weights, minlength=self._fractional_positions.size)
         return {name: float(v) for name, v in zip(self.names, volumes * self.voxel_volume_ml, strict=True)}
 
+    def region(self, name: str) -> Region:
+        """The voxels (and fractional weights) of one region, as given or as the atoms it is made of."""
+        if name not in self.names:
+            raise KeyError(f"no region {name!r}; have {list(self.names)}")
+        position = self.names.index(name)
+        fractional = np.flatnonzero(self._fractional_positions == position)
+        if fractional.size:
+            chosen = self._frac_region == fractional[0]
+            return Region(self._frac_voxels[chosen], self._frac_weights[chosen])
+        column = int(np.flatnonzero(self._hard_positions == position)[0])
+        atom, region = self._pairs
+        inside = np.isin(self._atoms, atom[region == column])
+        return Region(self._support[inside] if self._support is not None else np.flatnonzero(inside))
+
     def statistics(self, image, *, unit: str = "Bq/mL", engine: str = "auto") -> RegionStatistics:
         """Statistics of every region of ``image`` (one pass over its voxels)."""
         engine = _check_engine(engine)

@@ -12,7 +12,8 @@ from luprrt.io import read_image, read_seg_nrrd, write_seg_nrrd, write_volume
 from luprrt.phantom import make_patient, write_patient
 from luprrt.tables import read_rows_csv
 
-OUTPUTS = ("lobequant_tn.csv", "lobequant_ia_iv_ratio.csv", "lobequant_uptake.csv", "provenance.json")
+OUTPUTS = ("lobequant_tn.csv", "lobequant_ia_iv_ratio.csv", "lobequant_trial_endpoint.csv",
+           "lobequant_trial_ia_iv_ratio.csv", "lobequant_uptake.csv", "provenance.json")
 
 
 @pytest.fixture(scope="module")

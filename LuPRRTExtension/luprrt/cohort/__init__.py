@@ -50,6 +50,7 @@ from .trial import (  # noqa: E402
     lobe_dose_summary,
     mixed_model_over_cycles,
     paired_ia_iv,
+    size_matched_lesions,
     uptake_summary_by_cycle,
 )
 
@@ -71,6 +72,7 @@ __all__ = [
     "responder_from_category",
     "roc_auc",
     "roc_curve_points",
+    "size_matched_lesions",
     "uptake_summary_by_cycle",
     "write_html_report",
 ]

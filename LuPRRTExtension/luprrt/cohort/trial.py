@@ -684,3 +684,43 @@ def dose_response_spearman(
         raise ValueError(f"Spearman correlation needs >= 3 complete {level}s, got {len(data)}")
     result = stats.spearmanr(data[dose], data[response])
     return SpearmanResult(float(result.statistic), float(result.pvalue), len(data), level, dose, response)
+
+
+def size_matched_lesions(table: pd.DataFrame, cycle=1, volume: str = "volume_ml",
+                         max_volume_ratio: float = 2.0) -> pd.DataFrame:
+    """The lesions of ``cycle`` paired across the IA and IV lobes of each patient by size.
+
+    A sensitivity analysis of the IA-vs-IV comparison: partial-volume recovery grows with
+    lesion size, so lobes whose lesions differ in size differ in measured T/N even at the same
+    true T/N. Per patient, the IA-IV lesion pair closest in log volume is matched first, then
+    the next closest among the unmatched, as long as the larger volume is at most
+    ``max_volume_ratio`` times the smaller (greedy nearest-neighbour matching without
+    replacement). Returns the matched rows (both lobes), with a ``match`` column numbering
+    the pairs within each patient.
+    """
+    require_columns(table, (*KEY_COLUMNS, volume), "lesion table")
+    if not max_volume_ratio >= 1:
+        raise ValueError(f"max_volume_ratio must be >= 1, got {max_volume_ratio}")
+    rows = table.loc[table["cycle"] == cycle]
+    kept = []
+    for _, patient in rows.groupby("patient_id", sort=True):
+        ia = patient.loc[patient["route"] == "IA"]
+        iv = patient.loc[patient["route"] == "IV"]
+        if ia.empty or iv.empty:
+            continue
+        log_ia = np.log(ia[volume].to_numpy(dtype=float))
+        log_iv = np.log(iv[volume].to_numpy(dtype=float))
+        distance = np.abs(log_ia[:, None] - log_iv[None, :])
+        order = np.dstack(np.unravel_index(np.argsort(distance, axis=None), distance.shape))[0]
+        used_ia, used_iv, pair = set(), set(), 0
+        for i, j in order:
+            if i in used_ia or j in used_iv or distance[i, j] > np.log(max_volume_ratio):
+                continue
+            used_ia.add(i)
+            used_iv.add(j)
+            pair += 1
+            kept.append(ia.iloc[[i]].assign(match=pair))
+            kept.append(iv.iloc[[j]].assign(match=pair))
+    if not kept:
+        return rows.iloc[0:0].assign(match=pd.Series(dtype=int))
+    return pd.concat(kept, ignore_index=True)

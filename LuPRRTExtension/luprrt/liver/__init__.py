@@ -8,6 +8,8 @@ lobe_split  the registry of lobe-split methods (:data:`LOBE_SPLIT_METHODS`) and 
 lesions  lesion-to-lobe assignment, SPECT lesion candidates, tracking ids for new lesions
 tn       tumour-to-non-tumour activity-concentration ratios per lesion, per lobe and the
          IA/IV ratio, for every cycle's SPECT in one vectorised pass
+tn_corrected  recovery-corrected T/N with a site calibration, with 95 % intervals
+targets  the trial's endpoint: up to three target lesions > 3 cm per lobe (Ebbers et al. 2024)
 uptake   kidney, liver, lobe and extrahepatic uptake (MBq and % of administered activity)
 """
 
@@ -32,6 +34,14 @@ from .lobes import (
     plane_from_cantlie_points,
     split_liver_by_plane,
 )
+from .targets import (
+    TRIAL_COLUMNS,
+    TRIAL_MIN_DIAMETER_MM,
+    TRIAL_RATIO_COLUMNS,
+    TRIAL_TARGETS_PER_LOBE,
+    select_target_lesions,
+    trial_definition,
+)
 from .tn import (
     OCCUPANCY_MODES,
     RATIO_COLUMNS,
@@ -42,14 +52,22 @@ from .tn import (
     nontumour_mask,
     tumour_to_nontumour,
 )
+from .tn_corrected import CORRECTED_COLUMNS, CORRECTED_RATIO_COLUMNS, MAX_NOTE
 from .uptake import UPTAKE_COLUMNS, uptake_rows
 
 __all__ = [
     "CAUDATE_OPTIONS",
+    "CORRECTED_COLUMNS",
+    "CORRECTED_RATIO_COLUMNS",
     "LOBE_SPLIT_METHODS",
+    "MAX_NOTE",
     "OCCUPANCY_MODES",
     "RATIO_COLUMNS",
     "TN_COLUMNS",
+    "TRIAL_COLUMNS",
+    "TRIAL_MIN_DIAMETER_MM",
+    "TRIAL_RATIO_COLUMNS",
+    "TRIAL_TARGETS_PER_LOBE",
     "UPTAKE_COLUMNS",
     "CycleSpect",
     "LesionCandidate",
@@ -66,8 +84,10 @@ __all__ = [
     "nontumour_mask",
     "plane_from_cantlie_points",
     "register_lobe_split_method",
+    "select_target_lesions",
     "split_liver_by_plane",
     "split_lobes",
+    "trial_definition",
     "tumour_to_nontumour",
     "uptake_rows",
 ]

@@ -28,6 +28,11 @@ its volume), ``"tumour"`` (the lobe's lesions pooled: **the lobe T/N**) and
 and ``tn_max = max_bq_per_ml / nontumour_mean_bq_per_ml``; they are NaN for the
 lobe and non-tumour rows.
 
+Lesion rows also say whether the lesion is one of its lobe's target lesions of the trial's
+endpoint (:mod:`luprrt.liver.targets`, :data:`TARGET_COLUMNS`); the endpoint itself is in
+``TNResult.trial_rows``. With a site calibration every row gains the recovery-corrected values
+and their 95 % intervals (:mod:`luprrt.liver.tn_corrected`).
+
 All regions of one SPECT grid are built once (:func:`build_lobe_regions`) and reduced
 with one pass over each cycle's SPECT (:class:`luprrt.regionstats.RegionMasks`).
 """
@@ -43,15 +48,27 @@ import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
 
+from ..calibration import DEFAULT_EDGE_MARGIN_FWHM, DEFAULT_MARGIN_FWHM, SiteCalibration
 from ..grid import GridGeometry, same_grid
 from ..provenance import ProgressCallback, no_progress
 from ..regionstats import Region, RegionMasks
 from ..segments import SIDES, Segment, Segmentation, segment_occupancy, segmentation_on_grid
+from .targets import (
+    TARGET_COLUMNS,
+    TRIAL_MIN_DIAMETER_MM,
+    TRIAL_TARGETS_PER_LOBE,
+    lesion_longest_diameters_mm,
+    select_target_lesions,
+    trial_definition,
+    trial_endpoint_rows,
+)
+from .tn_corrected import CorrectionContext, corrected_cycle_rows, lesion_volumes, with_shifted_lesions
 
 log = logging.getLogger(__name__)
 
 TN_COLUMNS = ("cycle", "hours_post_injection", "region", "role", "side", "route", "lesion_id", "volume_ml",
-              "mean_bq_per_ml", "max_bq_per_ml", "total_mbq", "nontumour_mean_bq_per_ml", "tn_mean", "tn_max")
+              "mean_bq_per_ml", "max_bq_per_ml", "total_mbq", "nontumour_mean_bq_per_ml", "tn_mean", "tn_max",
+              *TARGET_COLUMNS)
 RATIO_COLUMNS = ("cycle", "hours_post_injection", "ia_side", "tn_mean_ia", "tn_mean_iv", "tn_mean_ia_over_iv",
                  "tn_max_ia", "tn_max_iv", "tn_max_ia_over_iv")
 OCCUPANCY_MODES = ("nearest", "fractional")
@@ -86,15 +103,22 @@ class LobeRegions:
     margin_mm: float
     nontumour_volume_ml: dict[str, float]
     grid: GridGeometry
+    edge_margin_mm: float = 0.0
 
 
 @dataclass(frozen=True)
 class TNResult:
-    """T/N rows of all cycles (:data:`TN_COLUMNS`), IA/IV ratio rows and the parameters used."""
+    """T/N rows of all cycles (:data:`TN_COLUMNS`), IA/IV ratio rows and the parameters used.
+
+    ``trial_rows`` / ``trial_ratio_rows``: the trial's endpoint (target lesions per lobe and their
+    mean T/N, :mod:`luprrt.liver.targets`: :data:`TRIAL_COLUMNS`, :data:`TRIAL_RATIO_COLUMNS`).
+    """
 
     rows: list[dict]
     ratio_rows: list[dict]
     parameters: dict = field(default_factory=dict)
+    trial_rows: list[dict] = field(default_factory=list)
+    trial_ratio_rows: list[dict] = field(default_factory=list)
 
     def lobe_tn(self, cycle: int, side: str) -> tuple[float, float]:
         """(tn_mean, tn_max) of one lobe in one cycle."""
@@ -162,7 +186,8 @@ def _dilate(mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 
 def build_lobe_regions(segmentation: Segmentation, reference: sitk.Image, *, margin_mm: float | None = None,
-                       occupancy: str = "nearest", supersampling: int = 5) -> LobeRegions:
+                       occupancy: str = "nearest", supersampling: int = 5,
+                       edge_margin_mm: float = 0.0) -> LobeRegions:
     """All T/N regions on the grid of ``reference``: lobes, lesions, pooled tumour, non-tumour.
 
     Parameters
@@ -181,6 +206,10 @@ def build_lobe_regions(segmentation: Segmentation, reference: sitk.Image, *, mar
         voxel a lesion touches.
     supersampling : int
         Sub-voxels per axis for "fractional".
+    edge_margin_mm : float
+        Also leave out of the non-tumour liver the voxels within this distance of the liver's
+        outline (lobes and lesions together): there the reconstruction spills liver activity out
+        of the organ and the lower activity around it in (0 = keep them).
 
     Notes
     -----
@@ -196,6 +225,8 @@ def build_lobe_regions(segmentation: Segmentation, reference: sitk.Image, *, mar
     margin_mm = max(grid.spacing) if margin_mm is None else float(margin_mm)
     if not margin_mm >= 0:
         raise ValueError(f"non-tumour margin must be >= 0 mm, got {margin_mm}")
+    if not edge_margin_mm >= 0:
+        raise ValueError(f"liver-edge margin must be >= 0 mm, got {edge_margin_mm}")
     lobes = {side: segmentation.find_one("lobe", side=side) for side in SIDES}
     lesions = tuple(segmentation.find(role="lesion"))
     for lesion in lesions:
@@ -207,11 +238,11 @@ def build_lobe_regions(segmentation: Segmentation, reference: sitk.Image, *, mar
     # Label algebra inside the bounding box of lobes and lesions, grown by the margin: the work
     # scales with the liver, not with the SPECT field of view.
     layers = sorted({seg.layer for seg in (*lobes.values(), *lesions)})
-    box = _occupied_box(on_grid, layers, grid, margin_mm)
+    box = _occupied_box(on_grid, layers, grid, max(margin_mm, edge_margin_mm))
     lobe_code = _codes_in_box(on_grid, [lobes[side] for side in SIDES], box, "lobes")  # 1 right, 2 left
     if occupancy == "nearest":
         lesion_code = _codes_in_box(on_grid, list(lesions), box, "lesions")  # lesion k -> k + 1
-        nontumour = _nontumour_in_box(lobe_code, lesion_code > 0, grid, margin_mm)
+        nontumour = _nontumour_in_box(lobe_code, lesion_code > 0, grid, margin_mm, edge_margin_mm)
         # One labelling of the box (see Notes), in the smallest integer type that holds every piece
         # label: the box passes below are memory-bound.
         n_pieces = 6 * (len(lesions) + 1)
@@ -234,7 +265,7 @@ def build_lobe_regions(segmentation: Segmentation, reference: sitk.Image, *, mar
                                     + [seg.segment_id for seg in lesions], supersampling=supersampling)
         _check_not_empty([regions[seg.segment_id].voxels.size for seg in lesions], lesions, grid)
         lesion_in_box = _grid_to_box([regions[seg.segment_id].voxels for seg in lesions], box, grid.shape)
-        nontumour = _nontumour_in_box(lobe_code, lesion_in_box, grid, margin_mm)
+        nontumour = _nontumour_in_box(lobe_code, lesion_in_box, grid, margin_mm, edge_margin_mm)
         _check_nontumour([np.count_nonzero(nontumour & (lobe_code == code)) for code in (1, 2)], margin_mm)
         masks: dict[str, Region] = {}
         for code, side in enumerate(SIDES, start=1):
@@ -247,11 +278,15 @@ def build_lobe_regions(segmentation: Segmentation, reference: sitk.Image, *, mar
         region_masks = RegionMasks(reference, masks)
         volumes = region_masks.volume_ml()
     return LobeRegions(region_masks, lobes, lesions, margin_mm,
-                       {side: volumes[f"nontumour:{side}"] for side in SIDES}, grid)
+                       {side: volumes[f"nontumour:{side}"] for side in SIDES}, grid, float(edge_margin_mm))
 
 
 def tumour_to_nontumour(cycles: Sequence[CycleSpect], segmentation: Segmentation | None = None, *,
                         margin_mm: float | None = None, occupancy: str = "nearest", supersampling: int = 5,
+                        calibration: SiteCalibration | None = None, margin_fwhm: float = DEFAULT_MARGIN_FWHM,
+                        edge_margin_mm: float | None = None, edge_margin_fwhm: float = DEFAULT_EDGE_MARGIN_FWHM,
+                        boundary_uncertainty: bool = True, target_lesions: int = TRIAL_TARGETS_PER_LOBE,
+                        target_min_diameter_mm: float = TRIAL_MIN_DIAMETER_MM,
                         progress: ProgressCallback | None = None) -> TNResult:
     """Lobe and lesion T/N for every cycle, and the IA/IV ratio of the lobe T/N.
 
@@ -263,19 +298,60 @@ def tumour_to_nontumour(cycles: Sequence[CycleSpect], segmentation: Segmentation
     segmentation : Segmentation, optional
         Used for cycles without their own segmentation.
     margin_mm, occupancy, supersampling
-        See :func:`build_lobe_regions`.
+        See :func:`build_lobe_regions`. With a calibration and no ``margin_mm``, the margin is
+        ``margin_fwhm`` x the calibration's effective FWHM, at least 10 mm.
+    calibration : SiteCalibration, optional
+        Adds recovery-corrected values with 95 % intervals to every row
+        (:mod:`luprrt.liver.tn_corrected`, :data:`CORRECTED_COLUMNS`). Regions then use
+        fractional occupancy, the definition of a mean the recovery curves were measured with.
+    margin_fwhm : float
+        Spill-in margin in units of the effective FWHM (with a calibration).
+    edge_margin_mm, edge_margin_fwhm : float
+        Distance of the non-tumour liver from the liver's outline (:func:`build_lobe_regions`);
+        default 0 without a calibration, ``edge_margin_fwhm`` x the effective FWHM with one.
+    boundary_uncertainty : bool
+        With a calibration: include the segmentation-boundary (+-1 voxel) uncertainty (two more
+        region builds per grid).
+    target_lesions, target_min_diameter_mm
+        The trial endpoint's target lesions: up to this many per lobe, longest axial diameter
+        above this (:mod:`luprrt.liver.targets`); lesion rows say which are targets.
     progress : callable(fraction, message), optional
 
     Returns
     -------
     TNResult
-        ``rows`` (:data:`TN_COLUMNS`, four row kinds, see the module notes) and
-        ``ratio_rows`` (:data:`RATIO_COLUMNS`; only when both lobes carry routes).
+        ``rows`` (:data:`TN_COLUMNS`, four row kinds, see the module notes; plus
+        :data:`CORRECTED_COLUMNS` with a calibration) and ``ratio_rows`` (:data:`RATIO_COLUMNS`,
+        plus :data:`CORRECTED_RATIO_COLUMNS`; only when both lobes carry routes).
     """
     if not cycles:
         raise ValueError("no SPECT cycles given")
     progress = progress or no_progress
+    margin_rule = (f"{margin_mm:g} mm (given)" if margin_mm is not None
+                   else "one SPECT voxel (default without a calibration)")
+    if calibration is not None:
+        if not calibration.has_recovery:
+            raise ValueError(f"{calibration.label} has no recovery curve; T/N correction needs an IEC phantom "
+                             "calibration or a recovery table")
+        if margin_mm is None:
+            margin_mm, margin_rule = calibration.nontumour_margin(margin_fwhm)
+        if edge_margin_mm is None and calibration.effective_fwhm_mm is not None:
+            edge_margin_mm = edge_margin_fwhm * calibration.effective_fwhm_mm
+    edge_margin_mm = edge_margin_mm or 0.0
+    if edge_margin_mm > 0:
+        margin_rule += f"; {edge_margin_mm:.3g} mm from the liver outline"
+        if occupancy != "fractional":
+            # The recovery curves hold occupancy-weighted means over the spheres' true volumes; a lesion
+            # mean over nearest-neighbour voxels (a different volume) would not match them.
+            log.info("recovery correction uses fractional occupancy (the calibration's definition of a mean)")
+            occupancy = "fractional"
+        if calibration.max_not_recommended:
+            log.warning("max-based T/N is not recommended with %s: resolution-recovered OSEM overshoots at edges "
+                        "(use the mean-based, recovery-corrected T/N)", calibration.label)
+    definition = trial_definition(target_lesions, target_min_diameter_mm)
+    targets: dict[int, tuple[dict, dict]] = {}
     built: dict[tuple[int, GridGeometry], LobeRegions] = {}
+    contexts: dict[tuple[int, GridGeometry], CorrectionContext] = {}
     rows: list[dict] = []
     ratio_rows: list[dict] = []
     for n, cycle in enumerate(cycles):
@@ -288,20 +364,63 @@ def tumour_to_nontumour(cycles: Sequence[CycleSpect], segmentation: Segmentation
         key = (id(seg), GridGeometry.from_image(cycle.spect))
         if key not in built:
             built[key] = build_lobe_regions(seg, cycle.spect, margin_mm=margin_mm, occupancy=occupancy,
-                                            supersampling=supersampling)
+                                            supersampling=supersampling, edge_margin_mm=edge_margin_mm)
+            if calibration is not None:
+                contexts[key] = _correction_context(seg, cycle.spect, built[key], calibration, margin_rule,
+                                                    occupancy, supersampling, boundary_uncertainty)
         regions = built[key]
-        cycle_rows = _cycle_rows(cycle, regions)
-        rows += cycle_rows
+        if id(seg) not in targets:
+            diameters = lesion_longest_diameters_mm(seg, regions.lesions)
+            targets[id(seg)] = (diameters, select_target_lesions(
+                [(le.segment_id, le.tags.side, diameters[le.segment_id]) for le in regions.lesions],
+                max_per_lobe=target_lesions, min_diameter_mm=target_min_diameter_mm))
+        cycle_rows = _cycle_rows(cycle, regions, *targets[id(seg)])
         ratio = _ratio_row(cycle, regions, cycle_rows)
+        if calibration is not None:
+            context = contexts[key]
+            shifted = {shift: _lesion_means(cycle.spect, shifted_regions)
+                       for shift, shifted_regions in context.shifted.items()}
+            cycle_rows, ratio_extra = corrected_cycle_rows(cycle.spect, regions, cycle_rows, context, shifted)
+            if ratio is not None:
+                ratio |= ratio_extra
+        rows += cycle_rows
         if ratio is not None:
             ratio_rows.append(ratio)
         progress((n + 1) / len(cycles), f"T/N of cycle {cycle.cycle}")
     if not ratio_rows:
         log.info("lobes carry no IA/IV routes; no IA/IV ratio computed (luprrt.liver.lobes.assign_routes)")
     margins = sorted({r.margin_mm for r in built.values()})
-    parameters = {"margin_mm": margins[0] if len(margins) == 1 else margins, "occupancy": occupancy,
-                  "supersampling": supersampling if occupancy == "fractional" else None}
-    return TNResult(rows, ratio_rows, parameters)
+    parameters = {"margin_mm": margins[0] if len(margins) == 1 else margins, "margin_rule": margin_rule,
+                  "edge_margin_mm": edge_margin_mm,
+                  "occupancy": occupancy, "supersampling": supersampling if occupancy == "fractional" else None,
+                  "calibration": calibration.label if calibration is not None else None}
+    parameters |= {"target_lesions_per_lobe": target_lesions, "target_min_diameter_mm": target_min_diameter_mm,
+                   "trial_definition": definition}
+    trial_rows, trial_ratio_rows = trial_endpoint_rows(rows, definition)
+    return TNResult(rows, ratio_rows, parameters, trial_rows, trial_ratio_rows)
+
+
+def _correction_context(segmentation: Segmentation, spect: sitk.Image, regions: LobeRegions,
+                        calibration: SiteCalibration, margin_rule: str, occupancy: str, supersampling: int,
+                        boundary_uncertainty: bool) -> CorrectionContext:
+    """Lesion volumes and (for the boundary uncertainty) the regions with every lesion moved one voxel."""
+    context = CorrectionContext(calibration, margin_rule)
+    shifts = (0, 1, -1) if boundary_uncertainty else (0,)
+    for shift in shifts:
+        for segment_id, volume in lesion_volumes(segmentation, regions.lesions, shift).items():
+            context.volumes[(segment_id, shift)] = volume
+        if shift:
+            context.shifted[shift] = build_lobe_regions(with_shifted_lesions(segmentation, shift), spect,
+                                                        margin_mm=regions.margin_mm, occupancy=occupancy,
+                                                        supersampling=supersampling,
+                                                        edge_margin_mm=regions.edge_margin_mm)
+    return context
+
+
+def _lesion_means(spect: sitk.Image, regions: LobeRegions) -> dict[str, float]:
+    stats = regions.masks.statistics(spect, unit="Bq/mL")
+    return {name.split(":", 1)[1]: float(mean) for name, mean in zip(stats.label, stats.mean, strict=True)
+            if name.startswith("lesion:")}
 
 
 def _occupied_box(on_grid: Segmentation, layers: list[int], grid: GridGeometry,
@@ -361,7 +480,7 @@ def _codes_in_box(on_grid: Segmentation, segments: Sequence[Segment], box: tuple
 
 
 def _nontumour_in_box(lobe_code: np.ndarray, lesion_in_box: np.ndarray, grid: GridGeometry,
-                      margin_mm: float) -> np.ndarray:
+                      margin_mm: float, edge_margin_mm: float = 0.0) -> np.ndarray:
     """Lobe voxels farther than the margin from every lesion voxel: one margin computation for the liver.
 
     The box is grown by the margin, so every lesion voxel that matters is in it.
@@ -369,6 +488,9 @@ def _nontumour_in_box(lobe_code: np.ndarray, lesion_in_box: np.ndarray, grid: Gr
     nontumour = near_lesions(lesion_in_box, grid.spacing[::-1], margin_mm)
     np.logical_not(nontumour, out=nontumour)
     nontumour &= lobe_code > 0
+    if edge_margin_mm > 0:
+        liver = (lobe_code > 0) | lesion_in_box
+        nontumour &= ndimage.distance_transform_edt(liver, sampling=grid.spacing[::-1]) > edge_margin_mm
     return nontumour
 
 
@@ -443,7 +565,8 @@ def _pooled(parts: list[Region]) -> Region:
     return Region(unique, np.minimum(np.bincount(position, weights), 1.0))
 
 
-def _cycle_rows(cycle: CycleSpect, regions: LobeRegions) -> list[dict]:
+def _cycle_rows(cycle: CycleSpect, regions: LobeRegions, diameters: dict[str, float],
+                targets: dict[str, int]) -> list[dict]:
     stats = regions.masks.statistics(cycle.spect, unit="Bq/mL")
     at = {name: i for i, name in enumerate(stats.label)}
     # Python floats converted once per column, not one numpy scalar at a time (hundreds of lesion rows).
@@ -467,6 +590,7 @@ def _cycle_rows(cycle: CycleSpect, regions: LobeRegions) -> list[dict]:
             "total_mbq": totals[i], "nontumour_mean_bq_per_ml": reference,
             "tn_mean": mean / reference if with_tn else math.nan,
             "tn_max": peak / reference if with_tn else math.nan,
+            "longest_diameter_mm": None, "target_lesion": False, "target_rank": None,
         }
 
     rows = []
@@ -481,7 +605,10 @@ def _cycle_rows(cycle: CycleSpect, regions: LobeRegions) -> list[dict]:
         side = lesion.tags.side
         route = lesion.tags.route or regions.lobes[side].tags.route
         rows.append(row(f"lesion:{lesion.segment_id}", lesion.name, "lesion", side, route,
-                        lesion.tags.lesion_id, True))
+                        lesion.tags.lesion_id, True)
+                    | {"longest_diameter_mm": diameters[lesion.segment_id],
+                       "target_lesion": lesion.segment_id in targets,
+                       "target_rank": targets.get(lesion.segment_id)})
     return rows
 
 

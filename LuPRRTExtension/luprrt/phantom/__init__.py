@@ -25,7 +25,9 @@ Dependencies run one way: anatomy -> kinetics -> imaging / truth -> patient -> w
 
 from .attenuation import LU177_PHOTOPEAK_KEV, hu_to_mu_per_cm, linear_attenuation_per_cm, tissue_mu_per_cm
 from .calibration_phantoms import (
+    IEC_SPHERE_ANGLES_DEG,
     IEC_SPHERE_DIAMETERS_MM,
+    IEC_SPHERE_RING_RADIUS_MM,
     CalibrationPhantom,
     PhantomSphere,
     nema_iec_body_phantom,
@@ -39,7 +41,9 @@ from .writer import write_patient
 
 __all__ = [
     "FIELD_OF_VIEW_MM",
+    "IEC_SPHERE_ANGLES_DEG",
     "IEC_SPHERE_DIAMETERS_MM",
+    "IEC_SPHERE_RING_RADIUS_MM",
     "LU177_PHOTOPEAK_KEV",
     "SIEMENS_ME",
     "CalibrationPhantom",

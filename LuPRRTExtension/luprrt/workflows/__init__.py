@@ -5,9 +5,11 @@ tables (units in the column names), maps and ``provenance.json`` into an output 
 
 Modules
 -------
+calibrate        :func:`run_calibration`: the site calibration from phantom scans (``luprrt calibrate``);
+                 calibrated reading of patient SPECT
 lobequant        :func:`run_lobequant`: T/N per lobe and lesion, the IA/IV ratio, organ uptake
 dose             :func:`run_patient_dosimetry`: every cycle's TIA, dose, DVH and organ limits
-dose_inputs, dose_cycle, dose_regions, dose_tac
+dose_inputs, dose_cycle, dose_regions, dose_tac, dose_calibrated
                  the steps of one dosimetry cycle (inputs, regions, time-activity, dose)
 response         :func:`measure_patient`: lesion diameters and tracking over a patient's visits
 features         :func:`baseline_lesion_features`, :func:`after_cycle_lesion_features`: FDG/68Ga SUV, ADC per lesion
@@ -26,6 +28,10 @@ from __future__ import annotations
 import importlib
 
 _PUBLIC = {
+    "CylinderScan": "calibrate",
+    "IecScan": "calibrate",
+    "load_calibration": "calibrate",
+    "run_calibration": "calibrate",
     "LobeQuantInputs": "lobequant",
     "LobeQuantRun": "lobequant",
     "SessionInput": "lobequant",

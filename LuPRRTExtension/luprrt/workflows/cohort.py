@@ -126,7 +126,9 @@ def process_patient(entry: PatientEntry, out_dir: str | Path, options: dict | No
     ``voxel_dose``, ``pvc_fwhm_mm`` (SPECT resolution for the partial-volume correction of region
     activities; None = none).
     """
+    from ..liver import TRIAL_MIN_DIAMETER_MM, TRIAL_TARGETS_PER_LOBE
     from ..tables import write_rows_csv
+    from .calibrate import load_calibration
     from .dose import run_patient_dosimetry
     from .dose_cycle import DosimetryOptions
     from .features import after_cycle_lesion_features, baseline_lesion_features
@@ -137,10 +139,14 @@ def process_patient(entry: PatientEntry, out_dir: str | Path, options: dict | No
     with StagedFolder(patient_output(Path(out_dir), entry), overwrite=overwrite) as staged, \
             _patient_log(staged.path / PATIENT_LOG):
         target = staged.path
+        calibration = load_calibration(options.get("calibration"))
         run_lobequant(entry.folder, ia_side=entry.ia_side, out_dir=target / "lobequant",
-                      occupancy=options.get("occupancy", "fractional"))
+                      occupancy=options.get("occupancy", "fractional"), calibration=calibration,
+                      target_lesions=options.get("target_lesions", TRIAL_TARGETS_PER_LOBE),
+                      target_min_diameter_mm=options.get("target_min_diameter_mm", TRIAL_MIN_DIAMETER_MM))
         run_patient_dosimetry(entry.folder, out_dir=target / "dose", voxel_dose=options.get("voxel_dose", True),
-                              options=DosimetryOptions(pvc_fwhm_mm=options.get("pvc_fwhm_mm")))
+                              options=DosimetryOptions(pvc_fwhm_mm=options.get("pvc_fwhm_mm"),
+                                                       site_calibration=calibration))
         measured = measure_patient(entry.folder)
         write_rows_csv(measured.measurements, target / "measurements.csv")
         if measured.tracking_events:
@@ -244,7 +250,8 @@ def run_cohort(study: str | Path, out_dir: str | Path, *, jobs: int = 2, resume:
     resume : skip patients whose ``done.json`` exists
     overwrite : allow replacing the cohort tables, figures and report of an earlier run made from
         other patient results, and (with ``resume=False``) the outputs of patients that finished before
-    options : per-patient options (``occupancy``, ``voxel_dose``)
+    options : per-patient options (``occupancy``, ``voxel_dose``, ``calibration``: a site-calibration
+        file, ``target_lesions`` and ``target_min_diameter_mm``: the trial endpoint's targets)
 
     Raises
     ------

@@ -30,6 +30,15 @@ PRIMARY_HOURS_POST_INJECTION = 24.0
 # Lesion dose reported per cycle: unit-density sphere S-values (the method of the lesion tables).
 LESION_DOSE_METHOD = "sphere_s_value"
 PREDICTORS = ("fdg_suvmax", "ga68_suvmax", "adc_mean_mm2_per_s", "cumulative_tumour_dose_gy")
+# Lesion T/N columns carried into the lesion table when present (trial targets; recovery-corrected T/N).
+LESION_TN_EXTRA_COLUMNS = ("longest_diameter_mm", "target_lesion", "target_rank", "segmentation_volume_ml",
+                           "tn_mean_corrected", "tn_mean_corrected_ci95_low", "tn_mean_corrected_ci95_high",
+                           "recovery_extrapolated")
+# Lesion dose columns with a site calibration, renamed for the lesion table.
+LESION_DOSE_EXTRA_COLUMNS = {"uncorrected_dose_gy": "tumour_dose_uncorrected_gy",
+                             "dose_gy_ci95_low": "tumour_dose_ci95_low_gy", "dose_gy_ci95_high": "tumour_dose_ci95_high_gy"}
+# Size-matched sensitivity analysis: IA and IV lesions paired when their volumes differ by at most this factor.
+SIZE_MATCH_MAX_VOLUME_RATIO = 2.0
 RESPONDER_CATEGORY = "response"
 ANALYSIS_MARKER = "analysis.json"
 # Every file the analysis may write (relative to the cohort output folder), checked before it starts.
@@ -65,10 +74,12 @@ def lesion_table(out_dir: Path, patient_ids: Sequence[str]):
             raise FileNotFoundError(f"patient {patient_id}: results missing in {folder}; run the cohort again "
                                     "to redo the patient")
         lesions = tn[(tn["role"] == "lesion") & (tn["hours_post_injection"] == PRIMARY_HOURS_POST_INJECTION)]
-        lesions = lesions[["cycle", "lesion_id", "side", "route", "volume_ml", "tn_mean", "tn_max"]].assign(
-            patient_id=patient_id)
+        lesions = lesions[["cycle", "lesion_id", "side", "route", "volume_ml", "tn_mean", "tn_max",
+                           *[c for c in LESION_TN_EXTRA_COLUMNS if c in lesions]]].assign(patient_id=patient_id)
         lesion_dose = dose[(dose["role"] == "lesion") & (dose["method"] == LESION_DOSE_METHOD)]
-        lesion_dose = lesion_dose[["cycle", "lesion_id", "dose_gy"]].rename(columns={"dose_gy": "tumour_dose_gy"})
+        lesion_dose = lesion_dose[["cycle", "lesion_id", "dose_gy",
+                                   *[c for c in LESION_DOSE_EXTRA_COLUMNS if c in lesion_dose]]].rename(
+            columns={"dose_gy": "tumour_dose_gy", **LESION_DOSE_EXTRA_COLUMNS})
         table = lesions.merge(lesion_dose, on=["cycle", "lesion_id"], how="left")
         features = _read(folder / "lesion_features.csv")
         if features is not None:
@@ -189,6 +200,8 @@ def _analyse(out_dir: Path, outputs: StagedOutputs, patient_ids: Sequence[str], 
     progress(0.1, "lesion table written")
     results: dict = {}
     notes: list[str] = []
+    value = endpoint_value(lesions)  # recovery-corrected T/N when every lesion has it
+    analyses = _attempt(lambda: endpoint_analyses(lesions, value)) or []  # [] when no lobe has a target
 
     def write(frame, path: Path) -> Path:
         return _write_table(frame, outputs.path(Path(path).name), overwrite)
@@ -202,22 +215,32 @@ def _analyse(out_dir: Path, outputs: StagedOutputs, patient_ids: Sequence[str], 
             notes.append(f"{name}: not computed ({error})")
 
     def primary():
-        result = paired_ia_iv(lesions, cycle=1, value="tn_mean")
+        """All lesions: the sensitivity analysis beside the trial's definition (the report's second line)."""
+        result = paired_ia_iv(lesions, cycle=1, value=value)
         figures.paired_ia_iv_figure(result, figure_dir / "paired_ia_iv.png", overwrite=overwrite)
-        _write_table(result.to_frame(), outputs.path("primary_ia_iv.csv"), overwrite)
+        for name, analysis, file in analyses:
+            if analysis is not None and file != "primary_ia_iv.csv":
+                _write_table(analysis.to_frame().assign(analysis=name), outputs.path(file), overwrite)
+        if analyses:
+            _write_table(endpoint_table(analyses), outputs.path("ia_iv_endpoints.csv"), overwrite)
         return result
 
     def trial():
-        result = trial_primary_endpoint(lesions)
-        _write_table(result.to_frame(), outputs.path("primary_ia_iv_trial_definition.csv"), overwrite)
+        """The trial's primary endpoint: up to 3 target lesions > 30 mm per lobe (Ebbers et al. 2024)."""
+        if "target_lesion" in lesions and analyses:
+            name, result, file = analyses[0]
+        else:
+            name, result, file = ("primary (trial definition, baseline diameters)",
+                                  trial_primary_endpoint(lesions, value=value), "primary_ia_iv.csv")
+        _write_table(result.to_frame().assign(analysis=name), outputs.path(file), overwrite)
         figures.paired_ia_iv_figure(result, figure_dir / "paired_ia_iv_trial_definition.png", overwrite=overwrite)
         return result
 
     def per_cycle():
-        table = pd.concat([paired_ia_iv(lesions, cycle=c, value="tn_mean").to_frame()
+        table = pd.concat([paired_ia_iv(lesions, cycle=c, value=value).to_frame()
                            for c in sorted(lesions["cycle"].unique())], ignore_index=True)
         _write_table(table, outputs.path("ia_iv_by_cycle.csv"), overwrite)
-        mixed = mixed_model_over_cycles(lesions, value="tn_mean")
+        mixed = mixed_model_over_cycles(lesions, value=value)
         _write_table(mixed.to_frame(), outputs.path("ia_iv_mixed_model.csv"), overwrite)
         return {"table": table, "figure": ef.ratio_by_cycle_figure(table, figure_dir / "ia_iv_by_cycle.png",
                                                                    overwrite=overwrite),
@@ -306,7 +329,7 @@ def _analyse(out_dir: Path, outputs: StagedOutputs, patient_ids: Sequence[str], 
     toxicity = results.get("toxicity") or {}
     parameters = {"patients": list(patient_ids), "n_boot": n_boot, "seed": seed,
                   "primary_hours_post_injection": PRIMARY_HOURS_POST_INJECTION,
-                  "lesion_dose_method": LESION_DOSE_METHOD, **options}
+                  "lesion_dose_method": LESION_DOSE_METHOD, "endpoint_value": value, **options}
     cr.write_report(
         staging, results, patients_table=patients, people=toxicity.get("people"), admin=admin, truth=truth,
         inputs=cr.collect_inputs(out_dir, patient_ids, {k: v for k, v in folders.items() if v}, study),
@@ -331,6 +354,58 @@ def _time_points(measurements_csv: Path):
     if measurements is None:
         return None
     return pd.DataFrame(as_rows(assess_patient(_measurement_records(measurements))))
+
+
+def endpoint_value(lesions) -> str:
+    """The T/N column of the analyses: recovery-corrected when every lesion has it, else the measured one."""
+    if "tn_mean_corrected" in lesions and lesions["tn_mean_corrected"].notna().all() \
+            and (lesions["tn_mean_corrected"] > 0).all():
+        return "tn_mean_corrected"
+    return "tn_mean"
+
+
+def endpoint_analyses(lesions, value: str) -> list[tuple[str, object, str]]:
+    """(label, paired IA/IV result or None, file) of the primary endpoint and its sensitivity analyses.
+
+    Primary: the trial's definition (target lesions: up to three > 3 cm per lobe, Ebbers et al.
+    EJNMMI 2024; the ``target_lesion`` column). Sensitivity: all lesions; size-matched lesions
+    (:func:`luprrt.cohort.size_matched_lesions`). A sensitivity analysis that cannot be computed
+    (e.g. fewer than two patients with matched lesions) is None and logged.
+    """
+    from ..cohort import paired_ia_iv, size_matched_lesions
+
+    analyses = []
+    if "target_lesion" in lesions:
+        targets = lesions[lesions["target_lesion"].astype(str).str.lower().isin(("true", "1"))]
+        analyses.append(("primary (trial definition: up to 3 target lesions > 30 mm per lobe)",
+                         paired_ia_iv(targets, cycle=1, value=value), "primary_ia_iv.csv"))
+        analyses.append(("sensitivity: all lesions", _attempt(lambda: paired_ia_iv(lesions, cycle=1, value=value)),
+                         "ia_iv_sensitivity_all_lesions.csv"))
+    else:
+        analyses.append(("primary: all lesions (no target-lesion column)", paired_ia_iv(lesions, cycle=1, value=value),
+                         "primary_ia_iv.csv"))
+    matched = size_matched_lesions(lesions, cycle=1, volume="volume_ml", max_volume_ratio=SIZE_MATCH_MAX_VOLUME_RATIO)
+    analyses.append((f"sensitivity: size-matched lesions (IA-IV pairs within a volume ratio of "
+                     f"{SIZE_MATCH_MAX_VOLUME_RATIO:g})", _attempt(lambda: paired_ia_iv(matched, cycle=1, value=value)),
+                     "ia_iv_sensitivity_size_matched.csv"))
+    return analyses
+
+
+def endpoint_table(analyses):
+    """One row per analysis: label, patients, lesions, ratio and interval, p-values."""
+    import pandas as pd
+
+    frames = [result.to_frame().assign(analysis=name) for name, result, _ in analyses if result is not None]
+    table = pd.concat(frames, ignore_index=True)
+    return table[["analysis", *[c for c in table.columns if c != "analysis"]]]
+
+
+def _attempt(step):
+    try:
+        return step()
+    except ValueError as error:
+        log.warning("sensitivity analysis not computed: %s", error)
+        return None
 
 
 def _measurement_records(measurements) -> list[dict]:

@@ -129,7 +129,7 @@ def run_patient_dosimetry(patient: str | Path | PatientData, out_dir: str | Path
                                 inputs=inputs)
     if source is not None:
         progress(0.0, f"reading {source.name}")
-        patient = read_patient_folder(source, cycles, time_points_h)
+        patient = read_patient_folder(source, cycles, time_points_h, options.site_calibration)
     if not patient.cycles:
         raise ValueError(f"patient {patient.patient_id} has no cycle to process")
     if [c.cycle for c in patient.cycles] != sorted({c.cycle for c in patient.cycles}):
@@ -154,8 +154,12 @@ def run_patient_dosimetry(patient: str | Path | PatientData, out_dir: str | Path
                   "cycles": [c.cycle for c in patient.cycles],
                   "scan_hours": {str(c.cycle): [p.hours_post_injection for p in c.time_points]
                                  for c in patient.cycles},
-                  "options": _plain(dataclasses.asdict(options))}
-    record = provenance_record(inputs_sha256(patient.input_files), parameters)
+                  "options": _plain(dataclasses.asdict(dataclasses.replace(options, site_calibration=None)))
+                  | {"site_calibration": site.label if (site := options.site_calibration) else None}}
+    inputs = list(patient.input_files)
+    if options.site_calibration is not None and Path(options.site_calibration.source).is_file():
+        inputs.append(Path(options.site_calibration.source))
+    record = provenance_record(inputs_sha256(inputs), parameters)
     run = DosimetryRun(patient.patient_id, dose_rows, [row for r in results for row in r.tac_rows],
                        limits_rows, [row for r in results for row in r.registration_rows], results, record)
     if outputs is not None:

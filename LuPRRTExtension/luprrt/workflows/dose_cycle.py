@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import SimpleITK as sitk
 
+from ..calibration import DEFAULT_MARGIN_FWHM, SiteCalibration
 from ..dosimetry import (
     DEFAULT_KERNEL_RADIUS_MM,
     HuDensityCalibration,
@@ -48,6 +49,14 @@ from ..grid import image_on_grid, same_grid
 from ..physics import BQ_PER_MBQ, LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G
 from ..provenance import ProgressCallback, no_progress
 from ..registration import body_mask, register_deformable, register_rigid, resample_to
+from .dose_calibrated import (
+    CALIBRATED_DOSE_COLUMNS,
+    CalibratedActivities,
+    calibrated_activities,
+    calibrated_regions,
+    dose_budget,
+    tia_function,
+)
 from .dose_inputs import CycleData
 from .dose_regions import CycleRegions, build_cycle_regions
 from .dose_tac import (
@@ -72,6 +81,8 @@ REGISTRATION_COLUMNS = ("patient_id", "cycle", "time_h", "spect", "registration"
                         "metric_mattes_mi_before", "body_dice_before", "body_dice_after")
 # OpenDose organ S-values exist for these roles (luprrt.dosimetry.svalues.ORGAN_SELF_S_VALUES).
 ORGAN_S_VALUE_ROLES = ("kidney", "liver", "spleen")
+# Dose rows that get an uncertainty budget with a site calibration (the issue's lesion and kidney doses).
+UNCERTAINTY_ROLES = ("lesion", "kidney")
 AIR_HU = -1000.0
 
 
@@ -82,7 +93,12 @@ class DosimetryOptions:
     tac_model : region time-activity model, one of :data:`.dose_tac.TAC_MODELS` (``"auto"``: the
         rule of :mod:`.dose_tac`)
     pvc_fwhm_mm : system resolution (FWHM, mm) for the GTM partial-volume correction of region
-        activities; None = no correction
+        activities; None = no correction (with a site calibration: its effective FWHM)
+    site_calibration : a site's calibration: lesions recovery-corrected, organs corrected by the GTM
+        with the effective FWHM, dose uncertainty by source (:mod:`.dose_calibrated`)
+    margin_fwhm : spill-in margin of the lesions' non-tumour background, in effective FWHM
+    boundary_uncertainty : include the segmentation-boundary (+-1 voxel) uncertainty (two more region
+        builds per cycle)
     supersampling : sub-voxels per axis for the fractional occupancy of regions on the SPECT grid
     voxel_integration : ``"analytic"`` or ``"trapezoid"`` voxel-wise TIA
     s_value_phantom : OpenDose phantom of the organ S-values (``"AM"`` or ``"AF"``)
@@ -96,6 +112,9 @@ class DosimetryOptions:
 
     tac_model: str = "auto"
     pvc_fwhm_mm: float | None = None
+    site_calibration: SiteCalibration | None = None
+    margin_fwhm: float = DEFAULT_MARGIN_FWHM
+    boundary_uncertainty: bool = True
     supersampling: int = 3
     voxel_integration: str = "analytic"
     s_value_phantom: str = "AM"
@@ -175,10 +194,25 @@ def cycle_dosimetry(patient_id: str, cycle: CycleData, *, options: DosimetryOpti
     grid = images[0]
     times = np.array([p.hours_post_injection for p in cycle.time_points])
     progress(0.2, f"cycle {cycle.cycle}: regions on the SPECT grid")
-    regions = build_cycle_regions(cycle.segmentation, cycle.ct, grid, pvc_fwhm_mm=options.pvc_fwhm_mm,
-                                  supersampling=options.supersampling, calibration=options.calibration)
-    progress(0.35, f"cycle {cycle.cycle}: time-activity curves")
-    curves = region_time_activity(regions, images, times, options.tac_model, reference_fits)
+    site = options.site_calibration
+    calibrated = uncorrected_curves = None
+    if site is None:
+        regions = build_cycle_regions(cycle.segmentation, cycle.ct, grid, pvc_fwhm_mm=options.pvc_fwhm_mm,
+                                      supersampling=options.supersampling, calibration=options.calibration)
+        progress(0.35, f"cycle {cycle.cycle}: time-activity curves")
+        curves = region_time_activity(regions, images, times, options.tac_model, reference_fits)
+    else:
+        regions = calibrated_regions(cycle.segmentation, cycle.ct, grid, site, pvc_fwhm_mm=options.pvc_fwhm_mm,
+                                     supersampling=options.supersampling, density_calibration=options.calibration)
+        progress(0.3, f"cycle {cycle.cycle}: recovery-corrected activities and their uncertainty")
+        calibrated = calibrated_activities(regions, images, site, segmentation=cycle.segmentation, ct=cycle.ct,
+                                           supersampling=options.supersampling,
+                                           density_calibration=options.calibration, margin_fwhm=options.margin_fwhm,
+                                           boundary_uncertainty=options.boundary_uncertainty)
+        curves = region_time_activity(regions, images, times, options.tac_model, reference_fits,
+                                      measured=(calibrated.activity_mbq, calibrated.uncorrected_mbq))
+        uncorrected_curves = region_time_activity(regions, images, times, options.tac_model, {},
+                                                  measured=(calibrated.uncorrected_mbq, calibrated.uncorrected_mbq))
     if curves.clipped_pieces:
         log.warning("cycle %d: negative corrected concentrations set to 0 in %s", cycle.cycle,
                     curves.clipped_pieces)
@@ -199,8 +233,13 @@ def cycle_dosimetry(patient_id: str, cycle: CycleData, *, options: DosimetryOpti
     progress(0.92, f"cycle {cycle.cycle}: tables")
     rows, primary = region_dose_rows(regions, curves.estimates, tia_map, local_map, vsv_map, voxel_model,
                                      options.s_value_phantom)
+    columns = DOSE_COLUMNS
+    if calibrated is not None:
+        rows = calibrated_dose_rows(rows, regions, curves, uncorrected_curves, calibrated, site, times,
+                                    reference_fits, options.s_value_phantom)
+        columns = DOSE_COLUMNS + CALIBRATED_DOSE_COLUMNS
     identity = {"patient_id": patient_id, "cycle": cycle.cycle}
-    rows = [{column: (identity | row).get(column) for column in DOSE_COLUMNS} for row in rows]
+    rows = [{column: (identity | row).get(column) for column in columns} for row in rows]
     tac = [{column: (identity | row).get(column) for column in TAC_COLUMNS}
            for row in tac_rows(regions, curves, options.curve_samples)]
     safety = _cycle_safety(cycle, regions, rows, primary, curves.estimates, options, voxel_dose)
@@ -227,7 +266,8 @@ class RegionTimeActivity:
 
 
 def region_time_activity(regions: CycleRegions, images: list[sitk.Image], times_h, model: str = "auto",
-                         reference_fits: dict | None = None) -> RegionTimeActivity:
+                         reference_fits: dict | None = None,
+                         measured: tuple[np.ndarray, np.ndarray] | None = None) -> RegionTimeActivity:
     """Region activities in every scan (one pass each) and their TIAs (fits, or single-scan estimates).
 
     Parameters
@@ -240,14 +280,21 @@ def region_time_activity(regions: CycleRegions, images: list[sitk.Image], times_
         Time-activity model (:data:`.dose_tac.TAC_MODELS`).
     reference_fits : dict, optional
         Earlier-cycle fits by region name, for the hybrid TIA of a single scan.
+    measured : (activity, uncorrected activity), optional
+        (regions, scans) activities already measured (MBq), e.g. recovery-corrected
+        (:mod:`.dose_calibrated`); the images are then not read again.
     """
     times = np.asarray(times_h, dtype=float)
     if times.ndim != 1 or times.size != len(images) or times.size == 0:
         raise ValueError(f"{np.atleast_1d(times).size} scan times for {len(images)} images")
-    measured = [regions.activity(image) for image in images]
-    activity = np.stack([m.activity_mbq for m in measured], axis=1)
-    uncorrected = np.stack([m.uncorrected_mbq for m in measured], axis=1)
-    clipped = sorted({name for m in measured for name in m.clipped_pieces})
+    if measured is None:
+        scans = [regions.activity(image) for image in images]
+        activity = np.stack([m.activity_mbq for m in scans], axis=1)
+        uncorrected = np.stack([m.uncorrected_mbq for m in scans], axis=1)
+        clipped = sorted({name for m in scans for name in m.clipped_pieces})
+    else:
+        activity, uncorrected = (np.nan_to_num(np.asarray(a, dtype=float)) for a in measured)
+        clipped = []
     fits: dict[str, TimeActivityFit | PeakTailFit] = {}
     if times.size >= 2:
         estimates = [_fitted(region.name, times, activity[r], model, fits)
@@ -329,6 +376,63 @@ def region_dose_rows(regions: CycleRegions, estimates: list[list[TiaEstimate]], 
             rows.append(row)
             primary.append(True)
     return rows, primary
+
+
+def calibrated_dose_rows(rows: list[dict], regions: CycleRegions, curves: RegionTimeActivity,
+                         uncorrected: RegionTimeActivity, calibrated: CalibratedActivities,
+                         calibration: SiteCalibration, times_h: np.ndarray, reference_fits: dict,
+                         s_value_phantom: str) -> list[dict]:
+    """Rows with the uncorrected TIA and dose beside the corrected ones, the correction and calibration,
+    and the dose uncertainty by source with its 95 % interval (primary region-TIA rows of lesions and
+    kidneys)."""
+    index = {region.name: r for r, region in enumerate(regions.regions)}
+    density = regions.density_g_per_ml
+    tia_functions: dict = {}
+    out = []
+    for row in rows:
+        r = index[row["region"]]
+        method = row["method"]
+        extra = {"calibration": calibration.label}
+        if method in ("sphere_s_value", "organ_s_value", "local_deposition"):
+            extra["correction"] = calibrated.correction[r]
+            other = next((e for e in uncorrected.estimates[r] if e.model == row["fit_model"]),
+                         next((e for e in uncorrected.estimates[r] if e.primary), None))
+            if other is not None:
+                dose, _ = _region_dose(method, row["role"], other.tia_mbq_h, float(regions.volume_ml[r]),
+                                       float(regions.mass_g[r]), s_value_phantom)
+                extra |= {"uncorrected_tia_mbq_h": other.tia_mbq_h, "uncorrected_dose_gy": dose}
+            estimate = next((e for e in curves.estimates[r] if e.model == row["fit_model"]), None)
+            if (row["role"] in UNCERTAINTY_ROLES and estimate is not None and estimate.primary
+                    and math.isfinite(row["dose_gy"])):
+                role, rho = row["role"], float(density[r])
+
+                def dose_of(tia: float, mass: float, method=method, role=role, rho=rho) -> float:
+                    return _region_dose(method, role, tia, mass / rho, mass, s_value_phantom)[0]
+
+                key = (r, estimate.model)
+                if key not in tia_functions:  # one set of refits per region, shared by its dose methods
+                    tia_functions[key] = _memoised(tia_function(times_h, estimate.model,
+                                                                reference_fits.get(row["region"])))
+                budget = dose_budget(calibrated, r, tia_functions[key], dose_of, float(regions.mass_g[r]),
+                                     calibration.calibration_relative_sd)
+                extra |= budget.columns(0, "dose_gy", sd="u")
+        else:
+            extra["correction"] = "none: voxel dose map of the uncorrected SPECT"
+        out.append(row | extra)
+    return out
+
+
+def _memoised(function):
+    """``function`` of an activity vector, evaluated once per distinct vector."""
+    cache: dict = {}
+
+    def wrapped(activity: np.ndarray) -> float:
+        key = tuple(np.asarray(activity, dtype=float).round(12).tolist())
+        if key not in cache:
+            cache[key] = function(activity)
+        return cache[key]
+
+    return wrapped
 
 
 def _tia_columns(estimate: TiaEstimate, extra_flags: list[str]) -> dict:

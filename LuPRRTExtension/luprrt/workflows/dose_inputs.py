@@ -19,8 +19,10 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
+from ..calibration import SiteCalibration
 from ..io import VOLUME_SUFFIXES, QuantitativeImage, check_activity_image, read_image, read_seg_nrrd
 from ..segments import Segmentation, check_coverage
+from .calibrate import quantitative_spect
 from .response import read_manifest
 
 log = logging.getLogger(__name__)
@@ -68,7 +70,8 @@ class PatientData:
 
 
 def read_patient_folder(folder: str | Path, cycles: Iterable[int] | None = None,
-                        time_points_h: Mapping[int, Sequence[float]] | None = None) -> PatientData:
+                        time_points_h: Mapping[int, Sequence[float]] | None = None,
+                        calibration: SiteCalibration | None = None) -> PatientData:
     """Read the cycles of a patient folder (see the module docstring for the layout).
 
     Parameters
@@ -80,6 +83,9 @@ def read_patient_folder(folder: str | Path, cycles: Iterable[int] | None = None,
     time_points_h : mapping of cycle to hours, optional
         Use only these scans of a cycle (matched to within 0.5 h), e.g. ``{2: [96.0]}`` for a
         single-time-point cycle 2; cycles not listed keep every scan.
+    calibration : SiteCalibration, optional
+        Counts SPECTs are converted with its calibration factor, Bq/mL ones scaled by its cylinder
+        scale (:func:`.calibrate.quantitative_spect`).
 
     Raises
     ------
@@ -128,7 +134,7 @@ def read_patient_folder(folder: str | Path, cycles: Iterable[int] | None = None,
             spect_path = folder / entry["file"]
             given = {} if cycle not in activities or spect_path.name.lower().endswith(VOLUME_SUFFIXES) else {
                 "injected_activity_mbq": activities[cycle]}
-            spect = read_image(spect_path, **given)
+            spect = quantitative_spect(spect_path, None, calibration, **given)
             if spect.units == "Bq/mL":
                 check_activity_image(spect.image, str(spect_path))
                 check_coverage(segmentation, spect.image, _COVERED_ROLES,

@@ -262,6 +262,14 @@ def build_cycle_regions(segmentation: Segmentation, ct_hu: sitk.Image | None, gr
                         labels_ct, labels_grid, masks, regions, membership, transfer, pvc_fwhm_mm)
 
 
+def transfer_matrix(regions: CycleRegions, fwhm_mm: float) -> np.ndarray:
+    """The geometric transfer matrix of ``regions``' pieces for a Gaussian PSF of ``fwhm_mm``."""
+    if not (math.isfinite(fwhm_mm) and fwhm_mm > 0):
+        raise ValueError(f"partial-volume correction FWHM must be positive, got {fwhm_mm} mm")
+    occupancy = [regions.masks.region(name) for name in regions.masks.names]
+    return _transfer_matrix(regions.masks, occupancy, regions.grid, fwhm_mm)
+
+
 def _partition(segmentation: Segmentation) -> tuple[np.ndarray, list[Segment]]:
     """Piece label (1..n, 0 = no segment) of every voxel and the segment owning each piece."""
     segments = segmentation.segments

@@ -19,8 +19,13 @@ cycle 1; cycles 2-4, kidney and extrahepatic uptake are secondary endpoints.
    grid built once and reduced with one vectorised pass per SPECT
    (:func:`luprrt.liver.tn.tumour_to_nontumour`), and organ uptake in MBq and in percent of
    the administered activity decayed to the scan time (:func:`luprrt.liver.uptake.uptake_rows`);
-5. write ``lobequant_tn.csv``, ``lobequant_ia_iv_ratio.csv``, ``lobequant_uptake.csv``
-   and ``provenance.json`` (input SHA-256 hashes, parameters, software version).
+5. write ``lobequant_tn.csv``, ``lobequant_ia_iv_ratio.csv``, the trial endpoint
+   (``lobequant_trial_endpoint.csv``, ``lobequant_trial_ia_iv_ratio.csv``: up to three target
+   lesions > 3 cm per lobe, :mod:`luprrt.liver.targets`), ``lobequant_uptake.csv`` and
+   ``provenance.json`` (input SHA-256 hashes, parameters, software version).
+
+With a site calibration (``calibration``) counts SPECTs are converted with its factor and every
+T/N row carries the recovery-corrected value with its 95 % interval next to the measured one.
 
 Inputs are either a patient folder with a ``manifest.json`` (the layout written by
 :func:`luprrt.phantom.write_patient`: every cycle's CT, segmentation and SPECTs) or
@@ -37,11 +42,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..calibration import DEFAULT_MARGIN_FWHM, SiteCalibration
 from ..errors import fix, option, or_fix
 from ..grid import LPS_TO_RAS, check_grid_compatibility
 from ..io import VOLUME_SUFFIXES, check_activity_image, read_image, read_segmentation_file
 from ..liver import (
     OCCUPANCY_MODES,
+    TRIAL_MIN_DIAMETER_MM,
+    TRIAL_TARGETS_PER_LOBE,
     CycleSpect,
     LobeSplit,
     TNResult,
@@ -55,11 +63,14 @@ from ..outputs import StagedOutputs
 from ..provenance import ProgressCallback, inputs_sha256, no_progress, provenance_record
 from ..segments import SIDES, Segmentation, SegmentTags, check_coverage
 from ..tables import write_rows_csv
+from .calibrate import load_calibration, quantitative_spect
 
 log = logging.getLogger(__name__)
 
 TN_FILE = "lobequant_tn.csv"
 RATIO_FILE = "lobequant_ia_iv_ratio.csv"
+TRIAL_FILE = "lobequant_trial_endpoint.csv"
+TRIAL_RATIO_FILE = "lobequant_trial_ia_iv_ratio.csv"
 UPTAKE_FILE = "lobequant_uptake.csv"
 PROVENANCE_FILE = "provenance.json"
 
@@ -212,6 +223,9 @@ def prepare_segmentation(segmentation: Segmentation, ia_side: str | None,
 def run_lobequant(inputs: LobeQuantInputs | str | Path, *, ia_side: str | None = None,
                   lobe_method: LobeSplit | None = None, margin_mm: float | None = None,
                   occupancy: str = "nearest", supersampling: int = 5, uptake: bool = True,
+                  calibration: SiteCalibration | str | Path | None = None, margin_fwhm: float = DEFAULT_MARGIN_FWHM,
+                  boundary_uncertainty: bool = True, target_lesions: int = TRIAL_TARGETS_PER_LOBE,
+                  target_min_diameter_mm: float = TRIAL_MIN_DIAMETER_MM,
                   out_dir: str | Path | None = None, overwrite: bool = False,
                   progress: ProgressCallback | None = None) -> LobeQuantRun:
     """T/N per lobe and lesion, IA/IV ratio and organ uptake of one patient, for every cycle.
@@ -234,6 +248,18 @@ def run_lobequant(inputs: LobeQuantInputs | str | Path, *, ia_side: str | None =
     uptake : bool
         Also measure kidney, liver, lobe and extrahepatic uptake (needs kidney segments
         and every cycle's administered activity).
+    calibration : SiteCalibration or path, optional
+        A site calibration (JSON, or a recovery table CSV): counts SPECTs are converted with its
+        factor, and the T/N rows gain recovery-corrected values with 95 % intervals
+        (:mod:`luprrt.liver.tn_corrected`); the non-tumour margin then defaults to ``margin_fwhm``
+        x its effective FWHM (at least 10 mm).
+    margin_fwhm : float
+        Spill-in margin in effective FWHM (with a calibration).
+    boundary_uncertainty : bool
+        Include the segmentation-boundary uncertainty in the intervals (with a calibration).
+    target_lesions, target_min_diameter_mm
+        The trial endpoint (:mod:`luprrt.liver.targets`): up to this many target lesions per
+        lobe with a longest axial diameter above this (mm), largest first.
     out_dir : path, optional
         Where the CSV tables and ``provenance.json`` go; None writes nothing.
     overwrite : bool
@@ -252,12 +278,14 @@ def run_lobequant(inputs: LobeQuantInputs | str | Path, *, ia_side: str | None =
     if margin_mm is not None and not (math.isfinite(margin_mm) and margin_mm >= 0):
         raise ValueError(f"non-tumour margin must be a finite number >= 0 mm, got {margin_mm}")
     ia_side = _ia_side(ia_side, inputs)
+    calibration = load_calibration(calibration)
     outputs = None
     if out_dir is not None:
         input_files = inputs.files()
         if lobe_method is not None and isinstance(lobe_method.couinaud_labels, Path):
             input_files.append(lobe_method.couinaud_labels)
-        names = [TN_FILE, RATIO_FILE, *([UPTAKE_FILE] if uptake else []), PROVENANCE_FILE]
+        names = [TN_FILE, RATIO_FILE, TRIAL_FILE, TRIAL_RATIO_FILE, *([UPTAKE_FILE] if uptake else []),
+                 PROVENANCE_FILE]
         outputs = StagedOutputs(out_dir, names, overwrite=overwrite, inputs=input_files)
 
     cycles: list[CycleSpect] = []
@@ -271,7 +299,7 @@ def run_lobequant(inputs: LobeQuantInputs | str | Path, *, ia_side: str | None =
         segmentations[session.name or str(session.segmentation)] = segmentation
         for spect in session.spects:
             progress(0.6 * done / n_spects, f"SPECT of cycle {spect.cycle}")
-            cycle, record = _cycle_spect(spect, segmentation, session.segmentation)
+            cycle, record = _cycle_spect(spect, segmentation, session.segmentation, calibration)
             cycles.append(cycle)
             spect_record.append(record)
             done += 1
@@ -281,7 +309,9 @@ def run_lobequant(inputs: LobeQuantInputs | str | Path, *, ia_side: str | None =
         return lambda fraction, message: progress(start + span * fraction, message)
 
     tn = tumour_to_nontumour(cycles, margin_mm=margin_mm, occupancy=occupancy, supersampling=supersampling,
-                             progress=stage(0.6, 0.25))
+                             calibration=calibration, margin_fwhm=margin_fwhm,
+                             boundary_uncertainty=boundary_uncertainty, target_lesions=target_lesions,
+                             target_min_diameter_mm=target_min_diameter_mm, progress=stage(0.6, 0.25))
     uptake_table = []
     if uptake:
         missing = [c.cycle for c in cycles if c.administered_activity_mbq is None]
@@ -292,12 +322,16 @@ def run_lobequant(inputs: LobeQuantInputs | str | Path, *, ia_side: str | None =
         uptake_table = uptake_rows(cycles, progress=stage(0.85, 0.1))
 
     parameters = {"ia_side": ia_side, "lobe_split": lobe_method.describe() if lobe_method else "segmentation",
-                  "margin_mm": tn.parameters.get("margin_mm", margin_mm), "occupancy": occupancy,
+                  "margin_mm": tn.parameters.get("margin_mm", margin_mm),
+                  "margin_rule": tn.parameters.get("margin_rule"), "occupancy": tn.parameters.get("occupancy"),
                   "supersampling": supersampling, "uptake": uptake, "patient_id": inputs.patient_id,
-                  "spects": spect_record}
+                  "calibration": calibration.label if calibration is not None else None,
+                  "trial_definition": tn.parameters.get("trial_definition"), "spects": spect_record}
     run = LobeQuantRun(tn, uptake_table, ia_side, segmentations, parameters)
     if outputs is not None:
-        run.files = _write_outputs(run, inputs, lobe_method, outputs)
+        extra_inputs = [Path(calibration.source)] if calibration is not None and Path(calibration.source).is_file() \
+            else []
+        run.files = _write_outputs(run, inputs, lobe_method, outputs, extra_inputs)
     progress(1.0, "done")
     ratios = ", ".join(f"cycle {r['cycle']} {r['hours_post_injection']:g} h: {r['tn_mean_ia_over_iv']:.3g}"
                        for r in tn.ratio_rows)
@@ -431,15 +465,15 @@ def _session_segmentation(session: SessionInput, ia_side: str, split: LobeSplit 
         raise ValueError(f"{session.segmentation}: {error}") from error
 
 
-def _cycle_spect(spect: SpectInput, segmentation: Segmentation,
-                 segmentation_path: Path) -> tuple[CycleSpect, dict]:
+def _cycle_spect(spect: SpectInput, segmentation: Segmentation, segmentation_path: Path,
+                 calibration: SiteCalibration | None = None) -> tuple[CycleSpect, dict]:
     if not spect.path.exists():
         raise FileNotFoundError(f"SPECT of cycle {spect.cycle} not found: {spect.path}")
     options = {} if spect.administered_activity_mbq is None else {
         "injected_activity_mbq": spect.administered_activity_mbq}
     if spect.path.name.lower().endswith(VOLUME_SUFFIXES):
         options = {}
-    image = read_image(spect.path, units=spect.units, **options)
+    image = quantitative_spect(spect.path, spect.units, calibration, **options)
     if image.units != "Bq/mL":
         raise ValueError(f"{spect.path}: SPECT voxel values are in {image.units}, not Bq/mL; T/N and uptake "
                          "need a quantitative SPECT (activity concentration)")
@@ -480,17 +514,23 @@ def _check_cycles(cycles: list[CycleSpect]) -> None:
 
 
 def _write_outputs(run: LobeQuantRun, inputs: LobeQuantInputs, split: LobeSplit | None,
-                   outputs: StagedOutputs) -> list[Path]:
+                   outputs: StagedOutputs, extra_inputs: list[Path]) -> list[Path]:
     with outputs:
         written = [TN_FILE]
         write_rows_csv(run.tn_rows, outputs.path(TN_FILE))
         if run.ratio_rows:
             write_rows_csv(run.ratio_rows, outputs.path(RATIO_FILE))
             written.append(RATIO_FILE)
+        if run.tn.trial_rows:
+            write_rows_csv(run.tn.trial_rows, outputs.path(TRIAL_FILE))
+            written.append(TRIAL_FILE)
+        if run.tn.trial_ratio_rows:
+            write_rows_csv(run.tn.trial_ratio_rows, outputs.path(TRIAL_RATIO_FILE))
+            written.append(TRIAL_RATIO_FILE)
         if run.uptake_rows:
             write_rows_csv(run.uptake_rows, outputs.path(UPTAKE_FILE))
             written.append(UPTAKE_FILE)
-        files = inputs.files()
+        files = inputs.files() + extra_inputs
         if split is not None and isinstance(split.couinaud_labels, Path):
             files.append(split.couinaud_labels)
         record = provenance_record(inputs_sha256(files), run.parameters)

@@ -14,6 +14,7 @@ from luprrt.cohort.trial import (
     lobe_dose_summary,
     mixed_model_over_cycles,
     paired_ia_iv,
+    size_matched_lesions,
     uptake_summary_by_cycle,
 )
 
@@ -263,3 +264,20 @@ def test_mixed_model_simplifies_random_effects_that_cannot_be_fitted(cohort_ia_1
     assert np.isnan(result.variance_lesion_log) and result.variance_ia_slope_log >= 0.0
     assert "Singular matrix" in caplog.text
     assert result.per_cycle.loc[0, "ci_low_ratio"] < 1.3 < result.per_cycle.loc[0, "ci_high_ratio"]
+
+
+def test_size_matching_pairs_the_nearest_volumes_within_the_ratio():
+    table = pd.DataFrame({
+        "patient_id": ["A"] * 5 + ["B"] * 2,
+        "cycle": [1] * 7,
+        "route": ["IA", "IA", "IV", "IV", "IV", "IA", "IA"],
+        "lesion_id": ["a1", "a2", "a3", "a4", "a5", "b1", "b2"],
+        "volume_ml": [10.0, 2.0, 9.0, 30.0, 3.9, 5.0, 6.0],
+    })
+    matched = size_matched_lesions(table, cycle=1, max_volume_ratio=2.0)
+    # A: 10-9 (ratio 1.11) first, then 2-3.9 (1.95); 30 mL has no partner within 2x. B has no IV lesion.
+    assert sorted(zip(matched["lesion_id"], matched["match"], strict=True)) == [
+        ("a1", 1), ("a2", 2), ("a3", 1), ("a5", 2)]
+    assert len(size_matched_lesions(table, cycle=1, max_volume_ratio=1.5)) == 2
+    with pytest.raises(ValueError, match="max_volume_ratio must be >= 1"):
+        size_matched_lesions(table, max_volume_ratio=0.5)

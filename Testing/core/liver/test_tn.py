@@ -11,7 +11,7 @@ import pytest
 import SimpleITK as sitk
 
 import luprrt.liver.tn as tn
-from luprrt.liver import CycleSpect, nontumour_mask, tumour_to_nontumour
+from luprrt.liver import CycleSpect, nontumour_mask, trial_definition, tumour_to_nontumour
 from luprrt.segments import Segmentation, SegmentTags
 from luprrt.tables import write_rows_csv
 
@@ -184,7 +184,10 @@ def test_fractional_occupancy_gives_ct_lesion_volumes():
     row = rows_by(result, 1, "lesion", "lesion_id")["L01"]
     ct_volume_ml = small.sum() * np.prod(ct.GetSpacing()) / 1000
     assert row["volume_ml"] == pytest.approx(ct_volume_ml, rel=1e-9)  # nested grids: exact shares
-    assert result.parameters == {"margin_mm": 5.0, "occupancy": "fractional", "supersampling": 3}
+    assert result.parameters == {"margin_mm": 5.0, "occupancy": "fractional", "supersampling": 3,
+                                 "margin_rule": "one SPECT voxel (default without a calibration)",
+                                 "edge_margin_mm": 0.0, "calibration": None, "target_lesions_per_lobe": 3,
+                                 "target_min_diameter_mm": 30.0, "trial_definition": trial_definition(3, 30.0)}
     assert result.ratio_rows == []  # no routes assigned
 
 

@@ -56,7 +56,8 @@ def test_clinical_counts_and_a_physical_calibration_factor(meta):
     protocol = meta["protocol"]
     in_air = protocol["n_heads"] * protocol["counts_per_mbq_per_view"] / protocol["time_per_view_s"]
     assert meta["calibration"]["calibration_factor_cps_per_mbq"] == pytest.approx(in_air, rel=0.05)
-    counts = sitk.GetArrayViewFromImage(_image(meta["calibration"]["file"], "counts"))
+    cylinder = _image(meta["calibration"]["file"], "counts")  # kept: the array below is a view of its memory
+    counts = sitk.GetArrayViewFromImage(cylinder)
     assert counts.sum() / (1000.0 * meta["calibration"]["acquisition_duration_s"]) == pytest.approx(
         meta["calibration"]["calibration_factor_cps_per_mbq"], rel=1e-5)
 
@@ -67,7 +68,8 @@ def test_calibrated_phantoms_hold_their_true_activity(meta):
     truth_centre = cylinder.truth["concentration_bq_per_ml"]
     factor = meta["calibration"]["calibration_factor_cps_per_mbq"] * meta["calibration"]["acquisition_duration_s"]
     voxel_ml = 4.42**3 / 1000.0
-    counts = sitk.GetArrayViewFromImage(_image(meta["calibration"]["file"], "counts"))
+    cylinder = _image(meta["calibration"]["file"], "counts")  # kept: the array below is a view of its memory
+    counts = sitk.GetArrayViewFromImage(cylinder)
     concentration = counts / factor * 1e6 / voxel_ml
     # A 100 mm x 100 mm central cylinder of the cylinder: mean within 3 % of the truth (1 % noise,
     # OSEM's residual non-uniformity of an attenuation-corrected uniform cylinder).

@@ -107,6 +107,31 @@ def test_primary_analysis_sees_the_built_in_ia_effect(cohort):
     assert primary["share_increased"] == 1.0
 
 
+def test_primary_is_the_trial_definition_with_labelled_sensitivity_analyses(cohort):
+    """Up to 3 target lesions > 30 mm per lobe (largest first); all lesions and size-matched beside it."""
+    _, out, _ = cohort
+    lesions = pd.read_csv(out / "lesion_table.csv")
+    cycle1 = lesions[lesions["cycle"] == 1]
+    targets = cycle1[cycle1["target_lesion"]]
+    assert (targets["longest_diameter_mm"] > 30.0).all()
+    assert targets.groupby(["patient_id", "side"]).size().max() <= 3
+    # The targets are the largest lesions of their lobe, ranked from 1.
+    for (_, _), lobe in cycle1.groupby(["patient_id", "side"]):
+        chosen = lobe[lobe["target_lesion"]].sort_values("target_rank")
+        largest = lobe[lobe["longest_diameter_mm"] > 30.0].nlargest(3, "longest_diameter_mm")
+        assert list(chosen["lesion_id"]) == list(largest["lesion_id"])
+    endpoints = pd.read_csv(out / "ia_iv_endpoints.csv")
+    assert list(endpoints["analysis"]) == [
+        "primary (trial definition: up to 3 target lesions > 30 mm per lobe)", "sensitivity: all lesions",
+        "sensitivity: size-matched lesions (IA-IV pairs within a volume ratio of 2)"]
+    primary = pd.read_csv(out / "primary_ia_iv.csv").iloc[0]
+    assert primary["n_lesions_ia"] + primary["n_lesions_iv"] == len(targets)
+    everything = pd.read_csv(out / "ia_iv_sensitivity_all_lesions.csv").iloc[0]
+    assert everything["n_lesions_ia"] + everything["n_lesions_iv"] == len(cycle1)
+    matched = pd.read_csv(out / "ia_iv_sensitivity_size_matched.csv").iloc[0]
+    assert matched["n_lesions_ia"] == matched["n_lesions_iv"]  # pairs
+
+
 def test_report_is_self_contained_with_every_section(cohort):
     run, _, _ = cohort
     html = run.report.read_text()

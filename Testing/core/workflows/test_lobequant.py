@@ -26,6 +26,8 @@ from luprrt.workflows.lobequant import (
     PROVENANCE_FILE,
     RATIO_FILE,
     TN_FILE,
+    TRIAL_FILE,
+    TRIAL_RATIO_FILE,
     UPTAKE_FILE,
     LobeQuantInputs,
     SpectInput,
@@ -195,7 +197,8 @@ def test_ia_iv_ratio_direction_follows_the_ia_tn_factor(patient, factor, request
 def test_outputs_carry_provenance_and_are_never_overwritten(noisy_patient, tmp_path):
     out = tmp_path / "out"
     run = run_lobequant(noisy_patient, ia_side="left", out_dir=out, occupancy="fractional", margin_mm=6.0)
-    assert [p.name for p in run.files] == [TN_FILE, RATIO_FILE, UPTAKE_FILE, PROVENANCE_FILE]
+    assert [p.name for p in run.files] == [TN_FILE, RATIO_FILE, TRIAL_FILE, TRIAL_RATIO_FILE, UPTAKE_FILE,
+                                           PROVENANCE_FILE]
     tn = read_rows_csv(out / TN_FILE)
     assert len(tn) == len(run.tn_rows) == 2 * (3 * 2 + 9)  # per cycle: 3 rows per lobe and 9 lesions
     assert float(tn[0]["volume_ml"]) == run.tn_rows[0]["volume_ml"]  # no digit lost

@@ -1,0 +1,187 @@
+"""Coverage of LuPRRT's 95 % intervals over simulated noise realisations (issue 10, deliverable 5).
+
+For each realisation of the same patient (same truth, new counting noise) the cycle-1 SPECTs are
+quantified with a site calibration, every 95 % interval is compared with the truth, and the share
+of intervals holding it is reported with its Wilson 95 % interval, for lesion T/N (lesions >= 20 mm,
+24 h), kidney dose, lesion dose (>= 20 mm) and the IA/IV ratio.
+
+The interval budget models counting noise, the calibration factor, the recovery curve and the
+segmentation boundary (+-1 voxel, rectangular: variance 1/3 voxel^2). So that the check covers what
+the budget claims, each realisation also gets a delineation error of that variance: every lesion and
+kidney outline moves k voxels, k from {-1, 0, +1} with probabilities 1/6, 2/3, 1/6
+(:data:`luprrt.calibration.DISCRETE_SHIFT_PROBABILITIES`), seeded per realisation. Coverage with the
+true outlines (noise only) is reported beside it.
+
+Realisations come from
+
+* a folder written by the simulator (what it must provide; nothing here runs torch)::
+
+      <folder>/fixture.json                        as in Testing/data/osem (make_patient arguments,
+                                                   scan files, phantom truths, calibration)
+      <folder>/realisation_<k>/                    k = 01, 02, ... (at least 20), each with
+          patient_cycle1_<h>h_bq_per_ml.nrrd       the fixture's scan files, new noise seed each
+          cylinder_counts.nrrd, iec_4to1_bq_per_ml.nrrd, iec_10to1_bq_per_ml.nrrd   (optional: phantom
+                                                   scans with their own noise; their site calibration
+                                                   then samples the calibration and recovery-curve
+                                                   uncertainty; without them the fixture's phantoms serve)
+
+  (``python -m Testing.osem_coverage FOLDER``); or
+* the Gaussian world of the unit tests (``python -m Testing.osem_coverage --gaussian 20``): the small
+  synthetic patient blurred by 10 mm and given new Poisson noise per realisation, calibrated on the
+  simulated IEC phantoms of Testing/gaussian_world.py.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from osem_acceptance import fixture, fixture_patient, measure, patient_spects, site_calibration
+
+from luprrt.calibration import DISCRETE_SHIFT_PROBABILITIES, coverage_fraction
+from luprrt.phantom import SyntheticPatient
+from luprrt.segments import Segmentation
+from luprrt.workflows.dose_calibrated import with_shifted_structures
+
+log = logging.getLogger(__name__)
+
+QUANTITIES = ("lesion T/N >= 20 mm, 24 h", "kidney dose", "lesion dose >= 20 mm", "IA/IV ratio")
+
+
+@dataclass
+class Coverage:
+    """Interval hits per quantity, with and without simulated delineation errors."""
+
+    hits: dict[str, list[bool]] = field(default_factory=lambda: {q: [] for q in QUANTITIES})
+    hits_true_outline: dict[str, list[bool]] = field(default_factory=lambda: {q: [] for q in QUANTITIES})
+    realisations: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        lines = [f"coverage of the 95 % intervals over {self.realisations} realisations ({self.seconds:.0f} s)",
+                 f"{'quantity':32s}{'with delineation errors':>34s}{'true outlines (noise only)':>34s}"]
+        for quantity in QUANTITIES:
+            cells = []
+            for hits in (self.hits[quantity], self.hits_true_outline[quantity]):
+                p, low, high = coverage_fraction(hits)
+                cells.append(f"{100 * p:.0f} % ({100 * low:.0f}-{100 * high:.0f} %), n = {len(hits)}"
+                             if hits else "-")
+            lines.append(f"{quantity:32s}{cells[0]:>34s}{cells[1]:>34s}")
+        return "\n".join(lines)
+
+
+def delineation_errors(segmentation: Segmentation, rng: np.random.Generator) -> tuple[Segmentation, dict]:
+    """The segmentation with each lesion and kidney outline moved by a random whole number of voxels."""
+    steps = np.array(list(DISCRETE_SHIFT_PROBABILITIES))
+    weights = np.array(list(DISCRETE_SHIFT_PROBABILITIES.values()))
+    shifts = {s.segment_id: int(rng.choice(steps, p=weights)) for s in segmentation.segments
+              if s.tags.role in ("lesion", "kidney")}
+    return with_shifted_structures(segmentation, shifts, roles=("lesion", "kidney")), shifts
+
+
+def _collect(hits: dict[str, list[bool]], result) -> None:
+    hits[QUANTITIES[0]] += [v for (lesion, h), v in result.lesion_tn_covered.items() if h == 24.0]
+    hits[QUANTITIES[1]] += list(result.kidney_dose_covered.values())
+    hits[QUANTITIES[2]] += list(result.lesion_dose_covered.values())
+    hits[QUANTITIES[3]] += list(result.ia_iv_ratio_covered.values())
+
+
+def run_coverage(patient: SyntheticPatient, realisations: Iterator, seed: int = 20240612,
+                 true_outlines: bool = True) -> Coverage:
+    """Coverage over ``realisations`` of (label, SPECTs by hour, site calibration)."""
+    coverage = Coverage()
+    started = time.time()
+    for k, (label, spects, calibration) in enumerate(realisations):
+        rng = np.random.default_rng([seed, k])
+        segmentation, shifts = delineation_errors(patient.segmentation, rng)
+        log.info("%s: outlines moved %s", label, {s: v for s, v in shifts.items() if v})
+        _collect(coverage.hits, measure(patient, spects, calibration, label, segmentation))
+        if true_outlines:
+            _collect(coverage.hits_true_outline, measure(patient, spects, calibration, label))
+        coverage.realisations += 1
+        log.warning("%s done (%.0f s)", label, time.time() - started)
+    coverage.seconds = time.time() - started
+    return coverage
+
+
+def folder_realisations(folder: Path, work: Path) -> tuple[SyntheticPatient, Iterator]:
+    """(patient, realisations) of a simulator's folder (layout in the module docstring)."""
+    import osem_acceptance
+
+    osem_acceptance.FIXTURE_DIR = folder
+    osem_acceptance.fixture.cache_clear()
+    folders = sorted(p for p in folder.glob("realisation_*") if p.is_dir())
+    if not folders:
+        raise FileNotFoundError(f"{folder} holds no realisation_<k> folders")
+    shared = None
+
+    def generate():
+        nonlocal shared
+        for sub in folders:
+            own = all((sub / entry["file"]).is_file() for entry in fixture(folder)["iec"])
+            if own:
+                calibration = site_calibration(sub, work / sub.name)
+            else:
+                shared = shared or site_calibration(folder, work / "shared")
+                calibration = shared
+            yield sub.name, patient_spects(sub), calibration
+
+    return fixture_patient(folder), generate()
+
+
+def gaussian_realisations(n: int, seed: int = 31) -> tuple[SyntheticPatient, Iterator]:
+    """(patient, realisations) in the Gaussian world: the small patient, new Poisson noise per realisation."""
+    from gaussian_world import FWHM_MM
+    from gaussian_world import site_calibration as gaussian_calibration
+
+    from luprrt.phantom import make_patient
+
+    patient = make_patient(3, small=True, n_cycles=1, spect_fwhm_mm=FWHM_MM, noise=False, followup_weeks=())
+    calibration = gaussian_calibration()
+    acquisitions = patient.sessions[0].spect
+
+    def generate():
+        for k in range(n):
+            rng = np.random.default_rng([seed, k])
+            spects = {}
+            for acquisition in acquisitions:
+                expected = sitk.GetArrayFromImage(acquisition.image).astype(np.float64)
+                gain = acquisition.counts_per_bq_per_ml
+                image = sitk.GetImageFromArray((rng.poisson(expected * gain) / gain).astype(np.float32))
+                image.CopyInformation(acquisition.image)
+                spects[acquisition.hours_post_injection] = image
+            yield f"gaussian realisation {k + 1:02d}", spects, calibration
+
+    return patient, generate()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folder", type=Path, nargs="?", help="simulator folder with realisation_<k> subfolders")
+    parser.add_argument("--gaussian", type=int, metavar="N", help="N realisations in the Gaussian world instead")
+    parser.add_argument("--noise-only", action="store_true", help="skip the true-outline (noise only) pass")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    with tempfile.TemporaryDirectory() as work:
+        if args.gaussian:
+            patient, realisations = gaussian_realisations(args.gaussian)
+        elif args.folder:
+            patient, realisations = folder_realisations(args.folder, Path(work))
+        else:
+            parser.error("give a folder or --gaussian N")
+        print(run_coverage(patient, realisations, true_outlines=not args.noise_only).summary())
+
+
+if __name__ == "__main__":
+    main()
