@@ -13,6 +13,7 @@ dicom_sr     TID 1500 measurement reports (highdicom), written and read back
 dicom_codes  the coded vocabulary of the reports (standard codes, LuPRRT's private scheme)
 dicom_dose   dose maps as RT Dose (Gy), TIA maps as Parametric Maps (Bq h/mL)
 dicom_net    C-STORE of written objects to a PACS (pynetdicom)
+spect_timing a SPECT's voxels as the activity at its acquisition (PET-stored exports, DecayCorrection)
 
 Every reader returns geometry-aware SimpleITK images; a :class:`QuantitativeImage` adds
 the units and the timing (acquisition, injection, activity) that quantification needs.
@@ -35,6 +36,7 @@ from .dicom_write import (
     write_pet_series,
 )
 from .seg_nrrd import read_seg_nrrd, write_seg_nrrd
+from .spect_timing import spect_activity_at_acquisition
 from .volumes import (
     UNITS,
     UNITS_KEY,
@@ -78,6 +80,7 @@ __all__ = [
     "read_tia_map",
     "read_volume",
     "send_files",
+    "spect_activity_at_acquisition",
     "tracking_id",
     "tracking_uid",
     "write_ct_series",

@@ -36,7 +36,7 @@ from ..calibration import (
     read_site_calibration,
     write_site_calibration,
 )
-from ..io import QuantitativeImage, read_image
+from ..io import QuantitativeImage, read_image, spect_activity_at_acquisition
 from ..physics import decay_factor, hours_between
 from ..provenance import ProgressCallback, inputs_sha256, no_progress
 from ..tables import write_rows_csv
@@ -83,12 +83,16 @@ def load_calibration(calibration: SiteCalibration | str | Path | None) -> SiteCa
 
 def quantitative_spect(path: str | Path, units: str | None, calibration: SiteCalibration | None,
                        **options) -> QuantitativeImage:
-    """Read a SPECT in Bq/mL: counts through the calibration factor, Bq/mL scaled by the cylinder's scale.
+    """Read a SPECT in Bq/mL at its acquisition time.
+
+    Counts go through the calibration factor, Bq/mL is scaled by the cylinder's scale, and a
+    PET-stored export decay corrected to the injection is decayed back to the acquisition.
 
     Images in other units (a counts NRRD, which does not record the time per view) are returned as
     read, for the caller's own unit check.
     """
     image, counts = _read_nm(path, units, calibration.cps_per_mbq if calibration is not None else None, **options)
+    image = spect_activity_at_acquisition(image)  # a PET-stored export may be decay corrected to injection
     scale = calibration.bq_per_ml_scale if calibration is not None else None
     if image.units == "Bq/mL" and scale is not None and not counts:
         image.image = sitk.Cast(image.image * float(scale), sitk.sitkFloat32)
