@@ -173,7 +173,7 @@ def read_nm_spect(path_or_folder: str | Path, *, calibration_cps_per_mbq: float 
                   injection_datetime: datetime | date | None = None,
                   injected_activity_mbq: float | None = None, acquisition_datetime: datetime | None = None,
                   frame_duration_s: float | None = None, series_uid: str | None = None) -> QuantitativeImage:
-    """Read a reconstructed SPECT (NM Image Storage, RECON TOMO, multi-frame) in Bq/mL.
+    """Read a reconstructed SPECT (NM Image Storage, RECON TOMO) in Bq/mL.
 
     Voxel values, in order of preference: a Real World Value Mapping whose measurement
     unit is Bq/ml (kBq/ml, MBq/ml) applied to the stored values; Units ``BQML`` with
@@ -189,7 +189,9 @@ def read_nm_spect(path_or_folder: str | Path, *, calibration_cps_per_mbq: float 
     Parameters
     ----------
     path_or_folder : path
-        The NM file, or a folder holding exactly one NM series (one multi-frame file).
+        The NM file, or a folder holding one NM series: one multi-frame file, or one
+        single-frame file per slice (placed by each file's ImagePositionPatient, each
+        converted with its own rescale).
     calibration_cps_per_mbq : float, optional
         Camera/reconstruction sensitivity K, counts per second per MBq; required for counts.
     injection_datetime : datetime or date, optional
@@ -214,30 +216,39 @@ def read_nm_spect(path_or_folder: str | Path, *, calibration_cps_per_mbq: float 
     """
     source = Path(path_or_folder)
     series = _select_series(_scan(source), NM_IMAGE_STORAGE, series_uid, source)
-    if len(series) != 1:
-        raise ValueError(f"{source}: NM series {series[0][1].SeriesInstanceUID} has {len(series)} files; a "
-                         "reconstructed SPECT is read from one multi-frame NM file")
-    path = series[0][0]
+    if len(series) > 1 and any(int(ds.get("NumberOfFrames", 1) or 1) != 1 for _, ds in series):
+        raise ValueError(f"{source}: NM series {series[0][1].SeriesInstanceUID} has {len(series)} multi-frame "
+                         "files; a reconstructed SPECT is one multi-frame NM file or one single-frame file per "
+                         "slice")
+    path = series[0][0] if len(series) == 1 else source
     with _header_errors(path):
-        return _read_nm_file(path, calibration_cps_per_mbq, injection_datetime, injected_activity_mbq,
-                             acquisition_datetime, frame_duration_s)
+        return _read_nm_files(series, source, calibration_cps_per_mbq, injection_datetime, injected_activity_mbq,
+                              acquisition_datetime, frame_duration_s)
 
 
-def _read_nm_file(path: Path, calibration_cps_per_mbq, injection_datetime, injected_activity_mbq,
-                  acquisition_datetime, frame_duration_s) -> QuantitativeImage:
+def _read_nm_files(series: list[tuple[Path, Dataset]], source: Path, calibration_cps_per_mbq,
+                   injection_datetime, injected_activity_mbq, acquisition_datetime,
+                   frame_duration_s) -> QuantitativeImage:
+    """One multi-frame NM file, or a stack of single-frame NM files (one per slice, each placed by its position)."""
+    path = series[0][0]
     ds = pydicom.dcmread(path)
     warnings: list[str] = []
     _check_reconstructed_tomo(ds, path, warnings)
-    geometry = _nm_geometry(ds, path, warnings)
-    stored = _stored_frames(ds, path)
+    geometry = _nm_geometry(ds, path, warnings) if len(series) == 1 else _slice_stack_geometry(series, source)
     voxel_ml = float(np.prod(geometry.spacing)) / 1000.0
-    values = _nm_bq_per_ml(ds, path, stored, voxel_ml, calibration_cps_per_mbq, frame_duration_s, warnings)
+    slices = [ds] + [pydicom.dcmread(file) for file, _ in series[1:]]
+    # Each file converts its own pixels: vendors give every slice file its own rescale slope.
+    values = np.concatenate([
+        _nm_bq_per_ml(item, file, _stored_frames(item, file), voxel_ml, calibration_cps_per_mbq, frame_duration_s,
+                      warnings if k == 0 else [])
+        for k, (item, (file, _)) in enumerate(zip(slices, series, strict=True))])
     acquisition, injection, activity_mbq = _administration(
         ds, path, _acquisition_from_header(ds, path, warnings), acquisition_datetime=acquisition_datetime,
         injection_datetime=injection_datetime, injected_activity_mbq=injected_activity_mbq, warnings=warnings,
         modality="NM")
     _check_lu177(ds, path, warnings)
-    return QuantitativeImage(image=geometry.image(values), units="Bq/mL", source=str(path),
+    return QuantitativeImage(image=geometry.image(values), units="Bq/mL",
+                             source=str(path if len(series) == 1 else source),
                              series_uid=str(ds.get("SeriesInstanceUID", "")) or None,
                              acquisition_datetime=acquisition, injection_datetime=injection,
                              injected_activity_mbq=activity_mbq, warnings=warnings)
