@@ -112,19 +112,30 @@ def _read_nm(path, units, cps_per_mbq: float | None, **options) -> tuple[Quantit
 
 
 def _dicom_counts(path: Path) -> bool:
-    """Whether a DICOM NM image holds counts: Units (0054,1001) CNTS, or none and no Bq/ml value mapping."""
+    """Whether a DICOM NM image holds counts: Units (0054,1001) CNTS, or none and no Bq/ml value mapping.
+
+    A CT given where the SPECT belongs is refused here, before any option meant for the SPECT
+    reaches the CT reader.
+    """
     import pydicom
 
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    classes = set()
     for file in files:
         try:
             ds = pydicom.dcmread(file, stop_before_pixels=True)
         except (OSError, ValueError, pydicom.errors.InvalidDicomError):  # not DICOM: try the next file
             continue
+        classes.add(ds.get("SOPClassUID"))
+        if ds.get("SOPClassUID") != pydicom.uid.NuclearMedicineImageStorage:
+            continue
         if "Units" not in ds and "RealWorldValueMappingSequence" not in ds and "SharedFunctionalGroupsSequence" in ds:
             return False  # an enhanced image: its mapping lives in the functional groups
         units = str(ds.get("Units", "") or "").strip().upper()
         return units == "CNTS" or (units == "" and "RealWorldValueMappingSequence" not in ds)
+    if classes == {pydicom.uid.CTImageStorage}:
+        raise ValueError(f"{path}: a CT series, not a SPECT; point at the reconstructed quantitative SPECT "
+                         "(NM, or a PET-stored Bq/mL export)")
     return False
 
 
@@ -233,6 +244,8 @@ def _dicom_view_duration_s(path: Path) -> float:
             ds = pydicom.dcmread(file, stop_before_pixels=True)
         except (OSError, ValueError, pydicom.errors.InvalidDicomError):  # not DICOM: try the next file
             continue
+        if ds.get("SOPClassUID") != pydicom.uid.NuclearMedicineImageStorage:
+            continue  # a CT or PET given as the SPECT: read_image names what it is
         for item in [ds, *(ds.get("RotationInformationSequence") or [])]:
             value = item.get("ActualFrameDuration")
             if value is not None and float(value) > 0:

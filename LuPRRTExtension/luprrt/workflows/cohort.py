@@ -44,7 +44,7 @@ from ..errors import Interrupted, current_option_words, fix, option_words
 from ..outputs import StagedFolder, remove_stale_staging
 from ..provenance import ProgressCallback, file_sha256, no_progress, provenance_record
 from ..segments import SIDES
-from .response import read_manifest
+from .manifest import read_manifest
 
 log = logging.getLogger(__name__)
 

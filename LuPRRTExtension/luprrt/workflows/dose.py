@@ -39,7 +39,7 @@ from ..provenance import ProgressCallback, inputs_sha256, no_progress, provenanc
 from ..tables import write_rows_csv
 from .dose_cycle import REGISTRATIONS, CycleDosimetry, DosimetryOptions, cycle_dosimetry
 from .dose_inputs import PatientData, read_patient_folder, validate_cycle
-from .response import read_manifest
+from .manifest import read_manifest
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from ..calibration import SiteCalibration
 from ..io import VOLUME_SUFFIXES, QuantitativeImage, check_activity_image, read_image, read_seg_nrrd
 from ..segments import Segmentation, check_coverage
 from .calibrate import quantitative_spect
-from .response import read_manifest
+from .manifest import read_manifest
 
 log = logging.getLogger(__name__)
 

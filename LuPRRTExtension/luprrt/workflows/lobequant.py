@@ -64,6 +64,7 @@ from ..provenance import ProgressCallback, inputs_sha256, no_progress, provenanc
 from ..segments import SIDES, Segmentation, SegmentTags, check_coverage
 from ..tables import write_rows_csv
 from .calibrate import load_calibration, quantitative_spect
+from .manifest import read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -133,13 +134,11 @@ class LobeQuantInputs:
         """Every treatment cycle of a patient folder with a ``manifest.json`` (phantom layout)."""
         folder = Path(folder)
         manifest_path = folder / "manifest.json"
-        if not folder.is_dir():
-            raise FileNotFoundError(f"patient folder not found: {folder}")
-        if not manifest_path.is_file():
+        if folder.is_dir() and not manifest_path.is_file():
             raise FileNotFoundError(f"{folder} has no manifest.json; give the CT, segmentation and SPECTs "
                                     "as files instead")
+        manifest = read_manifest(folder)
         try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
             administrations = manifest.get("administrations", [])
             activity = {int(a["cycle"]): float(a["activity_mbq"]) for a in administrations}
             sides = {a.get("side") for a in administrations if a.get("route") == "IA"}
