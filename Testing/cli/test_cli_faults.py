@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 import SimpleITK as sitk
 
@@ -386,6 +387,12 @@ def _first_cycle(manifest) -> dict:
     return next(v for v in manifest["sessions"] if v.get("kind") == "cycle")
 
 
+def _other_patients_spect(path: Path) -> None:
+    ds = pydicom.dcmread(path)
+    ds.PatientID = "SOMEONE-ELSE"
+    ds.save_as(path)
+
+
 def _set_hours(value):
     return lambda manifest, folder: _first_cycle(manifest)["spect"][0].update(hours_post_injection=value)
 
@@ -404,7 +411,10 @@ def _set_hours(value):
      "cycle 'first' is not a treatment cycle number; write it as e.g. 1"),
     (lambda manifest, folder: _first_cycle(manifest)["spect"][0].update(file="ct"),
      "ct: a CT series, not a SPECT; point at the reconstructed quantitative SPECT"),
-], ids=["hours-text", "hours-negative", "hours-boolean", "no-file", "activity-text", "cycle-text", "ct-as-spect"])
+    (lambda manifest, folder: _other_patients_spect(folder / _first_cycle(manifest)["spect"][0]["file"]),
+     "spect.dcm: DICOM PatientID 'SOMEONE-ELSE' differs from"),
+], ids=["hours-text", "hours-negative", "hours-boolean", "no-file", "activity-text", "cycle-text", "ct-as-spect",
+        "other-patient"])
 def test_patient_manifest_faults_name_the_field_and_the_fix(patient, tmp_path, capsys, command, edit, expected):
     folder = _patient_copy(patient, tmp_path / "p", edit)
     extra = ["--no-voxel-dose"] if command == "dose" else []

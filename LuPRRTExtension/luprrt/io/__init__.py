@@ -20,8 +20,8 @@ the units and the timing (acquisition, injection, activity) that quantification 
 """
 
 from ._dicom_out import load_series
-from .checks import check_activity_image
-from .dicom import read_ct_series, read_image, read_nm_spect, read_pet_series
+from .checks import check_activity_image, check_one_patient
+from .dicom import read_ct_series, read_image, read_nm_spect, read_patient_id, read_pet_series
 from .dicom_codes import DOSE_METHODS, QUANTITIES, RECIST_1_1, RECOVERY_CORRECTED
 from .dicom_dose import read_rt_dose, read_tia_map, write_rt_dose, write_tia_map
 from .dicom_net import parse_host_port, send_files
@@ -65,6 +65,7 @@ __all__ = [
     "SrRecord",
     "canonical_units",
     "check_activity_image",
+    "check_one_patient",
     "load_series",
     "new_uid",
     "parse_host_port",
@@ -73,6 +74,7 @@ __all__ = [
     "read_image",
     "read_measurement_report",
     "read_nm_spect",
+    "read_patient_id",
     "read_pet_series",
     "read_rt_dose",
     "read_seg_nrrd",

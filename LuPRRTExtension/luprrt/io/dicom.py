@@ -62,7 +62,8 @@ from ..errors import or_fix
 from ..physics import LU177_HALF_LIFE_H, SECONDS_PER_HOUR
 from .volumes import VOLUME_SUFFIXES, PetInfo, QuantitativeImage, canonical_units, read_volume
 
-__all__ = ["PetInfo", "QuantitativeImage", "read_ct_series", "read_image", "read_nm_spect", "read_pet_series"]
+__all__ = ["PetInfo", "QuantitativeImage", "read_ct_series", "read_image", "read_nm_spect", "read_patient_id",
+           "read_pet_series"]
 
 logger = logging.getLogger(__name__)
 
@@ -154,17 +155,19 @@ def read_ct_series(folder: str | Path, series_uid: str | None = None) -> sitk.Im
         No or several CT series (the message lists their UIDs), non-uniform slice
         spacing (the message names the gap and its files), or missing geometry tags.
     """
-    image, _, _ = _read_ct(Path(folder), series_uid)
-    return image
+    return _read_ct(Path(folder), series_uid).image
 
 
-def _read_ct(source: Path, series_uid: str | None) -> tuple[sitk.Image, str, datetime | None]:
+def _read_ct(source: Path, series_uid: str | None) -> QuantitativeImage:
     series = _select_series(_scan(source), CT_IMAGE_STORAGE, series_uid, source)
     with _header_errors(source):
         geometry = _slice_stack_geometry(series, source)
         pixels = np.stack([_rescaled_pixels(pydicom.dcmread(path), path) for path, _ in series])
         first = series[0][1]
-        return geometry.image(pixels), str(first.SeriesInstanceUID), _acquisition_from_header(first, series[0][0])
+        return QuantitativeImage(image=geometry.image(pixels), units="HU", source=str(source),
+                                 series_uid=str(first.SeriesInstanceUID),
+                                 acquisition_datetime=_acquisition_from_header(first, series[0][0]),
+                                 patient_id=_text(first, "PatientID"))
 
 
 # --- NM SPECT ------------------------------------------------------------------------------------
@@ -251,7 +254,8 @@ def _read_nm_files(series: list[tuple[Path, Dataset]], source: Path, calibration
                              source=str(path if len(series) == 1 else source),
                              series_uid=str(ds.get("SeriesInstanceUID", "")) or None,
                              acquisition_datetime=acquisition, injection_datetime=injection,
-                             injected_activity_mbq=activity_mbq, warnings=warnings)
+                             injected_activity_mbq=activity_mbq, warnings=warnings,
+                             patient_id=_text(ds, "PatientID"))
 
 
 def _check_reconstructed_tomo(ds: Dataset, path: Path, warnings: list[str]) -> None:
@@ -546,7 +550,7 @@ def _read_pet(source: Path, series, injection_datetime, injected_activity_mbq,
     return QuantitativeImage(image=geometry.image(pixels), units="Bq/mL", source=str(source),
                              series_uid=str(first.SeriesInstanceUID), acquisition_datetime=acquisition,
                              injection_datetime=injection, injected_activity_mbq=activity_mbq,
-                             warnings=warnings, pet=pet)
+                             warnings=warnings, pet=pet, patient_id=_text(first, "PatientID"))
 
 
 # --- dispatcher ----------------------------------------------------------------------------------
@@ -594,9 +598,7 @@ def _read_scanned(path: Path, headers, series_uid: str | None, units: str | None
     if kind == "CT":
         if dicom_options:
             raise ValueError(f"options {sorted(dicom_options)} do not apply to a CT series")
-        image, uid, acquisition = _read_ct(path, series_uid)
-        result = QuantitativeImage(image=image, units="HU", source=str(path), series_uid=uid,
-                                   acquisition_datetime=acquisition)
+        result = _read_ct(path, series_uid)
     elif kind == "NM":
         result = read_nm_spect(path, series_uid=series_uid, **dicom_options)
     else:
@@ -604,6 +606,21 @@ def _read_scanned(path: Path, headers, series_uid: str | None, units: str | None
     if units is not None and canonical_units(units) != (result.units, 1.0):
         raise ValueError(f"{path}: the DICOM {kind} image is in {result.units}, not {units!r}")
     return result
+
+
+def read_patient_id(path: str | Path) -> str | None:
+    """PatientID (0010,0020) of the first DICOM file at ``path`` (file or folder); None for other files."""
+    path = Path(path)
+    if path.name.lower().endswith(VOLUME_SUFFIXES) or not path.exists():
+        return None
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        try:
+            ds = pydicom.dcmread(file, stop_before_pixels=True, specific_tags=["PatientID"])
+        except (InvalidDicomError, EOFError, struct.error, ValueError, TypeError, KeyError, OSError):
+            continue
+        return _text(ds, "PatientID")
+    return None
 
 
 # --- shared: finding files and series ------------------------------------------------------------

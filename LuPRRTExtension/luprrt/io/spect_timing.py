@@ -75,4 +75,5 @@ def spect_activity_at_acquisition(spect: QuantitativeImage, decay_correction: st
                              acquisition_datetime=spect.acquisition_datetime,
                              injection_datetime=spect.injection_datetime,
                              injected_activity_mbq=spect.injected_activity_mbq,
-                             warnings=[*spect.warnings, note], pet=pet)
+                             warnings=[*spect.warnings, note], pet=pet,
+                             patient_id=spect.patient_id)

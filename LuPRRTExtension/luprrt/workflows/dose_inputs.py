@@ -20,7 +20,14 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..calibration import SiteCalibration
-from ..io import VOLUME_SUFFIXES, QuantitativeImage, check_activity_image, read_image, read_seg_nrrd
+from ..io import (
+    VOLUME_SUFFIXES,
+    QuantitativeImage,
+    check_activity_image,
+    check_one_patient,
+    read_image,
+    read_seg_nrrd,
+)
 from ..segments import Segmentation, check_coverage
 from .calibrate import quantitative_spect
 from .manifest import read_manifest
@@ -112,6 +119,7 @@ def read_patient_folder(folder: str | Path, cycles: Iterable[int] | None = None,
     if sorted(set(wanted)) != wanted:
         raise ValueError(f"cycles must be given once each in increasing order, got {wanted}")
     inputs = [manifest_path]
+    identities: list[tuple[str, str | None]] = []  # (file, DICOM PatientID): one patient's images only
     data = []
     for cycle in wanted:
         visit = visits[cycle]
@@ -126,6 +134,7 @@ def read_patient_folder(folder: str | Path, cycles: Iterable[int] | None = None,
         ct_path = folder / visit["ct"]
         segmentation_path = folder / visit["segmentation"]
         ct = _read_ct(ct_path)
+        identities.append((str(ct_path), ct.patient_id))
         segmentation = read_seg_nrrd(segmentation_path)
         time_points = []
         for entry in entries:
@@ -141,8 +150,11 @@ def read_patient_folder(folder: str | Path, cycles: Iterable[int] | None = None,
                                segmentation_name=f"segmentation {segmentation_path}", image_name=f"SPECT {spect_path}")
             own_ct = None
             if entry.get("ct") and (folder / entry["ct"]).resolve() != ct_path.resolve():
-                own_ct = _read_ct(folder / entry["ct"])
+                own = _read_ct(folder / entry["ct"])
+                identities.append((str(folder / entry["ct"]), own.patient_id))
+                own_ct = own.image
                 inputs.append(folder / entry["ct"])
+            identities.append((str(spect_path), spect.patient_id))
             hours = _scan_hours(spect, entry, spect_path)
             time_points.append(TimePoint(spect, hours, own_ct, str(spect_path)))
             inputs.append(spect_path)
@@ -151,9 +163,10 @@ def read_patient_folder(folder: str | Path, cycles: Iterable[int] | None = None,
             raise ValueError(f"{manifest_path}: no administered activity for cycle {cycle}; add it to the "
                              "manifest's administrations (cycle, activity_mbq) or the SPECT's "
                              "RadionuclideTotalDose")
-        data.append(CycleData(cycle, activity, ct, segmentation, time_points))
+        data.append(CycleData(cycle, activity, ct.image, segmentation, time_points))
         inputs += [ct_path, segmentation_path]
         validate_cycle(data[-1])
+    check_one_patient(identities)
     return PatientData(str(manifest.get("patient_id", folder.name)), data, inputs)
 
 
@@ -193,11 +206,11 @@ def _selected_scans(entries: list[dict], cycle: int, hours: Sequence[float] | No
     return chosen
 
 
-def _read_ct(path: Path) -> sitk.Image:
+def _read_ct(path: Path) -> QuantitativeImage:
     image = read_image(path)
     if image.units != "HU":
         raise ValueError(f"CT {path} is in {image.units!r}, not HU")
-    return image.image
+    return image
 
 
 def _scan_hours(spect: QuantitativeImage, entry: dict, path: Path) -> float:
