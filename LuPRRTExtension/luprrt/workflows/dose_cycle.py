@@ -13,8 +13,9 @@ For every reported region (:mod:`.dose_regions`) the cycle gives rows side by si
 
 The region TIA comes from a fit of its time-activity curve when the cycle has two or more
 scans; a cycle with one scan gets single-time-point TIAs instead: Haenscheid 2018 (no
-kinetics needed) and the hybrid scheme (Madsen 2018 with the region's effective half-life
-from an earlier cycle's fit), each in its own rows (:mod:`.dose_tac`). The voxel TIA map of a
+kinetics needed) and the hybrid scheme (the earlier cycle's fitted TIA scaled by the activity
+ratio at the scan time, exact for any curve shape; and, when the earlier fit is mono-exponential,
+Madsen 2018 with its effective half-life), each in its own rows (:mod:`.dose_tac`). The voxel TIA map of a
 single-scan cycle is Haenscheid's, voxel by voxel. One TIA per region and method is *primary*
 (the fit; for one scan the hybrid when possible, else Haenscheid): cumulative doses and organ
 limits use it.

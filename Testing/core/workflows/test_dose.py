@@ -121,10 +121,14 @@ def test_single_time_point_cycle_uses_hybrid_and_haenscheid(run, truth):
     activity_96h = tac[("kidney_right", "measured")]["activity_mbq"]
     haenscheid = run.dose(2, "kidney_right", "organ_s_value", "haenscheid")
     assert haenscheid["tia_mbq_h"] == pytest.approx(activity_96h * 2 * 96.0 / math.log(2), rel=1e-9)
-    hybrid = run.dose(2, "kidney_right", "organ_s_value", "hybrid_madsen")
-    teff = run.cycles[0].fits["kidney_right"].effective_half_life_h
-    lam = math.log(2) / teff
-    assert hybrid["tia_mbq_h"] == pytest.approx(activity_96h * math.exp(lam * 96.0) / lam, rel=1e-9)
+    hybrid = run.dose(2, "kidney_right", "organ_s_value", "hybrid_activity_scaling")
+    reference = run.cycles[0].fits["kidney_right"]
+    assert hybrid["tia_mbq_h"] == pytest.approx(
+        reference.tia_mbq_h * activity_96h / float(reference.curve(96.0)), rel=1e-9)
+    if reference.model == "mono":  # the terminal-T_eff route is offered beside it, not primary
+        madsen = run.dose(2, "kidney_right", "organ_s_value", "hybrid_teff_madsen")
+        lam = math.log(2) / reference.effective_half_life_h
+        assert madsen["tia_mbq_h"] == pytest.approx(activity_96h * math.exp(lam * 96.0) / lam, rel=1e-9)
     # The kidney's clearance half-life is the patient's in every cycle: the hybrid recovers the TIA.
     assert hybrid["tia_mbq_h"] == pytest.approx(truth["cycles"][1]["tia_mbq_h"]["kidney_right"], rel=0.05)
     assert hybrid["cumulative_dose_gy"] == pytest.approx(
@@ -294,9 +298,12 @@ def test_hybrid_single_scan_needs_a_trustworthy_earlier_fit():
     lam = math.log(2) / 50.0
     times = np.array([4.0, 24.0, 96.0, 168.0])
     reference = fit_region_tac(times, 40.0 * np.exp(-lam * times))
-    hybrid, haenscheid = single_scan_estimates(96.0, 10.0, reference)
-    assert (hybrid.model, hybrid.primary, haenscheid.primary) == ("hybrid_madsen", True, False)
-    assert hybrid.tia_mbq_h == pytest.approx(10.0 * math.exp(lam * 96.0) / lam, rel=1e-9)
+    scaled, madsen, haenscheid = single_scan_estimates(96.0, 10.0, reference)
+    assert (scaled.model, madsen.model) == ("hybrid_activity_scaling", "hybrid_teff_madsen")
+    assert (scaled.primary, madsen.primary, haenscheid.primary) == (True, False, False)
+    # Mono-exponential cycle 1: both hybrid routes are exact.
+    assert scaled.tia_mbq_h == pytest.approx(10.0 / lam * math.exp(lam * 96.0), rel=1e-9)
+    assert madsen.tia_mbq_h == pytest.approx(10.0 * math.exp(lam * 96.0) / lam, rel=1e-9)
     assert haenscheid.tia_mbq_h == pytest.approx(10.0 * 2 * 96.0 / math.log(2), rel=1e-12)
     # Blood-like curve: a fast phase the mono-exponential cannot follow; its fit misses the 96 h scan.
     blood = 30.0 * np.exp(-0.58 * times) + 0.5 * np.exp(-0.0116 * times)
