@@ -171,7 +171,8 @@ def _dose(args) -> None:
     from .workflows.dose import run_patient_dosimetry
     from .workflows.dose_cycle import DosimetryOptions
 
-    options = DosimetryOptions(tac_model=args.tac_model, pvc_fwhm_mm=args.pvc_fwhm_mm,
+    options = DosimetryOptions(tac_model=args.tac_model, population_uptake_rate_per_h=args.uptake_rate_per_h,
+                               population_uptake_rate_sd_per_h=args.uptake_rate_sd_per_h, pvc_fwhm_mm=args.pvc_fwhm_mm,
                                risk_factors=args.risk_factors, next_activity_gbq=args.next_activity_gbq,
                                site_calibration=load_calibration(args.calibration), margin_fwhm=args.margin_fwhm,
                                boundary_uncertainty=not args.no_boundary_uncertainty)
@@ -187,7 +188,7 @@ def _dose(args) -> None:
 
 
 def _add_dose(commands, common) -> None:
-    from .workflows.dose_tac import TAC_MODELS
+    from .dosimetry.tac_models import TAC_MODEL_DESCRIPTIONS, TAC_MODELS
 
     parser = commands.add_parser(
         "dose", parents=[common],
@@ -210,7 +211,13 @@ def _add_dose(commands, common) -> None:
                              "(with --calibration: default the calibration's effective FWHM)")
     _add_calibration_options(parser)
     parser.add_argument("--tac-model", choices=TAC_MODELS, default="auto",
-                        help="time-activity model (default auto)")
+                        help="time-activity model (default auto): "
+                             + "; ".join(f"{name}: {text}" for name, text in TAC_MODEL_DESCRIPTIONS.items()))
+    parser.add_argument("--uptake-rate-per-h", type=positive_float, default=None,
+                        help="population uptake rate constant (1/h) of --tac-model biexp_fixed_uptake / biexp_prior, "
+                             "e.g. the median of fully sampled patients' bi-exponential fits")
+    parser.add_argument("--uptake-rate-sd-per-h", type=positive_float, default=None,
+                        help="SD (1/h) of the Gaussian prior on the uptake rate (--tac-model biexp_prior)")
     parser.add_argument("--risk-factors", action="store_true",
                         help="kidney risk factors present: BED limit 28 Gy instead of 40 Gy")
     parser.add_argument("--next-activity-gbq", type=non_negative_float, default=7.4,

@@ -61,9 +61,12 @@ from .dose_calibrated import (
 from .dose_inputs import CycleData
 from .dose_regions import CycleRegions, build_cycle_regions
 from .dose_tac import (
+    POPULATION_UPTAKE_MODELS,
     TAC_MODELS,
     PeakTailFit,
+    PopulationUptake,
     TiaEstimate,
+    fit_reason,
     fit_region_tac,
     fitted_estimate,
     single_scan_estimates,
@@ -75,7 +78,7 @@ METHODS = ("sphere_s_value", "organ_s_value", "local_deposition", "voxel_local_d
 REGISTRATIONS = ("none", "rigid", "deformable")
 DOSE_COLUMNS = ("patient_id", "cycle", "region", "role", "side", "route", "lesion_id", "method", "tia_mbq_h",
                 "tia_sd_mbq_h", "mass_g", "dose_gy", "dose_gy_sd", "bed_gy", "cumulative_dose_gy", "d2_gy",
-                "d50_gy", "d98_gy", "fit_model", "fit_flags")
+                "d50_gy", "d98_gy", "fit_model", "fit_reason", "fit_flags")
 TAC_COLUMNS = ("patient_id", "cycle", "region", "role", "side", "route", "lesion_id", "series", "time_h",
                "activity_mbq", "uncorrected_activity_mbq", "fit_model")
 REGISTRATION_COLUMNS = ("patient_id", "cycle", "time_h", "spect", "registration", "metric_mattes_mi",
@@ -93,6 +96,8 @@ class DosimetryOptions:
 
     tac_model : region time-activity model, one of :data:`.dose_tac.TAC_MODELS` (``"auto"``: the
         rule of :mod:`.dose_tac`)
+    population_uptake_rate_per_h, population_uptake_rate_sd_per_h : population uptake rate constant
+        (1/h) of the constrained bi-exponentials and the SD of its prior (``biexp_prior``)
     pvc_fwhm_mm : system resolution (FWHM, mm) for the GTM partial-volume correction of region
         activities; None = no correction (with a site calibration: its effective FWHM)
     site_calibration : a site's calibration: lesions recovery-corrected, organs corrected by the GTM
@@ -112,6 +117,8 @@ class DosimetryOptions:
     """
 
     tac_model: str = "auto"
+    population_uptake_rate_per_h: float | None = None
+    population_uptake_rate_sd_per_h: float | None = None
     pvc_fwhm_mm: float | None = None
     site_calibration: SiteCalibration | None = None
     margin_fwhm: float = DEFAULT_MARGIN_FWHM
@@ -129,12 +136,26 @@ class DosimetryOptions:
     def __post_init__(self):
         if self.tac_model not in TAC_MODELS:
             raise ValueError(f"unknown time-activity model {self.tac_model!r}; expected one of {TAC_MODELS}")
+        if self.tac_model in POPULATION_UPTAKE_MODELS:
+            rate, sd = self.population_uptake_rate_per_h, self.population_uptake_rate_sd_per_h
+            if rate is None or not rate > 0:
+                raise ValueError(f"tac_model {self.tac_model!r} needs population_uptake_rate_per_h > 0 (1/h), got "
+                                 f"{rate}")
+            if self.tac_model == "biexp_prior" and (sd is None or not sd > 0):
+                raise ValueError(f"tac_model 'biexp_prior' needs population_uptake_rate_sd_per_h > 0 (1/h), got {sd}")
         kidney_methods = tuple(m for m in METHODS if m != "sphere_s_value")
         if self.limits_method not in kidney_methods:
             raise ValueError(f"limits_method {self.limits_method!r} does not give a kidney dose; use one of "
                              f"{kidney_methods}")
         if self.curve_samples < 2:
             raise ValueError(f"curve_samples must be >= 2, got {self.curve_samples}")
+
+    @property
+    def population_uptake(self) -> PopulationUptake | None:
+        """The constrained bi-exponentials' population uptake rate (None when not set)."""
+        if self.population_uptake_rate_per_h is None:
+            return None
+        return PopulationUptake(self.population_uptake_rate_per_h, self.population_uptake_rate_sd_per_h)
 
 
 @dataclass
@@ -201,7 +222,8 @@ def cycle_dosimetry(patient_id: str, cycle: CycleData, *, options: DosimetryOpti
         regions = build_cycle_regions(cycle.segmentation, cycle.ct, grid, pvc_fwhm_mm=options.pvc_fwhm_mm,
                                       supersampling=options.supersampling, calibration=options.calibration)
         progress(0.35, f"cycle {cycle.cycle}: time-activity curves")
-        curves = region_time_activity(regions, images, times, options.tac_model, reference_fits)
+        curves = region_time_activity(regions, images, times, options.tac_model, reference_fits,
+                                      population=options.population_uptake)
     else:
         regions = calibrated_regions(cycle.segmentation, cycle.ct, grid, site, pvc_fwhm_mm=options.pvc_fwhm_mm,
                                      supersampling=options.supersampling, density_calibration=options.calibration)
@@ -211,9 +233,11 @@ def cycle_dosimetry(patient_id: str, cycle: CycleData, *, options: DosimetryOpti
                                            density_calibration=options.calibration, margin_fwhm=options.margin_fwhm,
                                            boundary_uncertainty=options.boundary_uncertainty)
         curves = region_time_activity(regions, images, times, options.tac_model, reference_fits,
-                                      measured=(calibrated.activity_mbq, calibrated.uncorrected_mbq))
+                                      measured=(calibrated.activity_mbq, calibrated.uncorrected_mbq),
+                                      population=options.population_uptake)
         uncorrected_curves = region_time_activity(regions, images, times, options.tac_model, {},
-                                                  measured=(calibrated.uncorrected_mbq, calibrated.uncorrected_mbq))
+                                                  measured=(calibrated.uncorrected_mbq, calibrated.uncorrected_mbq),
+                                                  population=options.population_uptake)
     if curves.clipped_pieces:
         log.warning("cycle %d: negative corrected concentrations set to 0 in %s", cycle.cycle,
                     curves.clipped_pieces)
@@ -237,7 +261,7 @@ def cycle_dosimetry(patient_id: str, cycle: CycleData, *, options: DosimetryOpti
     columns = DOSE_COLUMNS
     if calibrated is not None:
         rows = calibrated_dose_rows(rows, regions, curves, uncorrected_curves, calibrated, site, times,
-                                    reference_fits, options.s_value_phantom)
+                                    reference_fits, options.s_value_phantom, options.population_uptake)
         columns = DOSE_COLUMNS + CALIBRATED_DOSE_COLUMNS
     identity = {"patient_id": patient_id, "cycle": cycle.cycle}
     rows = [{column: (identity | row).get(column) for column in columns} for row in rows]
@@ -268,7 +292,8 @@ class RegionTimeActivity:
 
 def region_time_activity(regions: CycleRegions, images: list[sitk.Image], times_h, model: str = "auto",
                          reference_fits: dict | None = None,
-                         measured: tuple[np.ndarray, np.ndarray] | None = None) -> RegionTimeActivity:
+                         measured: tuple[np.ndarray, np.ndarray] | None = None,
+                         population: PopulationUptake | None = None) -> RegionTimeActivity:
     """Region activities in every scan (one pass each) and their TIAs (fits, or single-scan estimates).
 
     Parameters
@@ -284,6 +309,8 @@ def region_time_activity(regions: CycleRegions, images: list[sitk.Image], times_
     measured : (activity, uncorrected activity), optional
         (regions, scans) activities already measured (MBq), e.g. recovery-corrected
         (:mod:`.dose_calibrated`); the images are then not read again.
+    population : PopulationUptake, optional
+        Population uptake rate of the constrained bi-exponential models.
     """
     times = np.asarray(times_h, dtype=float)
     if times.ndim != 1 or times.size != len(images) or times.size == 0:
@@ -298,7 +325,7 @@ def region_time_activity(regions: CycleRegions, images: list[sitk.Image], times_
         clipped = []
     fits: dict[str, TimeActivityFit | PeakTailFit] = {}
     if times.size >= 2:
-        estimates = [_fitted(region.name, times, activity[r], model, fits)
+        estimates = [_fitted(region.name, times, activity[r], model, fits, population)
                      for r, region in enumerate(regions.regions)]
     else:
         estimates = [single_scan_estimates(times[0], activity[r, 0], (reference_fits or {}).get(region.name))
@@ -370,7 +397,8 @@ def region_dose_rows(regions: CycleRegions, estimates: list[list[TiaEstimate]], 
             mean, percentiles = voxel_stats[method]
             dose = float(mean[r])
             row = base | {"method": method, "tia_mbq_h": float(voxel_tia[r]), "tia_sd_mbq_h": None,
-                          "dose_gy": dose, "dose_gy_sd": None, "fit_model": voxel_model, "fit_flags": ""}
+                          "dose_gy": dose, "dose_gy_sd": None, "fit_model": voxel_model,
+                          "fit_reason": "voxel-wise TIA map, every voxel's own curve", "fit_flags": ""}
             row |= {key: float(values[r]) for key, values in percentiles.items()}
             if region.role == "kidney" and reference is not None:
                 row["bed_gy"] = _bed(dose, reference.effective_half_life_h)
@@ -382,7 +410,7 @@ def region_dose_rows(regions: CycleRegions, estimates: list[list[TiaEstimate]], 
 def calibrated_dose_rows(rows: list[dict], regions: CycleRegions, curves: RegionTimeActivity,
                          uncorrected: RegionTimeActivity, calibrated: CalibratedActivities,
                          calibration: SiteCalibration, times_h: np.ndarray, reference_fits: dict,
-                         s_value_phantom: str) -> list[dict]:
+                         s_value_phantom: str, population: PopulationUptake | None = None) -> list[dict]:
     """Rows with the uncorrected TIA and dose beside the corrected ones, the correction and calibration,
     and the dose uncertainty by source with its 95 % interval (primary region-TIA rows of lesions and
     kidneys)."""
@@ -413,7 +441,7 @@ def calibrated_dose_rows(rows: list[dict], regions: CycleRegions, curves: Region
                 key = (r, estimate.model)
                 if key not in tia_functions:  # one set of refits per region, shared by its dose methods
                     tia_functions[key] = _memoised(tia_function(times_h, estimate.model,
-                                                                reference_fits.get(row["region"])))
+                                                                reference_fits.get(row["region"]), population))
                 budget = dose_budget(calibrated, r, tia_functions[key], dose_of, float(regions.mass_g[r]),
                                      calibration.calibration_relative_sd)
                 extra |= budget.columns(0, "dose_gy", sd="u")
@@ -438,7 +466,8 @@ def _memoised(function):
 
 def _tia_columns(estimate: TiaEstimate, extra_flags: list[str]) -> dict:
     return {"tia_mbq_h": estimate.tia_mbq_h, "tia_sd_mbq_h": estimate.tia_sd_mbq_h,
-            "fit_model": estimate.model, "fit_flags": "; ".join([*estimate.flags, *extra_flags])}
+            "fit_model": estimate.model, "fit_reason": estimate.reason,
+            "fit_flags": "; ".join([*estimate.flags, *extra_flags])}
 
 
 def _dose_columns(dose: float, estimate: TiaEstimate, role: str) -> dict:
@@ -473,13 +502,15 @@ def _bed(dose_gy: float, effective_half_life_h: float) -> float | None:
     return float(biologically_effective_dose_gy(dose_gy, effective_half_life_h))
 
 
-def _fitted(name: str, times: np.ndarray, activity: np.ndarray, model: str, fits: dict) -> list[TiaEstimate]:
+def _fitted(name: str, times: np.ndarray, activity: np.ndarray, model: str, fits: dict,
+            population: PopulationUptake | None = None) -> list[TiaEstimate]:
     try:
-        fit = fit_region_tac(times, np.maximum(activity, 0.0), model)
+        fit = fit_region_tac(times, np.maximum(activity, 0.0), model, population)
     except ValueError as error:
-        return [TiaEstimate("none", math.nan, math.nan, math.nan, (f"no fit: {error}",))]
+        return [TiaEstimate("none", math.nan, math.nan, math.nan, (f"no fit: {error}",),
+                            reason=f"{model}: no fit (see fit_flags)")]
     fits[name] = fit
-    return [fitted_estimate(fit)]
+    return [fitted_estimate(fit, fit_reason(model, fit))]
 
 
 def kidney_dose_and_half_life(regions: CycleRegions, rows: list[dict], primary: list[bool],
