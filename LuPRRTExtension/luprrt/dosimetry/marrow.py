@@ -236,6 +236,7 @@ class MarrowDose:
     red_marrow_mass_g: float
     phantom: str
     self_dose_sd_gy: float = math.nan
+    flags: tuple[str, ...] = ()
 
     @property
     def dose_gy(self) -> float:
@@ -266,6 +267,9 @@ def blood_based_marrow_dose(blood_tiac_mbq_h_per_ml: float, whole_body_tia_mbq_h
     blood_tiac_sd_mbq_h_per_ml : float
         SD of the blood TIAC, propagated to the self-dose SD.
 
+    The remainder TIA (whole body minus RM minus organs) is a difference of estimates: when
+    negative it is set to 0 and flagged.
+
     Raises
     ------
     ValueError
@@ -291,17 +295,19 @@ def blood_based_marrow_dose(blood_tiac_mbq_h_per_ml: float, whole_body_tia_mbq_h
     to_gy = SECONDS_PER_HOUR / _MGY_PER_GY  # MBq h x mGy/(MBq s) -> Gy
     self_dose = red_marrow_tia * s_self * to_gy
     remainder_tia = whole_body_tia_mbq_h - red_marrow_tia - sum(organs.values())
+    flags = []
     if remainder_tia < 0:
-        raise ValueError(f"the whole-body TIA {whole_body_tia_mbq_h:.6g} MBq h is smaller than red marrow "
-                         f"({red_marrow_tia:.6g}) plus organs ({sum(organs.values()):.6g} MBq h): check the whole-body "
-                         f"activity source")
+        # A difference of estimates: a whole body covering little more than the organs can go below zero.
+        flags.append(f"remainder-of-body TIA set to 0: the whole-body TIA {whole_body_tia_mbq_h:.6g} MBq h is below "
+                     f"red marrow ({red_marrow_tia:.6g}) plus organs ({sum(organs.values()):.6g} MBq h)")
+        remainder_tia = 0.0
     s_remainder = table.remainder_s_mgy_per_mbq_s(organs)
     organ_dose = {name: tia * table.s_mgy_per_mbq_s[name] * to_gy for name, tia in organs.items()}
     self_sd = self_dose * blood_tiac_sd_mbq_h_per_ml / blood_tiac_mbq_h_per_ml if blood_tiac_mbq_h_per_ml > 0 \
         else math.nan
     return MarrowDose(float(self_dose), float(remainder_tia * s_remainder * to_gy), organ_dose,
                       float(blood_tiac_mbq_h_per_ml), float(red_marrow_tia), float(remainder_tia), float(rmblr),
-                      mass, phantom, float(self_sd))
+                      mass, phantom, float(self_sd), tuple(flags))
 
 
 def whole_body_tia_from_excretion_mbq_h(injected_mbq: float, times_h, cumulative_excreted_fraction) -> float:

@@ -113,6 +113,8 @@ class DosimetryOptions:
     limits_method : dose method of the kidney limit checks
     risk_factors : kidney risk factors present (BED limit 28 Gy instead of 40 Gy)
     next_activity_gbq : activity of the projected next cycle (GBq)
+    hematocrit : haematocrit (0-1) for the blood-based marrow dose's RMBLR = 0.19 / (1 - HCT); None = 1,
+        the peptide value of the EANM guideline (:func:`luprrt.dosimetry.marrow.red_marrow_to_blood_ratio`)
     curve_samples : points of each fitted curve in the time-activity table
     """
 
@@ -131,6 +133,7 @@ class DosimetryOptions:
     limits_method: str = "organ_s_value"
     risk_factors: bool = False
     next_activity_gbq: float = 7.4
+    hematocrit: float | None = None
     curve_samples: int = 61
 
     def __post_init__(self):
@@ -184,6 +187,7 @@ class CycleDosimetry:
     tia_bq_h_per_ml: sitk.Image
     dose_gy: sitk.Image
     safety: CycleSafety
+    body_activity_mbq: np.ndarray | None = None  # SPECT activity inside the body at each scan (MBq)
 
 
 def cycle_dosimetry(patient_id: str, cycle: CycleData, *, options: DosimetryOptions, registration: str,
@@ -270,7 +274,15 @@ def cycle_dosimetry(patient_id: str, cycle: CycleData, *, options: DosimetryOpti
     safety = _cycle_safety(cycle, regions, rows, primary, curves.estimates, options, voxel_dose)
     progress(1.0, f"cycle {cycle.cycle}: done")
     return CycleDosimetry(cycle.cycle, regions, times, curves.fits, rows, primary, tac, registration_rows,
-                          tia_map, vsv_map if vsv_map is not None else local_map, safety)
+                          tia_map, vsv_map if vsv_map is not None else local_map, safety,
+                          body_activity_mbq(images, regions.piece_labels_grid > 0))
+
+
+def body_activity_mbq(images: list[sitk.Image], inside: np.ndarray) -> np.ndarray:
+    """Activity (MBq) inside the body (``inside``, a mask on the images' grid) of each SPECT (Bq/mL)."""
+    voxel_ml = float(np.prod(images[0].GetSpacing())) / 1000.0
+    return np.array([float(np.sum(sitk.GetArrayViewFromImage(image)[inside], dtype=np.float64)) * voxel_ml
+                     / BQ_PER_MBQ for image in images])
 
 
 @dataclass
