@@ -54,6 +54,7 @@ RMECFF = 0.19
 PEPTIDE_RMBLR = 1.0
 BLOOD_MODELS = ("auto", "mono", "bi")
 _MGY_PER_GY = 1000.0
+_EXACT_RELATIVE_RESIDUAL = 1e-9
 
 
 @dataclass(frozen=True)
@@ -142,7 +143,10 @@ def fit_blood_clearance(times_h, concentration_kbq_per_ml, model: str = "auto") 
     ``model="auto"`` chooses by the corrected Akaike criterion (Glatting et al. Med Phys
     2007;34:4285) among the models it can evaluate (the bi-exponential needs 6 or more samples
     for a defined AICc). Every rate is bounded below by physical decay (activity in blood cannot
-    clear slower than Lu-177 decays).
+    clear slower than Lu-177 decays). Residuals are relative (weights 1 / concentration): sample
+    errors (pipetting, counting) are proportional to the concentration, which spans two to three
+    decades from the first minutes to a week, and unweighted residuals would leave the slow
+    phase, most of the integral, to the early samples' noise.
 
     Raises
     ------
@@ -184,7 +188,7 @@ def fit_blood_clearance(times_h, concentration_kbq_per_ml, model: str = "auto") 
 
 
 def _fit_clearance(t, c, terms: int):
-    """Least squares of ``terms`` clearing exponentials; returns (coefficients, rates, rss, covariance)."""
+    """Relative least squares of ``terms`` clearing exponentials; returns (coefficients, rates, rss, covariance)."""
     lam_phys = LU177_DECAY_CONSTANT_PER_H
 
     def function(t, *p):
@@ -208,18 +212,22 @@ def _fit_clearance(t, c, terms: int):
         p0 = [float(early[0] * np.exp(fast * t[0])), float(np.exp(intercept)), fast, slow]
     bounds = ([0.0] * terms + [lam_phys] * terms, [np.inf] * terms + [50.0] * terms)
     p0 = np.clip(p0, bounds[0], np.asarray(bounds[1]) * 0.999)
+    sigma = np.maximum(c, 1e-9 * c.max())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OptimizeWarning)
         popt, pcov = curve_fit(function, t, c, p0=p0, jac=jacobian, bounds=bounds, method="trf", max_nfev=2000,
-                               ftol=1e-12, xtol=1e-12, gtol=1e-12)
-    residual = c - function(t, *popt)
+                               sigma=sigma, ftol=1e-12, xtol=1e-12, gtol=1e-12)
+    residual = (c - function(t, *popt)) / sigma
     return popt[:terms], popt[terms:], float(residual @ residual), pcov
 
 
 def _aicc(rss: float, n: int, k: int) -> float:
+    """AICc of a relative-residual fit; residuals below 1e-9 count as exact, so that noise-free data
+    choose the model with fewer parameters."""
     if n <= k + 1:
         return math.nan
-    return n * math.log(max(rss, 1e-300) / n) + 2 * k + 2 * k * (k + 1) / (n - k - 1)
+    rss = max(rss, n * _EXACT_RELATIVE_RESIDUAL**2)
+    return n * math.log(rss / n) + 2 * k + 2 * k * (k + 1) / (n - k - 1)
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,9 @@ def read_patient_folder(folder: str | Path, cycles: Iterable[int] | None = None,
         blood = None
         if visit.get("blood_samples"):
             blood_path = folder / visit["blood_samples"]
+            if not blood_path.is_file():
+                raise FileNotFoundError(f"{manifest_path}: cycle {cycle} names blood samples {blood_path}, which do not "
+                                        f"exist; correct the manifest's 'blood_samples' or remove it")
             samples = read_blood_samples(blood_path)
             blood = samples.get(cycle, samples.get(None))
             if blood is None:
