@@ -202,6 +202,9 @@ def fit_time_activity(times_h, activities_mbq, sd_mbq=None, model: str = "auto",
         return _trapezoid_result(t, y, sd, head, half_life_h, [], {})
     if model in POPULATION_UPTAKE_MODELS:
         _check_population_uptake(model, uptake_rate_per_h, uptake_rate_sd_per_h)
+        if model == "biexp_prior" and sd is None and n < 3:
+            raise ValueError(f"biexp_prior without activity SDs needs at least 3 scans to estimate the residual SD, "
+                             f"got {n} (times {t.tolist()} h)")
     names = ["mono", "bi"] if model == "auto" else [model]
     if model != "auto" and n < _PARAMETER_COUNT[model]:
         raise ValueError(f"the {model} model needs at least {_PARAMETER_COUNT[model]} points, got {n} "
@@ -480,9 +483,6 @@ def _fit_uptake_prior(t, y, sd, lambda_phys, k_mean, k_sd) -> _Candidate:
     fixed = _fit_fixed_uptake(t, y, sd, lambda_phys, k_mean)
     flags = []
     if sd is None:
-        if t.size < 3:
-            raise ValueError(f"biexp_prior without activity SDs needs at least 3 scans to estimate the residual "
-                             f"SD, got {t.size}")
         scale = max(math.sqrt(fixed.rss / (t.size - 2)), _EXACT_FIT_RELATIVE_RESIDUAL * float(np.max(y)))
         weights = np.full(t.size, scale)
         flags.append(f"residual SD {scale:.4g} MBq estimated from the fixed-uptake fit (no activity SDs given)")
