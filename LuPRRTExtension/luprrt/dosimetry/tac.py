@@ -444,7 +444,7 @@ def _terminal_start_per_h(t, y, lambda_phys) -> list[float]:
     peak = int(np.argmax(y))
     tail = _log_linear(t[peak:], y[peak:])
     starts = [max(-tail[0], lambda_phys)] if tail is not None else []
-    return [min(s, 0.5 * _BI_LAMBDA_UPPER_PER_H) for s in starts + [1.5 * lambda_phys, 3.0 * lambda_phys]]
+    return [min(s, 0.5 * _BI_LAMBDA_UPPER_PER_H) for s in [*starts, 1.5 * lambda_phys, 3.0 * lambda_phys]]
 
 
 def _fit_fixed_uptake(t, y, sd, lambda_phys, k_up) -> _Candidate:

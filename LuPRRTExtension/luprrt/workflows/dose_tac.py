@@ -40,8 +40,8 @@ import numpy as np
 
 from ..dosimetry import (
     TimeActivityFit,
-    fit_time_activity,
     activity_scaled_tia_mbq_h,
+    fit_time_activity,
     haenscheid_tia_mbq_h,
     hybrid_tia_mbq_h,
     trapezoid_weights_h,

@@ -172,5 +172,5 @@ def test_blood_samples_csv_errors_are_one_line_naming_file_and_fix(tmp_path, tex
         read_blood_samples(path)
     assert message in str(error.value) and str(path) in str(error.value)
     assert "\n" not in str(error.value)
-    with pytest.raises(FileNotFoundError, match="blood samples file not found: .*pass blood_samples=FILE"):
+    with pytest.raises(FileNotFoundError, match=r"blood samples file not found: .*pass blood_samples=FILE"):
         read_blood_samples(tmp_path / "absent.csv")

@@ -17,9 +17,9 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from luprrt.dosimetry import HuDensityCalibration, organ_s_value_dose_gy, sphere_s_value_dose_gy
+from luprrt.dosimetry.blood_samples import BloodSamples
 from luprrt.io import UNITS_KEY, QuantitativeImage, read_image, read_seg_nrrd, write_seg_nrrd, write_volume
 from luprrt.phantom import make_patient, write_patient
-from luprrt.dosimetry.blood_samples import BloodSamples
 from luprrt.phantom.anatomy import KIDNEY, TISSUE_HU
 from luprrt.phantom.blood_sampling import BLOOD_SAMPLE_RELATIVE_SD, blood_sample_rows
 from luprrt.segments import Segmentation, SegmentTags
