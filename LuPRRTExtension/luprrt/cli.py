@@ -245,7 +245,8 @@ def _add_dose(commands, common) -> None:
                         help="haematocrit (0-1): red-marrow-to-blood ratio 0.19 / (1 - HCT) instead of 1 (peptides)")
     parser.set_defaults(run=_dose, option_words={"cycles": "--cycles 1,2", "registration": "--registration",
                                                   "blood_samples": "--blood-samples FILE",
-                                                  "population_uptake_rate_per_h": "--uptake-rate-per-h RATE"})
+                                                  "population_uptake_rate_per_h": "--uptake-rate-per-h RATE",
+                                                  "population_uptake_rate_sd_per_h": "--uptake-rate-sd-per-h SD"})
 
 
 def _lobequant(args) -> None:

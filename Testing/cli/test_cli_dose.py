@@ -82,8 +82,9 @@ def test_dose_cli_writes_tables_that_match_the_truth(patient_folder, tmp_path, c
     # The manifest names the cycle's blood samples: the blood-based marrow dose is the limit's, the
     # imaging-based one stands beside it, labelled.
     assert set(limits) == {("kidney_dose_gy", "organ_s_value"), ("kidney_bed_gy", "organ_s_value"),
-                           ("marrow_dose_gy", "blood_based_eanm"), ("marrow_dose_gy", "imaging_local_deposition")}
-    assert "imaging-based" in limits[("marrow_dose_gy", "imaging_local_deposition")]["flag"]
+                           ("marrow_dose_gy", "blood_based_eanm"),
+                           ("marrow_dose_imaging_gy", "imaging_local_deposition")}
+    assert "imaging-based" in limits[("marrow_dose_imaging_gy", "imaging_local_deposition")]["flag"]
     assert limits[("kidney_dose_gy", "organ_s_value")]["exceeded"] == "False"
     (marrow,) = read_rows_csv(out / "marrow.csv")
     expected = truth["marrow_blood_based"][0]["dose_gy"]
@@ -117,6 +118,20 @@ def test_dose_cli_blood_samples_option_and_its_errors(patient_folder, tmp_path, 
                  str(tmp_path / "none.csv")]) == 2
     error = capsys.readouterr().err.strip().splitlines()[-1]
     assert "blood samples file not found" in error and "give --blood-samples FILE" in error
+
+
+def test_dose_cli_constrained_biexponential_by_name(patient_folder, tmp_path, capsys):
+    assert main(["dose", str(patient_folder), "--out", str(tmp_path / "bad"), "--tac-model", "biexp_prior",
+                 "--uptake-rate-per-h", "0.12"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == ("luprrt dose: error: the biexp_prior model needs the prior SD of the uptake rate constant > 0 "
+                     "(1/h), got None: give --uptake-rate-sd-per-h SD")
+    out = tmp_path / "out"
+    assert main(["dose", str(patient_folder), "--out", str(out), "--registration", "none", "--no-voxel-dose",
+                 "--tac-model", "biexp_fixed_uptake", "--uptake-rate-per-h", "0.12"]) == 0
+    rows = [r for r in read_rows_csv(out / "dose.csv") if r["method"] == "local_deposition"]
+    assert rows and all(r["fit_reason"] == "biexp_fixed_uptake chosen by name" for r in rows)
+    assert {r["fit_model"] for r in rows} <= {"biexp_fixed_uptake", "trapezoid"}
 
 
 def test_dose_cli_refuses_to_overwrite(patient_folder, tmp_path, capsys):

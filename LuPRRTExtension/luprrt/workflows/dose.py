@@ -55,6 +55,9 @@ LIMIT_COLUMNS = ("patient_id", "after_cycle", "cycles_included", "quantity", "me
 TABLE_FILES = ("dose.csv", "tac.csv", "limits.csv", "registration.csv")
 MARROW_NOT_ASSESSED = ("not assessed: no marrow segment and no blood samples for every cycle; the blood-based "
                        "marrow dose needs blood samples (blood_samples CSV)")
+# The imaging-based marrow dose beside the blood-based one: its own quantity, so that nothing keyed on
+# marrow_dose_gy (limits, stop rules) counts it twice.
+IMAGING_MARROW_QUANTITY = "marrow_dose_imaging_gy"
 IMAGING_MARROW_NOTE = ("imaging-based marrow segment dose, shown beside the blood-based (EANM 2010) value; the "
                        "limit uses the blood-based one")
 
@@ -238,7 +241,8 @@ def organ_limit_rows(patient_id: str, results: list[CycleDosimetry], options: Do
 
     Per cycle: kidney dose (mass-weighted mean of the kidneys by ``options.limits_method``),
     kidney BED, and marrow dose: blood-based (``marrows``) when every cycle so far has one, with
-    the imaging-based marrow-segment dose in a labelled row beside it; else the imaging-based dose
+    the imaging-based marrow-segment dose in a labelled row beside it (quantity
+    :data:`IMAGING_MARROW_QUANTITY`); else the imaging-based dose
     when every cycle has a marrow segment; else a "not assessed" row with the reason. Each with
     the cumulative value, the value projected after a further ``options.next_activity_gbq`` cycle,
     the limit and a flag message when it is (or would be) exceeded.
@@ -274,7 +278,7 @@ def organ_limit_rows(patient_id: str, results: list[CycleDosimetry], options: Do
         if blood_known and all(d.marrow_dose_gy is not None for d in imaging_doses):
             check = assess_organ_limits(imaging_doses, risk_factors=options.risk_factors,
                                         next_activity_gbq=options.next_activity_gbq).check("marrow_dose_gy")
-            rows.append(base | {"quantity": "marrow_dose_gy", "method": f"imaging_{safety.marrow_method}",
+            rows.append(base | {"quantity": IMAGING_MARROW_QUANTITY, "method": f"imaging_{safety.marrow_method}",
                                 "this_cycle_gy": safety.marrow_dose_gy, "value_gy": check.value_gy,
                                 "projected_gy": check.projected_gy, "limit_gy": check.limit_gy,
                                 "exceeded": check.exceeded, "projected_exceeded": check.projected_exceeded,

@@ -31,6 +31,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..calibration import DEFAULT_MARGIN_FWHM, SiteCalibration
+from ..errors import fix
 from ..dosimetry import (
     DEFAULT_KERNEL_RADIUS_MM,
     HuDensityCalibration,
@@ -142,10 +143,12 @@ class DosimetryOptions:
         if self.tac_model in POPULATION_UPTAKE_MODELS:
             rate, sd = self.population_uptake_rate_per_h, self.population_uptake_rate_sd_per_h
             if rate is None or not rate > 0:
-                raise ValueError(f"tac_model {self.tac_model!r} needs population_uptake_rate_per_h > 0 (1/h), got "
-                                 f"{rate}")
+                raise ValueError(f"the {self.tac_model} model needs a population uptake rate constant > 0 (1/h), got "
+                                 f"{rate}: {fix('population_uptake_rate_per_h', '0.1')} (e.g. the median of fully "
+                                 f"sampled patients' bi-exponential fits)")
             if self.tac_model == "biexp_prior" and (sd is None or not sd > 0):
-                raise ValueError(f"tac_model 'biexp_prior' needs population_uptake_rate_sd_per_h > 0 (1/h), got {sd}")
+                raise ValueError(f"the biexp_prior model needs the prior SD of the uptake rate constant > 0 (1/h), got "
+                                 f"{sd}: {fix('population_uptake_rate_sd_per_h', '0.03')}")
         kidney_methods = tuple(m for m in METHODS if m != "sphere_s_value")
         if self.limits_method not in kidney_methods:
             raise ValueError(f"limits_method {self.limits_method!r} does not give a kidney dose; use one of "

@@ -193,8 +193,7 @@ def test_kidney_bed_and_limits_follow_closed_forms(run):
     teff = run.cycles[0].fits["kidney_right"].effective_half_life_h
     dose = right["dose_gy"]
     assert right["bed_gy"] == pytest.approx(dose * (1 + dose * 2.8 / ((2.8 + teff) * 2.6)), rel=1e-12)
-    limits = {(r["after_cycle"], r["quantity"]): r for r in run.limits_rows
-              if not (r["method"] or "").startswith("imaging_")}
+    limits = {(r["after_cycle"], r["quantity"]): r for r in run.limits_rows}
     assert [list(r) for r in run.limits_rows] == [list(LIMIT_COLUMNS)] * len(run.limits_rows)
     kidney = limits[(2, "kidney_dose_gy")]
     activity_gbq = [c.safety.activity_gbq for c in run.cycles]
@@ -205,9 +204,11 @@ def test_kidney_bed_and_limits_follow_closed_forms(run):
     assert limits[(2, "kidney_bed_gy")]["limit_gy"] == 40.0
     # The manifest names blood samples: the marrow limit uses the blood-based dose, the imaging one beside it.
     assert limits[(1, "marrow_dose_gy")]["method"] == "blood_based_eanm"
-    beside = [r for r in run.limits_rows if r["quantity"] == "marrow_dose_gy" and r["after_cycle"] == 1]
-    assert [r["method"] for r in beside] == ["blood_based_eanm", "imaging_voxel_s_value"]
-    assert beside[1]["this_cycle_gy"] == pytest.approx(run.dose(1, "marrow", "voxel_s_value")["dose_gy"], rel=1e-12)
+    beside = limits[(1, "marrow_dose_imaging_gy")]
+    assert beside["method"] == "imaging_voxel_s_value" and "imaging-based" in beside["flag"]
+    assert beside["this_cycle_gy"] == pytest.approx(run.dose(1, "marrow", "voxel_s_value")["dose_gy"], rel=1e-12)
+    assert limits[(2, "marrow_dose_gy")]["value_gy"] == pytest.approx(run.marrow_rows[1]["cumulative_dose_gy"],
+                                                                      rel=1e-12)
     # 25 GBq more would push the kidneys over 23 Gy: the projection is flagged, the value is not.
     heavy = organ_limit_rows(run.patient_id, run.cycles, DosimetryOptions(next_activity_gbq=60.0))
     flagged = next(r for r in heavy if r["after_cycle"] == 2 and r["quantity"] == "kidney_dose_gy")
