@@ -31,7 +31,6 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..calibration import DEFAULT_MARGIN_FWHM, SiteCalibration
-from ..errors import fix
 from ..dosimetry import (
     DEFAULT_KERNEL_RADIUS_MM,
     HuDensityCalibration,
@@ -47,6 +46,7 @@ from ..dosimetry import (
     voxel_s_value_dose,
     voxel_time_integrated_activity,
 )
+from ..errors import fix
 from ..grid import image_on_grid, same_grid
 from ..physics import BQ_PER_MBQ, LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G
 from ..provenance import ProgressCallback, no_progress
