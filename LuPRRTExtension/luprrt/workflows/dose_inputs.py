@@ -4,7 +4,8 @@ A patient folder is the layout of :func:`luprrt.phantom.write_patient` (also wha
 export script can write): ``manifest.json`` lists the administrations (``cycle``,
 ``activity_mbq``) and the visits; a treatment visit (``kind`` ``"cycle"``) names its CT
 (DICOM folder or NRRD in HU), its tagged segmentation (``.seg.nrrd``) and its SPECT scans
-(``spect``: ``file``, ``hours_post_injection`` and optionally the scan's own ``ct``). Scan
+(``spect``: ``file``, ``hours_post_injection`` and optionally the scan's own ``ct``) and
+optionally its blood samples (``blood_samples``: a CSV of :mod:`luprrt.dosimetry.blood_samples`). Scan
 times come from the images' DICOM injection and acquisition date-times when present (the
 manifest's hours are the fallback) and must increase in the order listed.
 """
@@ -20,6 +21,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..calibration import SiteCalibration
+from ..dosimetry.blood_samples import BloodSamples, read_blood_samples
 from ..io import (
     VOLUME_SUFFIXES,
     QuantitativeImage,
@@ -58,13 +60,15 @@ class TimePoint:
 
 @dataclass
 class CycleData:
-    """One treatment cycle: administered activity, the CT its segmentation is drawn on, its scans."""
+    """One treatment cycle: administered activity, the CT its segmentation is drawn on, its scans, and its
+    blood samples when taken (for the blood-based red-marrow dose)."""
 
     cycle: int
     activity_mbq: float
     ct: sitk.Image
     segmentation: Segmentation
     time_points: list[TimePoint]
+    blood_samples: BloodSamples | None = None
 
 
 @dataclass
@@ -163,7 +167,19 @@ def read_patient_folder(folder: str | Path, cycles: Iterable[int] | None = None,
             raise ValueError(f"{manifest_path}: no administered activity for cycle {cycle}; add it to the "
                              "manifest's administrations (cycle, activity_mbq) or the SPECT's "
                              "RadionuclideTotalDose")
-        data.append(CycleData(cycle, activity, ct.image, segmentation, time_points))
+        blood = None
+        if visit.get("blood_samples"):
+            blood_path = folder / visit["blood_samples"]
+            if not blood_path.is_file():
+                raise FileNotFoundError(f"{manifest_path}: cycle {cycle} names blood samples {blood_path}, which do not "
+                                        f"exist; correct the manifest's 'blood_samples' or remove it")
+            samples = read_blood_samples(blood_path)
+            blood = samples.get(cycle, samples.get(None))
+            if blood is None:
+                raise ValueError(f"{blood_path}: no samples of cycle {cycle} (cycles {sorted(samples)}); the "
+                                 f"manifest lists it for cycle {cycle}")
+            inputs.append(blood_path)
+        data.append(CycleData(cycle, activity, ct.image, segmentation, time_points, blood))
         inputs += [ct_path, segmentation_path]
         validate_cycle(data[-1])
     check_one_patient(identities)
