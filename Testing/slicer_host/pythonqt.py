@@ -1,0 +1,158 @@
+"""PythonQt semantics over PySide6: the ``qt`` module that Slicer's Python code is written against.
+
+Inside Slicer, ``qt`` is PythonQt. Code written for it relies on behaviour that plain PySide6
+does not have, and each difference makes a GUI test pass while the panel is broken:
+
+* Qt properties are attributes and win over same-name methods: ``button.enabled = False``
+  disables the button (in PySide6 it sets a Python attribute and leaves the button enabled),
+  ``widget.toolTip`` reads the property (PySide6 returns the bound method).
+* Signals are connected by signature string: ``button.connect("clicked(bool)", slot)``.
+  PySide6 accepts a string naming a signal that does not exist and returns a valid-looking
+  connection, so :meth:`PythonQtObject.connect` looks the signal up first and raises if absent.
+* ``obj.name`` is the object name and ``obj.className()`` the Qt class name.
+
+Each ``qt.<Class>`` is a subclass ``<Class>(PythonQtObject, PySide6 class)`` named like the Qt
+class (so ``metaObject().className()`` and ``type(w) == qt.QCheckBox`` in Slicer's GUI connectors
+hold), made on first use: PySide6 creates its own classes lazily, so the module is never
+listed, only asked for a name.
+"""
+
+from __future__ import annotations
+
+import types
+
+from PySide6 import QtCore, QtGui, QtUiTools, QtWidgets
+
+_PYSIDE_MODULES = (QtWidgets, QtGui, QtCore, QtUiTools)
+
+# C++ argument types of PythonQt signatures that a signal declared in Python carries as PyObject.
+_OBJECT_ARGUMENT_PREFIXES = ("vtk", "qMRML", "qSlicer", "ctk")
+
+
+_PROPERTY_NAMES: dict[type, frozenset[str]] = {}
+
+
+def _property_names(obj: QtCore.QObject) -> frozenset[str]:
+    """Names of the Qt properties of ``obj``'s class (its meta-object, bases and Python-declared ones)."""
+    cls = type(obj)
+    names = _PROPERTY_NAMES.get(cls)
+    if names is None:
+        meta = QtCore.QObject.metaObject(obj)
+        names = frozenset(str(meta.property(i).name()) for i in range(meta.propertyCount()))
+        _PROPERTY_NAMES[cls] = names
+    return names
+
+
+def _argument_matches(declared: str, requested: str) -> bool:
+    """Whether a signal argument declared as ``declared`` carries the ``requested`` C++ type."""
+    if declared == requested:
+        return True
+    pointer_to_object = requested.endswith("*") and requested.startswith(_OBJECT_ARGUMENT_PREFIXES)
+    return declared == "PyObject" and pointer_to_object
+
+
+def find_signal(obj: QtCore.QObject, signature: str) -> bytes:
+    """The meta-object signature of ``obj``'s signal matching the PythonQt ``signature``.
+
+    Raises ValueError naming the object and the signals it has when there is no such signal.
+    """
+    normalized = bytes(QtCore.QMetaObject.normalizedSignature(signature)).decode()
+    name, _, arguments = normalized.partition("(")
+    wanted = [a for a in arguments.rstrip(")").split(",") if a]
+    meta = obj.metaObject()
+    signals = []
+    for index in range(meta.methodCount()):
+        method = meta.method(index)
+        if method.methodType() != QtCore.QMetaMethod.MethodType.Signal:
+            continue
+        signals.append(bytes(method.methodSignature()).decode())
+        declared = [bytes(t).decode() for t in method.parameterTypes()]
+        if bytes(method.name()).decode() == name and len(declared) == len(wanted) and all(
+                _argument_matches(d, w) for d, w in zip(declared, wanted, strict=True)):
+            return bytes(method.methodSignature())
+    raise ValueError(f"{meta.className()} {QtCore.QObject.objectName(obj)!r} has no signal {signature!r}; "
+                     f"its signals are {', '.join(sorted(set(signals)))}")
+
+
+_PYTHONQT_METHODS = frozenset({"connect", "disconnect"})
+
+
+class PythonQtObject:
+    """Mixin giving a PySide6 QObject class PythonQt's attribute and connection semantics."""
+
+    def __getattribute__(self, name: str):
+        if name in _PYTHONQT_METHODS:
+            # Shiboken answers ``connect``/``disconnect`` with QObject's own before the class's.
+            return getattr(type(self), name).__get__(self)
+        if name[0] != "_" and name in _property_names(self):
+            return QtCore.QObject.property(self, name)
+        return super().__getattribute__(name)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "name":
+            self.setObjectName(value)
+        elif name[0] != "_" and name in _property_names(self):
+            if isinstance(value, tuple):  # PythonQt converts a tuple to a list (QStringList, ...)
+                value = list(value)
+            if not QtCore.QObject.setProperty(self, name, value):
+                raise TypeError(f"{self.className()}.{name} cannot be set to {value!r}")
+        else:
+            super().__setattr__(name, value)
+
+    @property
+    def name(self) -> str:
+        """PythonQt's alias of ``objectName``."""
+        return QtCore.QObject.objectName(self)
+
+    def className(self) -> str:
+        return self.metaObject().className()
+
+    def connect(self, signature: str, slot) -> bool:
+        """Connect the signal named by its PythonQt ``signature`` to a Python callable."""
+        QtCore.QObject.connect(self, QtCore.SIGNAL(find_signal(self, signature).decode()), slot)
+        return True
+
+    def disconnect(self, signature: str, slot=None) -> bool:
+        """Disconnect ``slot`` (or every slot) from the signal named by ``signature``."""
+        signal = QtCore.SIGNAL(find_signal(self, signature).decode())
+        if slot is None:
+            return QtCore.QObject.disconnect(self, signal)
+        return QtCore.QObject.disconnect(self, signal, slot)
+
+
+def pythonqt_class(base: type, name: str | None = None, namespace: dict | None = None,
+                   module: str = "qt") -> type:
+    """``<name>(PythonQtObject, base)``: a PySide6 class with PythonQt semantics."""
+    body = {"__module__": module, "__doc__": f"{base.__name__} with PythonQt semantics."}
+    body.update(namespace or {})
+    return type(name or base.__name__, (PythonQtObject, base), body)
+
+
+def pyside_class(name: str):
+    """The PySide6 object named ``name`` in QtWidgets, QtGui, QtCore or QtUiTools, or None."""
+    for module in _PYSIDE_MODULES:
+        found = getattr(module, name, None)
+        if found is not None:
+            return found
+    return None
+
+
+class LazyQtModule(types.ModuleType):
+    """``qt``: QObject classes wrapped with PythonQt semantics on first access, the rest as in PySide6."""
+
+    def __init__(self, name: str, overrides: dict[str, object]):
+        super().__init__(name, "PythonQt-compatible Qt over PySide6 (LuPRRT test host).")
+        self._overrides = overrides
+
+    def __getattr__(self, name: str):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        value = self._overrides.get(name)
+        if value is None:
+            found = pyside_class(name)
+            if found is None:
+                raise AttributeError(f"module 'qt' has no attribute {name!r}")
+            value = (pythonqt_class(found) if isinstance(found, type) and issubclass(found, QtCore.QObject)
+                     else found)
+        setattr(self, name, value)
+        return value
