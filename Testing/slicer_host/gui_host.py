@@ -21,6 +21,7 @@ process of its own (it replaces ``qt``/``ctk`` for the whole process). It
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 import tempfile
@@ -140,6 +141,21 @@ def _ctk_module():
     return module
 
 
+def _make_bools_immortal() -> None:
+    """Give ``True`` and ``False`` the immortality they have from Python 3.12 on (Slicer's Python).
+
+    PySide6 6.12 returns ``True`` from ``emit`` and ``disconnect`` of a signal without a reference
+    of its own, so each call takes one reference from ``True``; on Python 3.11 the interpreter
+    aborts once they are used up ("bool_dealloc: deallocating True or False"). Python >= 3.12 never
+    frees the booleans, so there the lost references are harmless; here they get enough references
+    never to run out.
+    """
+    if sys.version_info < (3, 12):
+        for value in (True, False):
+            for _ in range(1 << 16):
+                ctypes.pythonapi.Py_IncRef(ctypes.py_object(value))
+
+
 def _excepthook(kind, value, traceback) -> None:
     SLOT_ERRORS.append(value)
     sys.__excepthook__(kind, value, traceback)
@@ -178,6 +194,7 @@ def start_gui_host() -> GuiHost:
     main_window = pythonqt_class(QtWidgets.QMainWindow)()
     main_window.setObjectName("qSlicerMainWindow")
     sys.excepthook = _excepthook
+    _make_bools_immortal()
     gui_host = GuiHost(host, qt_application, main_window, layer)
     slicer._luprrt_gui_host = gui_host
     return gui_host

@@ -1,0 +1,148 @@
+"""GUI tests: the module panels on real Qt (PySide6, offscreen) with Slicer's own scripted layer.
+
+The GUI host replaces ``qt`` and ``ctk`` for the whole process, so this folder runs in a pytest
+process of its own: the main run ignores it (``Testing/conftest.py``) and
+``Testing/slicer/test_gui_suite.py`` launches it with ``LUPRRT_GUI_PROCESS=1``.
+
+* An exception raised inside a Qt slot never reaches the caller of ``click()``; the host collects
+  it (``sys.excepthook``) and :func:`pytest_runtest_call` fails the test with it, unless the test
+  took it with the ``slot_errors`` fixture.
+* ``open_panel(name)`` builds a module's panel as Slicer does (module class, panel parent,
+  ``Widget(parent)``, ``setup()``, ``enter()``) and tears it down as Slicer does on unloading.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTING_DIR = Path(__file__).resolve().parents[1]
+if str(TESTING_DIR) not in sys.path:
+    sys.path.insert(0, str(TESTING_DIR))
+
+from slicer_host import dialogs  # noqa: E402 - needs the path above
+from slicer_host.gui_host import SLOT_ERRORS, start_gui_host  # noqa: E402
+from slicer_host.modules import REPO_ROOT, load_scripted_module  # noqa: E402
+
+GUI_HOST = start_gui_host()  # before any test module imports qt
+SLICER_LAYER = not GUI_HOST.scripted_layer.startswith("LuPRRT")
+NO_SLICER_LAYER = ("Slicer's pure-Python layer (ScriptedLoadableModule, parameterNodeWrapper) not found: "
+                   "set LUPRRT_SLICER_SOURCE to a Slicer source tree or place one at ../shared/upstream/slicer")
+
+
+def pytest_report_header(config):
+    return f"LuPRRT GUI host: real Qt (PySide6, offscreen); scripted-module layer: {GUI_HOST.scripted_layer}"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    SLOT_ERRORS.clear()
+    result = yield
+    if SLOT_ERRORS:
+        errors, SLOT_ERRORS[:] = list(SLOT_ERRORS), []
+        raise AssertionError(f"exception raised inside a Qt slot (a user sees a traceback): {errors[0]!r}")
+    return result
+
+
+@pytest.fixture(scope="session")
+def gui():
+    """The GUI host of this process."""
+    return GUI_HOST
+
+
+@pytest.fixture
+def slot_errors():
+    """Take the exceptions raised inside Qt slots so far (the test then owns them)."""
+
+    def take() -> list[BaseException]:
+        taken = list(SLOT_ERRORS)
+        SLOT_ERRORS.clear()
+        return taken
+
+    return take
+
+
+@pytest.fixture
+def shown():
+    """Message boxes and progress values shown during the test (cleared before it)."""
+    dialogs.SHOWN.clear()
+    dialogs.FILE_ANSWERS.clear()
+    yield dialogs.SHOWN
+    dialogs.FILE_ANSWERS.clear()
+
+
+@pytest.fixture
+def scene(gui):
+    """The MRML scene, empty before and after the test."""
+    gui.host.clear_scene()
+    yield gui.host.scene
+    gui.host.clear_scene()
+
+
+class Panel:
+    """A module's panel as Slicer builds it, and what a test needs to drive it."""
+
+    def __init__(self, name: str):
+        import slicer
+
+        self.name = name
+        self.loaded = load_scripted_module(REPO_ROOT / name / f"{name}.py")
+        self.parent = slicer.qSlicerScriptedLoadableModuleWidget()
+        self.parent.resize(520, 1400)
+        self.widget = self.loaded.member("Widget")(self.parent)
+        self.widget.setup()
+        self.parent.isEntered = True
+        self.widget.enter()
+        self.parent.show()
+        slicer.app.processEvents()
+
+    @property
+    def ui(self):
+        return self.widget.ui
+
+    @property
+    def parameters(self):
+        return self.widget._parameterNode
+
+    def close(self) -> None:
+        """Leave the module and unload it, as Slicer does on exit or reload."""
+        import slicer
+        from PySide6 import QtCore
+
+        if self.parent.isEntered:
+            self.widget.exit()
+            self.parent.isEntered = False
+        slicer.app.moduleManager().unloadModule(self.name)
+        self.parent.deleteLater()
+        QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
+
+
+@pytest.fixture
+def open_panel(scene, shown):
+    """``open_panel(name)``: the module's panel on an empty scene, unloaded after the test."""
+    if not SLICER_LAYER:
+        pytest.skip(NO_SLICER_LAYER)
+    panels = []
+
+    def open_(name: str) -> Panel:
+        panel = Panel(name)
+        panels.append(panel)
+        return panel
+
+    yield open_
+    for panel in panels:
+        if panel.widget is not None:
+            panel.close()
+
+
+@pytest.fixture(scope="session")
+def patient_folder(tmp_path_factory):
+    """A small synthetic patient written as a site's data would be: one cycle (4, 24, 96, 168 h) and a
+    12-week follow-up."""
+    from luprrt.phantom import make_patient, write_patient
+
+    folder = tmp_path_factory.mktemp("patient")
+    write_patient(make_patient(0, small=True, n_cycles=1, followup_weeks=(12.0,)), folder)
+    return folder
