@@ -32,8 +32,16 @@ NO_SLICER_LAYER = ("Slicer's pure-Python layer (ScriptedLoadableModule, paramete
                    "set LUPRRT_SLICER_SOURCE to a Slicer source tree or place one at ../shared/upstream/slicer")
 
 
-def pytest_report_header(config):
+def _layer_line() -> str:
     return f"LuPRRT GUI host: real Qt (PySide6, offscreen); scripted-module layer: {GUI_HOST.scripted_layer}"
+
+
+def pytest_report_header(config):
+    return _layer_line()
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(_layer_line())
 
 
 @pytest.hookimpl(wrapper=True)

@@ -63,7 +63,7 @@ def _other_value(panel, parameter, scene, tmp_path):
         low = next((m.minimum for m in metadata if hasattr(m, "minimum")), 0)
         high = next((m.maximum for m in metadata if hasattr(m, "maximum")), low + 100)
         value = low + 0.37 * (high - low)
-        value = int(round(value)) if base is int else round(value, 1)
+        value = round(value) if base is int else round(value, 1)
         return value if value != current else (low if base is int else round(low + 0.5 * (high - low), 1))
     if base is str:
         return f"{current}edited"

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtWidgets
 
-from .pythonqt import PythonQtObject
+from .pythonqt import qt_class, register
 
 # ctkPathLineEdit::Filter (CTK Libs/Widgets/ctkPathLineEdit.h), which mirrors QDir::Filter.
 FILTER_FLAGS = {"Dirs": 0x001, "Files": 0x002, "Drives": 0x004, "NoSymLinks": 0x008, "AllEntries": 0x007,
                 "Readable": 0x010, "Writable": 0x020, "Executable": 0x040, "Hidden": 0x100, "System": 0x200}
 
 
-class ctkCollapsibleButton(PythonQtObject, QtWidgets.QGroupBox):
+@register
+class ctkCollapsibleButton(qt_class("QGroupBox")):
     """A titled container whose ``collapsed`` property hides its contents."""
 
     contentsCollapsed = QtCore.Signal(bool)
@@ -45,7 +46,8 @@ class ctkCollapsibleButton(PythonQtObject, QtWidgets.QGroupBox):
     collapsed = QtCore.Property(bool, _isCollapsed, _setCollapsed)
 
 
-class ctkSliderWidget(PythonQtObject, QtWidgets.QWidget):
+@register
+class ctkSliderWidget(qt_class("QWidget")):
     """A slider and a spin box showing one floating-point value (``valueChanged(double)``)."""
 
     valueChanged = QtCore.Signal(float)
@@ -91,7 +93,8 @@ class ctkSliderWidget(PythonQtObject, QtWidgets.QWidget):
     prefix = QtCore.Property(str, lambda self: self._spin.prefix(), lambda self, v: self._spin.setPrefix(v))
 
 
-class ctkPathLineEdit(PythonQtObject, QtWidgets.QWidget):
+@register
+class ctkPathLineEdit(qt_class("QWidget")):
     """A line edit holding a file path (``currentPath``, ``currentPathChanged(QString)``)."""
 
     currentPathChanged = QtCore.Signal(str)
@@ -128,7 +131,8 @@ class ctkPathLineEdit(PythonQtObject, QtWidgets.QWidget):
     filters = QtCore.Property(int, _getFilters, _setFilters)
 
 
-class ctkDirectoryButton(PythonQtObject, QtWidgets.QPushButton):
+@register
+class ctkDirectoryButton(qt_class("QPushButton")):
     """A button showing a directory (``directory``, ``directoryChanged(QString)``).
 
     Clicking opens ``qt.QFileDialog.getExistingDirectory``, which the test host answers.
@@ -164,35 +168,43 @@ class ctkDirectoryButton(PythonQtObject, QtWidgets.QPushButton):
     caption = QtCore.Property(str, lambda self: self._caption, lambda self, v: setattr(self, "_caption", v))
 
 
-class ctkDoubleSpinBox(PythonQtObject, QtWidgets.QDoubleSpinBox):
+@register
+class ctkDoubleSpinBox(qt_class("QDoubleSpinBox")):
     """CTK's double spin box: a QDoubleSpinBox here."""
 
 
-class ctkCheckBox(PythonQtObject, QtWidgets.QCheckBox):
+@register
+class ctkCheckBox(qt_class("QCheckBox")):
     """CTK's check box: a QCheckBox here."""
 
 
-class ctkComboBox(PythonQtObject, QtWidgets.QComboBox):
+@register
+class ctkComboBox(qt_class("QComboBox")):
     """CTK's combo box: a QComboBox here."""
 
 
-class ctkCheckablePushButton(PythonQtObject, QtWidgets.QPushButton):
+@register
+class ctkCheckablePushButton(qt_class("QPushButton")):
     """CTK's push button with a check box: a checkable QPushButton here."""
 
 
-class ctkColorPickerButton(PythonQtObject, QtWidgets.QPushButton):
+@register
+class ctkColorPickerButton(qt_class("QPushButton")):
     """CTK's colour button: a push button here (no module binds a colour)."""
 
 
-class ctkDoubleSlider(PythonQtObject, QtWidgets.QSlider):
+@register
+class ctkDoubleSlider(qt_class("QSlider")):
     """CTK's floating-point slider: an integer QSlider here (no module binds one)."""
 
 
-class ctkRangeWidget(PythonQtObject, QtWidgets.QWidget):
+@register
+class ctkRangeWidget(qt_class("QWidget")):
     """CTK's range widget: named so Slicer's GUI connector table resolves (no module binds a range)."""
 
 
-class ctkDoubleRangeSlider(PythonQtObject, QtWidgets.QWidget):
+@register
+class ctkDoubleRangeSlider(qt_class("QWidget")):
     """CTK's range slider: named so Slicer's GUI connector table resolves (no module binds a range)."""
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from PySide6 import QtWidgets
 
-from .pythonqt import PythonQtObject
+from .pythonqt import PythonQtObject, register
 
 
 @dataclass
@@ -45,6 +45,7 @@ _KINDS = {QtWidgets.QMessageBox.Icon.Critical: "critical", QtWidgets.QMessageBox
           QtWidgets.QMessageBox.Icon.Question: "question"}
 
 
+@register
 class QMessageBox(PythonQtObject, QtWidgets.QMessageBox):
     """A message box that records itself instead of waiting for a click."""
 
@@ -77,10 +78,12 @@ class QMessageBox(PythonQtObject, QtWidgets.QMessageBox):
         return QMessageBox._record("question", parent, title, text)
 
 
+@register
 class ctkMessageBox(QMessageBox):
     """CTK's message box (with "don't show again"): records itself like :class:`QMessageBox`."""
 
 
+@register
 class QProgressDialog(PythonQtObject, QtWidgets.QProgressDialog):
     """A progress dialog that keeps the values it was set to (one list per dialog in :data:`SHOWN`)."""
 
@@ -105,6 +108,7 @@ def _next_file_answer(kind: str) -> str:
     return FILE_ANSWERS.popleft()
 
 
+@register
 class QFileDialog(PythonQtObject, QtWidgets.QFileDialog):
     """A file dialog whose static helpers answer from :data:`FILE_ANSWERS`."""
 

@@ -31,10 +31,14 @@ from pathlib import Path
 
 from PySide6 import QtCore, QtWidgets
 
-from . import ctk_widgets, dialogs, mrml_widgets
+from . import (
+    ctk_widgets,
+    dialogs,
+    mrml_widgets,
+    ui_loader,  # noqa: F401 - registers qt.QUiLoader
+)
 from .bootstrap import Host, current_host, start_host
-from .pythonqt import LazyQtModule, PythonQtObject, pythonqt_class
-from .ui_loader import QUiLoader
+from .pythonqt import LazyQtModule, qt_class
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SOURCE_VARIABLE = "LUPRRT_SLICER_SOURCE"
@@ -62,7 +66,7 @@ class GuiHost:
     scripted_layer: str
 
 
-class ModuleManager(PythonQtObject, QtCore.QObject):
+class ModuleManager(qt_class("QObject")):
     """``slicer.app.moduleManager()``: finds modules and announces their unloading."""
 
     moduleAboutToBeUnloaded = QtCore.Signal(str)
@@ -127,9 +131,9 @@ class GuiApplication:
 
 
 def _qt_module():
-    overrides = {"QMessageBox": dialogs.QMessageBox, "QProgressDialog": dialogs.QProgressDialog,
-                 "QFileDialog": dialogs.QFileDialog, "QUiLoader": QUiLoader}
-    return LazyQtModule("qt", overrides)
+    # dialogs and ui_loader registered their qt.QMessageBox, qt.QProgressDialog, qt.QFileDialog and
+    # qt.QUiLoader on import.
+    return LazyQtModule("qt")
 
 
 def _ctk_module():
@@ -191,7 +195,7 @@ def start_gui_host() -> GuiHost:
     layer = (f"Slicer's own (from {source})" if source is not None and "slicer.ScriptedLoadableModule"
              not in host.stand_ins else "LuPRRT's stand-ins (no Slicer source tree found)")
     slicer.app = GuiApplication(host.app, qt_application)
-    main_window = pythonqt_class(QtWidgets.QMainWindow)()
+    main_window = qt_class("QMainWindow")()
     main_window.setObjectName("qSlicerMainWindow")
     sys.excepthook = _excepthook
     _make_bools_immortal()

@@ -3,8 +3,8 @@
 :class:`qMRMLNodeComboBox` lists the scene's nodes of its ``nodeTypes`` (subclasses too when
 ``showChildNodeTypes``; hidden nodes only when ``showHidden``; attribute filters), follows node
 added / removed / scene close events through VTK observers it removes again, offers "None" when
-``noneEnabled`` and otherwise selects the first node as Slicer's does, names new nodes after
-``baseName``, and emits ``currentNodeChanged(vtkMRMLNode*)`` (carried as a Python object).
+``noneEnabled``, names new nodes after
+``baseName``, never selects a node by itself, and emits ``currentNodeChanged(vtkMRMLNode*)`` (carried as a Python object).
 :class:`qMRMLTableView` shows a ``vtkMRMLTableNode``'s table and refreshes when it is modified.
 """
 
@@ -12,10 +12,11 @@ from __future__ import annotations
 
 from PySide6 import QtCore, QtGui, QtWidgets
 
-from .pythonqt import PythonQtObject
+from .pythonqt import qt_class, register
 
 
-class qMRMLWidget(PythonQtObject, QtWidgets.QWidget):
+@register
+class qMRMLWidget(qt_class("QWidget")):
     """A widget holding a MRML scene; ``setMRMLScene`` emits ``mrmlSceneChanged(vtkMRMLScene*)``."""
 
     mrmlSceneChanged = QtCore.Signal(object)
@@ -32,10 +33,12 @@ class qMRMLWidget(PythonQtObject, QtWidgets.QWidget):
         return self._scene
 
 
+@register
 class qSlicerWidget(qMRMLWidget):
     """Slicer's base of module panels."""
 
 
+@register
 class qSlicerScriptedLoadableModuleWidget(qSlicerWidget):
     """The panel Slicer hands a scripted module's Widget as ``parent`` (``isEntered`` while shown)."""
 
@@ -62,7 +65,8 @@ def _remove_observations(observed: dict) -> None:
     observed["scene"], observed["tags"] = None, []
 
 
-class qMRMLNodeComboBox(PythonQtObject, QtWidgets.QWidget):
+@register
+class qMRMLNodeComboBox(qt_class("QWidget")):
     """Selects one node of the scene among those of ``nodeTypes``."""
 
     currentNodeChanged = QtCore.Signal((object,), (bool,))
@@ -175,10 +179,8 @@ class qMRMLNodeComboBox(PythonQtObject, QtWidgets.QWidget):
             self._combo.addItem(self._settings["noneDisplay"] if node_id is None
                                 else self._scene.GetNodeByID(node_id).GetName())
         self._combo.blockSignals(blocked)
-        current = self._current_id if self._current_id in self._node_ids else None
-        if current is None and not self._settings["noneEnabled"] and nodes:
-            current = nodes[0].GetID()
-        self._select(current)
+        # A node added to the scene is not selected (Slicer's own tests of its GUI connectors check it).
+        self._select(self._current_id if self._current_id in self._node_ids else None)
 
     def _select(self, node_id: str | None) -> None:
         if node_id is not None and node_id not in self._node_ids:
@@ -230,7 +232,8 @@ class qMRMLNodeComboBox(PythonQtObject, QtWidgets.QWidget):
         return [self._combo.itemText(i) for i in range(self._combo.count())]
 
 
-class qMRMLTableView(PythonQtObject, QtWidgets.QTableView):
+@register
+class qMRMLTableView(qt_class("QTableView")):
     """Shows a ``vtkMRMLTableNode`` (column names as headers) and follows its changes."""
 
     def __init__(self, parent=None):
@@ -276,17 +279,31 @@ class qMRMLTableView(PythonQtObject, QtWidgets.QTableView):
         return self.model().item(row, column).text()
 
 
-class qMRMLSpinBox(PythonQtObject, QtWidgets.QDoubleSpinBox):
+@register
+class qMRMLSpinBox(qt_class("QDoubleSpinBox")):
     """Slicer's unit-aware spin box: a QDoubleSpinBox here."""
 
 
-class qMRMLSliderWidget(PythonQtObject, QtWidgets.QWidget):
+@register
+class qMRMLSliderWidget(qt_class("QWidget")):
     """Slicer's unit-aware slider: named so Slicer's GUI connector table resolves (no module uses it)."""
 
 
-class qMRMLRangeWidget(PythonQtObject, QtWidgets.QWidget):
+@register
+class qMRMLRangeWidget(qt_class("QWidget")):
     """Slicer's unit-aware range widget: named so Slicer's GUI connector table resolves (no module uses it)."""
 
 
+@register
+class qMRMLSubjectHierarchyComboBox(qt_class("QComboBox")):
+    """Named so Slicer's tests of its layer import; no LuPRRT panel uses it (its tests are deselected)."""
+
+
+@register
+class qMRMLSubjectHierarchyTreeView(qt_class("QTreeView")):
+    """Named so Slicer's tests of its layer import; no LuPRRT panel uses it (its tests are deselected)."""
+
+
 WIDGET_CLASSES = (qMRMLWidget, qSlicerWidget, qSlicerScriptedLoadableModuleWidget, qMRMLNodeComboBox,
-                  qMRMLTableView, qMRMLSpinBox, qMRMLSliderWidget, qMRMLRangeWidget)
+                  qMRMLTableView, qMRMLSpinBox, qMRMLSliderWidget, qMRMLRangeWidget, qMRMLSubjectHierarchyComboBox,
+                  qMRMLSubjectHierarchyTreeView)

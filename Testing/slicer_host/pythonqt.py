@@ -74,6 +74,13 @@ def find_signal(obj: QtCore.QObject, signature: str) -> bytes:
                      f"its signals are {', '.join(sorted(set(signals)))}")
 
 
+def _pyside_type(kind: type) -> type:
+    """The PySide6 class behind a ``qt`` class (itself for any other class)."""
+    if isinstance(kind, type) and issubclass(kind, PythonQtObject):
+        return next(base for base in kind.__mro__ if base.__module__.startswith("PySide6."))
+    return kind
+
+
 _PYTHONQT_METHODS = frozenset({"connect", "disconnect"})
 
 
@@ -85,7 +92,8 @@ class PythonQtObject:
             # Shiboken answers ``connect``/``disconnect`` with QObject's own before the class's.
             return getattr(type(self), name).__get__(self)
         if name[0] != "_" and name in _property_names(self):
-            return QtCore.QObject.property(self, name)
+            value = QtCore.QObject.property(self, name)
+            return tuple(value) if isinstance(value, list) else value  # PythonQt: QStringList -> tuple
         return super().__getattribute__(name)
 
     def __setattr__(self, name: str, value) -> None:
@@ -104,6 +112,12 @@ class PythonQtObject:
         """PythonQt's alias of ``objectName``."""
         return QtCore.QObject.objectName(self)
 
+    def findChildren(self, kind=QtCore.QObject, *arguments, **options):
+        return super().findChildren(_pyside_type(kind), *arguments, **options)
+
+    def findChild(self, kind=QtCore.QObject, *arguments, **options):
+        return super().findChild(_pyside_type(kind), *arguments, **options)
+
     def className(self) -> str:
         return self.metaObject().className()
 
@@ -120,12 +134,13 @@ class PythonQtObject:
         return QtCore.QObject.disconnect(self, signal, slot)
 
 
-def pythonqt_class(base: type, name: str | None = None, namespace: dict | None = None,
-                   module: str = "qt") -> type:
-    """``<name>(PythonQtObject, base)``: a PySide6 class with PythonQt semantics."""
-    body = {"__module__": module, "__doc__": f"{base.__name__} with PythonQt semantics."}
-    body.update(namespace or {})
-    return type(name or base.__name__, (PythonQtObject, base), body)
+_CLASSES: dict[str, type] = {}
+
+
+def register(cls: type) -> type:
+    """Make ``cls`` the ``qt.<its name>`` class (for replacements such as a recording QMessageBox)."""
+    _CLASSES[cls.__name__] = cls
+    return cls
 
 
 def pyside_class(name: str):
@@ -137,22 +152,40 @@ def pyside_class(name: str):
     return None
 
 
+def qt_class(name: str) -> type:
+    """``qt.<name>``: the PySide6 class with PythonQt semantics, made on first use.
+
+    The class derives from the PySide6 class only (Shiboken makes the C++ object of a class's first
+    wrapped base, so ``qt.QCheckBox`` cannot also derive from ``qt.QWidget``); ``findChildren`` and
+    ``findChild`` translate a ``qt`` class argument to its PySide6 class, so ``findChildren(qt.QWidget)``
+    finds every child widget as in PythonQt.
+    """
+    cls = _CLASSES.get(name)
+    if cls is not None:
+        return cls
+    found = pyside_class(name)
+    if not (isinstance(found, type) and issubclass(found, QtCore.QObject)):
+        raise TypeError(f"qt.{name} is not a QObject class of PySide6")
+    body = {"__module__": "qt", "__doc__": f"{name} with PythonQt semantics."}
+    return register(type(name, (PythonQtObject, found), body))
+
+
 class LazyQtModule(types.ModuleType):
     """``qt``: QObject classes wrapped with PythonQt semantics on first access, the rest as in PySide6."""
 
-    def __init__(self, name: str, overrides: dict[str, object]):
+    def __init__(self, name: str):
         super().__init__(name, "PythonQt-compatible Qt over PySide6 (LuPRRT test host).")
-        self._overrides = overrides
 
     def __getattr__(self, name: str):
         if name.startswith("__"):
             raise AttributeError(name)
-        value = self._overrides.get(name)
-        if value is None:
-            found = pyside_class(name)
-            if found is None:
-                raise AttributeError(f"module 'qt' has no attribute {name!r}")
-            value = (pythonqt_class(found) if isinstance(found, type) and issubclass(found, QtCore.QObject)
-                     else found)
+        found = pyside_class(name)
+        if found is None and name not in _CLASSES:
+            raise AttributeError(f"module 'qt' has no attribute {name!r}")
+        value = qt_class(name) if name in _CLASSES or issubclass_qobject(found) else found
         setattr(self, name, value)
         return value
+
+
+def issubclass_qobject(found) -> bool:
+    return isinstance(found, type) and issubclass(found, QtCore.QObject)

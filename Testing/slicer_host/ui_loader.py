@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ET
 from PySide6 import QtCore, QtUiTools, QtWidgets
 
 from .ctk_widgets import FILTER_FLAGS
-from .pythonqt import PythonQtObject
+from .pythonqt import PythonQtObject, register
 
 
 def widget_class(class_name: str):
@@ -53,6 +53,7 @@ def _rewrite(document: bytes) -> tuple[bytes, list[tuple[str, str, str, str]]]:
     return ET.tostring(root, encoding="utf-8"), taken
 
 
+@register
 class QUiLoader(PythonQtObject, QtUiTools.QUiLoader):
     """Loads a .ui file into PythonQt-compatible widgets (see the module docstring)."""
 
