@@ -154,3 +154,44 @@ def patient_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("patient")
     write_patient(make_patient(0, small=True, n_cycles=1, followup_weeks=(12.0,)), folder)
     return folder
+
+
+class PatientLoader:
+    """Loads the synthetic patient's files into the scene as a user would (DICOM images, .seg.nrrd)."""
+
+    def __init__(self, folder: Path):
+        import json
+
+        self.folder = folder
+        self.manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+        self.truth = json.loads((folder / "truth.json").read_text(encoding="utf-8"))
+
+    def session(self, name: str) -> dict:
+        return next(s for s in self.manifest["sessions"] if s["name"] == name)
+
+    def volume(self, relative: str, name: str):
+        from luprrt import mrml
+        from luprrt.io import read_image
+
+        image = read_image(self.folder / relative)
+        return mrml.volume_node_from_image(image.image, name, units=image.units)
+
+    def ct(self, session: str = "cycle1"):
+        return self.volume(self.session(session)["ct"], f"CT {session}")
+
+    def spects(self, session: str = "cycle1") -> dict[float, object]:
+        """Hours after injection -> SPECT node (Bq/mL) of the session."""
+        return {s["hours_post_injection"]: self.volume(s["file"], f"SPECT {s['hours_post_injection']:g}h")
+                for s in self.session(session)["spect"]}
+
+    def segmentation(self, session: str = "cycle1"):
+        import slicer
+
+        return slicer.util.loadSegmentation(str(self.folder / self.session(session)["segmentation"]),
+                                            {"name": f"segmentation {session}"})
+
+
+@pytest.fixture
+def patient(patient_folder):
+    """Loads the session's synthetic patient into the (test's) scene."""
+    return PatientLoader(patient_folder)

@@ -85,7 +85,12 @@ class ctkMessageBox(QMessageBox):
 
 @register
 class QProgressDialog(PythonQtObject, QtWidgets.QProgressDialog):
-    """A progress dialog that keeps the values it was set to (one list per dialog in :data:`SHOWN`)."""
+    """A progress dialog that keeps the values it was set to (one list per dialog in :data:`SHOWN`).
+
+    Values are recorded when set as PythonQt code sets them (``dialog.value = 40``). ``setValue`` is
+    not overridden: a Python override of a property's accessor makes PySide6 read the property through
+    Python attribute lookup, which recurses.
+    """
 
     def __init__(self, *args):
         super().__init__(*args)
@@ -96,10 +101,6 @@ class QProgressDialog(PythonQtObject, QtWidgets.QProgressDialog):
         super().__setattr__(name, value)
         if name == "value":
             self._values.append(int(value))
-
-    def setValue(self, value: int) -> None:
-        super().setValue(value)
-        self._values.append(int(value))
 
 
 def _next_file_answer(kind: str) -> str:

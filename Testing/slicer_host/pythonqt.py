@@ -81,6 +81,7 @@ def _pyside_type(kind: type) -> type:
     return kind
 
 
+_READING: set[tuple[int, str]] = set()
 _PYTHONQT_METHODS = frozenset({"connect", "disconnect"})
 
 
@@ -92,8 +93,17 @@ class PythonQtObject:
             # Shiboken answers ``connect``/``disconnect`` with QObject's own before the class's.
             return getattr(type(self), name).__get__(self)
         if name[0] != "_" and name in _property_names(self):
-            value = QtCore.QObject.property(self, name)
-            return tuple(value) if isinstance(value, list) else value  # PythonQt: QStringList -> tuple
+            key = (id(self), name)
+            if key not in _READING:
+                # Reading a property may call a virtual C++ method of the same name (sizeHint), for
+                # which PySide6 looks up a Python override by this same attribute name: that inner
+                # lookup gets the method, not the property, or it would recurse without end.
+                _READING.add(key)
+                try:
+                    value = QtCore.QObject.property(self, name)
+                finally:
+                    _READING.discard(key)
+                return tuple(value) if isinstance(value, list) else value  # PythonQt: QStringList -> tuple
         return super().__getattribute__(name)
 
     def __setattr__(self, name: str, value) -> None:
