@@ -101,25 +101,3 @@ def test_a_bad_click_shows_an_error_dialog(lobequant, patient, scene, shown, slo
     assert shown.messages[0].text == "Failed to add the SPECT.\n\ncycle 1 already has a SPECT at 24 h"
     # tryWithErrorDisplay shows the dialog, then re-raises into Qt, which logs it: that error only.
     assert [str(e) for e in slot_errors()] == ["cycle 1 already has a SPECT at 24 h"]
-
-
-def test_scene_close_rebinds_and_unloading_leaves_no_observers(lobequant, patient, scene):
-    import slicer
-
-    first = lobequant.parameters
-    lobequant.ui.segmentationSelector.setCurrentNode(patient.segmentation())
-    combo_states = [w._observed for w in vars(lobequant.ui).values() if type(w).__name__ == "qMRMLNodeComboBox"]
-    assert combo_states and all(state["tags"] for state in combo_states)
-    slicer.mrmlScene.Clear(0)
-    second = lobequant.parameters
-    assert second is not first and first._parameterGUIs == {} and len(second._parameterGUIs) == 1
-    assert not lobequant.ui.applyButton.enabled  # the new, empty parameter node drives the panel
-    lobequant.ui.marginOneVoxelCheckBox.checked = not second.marginOneSpectVoxel
-    assert second.marginOneSpectVoxel == lobequant.ui.marginOneVoxelCheckBox.checked
-    widget = lobequant.widget
-    lobequant.close()
-    assert widget.Observations == []  # cleanup() ran on moduleAboutToBeUnloaded
-    assert second._parameterGUIs == {}
-    assert all(state["tags"] == [] for state in combo_states)  # the deleted combo boxes let go of the scene
-    lobequant.widget = None
-    slicer.mrmlScene.AddNewNodeByClass("vtkMRMLSegmentationNode", "after unloading")  # no stale callback

@@ -142,3 +142,44 @@ def test_each_bound_widget_round_trips(open_panel, scene, tmp_path, name):
         shown = _shown_in_widget(widget)
         assert shown == _as_shown(written, widget), (
             f"{name}.{parameter}: parameter node set to {written!r}, widget shows {shown!r}")
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_scene_close_rebinds_the_panel_to_a_new_parameter_node(open_panel, scene, name):
+    import slicer
+
+    panel = open_panel(name)
+    first = panel.parameters
+    slicer.mrmlScene.Clear(0)
+    second = panel.parameters
+    assert second is not first and first._parameterGUIs == {} and len(second._parameterGUIs) == 1
+    parameter, connector = next((p, c) for p, c in sorted(_bound(panel).items())
+                                if type(c.widget()).__name__ == "QCheckBox")
+    connector.widget().checked = not getattr(second, parameter)
+    assert getattr(second, parameter) == connector.widget().checked  # the new node follows the panel
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_reload_leaves_no_stale_observers(open_panel, scene, name):
+    """Slicer's reload (and exit) unloads a module with cleanup() only, no exit(): nothing may stay connected."""
+    import slicer
+
+    panel = open_panel(name)
+    old_parameters, old_widget = panel.parameters, panel.widget
+    node = old_parameters.parameterNode
+    combo_states = [w._observed for w in vars(panel.ui).values() if type(w).__name__ == "qMRMLNodeComboBox"]
+    assert combo_states and all(state["tags"] for state in combo_states)
+    slicer.app.moduleManager().unloadModule(name)
+    assert old_widget.Observations == []
+    assert old_parameters._parameterGUIs == {} and old_parameters._guiVtkObserverTags == {}, (
+        f"{name}Widget.cleanup() left the parameter node connected to the unloaded panel")
+    panel.parent.isEntered = False
+    panel.parent.deleteLater()
+    from PySide6 import QtCore
+
+    QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
+    panel.widget = None
+    assert all(state["tags"] == [] for state in combo_states)  # deleted combo boxes let go of the scene
+    reloaded = open_panel(name)
+    assert reloaded.parameters.parameterNode is node and len(reloaded.parameters._parameterGUIs) == 1
+    node.Modified()  # would reach the deleted widgets if anything stale were left
