@@ -101,3 +101,20 @@ def test_a_bad_click_shows_an_error_dialog(lobequant, patient, scene, shown, slo
     assert shown.messages[0].text == "Failed to add the SPECT.\n\ncycle 1 already has a SPECT at 24 h"
     # tryWithErrorDisplay shows the dialog, then re-raises into Qt, which logs it: that error only.
     assert [str(e) for e in slot_errors()] == ["cycle 1 already has a SPECT at 24 h"]
+
+
+def test_remove_takes_the_selected_spect_out_of_the_cycles(lobequant, patient, scene):
+    from luprrt import mrml
+
+    ui, parameters = lobequant.ui, lobequant.parameters
+    spects = patient.spects()
+    for hours in (4.0, 24.0):
+        ui.spectSelector.setCurrentNode(spects[hours])
+        ui.hoursSpinBox.value = hours
+        ui.addCycleButton.click()
+    view = ui.cyclesTableView
+    assert view.model().rowCount() == 2
+    view.setCurrentIndex(view.model().index(0, 0))  # the user selects the 4 h row
+    ui.removeCycleButton.click()
+    rows = mrml.rows_from_table_node(parameters.cyclesTable)
+    assert [row["hours_post_injection"] for row in rows] == [24.0] and view.model().rowCount() == 1
