@@ -24,7 +24,7 @@ if str(TESTING_DIR) not in sys.path:
 
 from slicer_host import dialogs  # noqa: E402 - needs the path above
 from slicer_host.gui_host import SLOT_ERRORS, start_gui_host  # noqa: E402
-from slicer_host.modules import REPO_ROOT, load_scripted_module  # noqa: E402
+from slicer_host.panels import Panel, PatientLoader  # noqa: E402
 
 GUI_HOST = start_gui_host()  # before any test module imports qt
 SLICER_LAYER = not GUI_HOST.scripted_layer.startswith("LuPRRT")
@@ -89,44 +89,6 @@ def scene(gui):
     gui.host.clear_scene()
 
 
-class Panel:
-    """A module's panel as Slicer builds it, and what a test needs to drive it."""
-
-    def __init__(self, name: str):
-        import slicer
-
-        self.name = name
-        self.loaded = load_scripted_module(REPO_ROOT / name / f"{name}.py")
-        self.parent = slicer.qSlicerScriptedLoadableModuleWidget()
-        self.parent.resize(520, 1400)
-        self.widget = self.loaded.member("Widget")(self.parent)
-        self.widget.setup()
-        self.parent.isEntered = True
-        self.widget.enter()
-        self.parent.show()
-        slicer.app.processEvents()
-
-    @property
-    def ui(self):
-        return self.widget.ui
-
-    @property
-    def parameters(self):
-        return self.widget._parameterNode
-
-    def close(self) -> None:
-        """Leave the module and unload it, as Slicer does on exit or reload."""
-        import slicer
-        from PySide6 import QtCore
-
-        if self.parent.isEntered:
-            self.widget.exit()
-            self.parent.isEntered = False
-        slicer.app.moduleManager().unloadModule(self.name)
-        self.parent.deleteLater()
-        QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.Type.DeferredDelete)
-
-
 @pytest.fixture
 def open_panel(scene, shown):
     """``open_panel(name)``: the module's panel on an empty scene, unloaded after the test."""
@@ -154,41 +116,6 @@ def patient_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("patient")
     write_patient(make_patient(0, small=True, n_cycles=1, followup_weeks=(12.0,)), folder)
     return folder
-
-
-class PatientLoader:
-    """Loads the synthetic patient's files into the scene as a user would (DICOM images, .seg.nrrd)."""
-
-    def __init__(self, folder: Path):
-        import json
-
-        self.folder = folder
-        self.manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
-        self.truth = json.loads((folder / "truth.json").read_text(encoding="utf-8"))
-
-    def session(self, name: str) -> dict:
-        return next(s for s in self.manifest["sessions"] if s["name"] == name)
-
-    def volume(self, relative: str, name: str):
-        from luprrt import mrml
-        from luprrt.io import read_image
-
-        image = read_image(self.folder / relative)
-        return mrml.volume_node_from_image(image.image, name, units=image.units)
-
-    def ct(self, session: str = "cycle1"):
-        return self.volume(self.session(session)["ct"], f"CT {session}")
-
-    def spects(self, session: str = "cycle1") -> dict[float, object]:
-        """Hours after injection -> SPECT node (Bq/mL) of the session."""
-        return {s["hours_post_injection"]: self.volume(s["file"], f"SPECT {s['hours_post_injection']:g}h")
-                for s in self.session(session)["spect"]}
-
-    def segmentation(self, session: str = "cycle1"):
-        import slicer
-
-        return slicer.util.loadSegmentation(str(self.folder / self.session(session)["segmentation"]),
-                                            {"name": f"segmentation {session}"})
 
 
 @pytest.fixture
