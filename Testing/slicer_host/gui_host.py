@@ -145,19 +145,18 @@ def _ctk_module():
     return module
 
 
-def _make_bools_immortal() -> None:
-    """Give ``True`` and ``False`` the immortality they have from Python 3.12 on (Slicer's Python).
+def _make_singletons_immortal() -> None:
+    """Give ``True``, ``False`` and ``None`` the immortality they have from Python 3.12 on (Slicer's Python).
 
-    PySide6 6.12 returns ``True`` from ``emit`` and ``disconnect`` of a signal without a reference
-    of its own, so each call takes one reference from ``True``; on Python 3.11 the interpreter
-    aborts once they are used up ("bool_dealloc: deallocating True or False"). Python >= 3.12 never
-    frees the booleans, so there the lost references are harmless; here they get enough references
-    never to run out.
+    PySide6 6.12 returns ``True`` from ``emit`` and ``disconnect`` of a signal declared in Python, and
+    ``None`` from some calls, without a reference of its own, so each call takes one reference away; on
+    Python 3.11 the interpreter aborts when they run out ("bool_dealloc: deallocating True or False",
+    "none_dealloc"). Python >= 3.12 keeps these objects at a fixed, huge reference count and never frees
+    them; here their count is raised by 2**30 (the first field of every object is its count).
     """
     if sys.version_info < (3, 12):
-        for value in (True, False):
-            for _ in range(1 << 16):
-                ctypes.pythonapi.Py_IncRef(ctypes.py_object(value))
+        for singleton in (True, False, None):
+            ctypes.c_ssize_t.from_address(id(singleton)).value += 1 << 30
 
 
 def _excepthook(kind, value, traceback) -> None:
@@ -198,7 +197,7 @@ def start_gui_host() -> GuiHost:
     main_window = qt_class("QMainWindow")()
     main_window.setObjectName("qSlicerMainWindow")
     sys.excepthook = _excepthook
-    _make_bools_immortal()
+    _make_singletons_immortal()
     gui_host = GuiHost(host, qt_application, main_window, layer)
     slicer._luprrt_gui_host = gui_host
     return gui_host
