@@ -47,7 +47,14 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     SLOT_ERRORS.clear()
-    result = yield
+    try:
+        result = yield
+    except BaseException as failure:
+        if SLOT_ERRORS:  # the slot's exception is the cause: name it rather than its consequence
+            errors, SLOT_ERRORS[:] = list(SLOT_ERRORS), []
+            raise AssertionError(f"exception raised inside a Qt slot (a user sees a traceback): {errors[0]!r}; "
+                                 f"then the test failed: {failure!r}") from failure
+        raise
     if SLOT_ERRORS:
         errors, SLOT_ERRORS[:] = list(SLOT_ERRORS), []
         raise AssertionError(f"exception raised inside a Qt slot (a user sees a traceback): {errors[0]!r}")
@@ -90,10 +97,15 @@ def scene(gui):
 
 
 @pytest.fixture
-def open_panel(scene, shown):
-    """``open_panel(name)``: the module's panel on an empty scene, unloaded after the test."""
+def slicer_layer():
+    """Skip, naming why, where Slicer's pure-Python layer is absent (the panels need it)."""
     if not SLICER_LAYER:
         pytest.skip(NO_SLICER_LAYER)
+
+
+@pytest.fixture
+def open_panel(slicer_layer, scene, shown):
+    """``open_panel(name)``: the module's panel on an empty scene, unloaded after the test."""
     panels = []
 
     def open_(name: str) -> Panel:

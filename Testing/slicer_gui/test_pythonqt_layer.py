@@ -211,3 +211,32 @@ def test_ui_connection_to_a_missing_signal_fails_loudly(scene, tmp_path):
                     encoding="utf-8")
     with pytest.raises(ValueError, match=r"has no signal 'nodeChanged\(vtkMRMLNode\*\)'"):
         slicer.util.loadUI(str(path))
+
+
+def test_ctk_widgets_keep_ctks_properties_and_signals():
+    import ctk
+    import qt
+
+    section = ctk.ctkCollapsibleButton()
+    section.text = "Advanced"
+    inner = qt.QCheckBox(section)
+    section.collapsed = True
+    assert section.text == "Advanced" and inner.isHidden()
+    section.collapsed = False
+    assert not inner.isHidden()
+    slider = ctk.ctkSliderWidget()
+    slider.decimals, slider.minimum, slider.maximum = 1, 0.0, 20.0
+    values = []
+    slider.connect("valueChanged(double)", values.append)
+    slider.value = 3.25
+    assert slider.value == pytest.approx(3.2) and values == [pytest.approx(3.2)]  # rounded to 1 decimal
+    path = ctk.ctkPathLineEdit()
+    paths = []
+    path.connect("currentPathChanged(QString)", paths.append)
+    path.currentPath = "/data/site_calibration.json"
+    assert paths == ["/data/site_calibration.json"]
+    folder = ctk.ctkDirectoryButton()
+    folders = []
+    folder.connect("directoryChanged(QString)", folders.append)
+    folder.directory = "/data/out"
+    assert folder.directory == "/data/out" and folders == ["/data/out"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 
-def test_every_panel_is_grabbed_before_and_after_apply(gui, patient_folder, tmp_path, shown):
+def test_every_panel_is_grabbed_before_and_after_apply(slicer_layer, gui, patient_folder, tmp_path, shown):
     from slicer_host.screenshots import PANEL_WIDTH_PX, TUTORIALS, write_screenshots
 
     written = write_screenshots(tmp_path, patient_folder)
