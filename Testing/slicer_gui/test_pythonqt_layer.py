@@ -228,7 +228,7 @@ def test_ctk_widgets_keep_ctks_properties_and_signals():
     slider.decimals, slider.minimum, slider.maximum = 1, 0.0, 20.0
     values = []
     slider.connect("valueChanged(double)", values.append)
-    slider.value = 3.25
+    slider.value = 3.24
     assert slider.value == pytest.approx(3.2) and values == [pytest.approx(3.2)]  # rounded to 1 decimal
     path = ctk.ctkPathLineEdit()
     paths = []
