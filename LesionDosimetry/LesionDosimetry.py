@@ -193,6 +193,9 @@ class LesionDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
+        """Slicer calls this alone when it reloads or unloads the module (no exit()): disconnect the
+        parameter node from this panel too, or it keeps updating the old widgets."""
+        self.setParameterNode(None)
         self.removeObservers()
 
     def enter(self) -> None:

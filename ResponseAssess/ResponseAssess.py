@@ -144,6 +144,9 @@ class ResponseAssessWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
+        """Slicer calls this alone when it reloads or unloads the module (no exit()): disconnect the
+        parameter node from this panel too, or it keeps updating the old widgets."""
+        self.setParameterNode(None)
         self.removeObservers()
 
     def enter(self) -> None:
