@@ -281,6 +281,9 @@ class LesionDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         import qt
 
         with slicer.util.tryWithErrorDisplay(_("Failed to export DICOM."), waitCursor=True):
+            from LuPRRTExtension import ensurePythonRequirements
+
+            ensurePythonRequirements()  # highdicom and pynetdicom, if this Slicer lacks them
             folder = qt.QFileDialog.getExistingDirectory(None, _("Folder for the DICOM objects"))
             if folder:
                 node = self._parameterNode
@@ -288,7 +291,6 @@ class LesionDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                        node.doseTable, limitsTableNode=node.limitsTable, doseVolumeNode=node.doseVolume,
                                        tiaVolumeNode=node.tiaVolume, doseMethod=node.doseMethod,
                                        administeredActivityGBq=node.administeredActivityGBq)
-
 
     def onCalibrateButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Calibration failed."), waitCursor=True):
@@ -1050,7 +1052,7 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
         from pathlib import Path
 
         if importlib.util.find_spec("highdicom") is None:
-            self.skipTest("highdicom is not installed (Slicer 5.12 ships it; elsewhere the `dicom` extra)")
+            self.skipTest("highdicom is not installed (in Slicer the Export DICOM button installs it; elsewhere the `dicom` extra)")
         from luprrt.io import read_measurement_report, read_rt_dose
         from luprrt.io.dicom_write import DicomPatient, new_uid, write_ct_series
         from luprrt.segments import SegmentTags

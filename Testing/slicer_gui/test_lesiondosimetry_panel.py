@@ -54,6 +54,36 @@ def test_tutorial_four_spects_apply_limits(dosimetry, patient, scene, shown):
     assert ui.exportDicomButton.enabled  # Apply done, CT and segmentation present
 
 
+def test_export_dicom_after_apply_writes_the_dose_objects(dosimetry, patient, patient_folder, scene, shown,
+                                                         tmp_path, monkeypatch):
+    """Export DICOM asks for a folder (first making sure highdicom is there) and writes RT Dose and the report."""
+    import pydicom
+    import slicer
+    from slicer_host import dialogs
+
+    # The CT as Slicer's DICOM module loads it: instance UIDs on the node, the database maps them to files.
+    ct_files = sorted(str(p) for p in (patient_folder / "ct").rglob("*.dcm"))
+    uids = [str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in ct_files]
+    ct = patient.ct()
+    ct.SetAttribute("DICOM.instanceUIDs", " ".join(uids))
+    database = type("DicomDatabase", (), {"fileForInstance": staticmethod(dict(zip(uids, ct_files)).get)})
+    monkeypatch.setattr(slicer, "dicomDatabase", database, raising=False)
+    ui = dosimetry.ui
+    for slot, (hours, node) in enumerate(sorted(patient.spects().items()), start=1):
+        getattr(ui, f"spectSelector{slot}").setCurrentNode(node)
+        getattr(ui, f"hoursSpinBox{slot}").value = hours
+    ui.ctSelector.setCurrentNode(ct)
+    ui.segmentationSelector.setCurrentNode(patient.segmentation())
+    ui.activitySpinBox.value = 7.4
+    ui.applyButton.click()
+    dialogs.FILE_ANSWERS.append(str(tmp_path / "dicom"))
+    ui.exportDicomButton.click()
+
+    assert shown.messages == []
+    modalities = {pydicom.dcmread(p, stop_before_pixels=True).Modality for p in (tmp_path / "dicom").rglob("*.dcm")}
+    assert {"RTDOSE", "SR"} <= modalities, modalities
+
+
 def test_a_bad_click_shows_an_error_dialog(dosimetry, patient, scene, shown, slot_errors):
     """A CT (HU) given as the SPECT: Apply is enabled, the Logic refuses, the user sees why."""
     ui = dosimetry.ui
