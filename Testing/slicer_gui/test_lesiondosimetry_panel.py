@@ -66,7 +66,7 @@ def test_export_dicom_after_apply_writes_the_dose_objects(dosimetry, patient, pa
     uids = [str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in ct_files]
     ct = patient.ct()
     ct.SetAttribute("DICOM.instanceUIDs", " ".join(uids))
-    database = type("DicomDatabase", (), {"fileForInstance": staticmethod(dict(zip(uids, ct_files)).get)})
+    database = type("DicomDatabase", (), {"fileForInstance": staticmethod(dict(zip(uids, ct_files, strict=True)).get)})
     monkeypatch.setattr(slicer, "dicomDatabase", database, raising=False)
     ui = dosimetry.ui
     for slot, (hours, node) in enumerate(sorted(patient.spects().items()), start=1):
