@@ -42,6 +42,9 @@ SECONDS_PER_HOUR = 3600.0
 BQ_PER_MBQ = 1e6
 ML_PER_MM3 = 1e-3
 UNIT_DENSITY_G_PER_ML = 1.0
+# Mass density of soft tissue where no CT density is known: adult soft tissue, 1.03 g/cm^3 (ICRU
+# Report 44, 1989). Also the density of the soft-tissue sphere S-value table (svalues.py).
+SOFT_TISSUE_DENSITY_G_PER_ML = 1.03
 
 # PET radionuclides of the baseline imaging (18F-FDG and 68Ga-octreotate PET/CT).
 # F-18 half-life 109.77 min: NIST Radionuclide Half-Life Measurements (Unterweger, Hoppes,

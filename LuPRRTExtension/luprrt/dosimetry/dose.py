@@ -1,9 +1,11 @@
 """Absorbed dose from time-integrated activity: local deposition, voxel S-values, S-values.
 
 Units: time-integrated activity (TIA) images in Bq h/mL, lesion/organ TIA in MBq h, CT in
-HU, density in g/mL, dose in Gy. The voxel S-value kernel is for unit-density soft tissue;
-dose in other tissue is divided by the local relative density (dose to medium, the usual
-voxel-S-value density correction; e.g. Dieudonne et al. J Nucl Med 2010;51:1600).
+HU, density in g/mL, dose in Gy. Density is explicit: a CT-derived density image where a CT is
+at hand, else a single density, soft tissue (1.03 g/mL) by default. The voxel S-value kernel is
+for tissue of one density (1.03 g/mL); dose in other tissue is scaled by the kernel density over
+the local density (dose to medium, the usual voxel-S-value density correction; e.g. Dieudonne et
+al. J Nucl Med 2010;51:1600).
 """
 
 from __future__ import annotations
@@ -15,7 +17,12 @@ import SimpleITK as sitk
 from scipy import fft
 
 from ..grid import image_on_grid, require_same_grid
-from ..physics import BQ_PER_MBQ, LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G, ML_PER_MM3
+from ..physics import (
+    BQ_PER_MBQ,
+    LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G,
+    ML_PER_MM3,
+    SOFT_TISSUE_DENSITY_G_PER_ML,
+)
 from ..provenance import ProgressCallback, no_progress
 from .svalues import organ_self_s_value, s_value_dose_gy, sphere_self_s_value
 from .vsv_kernel import DEFAULT_KERNEL_RADIUS_MM, VoxelSValueKernel, build_voxel_s_value_kernel
@@ -60,40 +67,41 @@ def density_image_from_ct(ct_hu: sitk.Image, calibration: HuDensityCalibration |
 
 
 def local_deposition_dose(tia_bq_h_per_ml: sitk.Image,
-                          density_g_per_ml: sitk.Image | None = None) -> sitk.Image:
+                          density_g_per_ml: sitk.Image | float = SOFT_TISSUE_DENSITY_G_PER_ML) -> sitk.Image:
     """Local-energy-deposition dose (Gy): all electron energy absorbed in the voxel.
 
     ``D = TIA [MBq h/mL] / rho [g/mL] x 0.0853 Gy/(MBq h/g)`` (147.9 keV per decay;
     :data:`luprrt.physics.LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G`, LU177.md). Photons
-    are not deposited locally. ``density_g_per_ml`` defaults to unit density.
+    are not deposited locally. ``density_g_per_ml``: a density image on the TIA grid or one
+    density (soft tissue, 1.03 g/mL, by default).
     """
     gy_per_bq_h_per_ml = LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G / BQ_PER_MBQ
     dose = sitk.GetArrayViewFromImage(tia_bq_h_per_ml) * gy_per_bq_h_per_ml
-    density = _density_array(density_g_per_ml, tia_bq_h_per_ml)
-    if density is not None:
-        dose = dose / density
+    dose = dose / _density_array(density_g_per_ml, tia_bq_h_per_ml)
     return image_on_grid(dose.astype(np.float32), tia_bq_h_per_ml)
 
 
 def voxel_s_value_dose(tia_bq_h_per_ml: sitk.Image, kernel: VoxelSValueKernel | None = None,
-                       density_g_per_ml: sitk.Image | None = None, workers: int = -1,
+                       density_g_per_ml: sitk.Image | float | None = None, workers: int = -1,
                        progress: ProgressCallback | None = None) -> sitk.Image:
     """Absorbed dose (Gy) by FFT convolution of the TIA map with a voxel S-value kernel.
 
-    ``D = (A~ * S) / rho_rel`` with ``A~`` the voxel TIA in MBq h (TIA [Bq h/mL] x voxel
-    volume [mL] / 1e6), ``S`` the unit-density kernel (Gy per MBq h) and ``rho_rel`` the
-    local density relative to water (1 g/mL). Computed in float32 with ``scipy.fft.rfftn``
-    on a zero-padded grid (image + kernel - 1 per axis, rounded up to a fast FFT length), so
-    there is no wrap-around.
+    ``D = (A~ * S + A~_c * S_c) rho_k / rho`` with ``A~`` the voxel TIA in MBq h (TIA [Bq h/mL] x
+    voxel volume [mL] / 1e6), ``S`` the fine kernel (electrons, photons within its radius),
+    ``A~_c * S_c`` the photon cross-dose from farther away, convolved on a coarse grid of voxel
+    blocks over the whole image and interpolated back (:func:`far_photon_dose`), ``rho_k`` the
+    kernel's tissue density and ``rho`` the local density. Computed in float32 with
+    ``scipy.fft.rfftn`` on zero-padded grids, so there is no wrap-around.
 
     Parameters
     ----------
     tia_bq_h_per_ml : SimpleITK.Image
         Time-integrated activity concentration (Bq h/mL).
     kernel : VoxelSValueKernel, optional
-        Built for the image spacing; by default one is built (radius 30 mm).
-    density_g_per_ml : SimpleITK.Image, optional
-        Mass density (g/mL) on the same grid, e.g. :func:`density_image_from_ct`; default water.
+        Built for the image spacing; by default one is built (soft tissue, 1.03 g/mL).
+    density_g_per_ml : SimpleITK.Image or float, optional
+        Mass density (g/mL): an image on the same grid (e.g. :func:`density_image_from_ct`) or one
+        value; default the kernel's density.
     workers : int
         Threads for scipy.fft (-1 = all cores).
     progress : callable, optional
@@ -111,17 +119,52 @@ def voxel_s_value_dose(tia_bq_h_per_ml: sitk.Image, kernel: VoxelSValueKernel | 
     elif not kernel.matches(spacing):
         raise ValueError(f"voxel S-value kernel was built for {kernel.voxel_size_mm} mm voxels but the TIA "
                          f"image has spacing {spacing} mm; build the kernel for the image spacing")
-    density = _density_array(density_g_per_ml, tia_bq_h_per_ml)  # checked before the long part
+    density = _density_array(kernel.density_g_per_ml if density_g_per_ml is None else density_g_per_ml,
+                             tia_bq_h_per_ml)  # checked before the long part
     progress(0.1, "voxel S-value dose: convolution")
     voxel_ml = float(np.prod(spacing)) * ML_PER_MM3
     tia_mbq_h = sitk.GetArrayViewFromImage(tia_bq_h_per_ml).astype(np.float32)
     tia_mbq_h *= np.float32(voxel_ml / BQ_PER_MBQ)
     dose = fft_convolve_same(tia_mbq_h, kernel.s_gy_per_mbq_h, workers=workers)
+    progress(0.7, "voxel S-value dose: photon cross-dose over the image")
+    dose += far_photon_dose(tia_mbq_h, kernel, workers=workers)
     progress(0.9, "voxel S-value dose: density scaling")
-    if density is not None:
-        dose /= density.astype(np.float32)
+    dose *= (np.float32(kernel.density_g_per_ml) / density).astype(np.float32)
     progress(1.0, "voxel S-value dose: done")
     return image_on_grid(dose, tia_bq_h_per_ml)
+
+
+def far_photon_dose(tia_mbq_h: np.ndarray, kernel: VoxelSValueKernel, workers: int = -1) -> np.ndarray:
+    """Photon cross-dose (Gy) beyond the fine kernel, over the whole image, on the fine grid (z, y, x).
+
+    Voxel TIAs (MBq h) summed in blocks of ``kernel.coarse_factor`` voxels, convolved with
+    :meth:`VoxelSValueKernel.coarse_photon_kernel` (reaching across the whole image), and
+    interpolated back to the voxel centres (separable linear interpolation between block centres).
+    """
+    factor = kernel.coarse_factor[::-1]  # (z, y, x)
+    coarse_shape = [-(-n // f) for n, f in zip(tia_mbq_h.shape, factor, strict=True)]
+    padded = np.zeros([c * f for c, f in zip(coarse_shape, factor, strict=True)], dtype=np.float32)
+    padded[tuple(slice(0, n) for n in tia_mbq_h.shape)] = tia_mbq_h
+    blocks = padded.reshape(coarse_shape[0], factor[0], coarse_shape[1], factor[1],
+                            coarse_shape[2], factor[2]).sum(axis=(1, 3, 5))
+    coarse_dose = fft_convolve_same(blocks, kernel.coarse_photon_kernel(blocks.shape), workers=workers)
+    for axis, (n, f) in enumerate(zip(tia_mbq_h.shape, factor, strict=True)):
+        coarse_dose = _linear_upsample(coarse_dose, axis, n, f)
+    return coarse_dose
+
+
+def _linear_upsample(values: np.ndarray, axis: int, n: int, factor: int) -> np.ndarray:
+    """Values at block centres -> the ``n`` voxel centres along ``axis`` (linear; clamped at the ends)."""
+    blocks = values.shape[axis]
+    if blocks == 1:
+        return np.repeat(values, n, axis=axis)
+    position = (np.arange(n) + 0.5) / factor - 0.5  # voxel centre in block-centre units
+    lower = np.clip(np.floor(position).astype(int), 0, blocks - 2)
+    weight = np.clip(position - lower, 0.0, 1.0).astype(np.float32)
+    shape = [1] * values.ndim
+    shape[axis] = n
+    weight = weight.reshape(shape)
+    return (np.take(values, lower, axis=axis) * (1 - weight) + np.take(values, lower + 1, axis=axis) * weight)
 
 
 def fft_convolve_same(values: np.ndarray, kernel: np.ndarray, workers: int = -1) -> np.ndarray:
@@ -159,16 +202,19 @@ def _pruned_rfftn(array: np.ndarray, shape: list[int], workers: int) -> np.ndarr
     return spectrum
 
 
-def sphere_s_value_dose_gy(tia_mbq_h, volume_ml, density_g_per_ml: float = 1.0, extrapolate: bool = False):
-    """Mean lesion dose (Gy) from the unit-density sphere self S-value of the lesion's mass.
+def sphere_s_value_dose_gy(tia_mbq_h, volume_ml, density_g_per_ml=SOFT_TISSUE_DENSITY_G_PER_ML,
+                           extrapolate: bool = False):
+    """Mean lesion dose (Gy) from the soft-tissue sphere self S-value of the lesion's mass and density.
 
-    ``D = TIA [MBq h] x S(m = rho V) [mGy/(MBq s)] x 3.6``; self-dose only (no cross-dose).
-    Arrays broadcast (one value per lesion).
+    ``D = TIA [MBq h] x S(m = rho V, rho) [mGy/(MBq s)] x 3.6`` (:func:`.svalues.sphere_self_s_value`,
+    the 1.03 g/mL table density-scaled); self-dose only (no cross-dose). Arrays broadcast (one value
+    per lesion).
     """
     volume = np.asarray(volume_ml, dtype=float)
     if np.any(~np.isfinite(volume) | (volume <= 0)):
         raise ValueError(f"lesion volume must be positive, got {volume_ml} mL")
-    return s_value_dose_gy(tia_mbq_h, sphere_self_s_value(volume * density_g_per_ml, extrapolate=extrapolate))
+    density = np.asarray(density_g_per_ml, dtype=float)
+    return s_value_dose_gy(tia_mbq_h, sphere_self_s_value(volume * density, density, extrapolate=extrapolate))
 
 
 def organ_s_value_dose_gy(tia_mbq_h, organ: str, phantom: str = "AM", patient_mass_g: float | None = None):
@@ -176,9 +222,13 @@ def organ_s_value_dose_gy(tia_mbq_h, organ: str, phantom: str = "AM", patient_ma
     return s_value_dose_gy(tia_mbq_h, organ_self_s_value(organ, phantom, patient_mass_g))
 
 
-def _density_array(density_g_per_ml: sitk.Image | None, reference: sitk.Image) -> np.ndarray | None:
-    if density_g_per_ml is None:
-        return None
+def _density_array(density_g_per_ml: sitk.Image | float, reference: sitk.Image) -> np.ndarray:
+    """Density (g/mL) as an array on the reference grid, or a 0-d array for one density."""
+    if not isinstance(density_g_per_ml, sitk.Image):
+        value = float(density_g_per_ml)
+        if not (np.isfinite(value) and value > 0):
+            raise ValueError(f"tissue density must be positive, got {density_g_per_ml} g/mL")
+        return np.asarray(value)
     require_same_grid(density_g_per_ml, reference, "density image", "the TIA grid", "resample it first")
     density = sitk.GetArrayViewFromImage(density_g_per_ml).astype(np.float64)
     if np.any(~np.isfinite(density) | (density <= 0)):

@@ -48,7 +48,7 @@ CUTOFF_ENERGY_KEV = 1.0
 # Fractional energy loss per condensed-history step (EGS4's ESTEPE-like control).
 STEP_ENERGY_FRACTION = 0.04
 # Histories of the Lu-177 kernel and radial tally bin (mm).
-KERNEL_HISTORIES = 200_000
+KERNEL_HISTORIES = 100_000
 TALLY_BIN_MM = 0.005
 _SEED = 177
 
@@ -152,24 +152,33 @@ def _kappa_for_mean_cosine(mean_cosine: np.ndarray) -> np.ndarray:
 
 
 def _deflect(direction: np.ndarray, mean_cosine: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Rotate unit ``direction`` rows by polar angles with ``p(mu) ~ exp(kappa mu)``, random azimuth."""
+    """Rotate unit ``direction`` rows by polar angles with ``p(mu) ~ exp(kappa mu)``, random azimuth.
+
+    The usual direction-cosine update (e.g. EGS4, Nelson et al. SLAC-265 1985), with the special
+    case of a direction along z.
+    """
     kappa = _kappa_for_mean_cosine(mean_cosine)
     xi = rng.random(kappa.size)
-    mu = 1.0 + np.log(xi + (1.0 - xi) * np.exp(-2.0 * kappa)) / kappa
-    mu = np.clip(mu, -1.0, 1.0)
+    mu = np.clip(1.0 + np.log(xi + (1.0 - xi) * np.exp(-2.0 * kappa)) / kappa, -1.0, 1.0)
     sin_t = np.sqrt(1.0 - mu**2)
     phi = 2.0 * math.pi * rng.random(kappa.size)
+    cos_p, sin_p = np.cos(phi), np.sin(phi)
     u, v, w = direction.T
-    # An orthonormal pair perpendicular to the direction (stable for any direction).
-    near_z = np.abs(w) > 0.9
-    ax = np.where(near_z, 1.0, 0.0)
-    az = np.where(near_z, 0.0, 1.0)
-    # e1 = normalise(a x d) with a = x or z axis; e2 = d x e1.
-    e1 = np.stack([-az * v, az * u - ax * w, ax * v], 1)
-    e1 /= np.linalg.norm(e1, axis=1)[:, None]
-    e2 = np.cross(direction, e1)
-    new = (mu[:, None] * direction + sin_t[:, None] * (np.cos(phi)[:, None] * e1 + np.sin(phi)[:, None] * e2))
-    return new / np.linalg.norm(new, axis=1)[:, None]
+    rho = np.sqrt(np.maximum(1.0 - w**2, 0.0))
+    along_z = rho < 1e-8
+    rho = np.where(along_z, 1.0, rho)
+    new = np.empty_like(direction)
+    new[:, 0] = np.where(along_z, sin_t * cos_p, u * mu + sin_t * (u * w * cos_p - v * sin_p) / rho)
+    new[:, 1] = np.where(along_z, sin_t * sin_p, v * mu + sin_t * (v * w * cos_p + u * sin_p) / rho)
+    new[:, 2] = np.where(along_z, w * mu, w * mu - rho * sin_t * cos_p)
+    return new
+
+
+@cache
+def _transport_mfp_table() -> tuple[np.ndarray, np.ndarray]:
+    """``transport_mean_free_path_mm`` on a log grid 0.5 keV - 1 MeV (log-log interpolated in tracking)."""
+    energy = np.geomspace(0.5, 1000.0, 2001)
+    return np.log(energy), np.log(transport_mean_free_path_mm(energy))
 
 
 def transport_radial_deposition(energies_kev: np.ndarray, weights_kev: np.ndarray, max_mm: float,
@@ -185,6 +194,7 @@ def transport_radial_deposition(energies_kev: np.ndarray, weights_kev: np.ndarra
     """
     rng = np.random.default_rng(seed)
     table = csda_range_table()
+    mfp_table = _transport_mfp_table()
     edges = np.arange(0.0, max_mm + bin_mm, bin_mm)
     tally = np.zeros(edges.size - 1)
     energy = np.asarray(energies_kev, dtype=float).copy()
@@ -207,7 +217,8 @@ def transport_radial_deposition(energies_kev: np.ndarray, weights_kev: np.ndarra
         hinge = rng.random(energy.size) * step
         position += hinge[:, None] * direction
         deposit(position, (energy - next_energy) * scale)
-        mean_cosine = np.exp(-step / transport_mean_free_path_mm(np.sqrt(energy * next_energy)))
+        log_mfp = np.interp(np.log(energy) + 0.5 * math.log1p(-STEP_ENERGY_FRACTION), *mfp_table)
+        mean_cosine = np.exp(-step / np.exp(log_mfp))
         direction = _deflect(direction, mean_cosine, rng)
         position += (step - hinge)[:, None] * direction
         energy = next_energy
@@ -220,33 +231,39 @@ def transport_radial_deposition(energies_kev: np.ndarray, weights_kev: np.ndarra
 
 
 @cache
-def lu177_electron_deposition(include_discrete: bool = True,
-                              histories: int = KERNEL_HISTORIES) -> RadialDeposition:
-    """Radial energy deposition of the Lu-177 electrons per decay in unit-density water (cached).
+def _lu177_tallies(histories: int = KERNEL_HISTORIES) -> tuple[RadialDeposition, RadialDeposition]:
+    """Radial deposition per decay of the Lu-177 beta spectrum and of its discrete electrons.
 
-    The ICRP-107 beta spectrum (133.3 keV per decay) and, with ``include_discrete``, the
-    conversion and Auger electrons (14.6 keV): 147.9 keV per decay. Histories are drawn in
-    proportion to the energy they carry (so each carries the same energy: equal statistical weight
-    per keV), a fixed seed makes the kernel reproducible.
+    Histories are shared in proportion to the energy each group carries and drawn within a group in
+    proportion to energy (beta: from ``E N(E)``; lines: from ``E y``), so every history carries the
+    same energy; fixed seeds make the tallies reproducible.
     """
     emissions = lu177_emissions()
     rng = np.random.default_rng(_SEED + 1)
     beta_kev = emissions.beta_energy_per_decay_kev
     lines = emissions.discrete_electrons_kev_yield
-    line_kev = lines[:, 0] * lines[:, 1] if include_discrete else np.zeros(len(lines))
-    total_kev = beta_kev + float(line_kev.sum())
-    n_beta = round(histories * beta_kev / total_kev)
-    # Beta energies from the energy-weighted spectrum E N(E) (inverse CDF on a fine grid).
+    line_kev = lines[:, 0] * lines[:, 1]
+    n_beta = round(histories * beta_kev / (beta_kev + float(line_kev.sum())))
+    n_lines = histories - n_beta
     grid = np.linspace(emissions.beta_energy_kev[0], emissions.beta_energy_kev[-1], 20001)
     density = grid * np.interp(grid, emissions.beta_energy_kev, emissions.beta_per_kev)
     cdf = np.concatenate([[0.0], np.cumsum(0.5 * (density[1:] + density[:-1]) * np.diff(grid))])
     beta_energies = np.interp((np.arange(n_beta) + rng.random(n_beta)) / n_beta, cdf / cdf[-1], grid)
-    energies = [beta_energies]
-    if include_discrete and histories > n_beta:
-        n_lines = histories - n_beta
-        picks = rng.choice(len(lines), size=n_lines, p=line_kev / line_kev.sum())
-        energies.append(lines[picks, 0])
-    energies = np.concatenate(energies)
-    weights = np.full(energies.size, total_kev / energies.size)
+    line_energies = lines[rng.choice(len(lines), size=n_lines, p=line_kev / line_kev.sum()), 0]
     max_mm = float(csda_range_mm(emissions.beta_energy_kev[-1])) + 2 * TALLY_BIN_MM
-    return transport_radial_deposition(energies, weights, max_mm)
+    beta = transport_radial_deposition(beta_energies, np.full(n_beta, beta_kev / n_beta), max_mm, seed=_SEED)
+    discrete = transport_radial_deposition(line_energies, np.full(n_lines, line_kev.sum() / n_lines), max_mm,
+                                           seed=_SEED + 2)
+    return beta, discrete
+
+
+def lu177_electron_deposition(include_discrete: bool = True) -> RadialDeposition:
+    """Radial energy deposition of the Lu-177 electrons per decay in unit-density water (cached).
+
+    The ICRP-107 beta spectrum (133.3 keV per decay) and, with ``include_discrete``, the conversion
+    and Auger electrons (14.6 keV): 147.9 keV per decay.
+    """
+    beta, discrete = _lu177_tallies()
+    if not include_discrete:
+        return beta
+    return RadialDeposition(beta.edges_mm, beta.energy_kev + discrete.energy_kev)

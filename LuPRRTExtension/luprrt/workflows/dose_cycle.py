@@ -46,7 +46,7 @@ from ..dosimetry import (
     voxel_time_integrated_activity,
 )
 from ..grid import image_on_grid, same_grid
-from ..physics import BQ_PER_MBQ, LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G
+from ..physics import BQ_PER_MBQ, LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G, SOFT_TISSUE_DENSITY_G_PER_ML
 from ..provenance import ProgressCallback, no_progress
 from ..registration import body_mask, register_deformable, register_rigid, resample_to
 from .dose_calibrated import (
@@ -323,7 +323,7 @@ def dose_maps(tia_bq_h_per_ml: sitk.Image, ct_hu: sitk.Image | None, *, voxel_do
     if ct_hu is not None:
         density = density_image_from_ct(resample_to(ct_hu, tia_bq_h_per_ml, interpolator="linear",
                                                     default_value=AIR_HU), calibration)
-    local_map = local_deposition_dose(tia_bq_h_per_ml, density)
+    local_map = local_deposition_dose(tia_bq_h_per_ml, SOFT_TISSUE_DENSITY_G_PER_ML if density is None else density)
     vsv_map = None
     if voxel_dose:
         cache = kernels if kernels is not None else {}
