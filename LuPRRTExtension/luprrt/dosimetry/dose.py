@@ -137,34 +137,49 @@ def voxel_s_value_dose(tia_bq_h_per_ml: sitk.Image, kernel: VoxelSValueKernel | 
 def far_photon_dose(tia_mbq_h: np.ndarray, kernel: VoxelSValueKernel, workers: int = -1) -> np.ndarray:
     """Photon cross-dose (Gy) beyond the fine kernel, over the whole image, on the fine grid (z, y, x).
 
-    Voxel TIAs (MBq h) summed in blocks of ``kernel.coarse_factor`` voxels, convolved with
+    A particle-mesh scheme: the voxel TIAs (MBq h) are assigned to coarse nodes one block
+    (``kernel.coarse_factor`` voxels) apart with linear (cloud-in-cell) weights, convolved with
     :meth:`VoxelSValueKernel.coarse_photon_kernel` (reaching across the whole image), and
-    interpolated back to the voxel centres (separable linear interpolation between block centres).
+    interpolated back to the voxel centres with the same weights. Assignment and interpolation
+    being linear, a source keeps its position within a block (no half-block shift of the
+    cross-dose) and the total activity is conserved.
     """
     factor = kernel.coarse_factor[::-1]  # (z, y, x)
-    coarse_shape = [-(-n // f) for n, f in zip(tia_mbq_h.shape, factor, strict=True)]
-    padded = np.zeros([c * f for c, f in zip(coarse_shape, factor, strict=True)], dtype=np.float32)
-    padded[tuple(slice(0, n) for n in tia_mbq_h.shape)] = tia_mbq_h
-    blocks = padded.reshape(coarse_shape[0], factor[0], coarse_shape[1], factor[1],
-                            coarse_shape[2], factor[2]).sum(axis=(1, 3, 5))
-    coarse_dose = fft_convolve_same(blocks, kernel.coarse_photon_kernel(blocks.shape), workers=workers)
-    for axis, (n, f) in enumerate(zip(tia_mbq_h.shape, factor, strict=True)):
-        coarse_dose = _linear_upsample(coarse_dose, axis, n, f)
+    weights = [_linear_weights(n, f) for n, f in zip(tia_mbq_h.shape, factor, strict=True)]
+    nodes = tia_mbq_h
+    for axis, (lower, upper_weight, count) in enumerate(weights):
+        nodes = _assign(nodes, axis, lower, upper_weight, count)
+    coarse_dose = fft_convolve_same(nodes, kernel.coarse_photon_kernel(nodes.shape), workers=workers)
+    for axis, (lower, upper_weight, _) in enumerate(weights):
+        shape = [1] * coarse_dose.ndim
+        shape[axis] = lower.size
+        w = upper_weight.reshape(shape)
+        coarse_dose = (np.take(coarse_dose, lower, axis=axis) * (1 - w)
+                       + np.take(coarse_dose, lower + 1, axis=axis) * w)
     return coarse_dose
 
 
-def _linear_upsample(values: np.ndarray, axis: int, n: int, factor: int) -> np.ndarray:
-    """Values at block centres -> the ``n`` voxel centres along ``axis`` (linear; clamped at the ends)."""
-    blocks = values.shape[axis]
-    if blocks == 1:
-        return np.repeat(values, n, axis=axis)
-    position = (np.arange(n) + 0.5) / factor - 0.5  # voxel centre in block-centre units
-    lower = np.clip(np.floor(position).astype(int), 0, blocks - 2)
-    weight = np.clip(position - lower, 0.0, 1.0).astype(np.float32)
-    shape = [1] * values.ndim
-    shape[axis] = n
-    weight = weight.reshape(shape)
-    return (np.take(values, lower, axis=axis) * (1 - weight) + np.take(values, lower + 1, axis=axis) * weight)
+def _linear_weights(n: int, factor: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Linear weights between coarse nodes for ``n`` voxels: lower node, upper-node weight, node count.
+
+    Node ``b`` sits at the centre of voxels ``(b - 1) f .. b f - 1``: one node before the image and
+    one after it, so every voxel centre lies between two nodes (no clamping at the image edges).
+    """
+    count = -(-n // factor) + 2
+    position = (np.arange(n) + 0.5) / factor + 0.5  # voxel centre in node units
+    lower = np.floor(position).astype(int)
+    return lower, (position - lower).astype(np.float32), count
+
+
+def _assign(values: np.ndarray, axis: int, lower: np.ndarray, upper_weight: np.ndarray, count: int) -> np.ndarray:
+    """Scatter ``values`` along ``axis`` to ``count`` nodes with linear weights (sums conserved)."""
+    moved = np.moveaxis(values, axis, 0)
+    w = upper_weight.reshape((-1,) + (1,) * (moved.ndim - 1))
+    starts = np.flatnonzero(np.diff(lower, prepend=-1))  # lower is non-decreasing
+    out = np.zeros((count,) + moved.shape[1:], dtype=np.float32)
+    out[lower[starts]] += np.add.reduceat(moved * (1 - w), starts, axis=0)
+    out[lower[starts] + 1] += np.add.reduceat(moved * w, starts, axis=0)
+    return np.moveaxis(out, 0, axis)
 
 
 def fft_convolve_same(values: np.ndarray, kernel: np.ndarray, workers: int = -1) -> np.ndarray:

@@ -18,7 +18,7 @@ with NIST attenuation, energy absorption and buildup) over source and target vox
 * coarse far field (photons only, the whole image): photons travel tens of cm, so their
   cross-dose beyond ``radius_mm`` is convolved on a coarse grid (blocks of ~6 mm,
   :meth:`VoxelSValueKernel.coarse_photon_kernel`) and interpolated back (:mod:`.dose`). The
-  photon kernel is split smoothly: weight ``w(r)`` (1 up to ``radius_mm``, a cosine taper over two
+  photon kernel is split smoothly: weight ``w(r)`` (1 up to ``radius_mm``, a cosine taper over three
   coarse blocks to 0) on the fine lattice, ``1 - w(r)`` on the coarse one, so nothing is counted
   twice or lost and the coarse part is smooth on its grid.
 
@@ -96,8 +96,8 @@ class VoxelSValueKernel:
 
     @property
     def taper_mm(self) -> float:
-        """Width of the fine-to-coarse photon transition (two coarse blocks), mm."""
-        return 2.0 * float(np.max(np.multiply(self.coarse_factor, self.voxel_size_mm)))
+        """Width of the fine-to-coarse photon transition (three coarse blocks), mm."""
+        return 3.0 * float(np.max(np.multiply(self.coarse_factor, self.voxel_size_mm)))
 
     @property
     def voxel_mass_g(self) -> float:
@@ -126,8 +126,8 @@ class VoxelSValueKernel:
     def coarse_photon_kernel(self, coarse_shape_zyx) -> np.ndarray:
         """Photon dose (Gy) per MBq h in a coarse block, at every coarse offset of an image.
 
-        Shape ``2 n - 1`` per axis for an image of ``n`` coarse blocks (z, y, x): it reaches across the
-        whole image. Point kernel ``(1 - w(r)) psi(r) / (4 pi r^2 rho)`` between block centres.
+        Shape ``2 n - 1`` per axis for an image of ``n`` coarse nodes (z, y, x): it reaches across the
+        whole image. Point kernel ``(1 - w(r)) psi(r) / (4 pi r^2 rho)`` between node positions.
         """
         return _coarse_photon_kernel(tuple(int(n) for n in coarse_shape_zyx), self.voxel_size_mm,
                                      self.coarse_factor, self.radius_mm, self.density_g_per_ml)
@@ -145,7 +145,7 @@ def build_voxel_s_value_kernel(voxel_size_mm, radius_mm: float = DEFAULT_KERNEL_
         Voxel size (x, y, z) in mm (SimpleITK spacing order); a scalar means cubic voxels.
     radius_mm : float
         Photons are on the fine lattice up to this distance, on the coarse grid beyond (after a
-        taper of two coarse blocks); at least one voxel.
+        taper of three coarse blocks); at least one voxel.
     density_g_per_ml : float
         Tissue density (g/mL); 1.03 (soft tissue) by default.
     include_discrete_electrons : bool
@@ -312,12 +312,11 @@ def _coarse_photon_kernel(coarse_shape_zyx: tuple[int, int, int], size_mm: tuple
     block_mm = np.multiply(size_mm, coarse_factor)[::-1]  # (z, y, x)
     axes = [np.arange(-(n - 1), n) * b for n, b in zip(coarse_shape_zyx, block_mm, strict=True)]
     z, y, x = np.meshgrid(*axes, indexing="ij", sparse=True)
-    r = np.sqrt(z**2 + y**2 + x**2)
+    r = np.maximum(np.sqrt(z**2 + y**2 + x**2), 1e-9)
     template = VoxelSValueKernel(np.zeros((1, 1, 1)), np.zeros((1, 1, 1)), size_mm, radius_mm, density,
                                  coarse_factor)
-    coarse_weight = 1.0 - template.fine_photon_weight(r)
-    r_safe = np.maximum(r, 1e-9)
-    kev_per_mm3 = point_kernels.photon_radial_interpolated(r_safe, density) * coarse_weight / (4 * math.pi * r_safe**2)
+    kev_per_mm3 = (point_kernels.photon_radial_interpolated(r, density) * (1.0 - template.fine_photon_weight(r))
+                   / (4 * math.pi * r**2))
     kernel = kev_per_mm3 * _GY_PER_MBQ_H_PER_KEV_PER_G / (density / 1000.0)  # g/mm^3
     kernel.setflags(write=False)
     return kernel
