@@ -176,7 +176,7 @@ def _assign(values: np.ndarray, axis: int, lower: np.ndarray, upper_weight: np.n
     moved = np.moveaxis(values, axis, 0)
     w = upper_weight.reshape((-1,) + (1,) * (moved.ndim - 1))
     starts = np.flatnonzero(np.diff(lower, prepend=-1))  # lower is non-decreasing
-    out = np.zeros((count,) + moved.shape[1:], dtype=np.float32)
+    out = np.zeros((count, *moved.shape[1:]), dtype=np.float32)
     out[lower[starts]] += np.add.reduceat(moved * (1 - w), starts, axis=0)
     out[lower[starts] + 1] += np.add.reduceat(moved * w, starts, axis=0)
     return np.moveaxis(out, 0, axis)

@@ -2,7 +2,7 @@
 
 For every reported region (:mod:`.dose_regions`) the cycle gives rows side by side:
 
-* ``sphere_s_value`` (lesions: unit-density sphere self S-value of the lesion's mass) or
+* ``sphere_s_value`` (lesions: soft-tissue sphere self S-value of the lesion's mass and CT density) or
   ``organ_s_value`` (kidneys, liver, spleen: OpenDose self S-value, mass-scaled to the
   patient's organ), from the region's time-integrated activity (TIA);
 * ``local_deposition``: all electron energy of the region's TIA absorbed in its mass
@@ -315,15 +315,16 @@ def dose_maps(tia_bq_h_per_ml: sitk.Image, ct_hu: sitk.Image | None, *, voxel_do
               ) -> tuple[sitk.Image, sitk.Image | None]:
     """Local-deposition and (with ``voxel_dose``) voxel S-value dose maps (Gy) of a TIA map.
 
-    Density from ``ct_hu`` resampled onto the TIA grid (linear; air outside the CT), or unit
-    density without a CT. Voxels outside ``inside`` (e.g. the body) are set to 0: there the dose
+    Density from ``ct_hu`` resampled onto the TIA grid (linear; air outside the CT), or soft tissue
+    (1.03 g/mL) without a CT. Voxels outside ``inside`` (e.g. the body) are set to 0: there the dose
     is SPECT blur in air divided by the density of air.
     """
     density = None
     if ct_hu is not None:
         density = density_image_from_ct(resample_to(ct_hu, tia_bq_h_per_ml, interpolator="linear",
                                                     default_value=AIR_HU), calibration)
-    local_map = local_deposition_dose(tia_bq_h_per_ml, SOFT_TISSUE_DENSITY_G_PER_ML if density is None else density)
+    local_map = local_deposition_dose(tia_bq_h_per_ml,
+                                      SOFT_TISSUE_DENSITY_G_PER_ML if density is None else density)
     vsv_map = None
     if voxel_dose:
         cache = kernels if kernels is not None else {}
