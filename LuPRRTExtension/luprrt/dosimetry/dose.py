@@ -139,47 +139,63 @@ def far_photon_dose(tia_mbq_h: np.ndarray, kernel: VoxelSValueKernel, workers: i
 
     A particle-mesh scheme: the voxel TIAs (MBq h) are assigned to coarse nodes one block
     (``kernel.coarse_factor`` voxels) apart with linear (cloud-in-cell) weights, convolved with
-    :meth:`VoxelSValueKernel.coarse_photon_kernel` (reaching across the whole image), and
+    :meth:`VoxelSValueKernel.coarse_photon_spectrum` (reaching across the whole image), and
     interpolated back to the voxel centres with the same weights. Assignment and interpolation
     being linear, a source keeps its position within a block (no half-block shift of the
     cross-dose) and the total activity is conserved.
     """
     factor = kernel.coarse_factor[::-1]  # (z, y, x)
-    weights = [_linear_weights(n, f) for n, f in zip(tia_mbq_h.shape, factor, strict=True)]
-    nodes = tia_mbq_h
-    for axis, (lower, upper_weight, count) in enumerate(weights):
-        nodes = _assign(nodes, axis, lower, upper_weight, count)
-    coarse_dose = fft_convolve_same(nodes, kernel.coarse_photon_kernel(nodes.shape), workers=workers)
-    for axis, (lower, upper_weight, _) in enumerate(weights):
-        shape = [1] * coarse_dose.ndim
-        shape[axis] = lower.size
-        w = upper_weight.reshape(shape)
-        coarse_dose = (np.take(coarse_dose, lower, axis=axis) * (1 - w)
-                       + np.take(coarse_dose, lower + 1, axis=axis) * w)
+    nodes = np.asarray(tia_mbq_h, dtype=np.float32)
+    for axis, f in enumerate(factor):  # the full-size step along the slowest axis: contiguous blocks
+        nodes = _assign(nodes, axis, f)
+    spectrum, fft_shape = kernel.coarse_photon_spectrum(nodes.shape)
+    coarse_dose = fft.irfftn(fft.rfftn(nodes, s=fft_shape, workers=workers) * spectrum, s=fft_shape,
+                             workers=workers, overwrite_x=True)
+    coarse_dose = coarse_dose[tuple(slice(0, n) for n in nodes.shape)].astype(np.float32)
+    for axis in (2, 1, 0):  # the full-size step along the slowest axis: contiguous blocks
+        coarse_dose = _interpolate(coarse_dose, axis, tia_mbq_h.shape[axis], factor[axis])
     return coarse_dose
 
 
-def _linear_weights(n: int, factor: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Linear weights between coarse nodes for ``n`` voxels: lower node, upper-node weight, node count.
+def _node_layout(factor: int) -> tuple[int, np.ndarray]:
+    """Leading padding and upper-node weights of the voxels of a block (linear weights).
 
-    Node ``b`` sits at the centre of voxels ``(b - 1) f .. b f - 1``: one node before the image and
-    one after it, so every voxel centre lies between two nodes (no clamping at the image edges).
+    Node ``g`` sits at voxel coordinate ``(g - 1/2) f - 1/2``; after ``pad`` leading voxels,
+    block ``g`` (voxels ``g f .. g f + f - 1``) lies between nodes ``g`` and ``g + 1``, its
+    ``k``-th voxel at fraction ``w_k`` of the way: one node before the image and one after it,
+    so no voxel is clamped at the image edges.
     """
-    count = -(-n // factor) + 2
-    position = (np.arange(n) + 0.5) / factor + 0.5  # voxel centre in node units
-    lower = np.floor(position).astype(int)
-    return lower, (position - lower).astype(np.float32), count
+    pad = (factor + 1) // 2  # floor(f/2 + 1/2)
+    return pad, ((np.arange(factor) - pad + 0.5) / factor + 0.5).astype(np.float32)
 
 
-def _assign(values: np.ndarray, axis: int, lower: np.ndarray, upper_weight: np.ndarray, count: int) -> np.ndarray:
-    """Scatter ``values`` along ``axis`` to ``count`` nodes with linear weights (sums conserved)."""
+def _assign(values: np.ndarray, axis: int, factor: int) -> np.ndarray:
+    """Scatter ``values`` along ``axis`` to coarse nodes with linear weights (sums conserved)."""
+    pad, upper = _node_layout(factor)
     moved = np.moveaxis(values, axis, 0)
-    w = upper_weight.reshape((-1,) + (1,) * (moved.ndim - 1))
-    starts = np.flatnonzero(np.diff(lower, prepend=-1))  # lower is non-decreasing
-    out = np.zeros((count, *moved.shape[1:]), dtype=np.float32)
-    out[lower[starts]] += np.add.reduceat(moved * (1 - w), starts, axis=0)
-    out[lower[starts] + 1] += np.add.reduceat(moved * w, starts, axis=0)
+    blocks = -(-(moved.shape[0] + pad) // factor)
+    padded = np.zeros((blocks * factor, *moved.shape[1:]), dtype=np.float32)
+    padded[pad:pad + moved.shape[0]] = moved
+    grouped = padded.reshape(blocks, factor, *moved.shape[1:])
+    out = np.zeros((blocks + 1, *moved.shape[1:]), dtype=np.float32)
+    for k, w in enumerate(upper):
+        out[:-1] += grouped[:, k] * (1.0 - w)
+        out[1:] += grouped[:, k] * w
     return np.moveaxis(out, 0, axis)
+
+
+def _interpolate(nodes: np.ndarray, axis: int, n: int, factor: int) -> np.ndarray:
+    """Values at coarse nodes -> the ``n`` voxel centres along ``axis`` (linear, as in :func:`_assign`)."""
+    pad, upper = _node_layout(factor)
+    moved = np.moveaxis(nodes, axis, 0)
+    blocks = moved.shape[0] - 1
+    lower = moved[:-1]
+    step = moved[1:] - lower
+    out = np.empty((blocks, factor, *moved.shape[1:]), dtype=np.float32)
+    for k, w in enumerate(upper):  # lower + w (upper - lower), written in place (no full-size temporaries)
+        np.multiply(step, w, out=out[:, k])
+        out[:, k] += lower
+    return np.moveaxis(out.reshape(blocks * factor, *moved.shape[1:])[pad:pad + n], 0, axis)
 
 
 def fft_convolve_same(values: np.ndarray, kernel: np.ndarray, workers: int = -1) -> np.ndarray:

@@ -16,8 +16,8 @@ with NIST attenuation, energy absorption and buildup) over source and target vox
 * fine far field (photons only, target centre within ``radius_mm + taper``): the photon point
   kernel integrated over the box-overlap distribution by a product Gauss-Legendre rule.
 * coarse far field (photons only, the whole image): photons travel tens of cm, so their
-  cross-dose beyond ``radius_mm`` is convolved on a coarse grid (blocks of ~6 mm,
-  :meth:`VoxelSValueKernel.coarse_photon_kernel`) and interpolated back (:mod:`.dose`). The
+  cross-dose beyond ``radius_mm`` is convolved on a coarse grid (blocks of ~12 mm,
+  :meth:`VoxelSValueKernel.coarse_photon_spectrum`) and interpolated back (:mod:`.dose`). The
   photon kernel is split smoothly: weight ``w(r)`` (1 up to ``radius_mm``, a cosine taper over three
   coarse blocks to 0) on the fine lattice, ``1 - w(r)`` on the coarse one, so nothing is counted
   twice or lost and the coarse part is smooth on its grid.
@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from scipy import fft
 
 from ..physics import JOULE_PER_KEV, SECONDS_PER_HOUR, SOFT_TISSUE_DENSITY_G_PER_ML
 from ..provenance import ProgressCallback, no_progress
@@ -52,7 +53,7 @@ _GL_NODES = np.array([-0.5, 0.5]) / math.sqrt(3.0)
 _GL_WEIGHTS = np.array([0.5, 0.5])
 # Full-resolution photon radius (mm) and coarse photon block side (target, mm).
 DEFAULT_KERNEL_RADIUS_MM = 10.0
-COARSE_BLOCK_TARGET_MM = 6.0
+COARSE_BLOCK_TARGET_MM = 12.0
 # keV per decay -> Gy per MBq h in 1 g: 1e6 decays/s x 3600 s x J/keV / 1e-3 kg.
 _GY_PER_MBQ_H_PER_KEV_PER_G = 1e6 * SECONDS_PER_HOUR * JOULE_PER_KEV / 1e-3
 
@@ -123,14 +124,16 @@ class VoxelSValueKernel:
         t = np.clip((np.asarray(r_mm, dtype=float) - self.radius_mm) / self.taper_mm, 0.0, 1.0)
         return 0.5 * (1.0 + np.cos(math.pi * t))
 
-    def coarse_photon_kernel(self, coarse_shape_zyx) -> np.ndarray:
-        """Photon dose (Gy) per MBq h in a coarse block, at every coarse offset of an image.
+    def coarse_photon_spectrum(self, node_shape_zyx) -> tuple[np.ndarray, tuple[int, int, int]]:
+        """Spectrum of the coarse photon kernel for ``node_shape_zyx`` coarse nodes, and its FFT shape.
 
-        Shape ``2 n - 1`` per axis for an image of ``n`` coarse nodes (z, y, x): it reaches across the
-        whole image. Point kernel ``(1 - w(r)) psi(r) / (4 pi r^2 rho)`` between node positions.
+        The kernel ``(1 - w(r)) psi(r) / (4 pi r^2 rho)`` (Gy per MBq h at a node) at every node
+        offset, on a periodic grid of at least ``2 n - 1`` nodes per axis: a circular convolution
+        of that length is the linear one on the ``n`` image nodes (every offset within the image
+        appears once), so the photons reach across the whole image. Cached (complex64).
         """
-        return _coarse_photon_kernel(tuple(int(n) for n in coarse_shape_zyx), self.voxel_size_mm,
-                                     self.coarse_factor, self.radius_mm, self.density_g_per_ml)
+        return _coarse_photon_spectrum(tuple(int(n) for n in node_shape_zyx), self.voxel_size_mm,
+                                       self.coarse_factor, self.radius_mm, self.density_g_per_ml)
 
 
 def build_voxel_s_value_kernel(voxel_size_mm, radius_mm: float = DEFAULT_KERNEL_RADIUS_MM,
@@ -305,18 +308,23 @@ def _add_far_photons(energy_kev: np.ndarray, size: np.ndarray, half: np.ndarray,
     energy_kev.ravel()[flat_index] += values
 
 
-@lru_cache(maxsize=8)
-def _coarse_photon_kernel(coarse_shape_zyx: tuple[int, int, int], size_mm: tuple[float, float, float],
-                          coarse_factor: tuple[int, int, int], radius_mm: float, density: float) -> np.ndarray:
-    """Coarse photon kernel (Gy per MBq h in a block) at block-centre offsets; see the method."""
+@lru_cache(maxsize=4)
+def _coarse_photon_spectrum(node_shape_zyx: tuple[int, int, int], size_mm: tuple[float, float, float],
+                            coarse_factor: tuple[int, int, int], radius_mm: float,
+                            density: float) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """See :meth:`VoxelSValueKernel.coarse_photon_spectrum`."""
     block_mm = np.multiply(size_mm, coarse_factor)[::-1]  # (z, y, x)
-    axes = [np.arange(-(n - 1), n) * b for n, b in zip(coarse_shape_zyx, block_mm, strict=True)]
+    fft_shape = tuple(fft.next_fast_len(2 * n - 1, real=True) for n in node_shape_zyx)
+    # Wrapped offsets: index i holds offset i (first half) or i - P (second half).
+    axes = [np.where(np.arange(p) <= p // 2, np.arange(p), np.arange(p) - p) * b
+            for p, b in zip(fft_shape, block_mm, strict=True)]
     z, y, x = np.meshgrid(*axes, indexing="ij", sparse=True)
     r = np.maximum(np.sqrt(z**2 + y**2 + x**2), 1e-9)
     template = VoxelSValueKernel(np.zeros((1, 1, 1)), np.zeros((1, 1, 1)), size_mm, radius_mm, density,
                                  coarse_factor)
     kev_per_mm3 = (point_kernels.photon_radial_interpolated(r, density) * (1.0 - template.fine_photon_weight(r))
                    / (4 * math.pi * r**2))
-    kernel = kev_per_mm3 * _GY_PER_MBQ_H_PER_KEV_PER_G / (density / 1000.0)  # g/mm^3
-    kernel.setflags(write=False)
-    return kernel
+    kernel = (kev_per_mm3 * (_GY_PER_MBQ_H_PER_KEV_PER_G / (density / 1000.0))).astype(np.float32)  # g/mm^3
+    spectrum = fft.rfftn(kernel, workers=-1)
+    spectrum.setflags(write=False)
+    return spectrum, fft_shape
