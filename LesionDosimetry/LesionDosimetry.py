@@ -93,7 +93,7 @@ class LesionDosimetryParameterNode:
 
     spectVolume1..4 - quantitative SPECT (Bq/mL) of the cycle; empty slots are skipped.
     hoursPostInjection1..4 - scan times after the administration (h).
-    ctVolume - CT (HU) for the density and masses (optional: unit density without it).
+    ctVolume - CT (HU) for the density and masses (optional: soft tissue, 1.03 g/mL, without it).
     segmentation - tagged lesions and organs (role, side, lesion id).
     administeredActivityGBq - activity of this cycle, for the next-cycle projection of the limits.
     doseMethod - dose map: voxel S-value convolution or local deposition.
@@ -342,7 +342,8 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         :param segmentationNode: tagged lesions and organs.
         :param method: ``"voxel_s_value"`` (FFT convolution with the Lu-177 voxel S-value kernel) or
             ``"local_deposition"``; the table holds the region S-value and local-deposition doses too.
-        :param ctVolumeNode: CT in HU for the density (dose / density) and masses; unit density without.
+        :param ctVolumeNode: CT in HU for the density (dose / density) and masses; soft tissue (1.03 g/mL)
+            without.
         :param sValuePhantom: OpenDose phantom of the organ S-values, ``"AM"`` or ``"AF"``.
         :param progress: optional callable(fraction, message).
         :param doseVolumeNode: scalar volume to refill with the dose map; None = a new node.
@@ -944,11 +945,11 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
                                      ("L1", "voxel_local_deposition"), ("kidney_left", "organ_s_value"),
                                      ("kidney_left", "local_deposition"),
                                      ("kidney_left", "voxel_local_deposition")})
-        # Uniform 1 MBq h/mL at unit density: local deposition is 0.0853 Gy everywhere.
+        # Uniform 1 MBq h/mL, no CT: soft tissue of 1.03 g/mL, local deposition 0.0853 / 1.03 Gy everywhere.
         for key in (("L1", "local_deposition"), ("kidney_left", "voxel_local_deposition")):
-            self.assertAlmostEqual(rows[key]["dose_gy"] / 0.08530, 1.0, 3)
+            self.assertAlmostEqual(rows[key]["dose_gy"] * 1.03 / 0.08530, 1.0, 3)
         lesion = rows[("L1", "local_deposition")]
-        self.assertAlmostEqual(lesion["tia_mbq_h"], lesion["mass_g"] * 1.0, 6)
+        self.assertAlmostEqual(lesion["tia_mbq_h"], lesion["mass_g"] / 1.03, 6)
 
     def test_dicom_export_of_a_cycle(self):
         """SEG, TID 1500 report, RT Dose, TIA map and MIRDcalc table from the panel's nodes, read back."""
@@ -988,7 +989,7 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
             self.assertEqual(dose["kidney_left"], rows[("kidney_left", "local_deposition")]["dose_gy"])
             back = slicer.util.arrayFromVolume(mrml.volume_node_from_image(
                 read_rt_dose(Path(folder) / "out" / "cycle1" / "rtdose.dcm"), "back"))
-            # Uniform 2 MBq h/mL at unit density: 2 x 0.0853 Gy, within half a 16-bit scaling step.
+            # Uniform 2 MBq h/mL, soft tissue: 2 x 0.0853 / 1.03 Gy, within half a 16-bit scaling step.
             np.testing.assert_allclose(back, slicer.util.arrayFromVolume(doseNode), atol=back.max() / 65000)
             tiac = {r["source_region"]: float(r["tiac_h"]) for r in
                     read_rows_csv(Path(folder) / "out" / "cycle1" / "mirdcalc_tia.csv")}
