@@ -22,8 +22,14 @@ with NIST attenuation, energy absorption and buildup) over source and target vox
   coarse blocks to 0) on the fine lattice, ``1 - w(r)`` on the coarse one, so nothing is counted
   twice or lost and the coarse part is smooth on its grid.
 
-Validation (Testing/core/dosimetry/test_vsv_kernel.py): the 2.21 mm published voxel S-values
-(LU177.md) within 3 %, the uniform-cube and organ-ellipsoid energy checks.
+Validation (Testing/core/dosimetry/test_vsv_kernel.py, test_vsv_energy.py; LU177.md): at 2.21 mm
+and unit density (the density of the published table) the beta-only kernel (conversion and Auger
+electrons left out, photons kept: S(2,0,0) is photon-only) gives S(0,0,0) = 1.661, S(1,0,0) =
+4.92e-2, S(1,1,0) = 2.55e-3, S(1,1,1) = 2.54e-4, S(2,0,0) = 8.08e-5 mGy/(MBq s) against the
+published 1.66, 4.83e-2, 2.52e-3, 2.50e-4, 7.70e-5 (+0.1, +1.9, +1.3, +1.5, +4.9 %); with all
+electrons 1.869, 5.08e-2, 2.57e-3, 2.54e-4 against the full-physics 1.88, 5.05e-2, 2.56e-3, 2.52e-4.
+The centre of a 159 mm uniform cube gets 1.09 x the local electron deposition; liver- and
+kidney-sized ellipsoids give S x mass within 1 % of the OpenDose organs.
 """
 
 from __future__ import annotations

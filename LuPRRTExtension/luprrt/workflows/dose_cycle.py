@@ -102,7 +102,8 @@ class DosimetryOptions:
     supersampling : sub-voxels per axis for the fractional occupancy of regions on the SPECT grid
     voxel_integration : ``"analytic"`` or ``"trapezoid"`` voxel-wise TIA
     s_value_phantom : OpenDose phantom of the organ S-values (``"AM"`` or ``"AF"``)
-    kernel_radius_mm : voxel S-value kernel cut-off (mm)
+    kernel_radius_mm : voxel S-value kernel: photons within this distance on the voxel grid, beyond it on
+        the coarse grid over the whole image (mm)
     calibration : CT number to density
     limits_method : dose method of the kidney limit checks
     risk_factors : kidney risk factors present (BED limit 28 Gy instead of 40 Gy)
