@@ -16,9 +16,9 @@ with NIST attenuation, energy absorption and buildup) over source and target vox
 * fine far field (photons only, target centre within ``radius_mm + taper``): the photon point
   kernel integrated over the box-overlap distribution by a product Gauss-Legendre rule.
 * coarse far field (photons only, the whole image): photons travel tens of cm, so their
-  cross-dose beyond ``radius_mm`` is convolved on a coarse grid (blocks of ~12 mm,
+  cross-dose beyond ``radius_mm`` is convolved on a coarse grid (blocks of 3 x 3 x 3 voxels,
   :meth:`VoxelSValueKernel.coarse_photon_spectrum`) and interpolated back (:mod:`.dose`). The
-  photon kernel is split smoothly: weight ``w(r)`` (1 up to ``radius_mm``, a cosine taper over three
+  photon kernel is split smoothly: weight ``w(r)`` (1 up to ``radius_mm``, a cosine taper over five
   coarse blocks to 0) on the fine lattice, ``1 - w(r)`` on the coarse one, so nothing is counted
   twice or lost and the coarse part is smooth on its grid.
 
@@ -57,9 +57,11 @@ _MIN_DIRECTIONS = 256
 # rule the far-field S-values differ by < 0.1 % (3 voxels) and < 0.01 % (10 voxels).
 _GL_NODES = np.array([-0.5, 0.5]) / math.sqrt(3.0)
 _GL_WEIGHTS = np.array([0.5, 0.5])
-# Full-resolution photon radius (mm) and coarse photon block side (target, mm).
+# Full-resolution photon radius (mm) and voxels per coarse photon block along every axis: the taper
+# (five blocks) and so the fine kernel scale with the voxel size, the coarse grid is a third of the
+# image per axis.
 DEFAULT_KERNEL_RADIUS_MM = 10.0
-COARSE_BLOCK_TARGET_MM = 12.0
+COARSE_FACTOR = 3
 # keV per decay -> Gy per MBq h in 1 g: 1e6 decays/s x 3600 s x J/keV / 1e-3 kg.
 _GY_PER_MBQ_H_PER_KEV_PER_G = 1e6 * SECONDS_PER_HOUR * JOULE_PER_KEV / 1e-3
 
@@ -103,8 +105,8 @@ class VoxelSValueKernel:
 
     @property
     def taper_mm(self) -> float:
-        """Width of the fine-to-coarse photon transition (three coarse blocks), mm."""
-        return 3.0 * float(np.max(np.multiply(self.coarse_factor, self.voxel_size_mm)))
+        """Width of the fine-to-coarse photon transition (five coarse blocks), mm."""
+        return 5.0 * float(np.max(np.multiply(self.coarse_factor, self.voxel_size_mm)))
 
     @property
     def voxel_mass_g(self) -> float:
@@ -154,7 +156,7 @@ def build_voxel_s_value_kernel(voxel_size_mm, radius_mm: float = DEFAULT_KERNEL_
         Voxel size (x, y, z) in mm (SimpleITK spacing order); a scalar means cubic voxels.
     radius_mm : float
         Photons are on the fine lattice up to this distance, on the coarse grid beyond (after a
-        taper of three coarse blocks); at least one voxel.
+        taper of five coarse blocks); at least one voxel.
     density_g_per_ml : float
         Tissue density (g/mL); 1.03 (soft tissue) by default.
     include_discrete_electrons : bool
@@ -186,7 +188,7 @@ def build_voxel_s_value_kernel(voxel_size_mm, radius_mm: float = DEFAULT_KERNEL_
 def _cached_kernel(size_mm: tuple[float, float, float], radius_mm: float, density: float,
                    include_discrete: bool) -> VoxelSValueKernel:
     size = np.array(size_mm)
-    coarse = tuple(max(1, math.ceil(COARSE_BLOCK_TARGET_MM / s - 1e-9)) for s in size_mm)
+    coarse = (COARSE_FACTOR,) * 3
     template = VoxelSValueKernel(np.zeros((1, 1, 1)), np.zeros((1, 1, 1)), size_mm, radius_mm, density, coarse,
                                  include_discrete)
     reach_mm = radius_mm + template.taper_mm

@@ -117,3 +117,18 @@ def test_organ_s_times_mass_matches_opendose(semi_axes_mm, mass_g, opendose_rati
     s_times_mass = dose[inside].mean() * 1000.0 / tia_mbq_s * organ_mass_g  # mGy g/(MBq s)
     assert s_times_mass / ELECTRON_S_TIMES_MASS == pytest.approx(opendose_ratio, rel=0.01)
     assert 1.01 <= s_times_mass / ELECTRON_S_TIMES_MASS <= 1.05
+
+
+def test_coarse_photon_cross_dose_matches_an_all_fine_kernel():
+    # A 2 cm lesion: photon cross-dose on the coarse grid (default) against photons on the voxel
+    # grid over the whole image (radius 200 mm), the same physics integrated two ways.
+    n, c = 44, 22
+    z, y, x = np.indices((n, n, n))
+    r_mm = np.sqrt((x - c) ** 2 + (y - c) ** 2 + (z - c) ** 2) * VOXEL_MM
+    ball = r_mm <= 10.0
+    tia = _image(np.where(ball, 1e6, 0.0))
+    default = sitk.GetArrayFromImage(voxel_s_value_dose(tia, build_voxel_s_value_kernel(VOXEL_MM)))
+    fine = sitk.GetArrayFromImage(voxel_s_value_dose(tia, build_voxel_s_value_kernel(VOXEL_MM, radius_mm=200.0)))
+    assert default[ball].mean() == pytest.approx(fine[ball].mean(), rel=1e-3)
+    shell = (r_mm > 12.0) & (r_mm < 95.0)
+    np.testing.assert_allclose(default[shell], fine[shell], rtol=0.035)
