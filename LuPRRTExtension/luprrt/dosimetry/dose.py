@@ -127,14 +127,15 @@ def voxel_s_value_dose(tia_bq_h_per_ml: sitk.Image, kernel: VoxelSValueKernel | 
     tia_mbq_h *= np.float32(voxel_ml / BQ_PER_MBQ)
     dose = fft_convolve_same(tia_mbq_h, kernel.s_gy_per_mbq_h, workers=workers)
     progress(0.7, "voxel S-value dose: photon cross-dose over the image")
-    dose += far_photon_dose(tia_mbq_h, kernel, workers=workers)
+    far_photon_dose(tia_mbq_h, kernel, workers=workers, out=dose)
     progress(0.9, "voxel S-value dose: density scaling")
     dose *= (np.float32(kernel.density_g_per_ml) / density).astype(np.float32)
     progress(1.0, "voxel S-value dose: done")
     return image_on_grid(dose, tia_bq_h_per_ml)
 
 
-def far_photon_dose(tia_mbq_h: np.ndarray, kernel: VoxelSValueKernel, workers: int = -1) -> np.ndarray:
+def far_photon_dose(tia_mbq_h: np.ndarray, kernel: VoxelSValueKernel, workers: int = -1,
+                    out: np.ndarray | None = None) -> np.ndarray:
     """Photon cross-dose (Gy) beyond the fine kernel, over the whole image, on the fine grid (z, y, x).
 
     A particle-mesh scheme: the voxel TIAs (MBq h) are assigned to coarse nodes one block
@@ -142,60 +143,81 @@ def far_photon_dose(tia_mbq_h: np.ndarray, kernel: VoxelSValueKernel, workers: i
     :meth:`VoxelSValueKernel.coarse_photon_spectrum` (reaching across the whole image), and
     interpolated back to the voxel centres with the same weights. Assignment and interpolation
     being linear, a source keeps its position within a block (no half-block shift of the
-    cross-dose) and the total activity is conserved.
+    cross-dose) and the total activity is conserved. With ``out`` (float32, the image shape) the
+    dose is added to it in place and ``out`` is returned.
     """
     factor = kernel.coarse_factor[::-1]  # (z, y, x)
     nodes = np.asarray(tia_mbq_h, dtype=np.float32)
-    for axis, f in enumerate(factor):  # the full-size step along the slowest axis: contiguous blocks
+    for axis, f in enumerate(factor):  # the full-size step along the slowest axis: contiguous slabs
         nodes = _assign(nodes, axis, f)
     spectrum, fft_shape = kernel.coarse_photon_spectrum(nodes.shape)
     coarse_dose = fft.irfftn(fft.rfftn(nodes, s=fft_shape, workers=workers) * spectrum, s=fft_shape,
                              workers=workers, overwrite_x=True)
     coarse_dose = coarse_dose[tuple(slice(0, n) for n in nodes.shape)].astype(np.float32)
-    for axis in (2, 1, 0):  # the full-size step along the slowest axis: contiguous blocks
+    for axis in (2, 1):
         coarse_dose = _interpolate(coarse_dose, axis, tia_mbq_h.shape[axis], factor[axis])
-    return coarse_dose
+    if out is None:
+        out = np.zeros(tia_mbq_h.shape, dtype=np.float32)
+    _interpolate(coarse_dose, 0, tia_mbq_h.shape[0], factor[0], add_to=out)  # the full-size step
+    return out
 
 
 def _node_layout(factor: int) -> tuple[int, np.ndarray]:
     """Leading padding and upper-node weights of the voxels of a block (linear weights).
 
-    Node ``g`` sits at voxel coordinate ``(g - 1/2) f - 1/2``; after ``pad`` leading voxels,
-    block ``g`` (voxels ``g f .. g f + f - 1``) lies between nodes ``g`` and ``g + 1``, its
-    ``k``-th voxel at fraction ``w_k`` of the way: one node before the image and one after it,
-    so no voxel is clamped at the image edges.
+    Node ``g`` sits at voxel coordinate ``(g - 1/2) f - 1/2``: voxel ``i`` lies between nodes
+    ``g = (i + pad) // f`` and ``g + 1``, at fraction ``w_k`` (``k = (i + pad) % f``) of the way.
+    There is one node before the image and one after it, so no voxel is clamped at the edges.
     """
     pad = (factor + 1) // 2  # floor(f/2 + 1/2)
     return pad, ((np.arange(factor) - pad + 0.5) / factor + 0.5).astype(np.float32)
+
+
+def _voxels_of_phase(n: int, factor: int, pad: int, k: int) -> tuple[slice, slice]:
+    """Voxels ``i`` with ``(i + pad) % f == k`` (a strided slice) and their lower nodes (a range)."""
+    start = (k - pad) % factor
+    count = len(range(start, n, factor))
+    first_node = (start + pad) // factor
+    return slice(start, n, factor), slice(first_node, first_node + count)
 
 
 def _assign(values: np.ndarray, axis: int, factor: int) -> np.ndarray:
     """Scatter ``values`` along ``axis`` to coarse nodes with linear weights (sums conserved)."""
     pad, upper = _node_layout(factor)
     moved = np.moveaxis(values, axis, 0)
-    blocks = -(-(moved.shape[0] + pad) // factor)
-    padded = np.zeros((blocks * factor, *moved.shape[1:]), dtype=np.float32)
-    padded[pad:pad + moved.shape[0]] = moved
-    grouped = padded.reshape(blocks, factor, *moved.shape[1:])
-    out = np.zeros((blocks + 1, *moved.shape[1:]), dtype=np.float32)
+    n = moved.shape[0]
+    out = np.zeros(((n - 1 + pad) // factor + 2, *moved.shape[1:]), dtype=np.float32)
     for k, w in enumerate(upper):
-        out[:-1] += grouped[:, k] * (1.0 - w)
-        out[1:] += grouped[:, k] * w
+        voxels, nodes = _voxels_of_phase(n, factor, pad, k)
+        part = moved[voxels] * w
+        out[nodes.start + 1:nodes.stop + 1] += part
+        out[nodes] += moved[voxels] - part
     return np.moveaxis(out, 0, axis)
 
 
-def _interpolate(nodes: np.ndarray, axis: int, n: int, factor: int) -> np.ndarray:
-    """Values at coarse nodes -> the ``n`` voxel centres along ``axis`` (linear, as in :func:`_assign`)."""
+def _interpolate(nodes: np.ndarray, axis: int, n: int, factor: int, add_to: np.ndarray | None = None) -> np.ndarray:
+    """Values at coarse nodes -> the ``n`` voxel centres along ``axis`` (linear, as in :func:`_assign`).
+
+    With ``add_to`` the values are added to it (its ``axis`` of length ``n``) and it is returned.
+    """
     pad, upper = _node_layout(factor)
     moved = np.moveaxis(nodes, axis, 0)
-    blocks = moved.shape[0] - 1
-    lower = moved[:-1]
-    step = moved[1:] - lower
-    out = np.empty((blocks, factor, *moved.shape[1:]), dtype=np.float32)
-    for k, w in enumerate(upper):  # lower + w (upper - lower), written in place (no full-size temporaries)
-        np.multiply(step, w, out=out[:, k])
-        out[:, k] += lower
-    return np.moveaxis(out.reshape(blocks * factor, *moved.shape[1:])[pad:pad + n], 0, axis)
+    step = moved[1:] - moved[:-1]
+    if add_to is None:
+        out = np.empty((n, *moved.shape[1:]), dtype=np.float32)
+        target = out
+    else:
+        out = add_to
+        target = np.moveaxis(add_to, axis, 0)
+    for k, w in enumerate(upper):  # lower + w (upper - lower)
+        voxels, lower = _voxels_of_phase(n, factor, pad, k)
+        values = step[lower] * w
+        values += moved[lower]
+        if add_to is None:
+            target[voxels] = values
+        else:
+            target[voxels] += values
+    return np.moveaxis(out, 0, axis) if add_to is None else out
 
 
 def fft_convolve_same(values: np.ndarray, kernel: np.ndarray, workers: int = -1) -> np.ndarray:

@@ -123,3 +123,19 @@ def test_dose_errors_name_the_grid(kernel):
         voxel_s_value_dose(good, kernel, density_g_per_ml=wrong)
     with pytest.raises(ValueError, match="non-positive"):
         local_deposition_dose(good, image(np.zeros((8, 8, 8))))
+
+
+@pytest.mark.parametrize("n", [7, 8, 9, 21])
+def test_far_photon_grid_transfer_conserves_activity_and_is_linear(n):
+    # Cloud-in-cell assignment keeps the total activity, is the transpose of the interpolation
+    # (so a source keeps its position within a block), and the interpolation is exact for linear fields.
+    from luprrt.dosimetry.dose import _assign, _interpolate
+
+    rng = np.random.default_rng(n)
+    values = rng.random((n, 5, 4)).astype(np.float32)
+    nodes = _assign(values, 0, 3)
+    assert nodes.sum() == pytest.approx(values.sum(), rel=1e-6)
+    probe = rng.random(nodes.shape).astype(np.float32)
+    assert (nodes * probe).sum() == pytest.approx((values * _interpolate(probe, 0, n, 3)).sum(), rel=1e-5)
+    ramp = np.broadcast_to(np.arange(nodes.shape[0], dtype=np.float32)[:, None, None], nodes.shape)
+    np.testing.assert_allclose(np.diff(_interpolate(ramp, 0, n, 3)[:, 0, 0]), 1.0 / 3.0, rtol=1e-6)
