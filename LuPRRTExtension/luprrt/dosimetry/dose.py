@@ -125,7 +125,7 @@ def voxel_s_value_dose(tia_bq_h_per_ml: sitk.Image, kernel: VoxelSValueKernel | 
     voxel_ml = float(np.prod(spacing)) * ML_PER_MM3
     tia_mbq_h = sitk.GetArrayViewFromImage(tia_bq_h_per_ml).astype(np.float32)
     tia_mbq_h *= np.float32(voxel_ml / BQ_PER_MBQ)
-    dose = fft_convolve_same(tia_mbq_h, kernel.s_gy_per_mbq_h, workers=workers)
+    dose = fft_convolve_same(tia_mbq_h, kernel.s_gy_per_mbq_h, workers=workers, kernel_spectrum=kernel.fine_spectrum)
     progress(0.7, "voxel S-value dose: photon cross-dose over the image")
     far_photon_dose(tia_mbq_h, kernel, workers=workers, out=dose)
     progress(0.9, "voxel S-value dose: density scaling")
@@ -220,13 +220,16 @@ def _interpolate(nodes: np.ndarray, axis: int, n: int, factor: int, add_to: np.n
     return np.moveaxis(out, 0, axis) if add_to is None else out
 
 
-def fft_convolve_same(values: np.ndarray, kernel: np.ndarray, workers: int = -1) -> np.ndarray:
+def fft_convolve_same(values: np.ndarray, kernel: np.ndarray, workers: int = -1,
+                      kernel_spectrum=None) -> np.ndarray:
     """Linear (zero-padded) convolution of ``values`` with an odd-sized centred ``kernel``.
 
     Output has the shape of ``values`` (float32): ``out[i] = sum_j values[j] kernel[i - j + c]``
     with ``c`` the kernel centre. Real FFTs in single precision (complex64 spectra) on a
     grid of ``values + kernel - 1`` per axis rounded up by ``scipy.fft.next_fast_len``; the
     forward transforms are pruned (zero padding lines skipped, :func:`_pruned_rfftn`).
+    ``kernel_spectrum(fft_shape)``, if given, returns the kernel's transform (e.g. a cached one,
+    :meth:`VoxelSValueKernel.fine_spectrum`).
     """
     values = np.asarray(values, dtype=np.float32)
     kernel = np.asarray(kernel, dtype=np.float32)
@@ -236,7 +239,8 @@ def fft_convolve_same(values: np.ndarray, kernel: np.ndarray, workers: int = -1)
     full = [n + k - 1 for n, k in zip(values.shape, kernel.shape, strict=True)]
     padded = [fft.next_fast_len(n, real=True) for n in full]
     spectrum = _pruned_rfftn(values, padded, workers)
-    spectrum *= _pruned_rfftn(kernel, padded, workers)
+    spectrum *= (_pruned_rfftn(kernel, padded, workers) if kernel_spectrum is None
+                 else kernel_spectrum(tuple(padded)))
     result = fft.irfftn(spectrum, s=padded, workers=workers, overwrite_x=True)
     start = [k // 2 for k in kernel.shape]
     window = tuple(slice(s, s + n) for s, n in zip(start, values.shape, strict=True))

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -96,6 +96,7 @@ class VoxelSValueKernel:
     density_g_per_ml: float
     coarse_factor: tuple[int, int, int]
     include_discrete_electrons: bool = True
+    _fine_spectra: dict = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def half_width_voxels(self) -> tuple[int, int, int]:
@@ -131,6 +132,15 @@ class VoxelSValueKernel:
         """Share ``w(r)`` of the photon kernel on the fine lattice (the coarse grid has ``1 - w``)."""
         t = np.clip((np.asarray(r_mm, dtype=float) - self.radius_mm) / self.taper_mm, 0.0, 1.0)
         return 0.5 * (1.0 + np.cos(math.pi * t))
+
+    def fine_spectrum(self, fft_shape) -> np.ndarray:
+        """``rfftn`` of ``s_gy_per_mbq_h`` (float32) zero-padded to ``fft_shape``; kept for reuse."""
+        key = tuple(int(n) for n in fft_shape)
+        if key not in self._fine_spectra:
+            if self._fine_spectra:  # one image size at a time (~100 MB for 256^3): bound the memory
+                self._fine_spectra.clear()
+            self._fine_spectra[key] = fft.rfftn(self.s_gy_per_mbq_h.astype(np.float32), s=key, workers=-1)
+        return self._fine_spectra[key]
 
     def coarse_photon_spectrum(self, node_shape_zyx) -> tuple[np.ndarray, tuple[int, int, int]]:
         """Spectrum of the coarse photon kernel for ``node_shape_zyx`` coarse nodes, and its FFT shape.
