@@ -36,7 +36,7 @@ COHORT_TABLES = ("lesion_table", "patient_table", "primary_ia_iv", "ia_iv_by_cyc
                  "lesion_dose_by_lobe", "lesion_auc", "lesion_gee_effects")
 REQUIREMENTS_PATH = os.path.join(os.path.dirname(__file__), "Resources", "requirements.txt")
 # Distribution name -> import name of the packages in REQUIREMENTS_PATH.
-_IMPORT_NAMES = {"pynrrd": "nrrd"}
+_IMPORT_NAMES = {"pynrrd": "nrrd", "icrp107-database": "icrp107_database"}
 
 
 def ensurePythonRequirements() -> None:

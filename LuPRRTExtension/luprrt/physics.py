@@ -37,11 +37,12 @@ JOULE_PER_KEV = 1.602176634e-16
 LU177_ELECTRON_ENERGY_J = LU177_ELECTRON_ENERGY_KEV * JOULE_PER_KEV
 
 SECONDS_PER_HOUR = 3600.0
-# Unit conversions shared by the core (activity, volume) and the unit density of soft tissue
-# assumed where no CT density is known (water, 1 g/mL).
+# Unit conversions shared by the core (activity, volume).
 BQ_PER_MBQ = 1e6
 ML_PER_MM3 = 1e-3
-UNIT_DENSITY_G_PER_ML = 1.0
+# Mass density of soft tissue where no CT density is known: adult soft tissue, 1.03 g/cm^3 (ICRU
+# Report 44, 1989). Also the density of the soft-tissue sphere S-value table (svalues.py).
+SOFT_TISSUE_DENSITY_G_PER_ML = 1.03
 
 # PET radionuclides of the baseline imaging (18F-FDG and 68Ga-octreotate PET/CT).
 # F-18 half-life 109.77 min: NIST Radionuclide Half-Life Measurements (Unterweger, Hoppes,

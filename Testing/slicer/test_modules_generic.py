@@ -189,7 +189,7 @@ def test_catalog_entry_is_a_valid_v1_0_2_entry_for_this_extension():
 # -- what runs inside Slicer ---------------------------------------------------------------------------
 # Packages of the venv that Slicer's Python does not ship (numpy, scipy, SimpleITK, pydicom, highdicom,
 # Pillow are shipped); the core imports them only inside the functions that need them.
-NOT_SHIPPED_WITH_SLICER = ("nrrd", "pandas", "matplotlib", "statsmodels", "numba", "sklearn")
+NOT_SHIPPED_WITH_SLICER = ("nrrd", "pandas", "matplotlib", "statsmodels", "numba", "sklearn", "icrp107_database")
 _IMPORT_WITHOUT = """
 import importlib, importlib.abc, sys
 

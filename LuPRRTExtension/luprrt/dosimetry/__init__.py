@@ -6,7 +6,9 @@ tac               region time-activity fits (mono/bi-exponential, trapezoid), AI
 voxel_tia         voxel-wise TIA in closed form (log-linear least squares, physical floor)
 single_time_point Haenscheid 2018, Madsen 2018 and the hybrid scheme
 svalues           sphere (lesion) and OpenDose organ self S-values, mass scaling
-point_kernels     radial energy-deposition distributions (electrons, photons) in water
+decay_spectra     Lu-177 emissions per decay (ICRP-107, PyPI icrp107-database)
+electron_transport  Bethe stopping power, CSDA range, condensed-history electron transport in water
+point_kernels     radial energy-deposition distributions (electrons, photons) in soft tissue
 vsv_kernel        voxel S-value kernels for any voxel size
 dose              local deposition, FFT voxel-S-value convolution, CT density, S-value doses
 dvh               cumulative DVHs and D2/D50/D98/mean for many regions at once
@@ -23,6 +25,7 @@ from .calculators import (
 from .dose import (
     HuDensityCalibration,
     density_image_from_ct,
+    far_photon_dose,
     fft_convolve_same,
     local_deposition_dose,
     organ_s_value_dose_gy,
@@ -74,6 +77,7 @@ __all__ = [
     "calculator_kinetics",
     "cumulative_dose_volume_histograms",
     "density_image_from_ct",
+    "far_photon_dose",
     "fft_convolve_same",
     "fit_time_activity",
     "haenscheid_tia_mbq_h",

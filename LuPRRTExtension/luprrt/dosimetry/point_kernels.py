@@ -1,92 +1,170 @@
-"""Radial energy-deposition distributions of Lu-177 around a point source in water.
+"""Radial energy-deposition distributions of Lu-177 around a point source in soft tissue.
 
 A *radial distribution* ``psi(x)`` gives the energy (keV per decay per mm) deposited in a
-spherical shell at distance ``x`` (mm) from a point source in an infinite unit-density
-water medium, i.e. ``4 pi x^2`` times the dose point kernel. Two parts:
+spherical shell at distance ``x`` (mm) from a point source in an infinite medium, i.e. ``4 pi x^2``
+times the dose point kernel. Soft tissue is water-equivalent in composition with mass density
+``rho``: every interaction coefficient scales with ``rho`` (the density-scaling theorem), so
+``psi_rho(x) = rho psi_1(rho x)``.
 
-* electrons (beta, internal conversion, Auger; 147.9 keV per decay, LU177.md): a
-  non-negative mixture of gamma-shaped distributions fitted so that uniform spheres
-  reproduce the self absorbed fractions implied by the unit-density sphere S-value table
-  of LU177.md (IDAC-Dose 2.1 / OLINDA sphere model), with the total electron energy
-  conserved (so a large uniform source gets exactly the local-deposition dose);
-* photons (the 208.4 and 113.0 keV gamma lines, ICRP-107): the attenuated point kernel
-  ``y E mu_en B(mu x) exp(-mu x)`` with an energy-conserving linear buildup factor.
+* Electrons (beta spectrum, conversion and Auger electrons; 147.9 keV per decay; ICRP-107): the
+  condensed-history transport of :mod:`.electron_transport` (Bethe stopping power, CSDA ranges,
+  screened-Rutherford multiple scattering). Exactly zero beyond the 1.77 mm CSDA range of the
+  497.8 keV endpoint (unit density).
+* Photons (all ICRP-107 gamma and X-ray lines, 35.1 keV per decay): for each line of energy ``E``
+  and yield ``y``, ``y E mu_en B(mu x) exp(-mu x)`` with the NIST water coefficients
+  (:func:`water_coefficients_per_mm`) and the linear energy-absorption buildup factor
+  ``B = 1 + (mu/mu_en - 1) mu x``: the one-parameter buildup form whose coefficient is fixed by
+  energy conservation in an infinite medium (``int mu_en B exp(-mu x) dx = 1``: every photon's
+  energy is absorbed somewhere). Lines below 1 keV (0.03 keV per decay) are absorbed where emitted.
 
-The sphere self absorbed fraction follows from a radial distribution through Berger's
-geometric reduction factor (MIRD Pamphlet 7, Berger 1971): a point at distance ``x`` in
-a random direction from a random point of a sphere of radius ``R`` lies inside it with
-probability ``1 - 3x/(4R) + x^3/(16R^3)`` for ``x <= 2R`` (0 beyond).
+The sphere self absorbed fraction follows from a radial distribution through Berger's geometric
+reduction factor (MIRD Pamphlet 7, Berger 1971): a point at distance ``x`` in a random direction
+from a random point of a sphere of radius ``R`` lies inside it with probability
+``1 - 3x/(4R) + x^3/(16R^3)`` for ``x <= 2R`` (0 beyond).
 """
 
 from __future__ import annotations
 
+import csv
+import io
 import math
-from dataclasses import dataclass
 from functools import cache
+from importlib import resources
 
 import numpy as np
-from scipy.optimize import nnls
 
-from ..physics import LU177_ELECTRON_ENERGY_KEV, LU177_GAMMA_LINES_KEV_YIELD
-from .svalues import (
-    SPHERE_RADII_MM,
-    SPHERE_SELF_S_MGY_PER_MBQ_S,
-    electron_energy_s_mgy_g_per_mbq_s,
-    sphere_mass_g,
-)
+from .decay_spectra import lu177_emissions
+from .electron_transport import RadialDeposition, lu177_electron_deposition
 
-# Water (liquid) photon coefficients, NIST Standard Reference Database 126 (Hubbell & Seltzer,
-# NISTIR 5632, Table 4 "Water, Liquid"): energy keV -> (mu/rho, mu_en/rho) in cm^2/g.
-# mu/rho is the XCOM total attenuation with coherent scattering.
-WATER_PHOTON_COEFFICIENTS_CM2_PER_G = {
-    100.0: (1.707e-01, 2.546e-02),
-    150.0: (1.505e-01, 2.764e-02),
-    200.0: (1.370e-01, 2.967e-02),
-    300.0: (1.186e-01, 3.192e-02),
-}
-
-# Sphere radii (mm) whose table values fix the electron distribution: at 20-60 mm the
-# electron escape is below the table's 3-digit precision and photons dominate the change.
-ELECTRON_FIT_RADII_MM = (1.0, 2.0, 5.0, 10.0)
-
-# Length scales (mm) of the gamma-shaped (x^2 exp(-x/s)) components of the electron fit.
-_ELECTRON_SCALES_MM = np.geomspace(0.01, 2.0, 20)
+# Photons below this energy (the table's lower end) are absorbed where emitted (range < 3 micrometres).
+LOCAL_PHOTON_KEV = 1.0
 
 
-def water_coefficients_per_mm(energy_kev: float) -> tuple[float, float]:
-    """Linear attenuation and energy-absorption coefficients of water (1/mm) at ``energy_kev``.
+@cache
+def water_photon_coefficients() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """NIST (Hubbell & Seltzer, SRD 126, Table 4) water: energy keV, mu/rho and mu_en/rho in cm^2/g."""
+    text = resources.files("luprrt").joinpath("data", "water_photon_coefficients_nist.csv").read_text(
+        encoding="utf-8")
+    rows = list(csv.DictReader(io.StringIO("".join(line for line in text.splitlines(True)
+                                                   if not line.startswith("#")))))
+    energy, mu, mu_en = (np.array([float(row[key]) for row in rows]) for key in
+                         ("energy_kev", "mu_over_rho_cm2_per_g", "mu_en_over_rho_cm2_per_g"))
+    return energy, mu, mu_en
 
-    Log-log interpolation of the NIST table :data:`WATER_PHOTON_COEFFICIENTS_CM2_PER_G`
-    (unit density: 1 cm^2/g = 0.1 /mm). Defined between 100 and 300 keV.
+
+def water_coefficients_per_mm(energy_kev) -> tuple[np.ndarray, np.ndarray]:
+    """Linear attenuation and energy-absorption coefficients of unit-density water (1/mm).
+
+    Log-log interpolation of the NIST table (1 cm^2/g at 1 g/cm^3 = 0.1 /mm); 1-500 keV. The
+    Lu-177 lines lie between absorption edges of H and O (the K edge of O is 0.53 keV).
     """
-    energies = np.array(sorted(WATER_PHOTON_COEFFICIENTS_CM2_PER_G))
-    if not energies[0] <= energy_kev <= energies[-1]:
+    energy_table, mu_table, mu_en_table = water_photon_coefficients()
+    energy = np.asarray(energy_kev, dtype=float)
+    if np.any((energy < energy_table[0]) | (energy > energy_table[-1])):
         raise ValueError(f"photon energy {energy_kev} keV is outside the tabulated "
-                         f"{energies[0]:g}-{energies[-1]:g} keV range")
-    mu, mu_en = (np.array([WATER_PHOTON_COEFFICIENTS_CM2_PER_G[e][i] for e in energies]) for i in (0, 1))
-    log_e = math.log(energy_kev)
-    return (0.1 * math.exp(np.interp(log_e, np.log(energies), np.log(mu))),
-            0.1 * math.exp(np.interp(log_e, np.log(energies), np.log(mu_en))))
+                         f"{energy_table[0]:g}-{energy_table[-1]:g} keV range")
+    log_e, log_table = np.log(energy), np.log(energy_table)
+    return (0.1 * np.exp(np.interp(log_e, log_table, np.log(mu_table))),
+            0.1 * np.exp(np.interp(log_e, log_table, np.log(mu_en_table))))
 
 
-def photon_radial_kev_per_mm(x_mm) -> np.ndarray:
-    """Photon energy deposited per decay in the shell at ``x_mm`` (keV/mm), water, point source.
+def _photon_lines() -> tuple[np.ndarray, np.ndarray]:
+    """ICRP-107 photon lines that travel (>= 1 keV): energy keV, yield per decay."""
+    lines = lu177_emissions().photons_kev_yield
+    travelling = lines[:, 0] >= LOCAL_PHOTON_KEV
+    return lines[travelling, 0], lines[travelling, 1]
 
-    For each gamma line (energy E, yield y; ICRP-107) ``y E mu_en B(mu x) exp(-mu x)`` with the
-    linear energy-absorption buildup ``B = 1 + (mu/mu_en - 1) mu x``. This buildup is an
-    approximation chosen because it conserves energy in an infinite medium
-    (``int mu_en B exp(-mu x) dx = 1``) and stays within a few tens of percent of tabulated
-    water buildup factors for ``mu x < 3``; photons are at most ~4 % of the dose in organs
-    (LU177.md: organ S x mass = 1.01-1.04 x the electron value), so the error is ~1 % of dose.
-    X-rays (about 6 keV per decay) are not modelled.
+
+def local_photon_kev() -> float:
+    """Energy per decay of the photon lines below 1 keV, absorbed where emitted (keV)."""
+    lines = lu177_emissions().photons_kev_yield
+    soft = lines[:, 0] < LOCAL_PHOTON_KEV
+    return float(lines[soft, 0] @ lines[soft, 1])
+
+
+# Klein-Nishina: classical electron radius (CODATA 2018), electrons per gram of water (Z/A = 0.55509).
+CLASSICAL_ELECTRON_RADIUS_CM = 2.8179403262e-13
+WATER_ELECTRONS_PER_G = 0.555087 * 6.02214076e23
+ELECTRON_REST_ENERGY_KEV = 510.99895
+
+
+def _klein_nishina(energy_kev: float) -> tuple[float, float, float]:
+    """Compton scattering on free electrons (Klein-Nishina) in water at ``energy_kev``.
+
+    Returns the mass cross-section (cm^2/g), the mean energy given to the electron (keV) and the
+    mean ``E' mu_en(E')`` of the scattered photon (keV/mm at unit density).
     """
-    x = np.asarray(x_mm, dtype=float)
+    cos_t = np.linspace(-1.0, 1.0, 2001)
+    ratio = 1.0 / (1.0 + energy_kev / ELECTRON_REST_ENERGY_KEV * (1.0 - cos_t))  # E'/E
+    d_sigma = math.pi * CLASSICAL_ELECTRON_RADIUS_CM**2 * ratio**2 * (ratio + 1.0 / ratio - (1.0 - cos_t**2))
+    sigma = float(np.trapezoid(d_sigma, cos_t))
+    transferred_kev = energy_kev * float(np.trapezoid(d_sigma * (1.0 - ratio), cos_t)) / sigma
+    scattered_kev = np.maximum(energy_kev * ratio, 1.0)
+    absorbed = float(np.trapezoid(d_sigma * scattered_kev * water_coefficients_per_mm(scattered_kev)[1], cos_t))
+    return sigma * WATER_ELECTRONS_PER_G, transferred_kev, absorbed / sigma
+
+
+@cache
+def buildup_coefficients(energy_kev: float) -> tuple[float, float]:
+    """Energy-absorption buildup ``B = 1 + a mu x exp(b mu x)`` of water at ``energy_kev`` (Berger's form).
+
+    * ``a``, the slope at the source, from single scattering: near a point source the once-scattered
+      fluence is ``(pi^2 / 4) mu_s x`` times the primary fluence (the 3-D convolution of two inverse
+      square laws; scatter taken isotropic), and each scattered photon deposits ``E' mu_en(E')``
+      instead of ``E mu_en(E)``. Compton scattering from the Klein-Nishina formula (free electrons),
+      coherent scattering (no energy change) the rest of ``mu - tau - sigma_C`` with the
+      photoelectric ``tau = mu_en - sigma_C T/E`` (NIST table).
+    * ``b`` from energy conservation in an infinite medium: ``int mu_en B exp(-mu x) dx = 1``
+      gives ``a / (1 - b)^2 = mu / mu_en - 1``.
+    """
+    mu, mu_en = (float(v) for v in water_coefficients_per_mm(energy_kev))
+    sigma_c_cm2_g, transferred_kev, scattered_absorption = _klein_nishina(energy_kev)
+    sigma_c = 0.1 * sigma_c_cm2_g  # 1/mm at unit density
+    photoelectric = max(mu_en - sigma_c * transferred_kev / energy_kev, 0.0)
+    sigma_c = min(sigma_c, mu - photoelectric)
+    coherent = max(mu - photoelectric - sigma_c, 0.0)
+    scatter_absorption = (sigma_c * scattered_absorption + coherent * energy_kev * mu_en) / mu
+    a = 0.25 * math.pi**2 * scatter_absorption / (energy_kev * mu_en)
+    excess = mu / mu_en - 1.0
+    a = min(a, excess)  # b >= 0: buildup never grows slower than linearly
+    b = 1.0 - math.sqrt(a / excess) if excess > 0 else 0.0
+    return a, b
+
+
+def photon_radial_kev_per_mm(x_mm, density_g_per_ml: float = 1.0) -> np.ndarray:
+    """Photon energy deposited per decay in the shell at ``x_mm`` (keV/mm), lines >= 1 keV.
+
+    ``sum y E mu_en B(mu x) exp(-mu x)`` with the buildup of :func:`buildup_coefficients`.
+    """
+    x = np.asarray(x_mm, dtype=float) * density_g_per_ml
     total = np.zeros_like(x)
-    for energy_kev, yield_per_decay in LU177_GAMMA_LINES_KEV_YIELD:
-        mu, mu_en = water_coefficients_per_mm(energy_kev)
-        buildup = 1.0 + (mu / mu_en - 1.0) * mu * x
-        total += yield_per_decay * energy_kev * mu_en * buildup * np.exp(-mu * x)
-    return total
+    for energy, photons_per_decay in zip(*_photon_lines(), strict=True):
+        mu, mu_en = (float(v) for v in water_coefficients_per_mm(energy))
+        a, b = buildup_coefficients(float(energy))
+        mu_x = mu * x
+        total += photons_per_decay * energy * mu_en * (np.exp(-mu_x) + a * mu_x * np.exp(-(1.0 - b) * mu_x))
+    return density_g_per_ml * total
+
+
+@cache
+def _photon_radial_table(density_g_per_ml: float) -> tuple[np.ndarray, np.ndarray]:
+    """``photon_radial_kev_per_mm`` on a radial grid: 0.002 mm steps to 10 mm, then 0.5 % steps to 10 m."""
+    x = np.concatenate([np.linspace(0.0, 10.0, 5001), np.geomspace(10.0, 10000.0, 1400)[1:]])
+    return x, photon_radial_kev_per_mm(x, density_g_per_ml)
+
+
+def photon_radial_interpolated(x_mm, density_g_per_ml: float = 1.0) -> np.ndarray:
+    """:func:`photon_radial_kev_per_mm` linearly interpolated from a cached table (large arrays of distances).
+
+    Relative error < 1e-5 (the distribution varies on the mm scale of the 8 keV X-rays and slower).
+    """
+    x, psi = _photon_radial_table(float(density_g_per_ml))
+    return np.interp(x_mm, x, psi, right=0.0)
+
+
+def electron_deposition(include_discrete: bool = True) -> RadialDeposition:
+    """Radial electron deposition per decay in unit-density water (beta, plus conversion and Auger)."""
+    return lu177_electron_deposition(include_discrete)
 
 
 def sphere_reduction_factor(x_mm, radius_mm: float) -> np.ndarray:
@@ -95,77 +173,11 @@ def sphere_reduction_factor(x_mm, radius_mm: float) -> np.ndarray:
     return np.where(ratio <= 2.0, 1.0 - 0.75 * ratio + ratio**3 / 16.0, 0.0)
 
 
-def sphere_absorbed_energy_kev(psi_kev_per_mm, radius_mm: float, x_max_mm: float) -> float:
-    """Energy (keV per decay) kept in a uniform sphere for a radial distribution ``psi``."""
-    x = np.linspace(0.0, min(x_max_mm, 2.0 * radius_mm), 40001)
-    return float(np.trapezoid(psi_kev_per_mm(x) * sphere_reduction_factor(x, radius_mm), x))
-
-
-def _gamma3(x: np.ndarray, scale_mm: np.ndarray) -> np.ndarray:
-    """Normalised x^2 exp(-x/s) / (2 s^3) distributions, one row per scale."""
-    s = scale_mm[:, None]
-    return x[None, :] ** 2 * np.exp(-x[None, :] / s) / (2.0 * s**3)
-
-
-@dataclass(frozen=True)
-class ElectronRadialDistribution:
-    """Fitted electron radial distribution: ``psi(x) = E_e sum_k w_k x^2 exp(-x/s_k)/(2 s_k^3)``.
-
-    Attributes
-    ----------
-    scales_mm : length scales of the components with non-zero weight (mm)
-    weights : energy fractions of those components (sum 1: electron energy is conserved)
-    energy_kev : electron energy per decay (keV)
-    """
-
-    scales_mm: np.ndarray
-    weights: np.ndarray
-    energy_kev: float
-
-    def __call__(self, x_mm) -> np.ndarray:
-        """Energy deposited per decay in the shell at ``x_mm`` (keV/mm)."""
-        x = np.atleast_1d(np.asarray(x_mm, dtype=float))
-        psi = self.energy_kev * (self.weights @ _gamma3(x.ravel(), self.scales_mm))
-        return psi.reshape(x.shape)
-
-    def support_mm(self, tail_fraction: float = 1e-6) -> float:
-        """Distance beyond which less than ``tail_fraction`` of the energy is deposited."""
-        x = np.linspace(0.0, 60.0 * self.scales_mm.max(), 200001)
-        cumulative = np.cumsum(self(x)) * (x[1] - x[0]) / self.energy_kev
-        return float(x[min(np.searchsorted(cumulative, 1.0 - tail_fraction), x.size - 1)])
-
-
-@cache
-def electron_radial_distribution() -> ElectronRadialDistribution:
-    """Fit the electron distribution to the sphere S-value table of LU177.md.
-
-    Target at each radius of :data:`ELECTRON_FIT_RADII_MM`: the electron energy kept by the
-    sphere, ``S x m / (E_e per (MBq s)) - photon part`` (the photon part from
-    :func:`photon_radial_kev_per_mm`). The component weights are found by non-negative
-    least squares on relative residuals with the total pinned to 1 (energy conservation,
-    heavily weighted row). Result: the table is reproduced within ~1.5 % at 1-10 mm; about
-    4 % of the energy falls in a long-range component (scale 2 mm), which is how the fit
-    reproduces the 4-6 % electron escape the table shows for 5-10 mm spheres, more than a
-    2 mm-range beta emitter alone would give.
-    """
-    energy_kev = LU177_ELECTRON_ENERGY_KEV
-    x = np.linspace(0.0, 40.0, 40001)
-    basis = _gamma3(x, _ELECTRON_SCALES_MM)
-    radii = np.array(ELECTRON_FIT_RADII_MM)
-    table = dict(zip(SPHERE_RADII_MM, SPHERE_SELF_S_MGY_PER_MBQ_S, strict=True))
-    s_times_m = np.array([table[r] for r in radii]) * sphere_mass_g(radii)
-    photon_kev = np.array([sphere_absorbed_energy_kev(photon_radial_kev_per_mm, r, 2 * r) for r in radii])
-    target = s_times_m / electron_energy_s_mgy_g_per_mbq_s() - photon_kev / energy_kev
-    design = np.array([np.trapezoid(basis * sphere_reduction_factor(x, r)[None, :], x, axis=1)
-                       for r in radii])
-    pin = 1e3
-    weights, _ = nnls(np.vstack([design / target[:, None], pin * np.ones(len(_ELECTRON_SCALES_MM))]),
-                      np.concatenate([np.ones(len(radii)), [pin]]))
-    used = weights > 0
-    return ElectronRadialDistribution(_ELECTRON_SCALES_MM[used], weights[used] / weights[used].sum(),
-                                      energy_kev)
-
-
-def total_radial_kev_per_mm(x_mm) -> np.ndarray:
-    """Electron plus photon energy deposited per decay in the shell at ``x_mm`` (keV/mm)."""
-    return electron_radial_distribution()(x_mm) + photon_radial_kev_per_mm(x_mm)
+def sphere_absorbed_energy_kev(radius_mm: float, density_g_per_ml: float = 1.0) -> float:
+    """Energy (keV per decay) kept in a uniform soft-tissue sphere (electrons and photons)."""
+    deposition = electron_deposition()
+    centres = 0.5 * (deposition.edges_mm[1:] + deposition.edges_mm[:-1]) / density_g_per_ml
+    electrons = float(deposition.energy_kev @ sphere_reduction_factor(centres, radius_mm))
+    x = np.linspace(0.0, 2.0 * radius_mm, 20001)
+    photons = np.trapezoid(photon_radial_kev_per_mm(x, density_g_per_ml) * sphere_reduction_factor(x, radius_mm), x)
+    return electrons + float(photons) + local_photon_kev()

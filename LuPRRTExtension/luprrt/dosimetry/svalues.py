@@ -1,4 +1,4 @@
-"""Self S-values of Lu-177: unit-density spheres (lesions) and reference organs.
+"""Self S-values of Lu-177: soft-tissue spheres (lesions, 1.03 g/mL table) and reference organs.
 
 S-values are in mGy/(MBq s) as tabulated; multiply a time-integrated activity in MBq h by
 :data:`GY_PER_MBQ_H_PER_MGY_PER_MBQ_S` (= 3.6) x S to get Gy. All numbers from
@@ -11,15 +11,18 @@ import math
 
 import numpy as np
 
-from ..physics import LU177_ELECTRON_ENERGY_J, SECONDS_PER_HOUR, UNIT_DENSITY_G_PER_ML
+from ..physics import LU177_ELECTRON_ENERGY_J, SECONDS_PER_HOUR, SOFT_TISSUE_DENSITY_G_PER_ML
 
 # 1 MBq h = 3600 MBq s and 1 Gy = 1000 mGy: dose [Gy] = 3.6 x TIA [MBq h] x S [mGy/(MBq s)].
 GY_PER_MBQ_H_PER_MGY_PER_MBQ_S = SECONDS_PER_HOUR / 1000.0
 
-# Unit-density soft-tissue sphere self S-values of Lu-177 (LU177.md; published sphere-model
-# tables: IDAC-Dose 2.1 / OLINDA sphere module). Radius mm -> S mGy/(MBq s); photons included.
+# Soft-tissue sphere self S-values of Lu-177 (published sphere-model tables: IDAC-Dose 2.1 /
+# OLINDA sphere module). Radius mm -> S mGy/(MBq s); photons included. The table is for tissue of
+# 1.03 g/mL: LuPRRT's transport kernel (point_kernels.sphere_absorbed_energy_kev) reproduces it
+# within 0.3 % at 1-30 mm for 1.03 g/mL, and sits 2.5-3.8 % above it for unit density.
 SPHERE_RADII_MM = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 SPHERE_SELF_S_MGY_PER_MBQ_S = (4.54, 0.629, 4.27e-2, 5.46e-3, 6.93e-4, 2.07e-4, 2.65e-5)
+SPHERE_TABLE_DENSITY_G_PER_ML = SOFT_TISSUE_DENSITY_G_PER_ML
 
 # Organ self S-values of Lu-177, OpenDose (ICRP-110 adult male AM / adult female AF phantoms),
 # LU177.md: (phantom, organ) -> (S mGy/(MBq s), phantom organ mass g). AM kidney is the right
@@ -42,17 +45,21 @@ def electron_energy_s_mgy_g_per_mbq_s() -> float:
     return 1e6 * LU177_ELECTRON_ENERGY_J / 1e-3 * 1e3
 
 
-def sphere_mass_g(radius_mm, density_g_per_ml: float = UNIT_DENSITY_G_PER_ML) -> np.ndarray:
+def sphere_mass_g(radius_mm, density_g_per_ml: float = SPHERE_TABLE_DENSITY_G_PER_ML) -> np.ndarray:
     """Mass (g) of a sphere of radius ``radius_mm``: 4/3 pi r^3, 1 mL = 1000 mm^3."""
     return density_g_per_ml * 4.0 / 3.0 * math.pi * np.asarray(radius_mm, dtype=float) ** 3 / 1000.0
 
 
-def sphere_self_s_value(mass_g, extrapolate: bool = False) -> np.ndarray:
-    """Self S-value (mGy/(MBq s)) of a uniform soft-tissue sphere of the given mass.
+def sphere_self_s_value(mass_g, density_g_per_ml: float = SPHERE_TABLE_DENSITY_G_PER_ML,
+                        extrapolate: bool = False) -> np.ndarray:
+    """Self S-value (mGy/(MBq s)) of a uniform soft-tissue sphere of the given mass and density.
 
-    Log-log interpolation in mass between the tabulated spheres (1-60 mm radius,
-    0.0042-905 g). Below the table the electron escape grows quickly, so it is an error.
-    Above the table (``extrapolate=True``) S x m is held at its 60 mm value: electrons are
+    Log-log interpolation in mass between the tabulated spheres (1-60 mm radius at 1.03 g/mL,
+    0.0043-932 g). Another density ``rho`` is scaled to the table's ``rho_t`` by the density-scaling
+    theorem (all interaction lengths scale with 1/rho): a sphere of mass ``m`` at ``rho`` has the
+    absorbed fraction of the table sphere of equal ``rho R``, whose mass is ``m' = m (rho/rho_t)^2``;
+    so ``S(m, rho) = S_t(m') m'/m``. Below the table the electron escape grows quickly, so it is an
+    error. Above the table (``extrapolate=True``) S x m is held at its 60 mm value: electrons are
     fully absorbed there, and holding the photon part constant slightly underestimates S for
     bigger spheres (photon absorption still grows with size; < 3 % of S).
 
@@ -60,30 +67,37 @@ def sphere_self_s_value(mass_g, extrapolate: bool = False) -> np.ndarray:
     ----------
     mass_g : float or array_like
         Sphere mass in g (volume in mL x density in g/mL).
+    density_g_per_ml : float or array_like
+        Tissue density (g/mL); the table's 1.03 by default.
     extrapolate : bool
         Allow masses above the largest tabulated sphere.
 
     Raises
     ------
     ValueError
-        Mass not positive or outside the table (naming the mass and the allowed range).
+        Mass or density not positive, or mass outside the table (naming the mass and the allowed range).
     """
     mass = np.asarray(mass_g, dtype=float)
-    table_mass = sphere_mass_g(SPHERE_RADII_MM)
-    table_s = np.asarray(SPHERE_SELF_S_MGY_PER_MBQ_S)
+    density = np.asarray(density_g_per_ml, dtype=float)
     if np.any(~np.isfinite(mass) | (mass <= 0)):
         raise ValueError(f"sphere mass must be positive and finite, got {mass_g} g")
-    too_small = mass < table_mass[0] * (1 - 1e-12)
-    too_large = mass > table_mass[-1] * (1 + 1e-12)
+    if np.any(~np.isfinite(density) | (density <= 0)):
+        raise ValueError(f"sphere density must be positive and finite, got {density_g_per_ml} g/mL")
+    equivalent = mass * (density / SPHERE_TABLE_DENSITY_G_PER_ML) ** 2  # table sphere of equal rho R
+    table_mass = sphere_mass_g(SPHERE_RADII_MM)
+    table_s = np.asarray(SPHERE_SELF_S_MGY_PER_MBQ_S)
+    too_small = equivalent < table_mass[0] * (1 - 1e-12)
+    too_large = equivalent > table_mass[-1] * (1 + 1e-12)
     if np.any(too_small) or (np.any(too_large) and not extrapolate):
-        bad = mass[too_small | (too_large & (not extrapolate))]
+        bad = np.broadcast_to(mass, equivalent.shape)[too_small | (too_large & (not extrapolate))]
         raise ValueError(f"sphere mass {bad.tolist()} g is outside the S-value table "
                          f"({table_mass[0]:.4g}-{table_mass[-1]:.4g} g, radius {SPHERE_RADII_MM[0]:g}-"
-                         f"{SPHERE_RADII_MM[-1]:g} mm at unit density); pass extrapolate=True for larger "
-                         f"spheres")
-    log_s = np.interp(np.log(np.minimum(mass, table_mass[-1])), np.log(table_mass), np.log(table_s))
+                         f"{SPHERE_RADII_MM[-1]:g} mm at {SPHERE_TABLE_DENSITY_G_PER_ML} g/mL); pass "
+                         f"extrapolate=True for larger spheres")
+    log_s = np.interp(np.log(np.minimum(equivalent, table_mass[-1])), np.log(table_mass), np.log(table_s))
     # Above the table: S x m held at the largest sphere's value.
-    return np.exp(log_s) * np.where(too_large, table_mass[-1] / mass, 1.0)
+    s_table = np.exp(log_s) * np.where(too_large, table_mass[-1] / equivalent, 1.0)
+    return s_table * equivalent / mass
 
 
 def organ_self_s_value(organ: str, phantom: str = "AM", patient_mass_g: float | None = None) -> float:

@@ -2,7 +2,7 @@
 
 For every reported region (:mod:`.dose_regions`) the cycle gives rows side by side:
 
-* ``sphere_s_value`` (lesions: unit-density sphere self S-value of the lesion's mass) or
+* ``sphere_s_value`` (lesions: soft-tissue sphere self S-value of the lesion's mass and CT density) or
   ``organ_s_value`` (kidneys, liver, spleen: OpenDose self S-value, mass-scaled to the
   patient's organ), from the region's time-integrated activity (TIA);
 * ``local_deposition``: all electron energy of the region's TIA absorbed in its mass
@@ -48,7 +48,7 @@ from ..dosimetry import (
 )
 from ..errors import fix
 from ..grid import image_on_grid, same_grid
-from ..physics import BQ_PER_MBQ, LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G
+from ..physics import BQ_PER_MBQ, LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G, SOFT_TISSUE_DENSITY_G_PER_ML
 from ..provenance import ProgressCallback, no_progress
 from ..registration import body_mask, register_deformable, register_rigid, resample_to
 from .dose_calibrated import (
@@ -109,7 +109,8 @@ class DosimetryOptions:
     supersampling : sub-voxels per axis for the fractional occupancy of regions on the SPECT grid
     voxel_integration : ``"analytic"`` or ``"trapezoid"`` voxel-wise TIA
     s_value_phantom : OpenDose phantom of the organ S-values (``"AM"`` or ``"AF"``)
-    kernel_radius_mm : voxel S-value kernel cut-off (mm)
+    kernel_radius_mm : voxel S-value kernel: photons within this distance on the voxel grid, beyond it on
+        the coarse grid over the whole image (mm)
     calibration : CT number to density
     limits_method : dose method of the kidney limit checks
     risk_factors : kidney risk factors present (BED limit 28 Gy instead of 40 Gy)
@@ -358,15 +359,16 @@ def dose_maps(tia_bq_h_per_ml: sitk.Image, ct_hu: sitk.Image | None, *, voxel_do
               ) -> tuple[sitk.Image, sitk.Image | None]:
     """Local-deposition and (with ``voxel_dose``) voxel S-value dose maps (Gy) of a TIA map.
 
-    Density from ``ct_hu`` resampled onto the TIA grid (linear; air outside the CT), or unit
-    density without a CT. Voxels outside ``inside`` (e.g. the body) are set to 0: there the dose
+    Density from ``ct_hu`` resampled onto the TIA grid (linear; air outside the CT), or soft tissue
+    (1.03 g/mL) without a CT. Voxels outside ``inside`` (e.g. the body) are set to 0: there the dose
     is SPECT blur in air divided by the density of air.
     """
     density = None
     if ct_hu is not None:
         density = density_image_from_ct(resample_to(ct_hu, tia_bq_h_per_ml, interpolator="linear",
                                                     default_value=AIR_HU), calibration)
-    local_map = local_deposition_dose(tia_bq_h_per_ml, density)
+    local_map = local_deposition_dose(tia_bq_h_per_ml,
+                                      SOFT_TISSUE_DENSITY_G_PER_ML if density is None else density)
     vsv_map = None
     if voxel_dose:
         cache = kernels if kernels is not None else {}

@@ -41,7 +41,7 @@ from scipy import ndimage
 
 from ..dosimetry import HuDensityCalibration, region_dose_statistics
 from ..grid import same_grid
-from ..physics import BQ_PER_MBQ, UNIT_DENSITY_G_PER_ML
+from ..physics import BQ_PER_MBQ, SOFT_TISSUE_DENSITY_G_PER_ML
 from ..regionstats import RegionMasks
 from ..registration import body_mask, resample_to
 from ..segments import Segment, Segmentation, SegmentTags, segment_occupancy, segmentation_on_grid
@@ -204,7 +204,7 @@ def build_cycle_regions(segmentation: Segmentation, ct_hu: sitk.Image | None, gr
         Tagged segments of the cycle (on the CT grid, or resampled onto it by nearest neighbour).
     ct_hu : SimpleITK.Image or None
         The cycle's CT (HU): masses and, without a body segment, the body outline. Without a CT
-        the pieces are made on the segmentation's grid, at unit density (soft tissue), and only
+        the pieces are made on the segmentation's grid, at soft-tissue density (1.03 g/mL), and only
         the segments themselves are modelled.
     grid : SimpleITK.Image
         The SPECT grid the activities are measured on.
@@ -238,7 +238,7 @@ def build_cycle_regions(segmentation: Segmentation, ct_hu: sitk.Image | None, gr
     pieces, piece_segments = _partition(on_ct)
     counts = np.bincount(pieces.ravel(), minlength=len(piece_segments) + 1)[1:]
     if ct_hu is None:
-        density_sum = counts * UNIT_DENSITY_G_PER_ML
+        density_sum = counts * SOFT_TISSUE_DENSITY_G_PER_ML
     else:
         density = calibration.density(sitk.GetArrayViewFromImage(ct_hu)).ravel()
         density_sum = np.bincount(pieces.ravel(), weights=density, minlength=len(piece_segments) + 1)[1:]

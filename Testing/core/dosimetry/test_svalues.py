@@ -1,4 +1,4 @@
-"""Sphere and organ self S-values: the LU177.md tables, interpolation, mass scaling."""
+"""Sphere and organ self S-values: the LU177.md tables (spheres at 1.03 g/mL), density scaling, mass scaling."""
 
 from __future__ import annotations
 
@@ -21,8 +21,25 @@ SPHERE_TABLE = [(1.0, 4.54), (2.0, 0.629), (5.0, 4.27e-2), (10.0, 5.46e-3), (20.
 
 @pytest.mark.parametrize(("radius_mm", "s_value"), SPHERE_TABLE)
 def test_sphere_table_reproduced_at_tabulated_radii(radius_mm, s_value):
-    mass_g = 4.0 / 3.0 * math.pi * radius_mm**3 / 1000.0
-    assert sphere_self_s_value(mass_g) == pytest.approx(s_value, rel=0.01)
+    # The table is for soft tissue of 1.03 g/mL (LU177.md): a tabulated sphere has mass 1.03 V.
+    mass_g = 1.03 * 4.0 / 3.0 * math.pi * radius_mm**3 / 1000.0
+    assert sphere_self_s_value(mass_g) == pytest.approx(s_value, rel=1e-9)
+    assert sphere_self_s_value(mass_g, 1.03) == pytest.approx(s_value, rel=1e-9)
+
+
+def test_other_density_scaled_by_equal_rho_r():
+    # A unit-density sphere of radius 10 mm has the absorbed fraction of the 1.03 g/mL sphere of
+    # radius 10/1.03 mm (equal rho R); S = phi E / m.
+    radius = 10.0
+    m_unit = 4.0 / 3.0 * math.pi * radius**3 / 1000.0
+    equivalent_mass = sphere_mass_g(radius / 1.03)  # at 1.03 g/mL
+    expected = float(sphere_self_s_value(equivalent_mass)) * equivalent_mass / m_unit
+    assert sphere_self_s_value(m_unit, 1.0) == pytest.approx(expected, rel=1e-12)
+    # LU177.md: unit-density spheres sit ~3 % above the 1.03 g/mL table at the same radius
+    # (the old code read the table as unit density: lesions 3 % low).
+    assert sphere_self_s_value(m_unit, 1.0) / 5.46e-3 == pytest.approx(1.03, abs=0.01)
+    with pytest.raises(ValueError, match="density must be positive"):
+        sphere_self_s_value(1.0, 0.0)
 
 
 def test_log_log_interpolation_in_mass():
@@ -44,12 +61,15 @@ def test_outside_table_is_an_error_or_documented_extrapolation():
         sphere_self_s_value(-1.0)
 
 
-def test_sphere_dose_uses_lesion_mass():
-    volume_ml = sphere_mass_g(10.0)
+def test_sphere_dose_uses_lesion_mass_and_density():
+    volume_ml = 4.0 / 3.0 * math.pi * 10.0**3 / 1000.0
+    # Default: soft tissue of 1.03 g/mL, the table's density.
     assert sphere_s_value_dose_gy(1000.0, volume_ml) == pytest.approx(1000.0 * 5.46e-3 * 3.6, rel=1e-9)
-    # A denser lesion of the same volume has the mass of a bigger sphere.
-    assert sphere_s_value_dose_gy(1000.0, volume_ml / 1.05, density_g_per_ml=1.05) == \
-        pytest.approx(1000.0 * 5.46e-3 * 3.6, rel=1e-9)
+    # A 1.05 g/mL lesion of the same volume: heavier, and a larger rho R (fewer electrons escape).
+    dense = sphere_s_value_dose_gy(1000.0, volume_ml, density_g_per_ml=1.05)
+    mass = volume_ml * 1.05
+    assert dense == pytest.approx(1000.0 * 3.6 * float(sphere_self_s_value(mass, 1.05)), rel=1e-12)
+    assert 1.03 / 1.05 < dense / (1000.0 * 5.46e-3 * 3.6) < 1.0
 
 
 def test_organ_s_values_and_mass_scaling():
