@@ -36,10 +36,12 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 from luprrt import mrml
+from luprrt.dosimetry import DOSE_METHODS, dose_method_names
 from luprrt.dosimetry.tac_models import TAC_MODELS
 from luprrt.provenance import no_progress
 
-DOSE_METHODS = ("voxel_s_value", "local_deposition")
+# The dose maps the panel offers: every voxel method of the dose-method registry.
+DOSE_MAP_METHODS = dose_method_names("voxel")
 TIA_UNITS = "Bq h/mL"
 # Columns of the dose table (luprrt.workflows.dose_cycle.DOSE_COLUMNS without patient and cycle).
 DOSE_TABLE_COLUMNS = ("region", "role", "side", "route", "lesion_id", "method", "tia_mbq_h", "tia_sd_mbq_h",
@@ -128,7 +130,7 @@ class LesionDosimetryParameterNode:
     ctVolume: vtkMRMLScalarVolumeNode
     segmentation: vtkMRMLSegmentationNode
     administeredActivityGBq: Annotated[float, WithinRange(0.1, 50.0)] = 7.4
-    doseMethod: Annotated[str, Choice(list(DOSE_METHODS))] = "voxel_s_value"
+    doseMethod: Annotated[str, Choice(list(DOSE_MAP_METHODS))] = "voxel_s_value"
     tacModel: Annotated[str, Choice(list(TAC_MODELS))] = "auto"
     uptakeRatePerH: Annotated[float, WithinRange(0.0, 10.0)] = 0.0
     uptakeRateSdPerH: Annotated[float, WithinRange(0.0, 10.0)] = 0.0
@@ -377,8 +379,9 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
 
         :param tiaVolumeNode: TIA volume in Bq h/mL (e.g. from :meth:`computeTimeIntegratedActivity`).
         :param segmentationNode: tagged lesions and organs.
-        :param method: ``"voxel_s_value"`` (FFT convolution with the Lu-177 voxel S-value kernel) or
-            ``"local_deposition"``; the table holds the region S-value and local-deposition doses too.
+        :param method: the dose map, a voxel method of :data:`luprrt.dosimetry.DOSE_METHODS`:
+            ``"voxel_s_value"`` (convolution with the Lu-177 voxel S-value kernel) or
+            ``"voxel_local_deposition"``; the table holds the region S-value and local-deposition doses too.
         :param ctVolumeNode: CT in HU for the density (dose / density) and masses; soft tissue (1.03 g/mL)
             without.
         :param sValuePhantom: OpenDose phantom of the organ S-values, ``"AM"`` or ``"AF"``.
@@ -391,8 +394,7 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         from luprrt.workflows.dose_regions import build_cycle_regions
         from luprrt.workflows.dose_tac import TiaEstimate
 
-        if method not in DOSE_METHODS:
-            raise ValueError(f"unknown dose method {method!r}; expected one of {DOSE_METHODS}")
+        _checkDoseMapMethod(method)
         _requireDistinctOutputs([tiaVolumeNode, segmentationNode, ctVolumeNode],
                                 {"dose volume": doseVolumeNode, "dose table": doseTableNode})
         if tiaVolumeNode is None or mrml.voxel_units(tiaVolumeNode) != TIA_UNITS:
@@ -403,14 +405,12 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         segmentation, ct = self._segmentationAndCt(segmentationNode, ctVolumeNode)
         regions = build_cycle_regions(segmentation, ct, tia)
         inside = regions.piece_labels_grid > 0 if ct is not None else None
-        local, vsv = dose_maps(tia, ct, voxel_dose=method == "voxel_s_value", inside=inside,
-                               progress=progress)
+        maps = dose_maps(tia, ct, voxel_dose=True, methods=_mapsWith(method), inside=inside, progress=progress)
         voxel_tia = regions.mean(tia) * regions.occupied_volume_ml / 1e6
         estimates = [[TiaEstimate("voxel_map", float(value), math.nan, math.nan, ())] for value in voxel_tia]
-        rows = region_dose_rows(regions, estimates, tia, local, vsv, "voxel_map", sValuePhantom)[0]
+        rows = region_dose_rows(regions, estimates, tia, maps, "voxel_map", sValuePhantom)[0]
         baseName = tiaVolumeNode.GetName()
-        doseNode = mrml.volume_node_output(vsv if vsv is not None else local, f"{baseName} dose {method}", "Gy",
-                                 doseVolumeNode)
+        doseNode = mrml.volume_node_output(maps[method], f"{baseName} dose {method}", "Gy", doseVolumeNode)
         tableNode = self._doseTable(rows, f"{baseName} dose table", doseTableNode)
         logging.info("LesionDosimetry: %s dose of %s over %d regions", method, baseName, len(regions.regions))
         return doseNode, tableNode
@@ -632,8 +632,7 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         from luprrt.workflows.dose_regions import build_cycle_regions
 
         progress = progress or no_progress
-        if doseMethod not in DOSE_METHODS:
-            raise ValueError(f"unknown dose method {doseMethod!r}; expected one of {DOSE_METHODS}")
+        _checkDoseMapMethod(doseMethod)
         population = _population(tacModel, populationUptakeRatePerH, populationUptakeRateSdPerH)
         bloodSamples = self._bloodSamples(bloodSamplesFile)
         if not (math.isfinite(administeredActivityGBq) and administeredActivityGBq > 0):
@@ -657,10 +656,10 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
             regions, curves, calibrated, uncorrected = self._calibratedCurves(
                 segmentation, ct, images, hours, tacModel, calibration, pvcFwhmMm, boundaryUncertainty, population)
         progress(0.5, "dose maps")
-        local, vsv = dose_maps(tia, ct, voxel_dose=doseMethod == "voxel_s_value",
-                               inside=regions.piece_labels_grid > 0 if ct is not None else None)
+        maps = dose_maps(tia, ct, voxel_dose=True, methods=_mapsWith(doseMethod),
+                         inside=regions.piece_labels_grid > 0 if ct is not None else None)
         voxelModel = "voxel_analytic" if len(images) > 1 else "voxel_haenscheid"
-        rows, primary = region_dose_rows(regions, curves.estimates, tia, local, vsv, voxelModel)
+        rows, primary = region_dose_rows(regions, curves.estimates, tia, maps, voxelModel)
         if calibration is not None:
             from luprrt.workflows.dose_cycle import calibrated_dose_rows
 
@@ -678,8 +677,8 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         baseName = spectVolumeNodes[0].GetName()
         results = {
             "tiaVolume": mrml.volume_node_output(tia, f"{baseName} TIA", TIA_UNITS, tiaVolumeNode),
-            "doseVolume": mrml.volume_node_output(vsv if vsv is not None else local, f"{baseName} dose {doseMethod}",
-                                        "Gy", doseVolumeNode),
+            "doseVolume": mrml.volume_node_output(maps[doseMethod], f"{baseName} dose {doseMethod}", "Gy",
+                                                  doseVolumeNode),
             "doseTable": self._doseTable(rows, f"{baseName} dose table", doseTableNode,
                                          CALIBRATED_COLUMNS if calibration is not None else ()),
         }
@@ -726,7 +725,7 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
             Path(folder) / f"cycle{cycle}", visit=f"cycle{cycle}", cycle=cycle,
             tables={"dose": doseRows, "limits": limitRows}, dose_map_gy=maps.get("dose"),
             tia_map_bq_h_per_ml=maps.get("tia"),
-            dose_method="voxel S-value convolution" if doseMethod == "voxel_s_value" else "local energy deposition",
+            dose_method=DOSE_METHODS[doseMethod].description,
             administered_activity_mbq=None if administeredActivityGBq is None else 1000.0 * administeredActivityGBq,
             overwrite=overwrite)
         logging.info("LesionDosimetry: exported %d files to %s", len(files), folder)
@@ -904,6 +903,16 @@ def _tableRows(rows, columns):
             for row in rows]
 
 
+def _checkDoseMapMethod(method: str) -> None:
+    if method not in DOSE_MAP_METHODS:
+        raise ValueError(f"unknown dose map method {method!r}; expected one of {list(DOSE_MAP_METHODS)}")
+
+
+def _mapsWith(method: str) -> tuple[str, ...]:
+    """The dose maps to compute: voxel-wise local deposition (always in the table) and ``method``."""
+    return tuple(dict.fromkeys(("voxel_local_deposition", method)))
+
+
 def _requireDistinctOutputs(inputNodes, outputNodes: dict) -> None:
     """Refuse an output node that is an input, or one node chosen for two outputs (ValueError).
 
@@ -1023,7 +1032,7 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
         ratio = centre / localDeposition
         self.assertGreaterEqual(ratio, 1.06)
         self.assertLessEqual(ratio, 1.10)
-        localNode = logic.computeDose(tiaNode, segmentationNode, method="local_deposition")[0]
+        localNode = logic.computeDose(tiaNode, segmentationNode, method="voxel_local_deposition")[0]
         self.assertAlmostEqual(slicer.util.arrayFromVolume(localNode)[22, 22, 22] / localDeposition, 1.0, 6)
         self.assertEqual(doseNode.GetAttribute("LuPRRT.Units"), "Gy")
 
@@ -1036,7 +1045,7 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
         segmentationNode = self._segmentationNode(grid, [
             (self._ball(grid, (-12, 0, 0), 14.0), SegmentTags("lesion", side="right", lesion_id="L1")),
             (self._ball(grid, (16, 0, 0), 12.0), SegmentTags("kidney", side="left"))])
-        table = LesionDosimetryLogic().computeDose(tiaNode, segmentationNode, method="local_deposition")[1]
+        table = LesionDosimetryLogic().computeDose(tiaNode, segmentationNode, method="voxel_local_deposition")[1]
         columns = [table.GetTable().GetColumnName(i) for i in range(table.GetTable().GetNumberOfColumns())]
         self.assertEqual(columns, list(DOSE_TABLE_COLUMNS))
         units = {c: table.GetColumnUnitLabel(c) for c in columns}
@@ -1074,14 +1083,14 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
             (self._ball(grid, (-12, 0, 0), 14.0), SegmentTags("lesion", side="right", lesion_id="L1")),
             (self._ball(grid, (16, 0, 0), 12.0), SegmentTags("kidney", side="left"))])
         logic = LesionDosimetryLogic()
-        doseNode, table = logic.computeDose(tiaNode, segmentationNode, method="local_deposition")
+        doseNode, table = logic.computeDose(tiaNode, segmentationNode, method="voxel_local_deposition")
         rows = {(r["region"], r["method"]): r for r in mrml.rows_from_table_node(table)}
         with tempfile.TemporaryDirectory() as folder:
             ct = Path(folder) / "ct"
             write_ct_series(grid * 0, ct, patient=DicomPatient("LD-DICOM"), study_uid=new_uid(),
                             frame_of_reference_uid=new_uid(), acquisition_datetime=datetime(2024, 5, 7, 9, 0))
             paths = logic.exportDicom(Path(folder) / "out", segmentationNode, sorted(map(str, ct.iterdir())), table,
-                                      doseVolumeNode=doseNode, tiaVolumeNode=tiaNode, doseMethod="local_deposition",
+                                      doseVolumeNode=doseNode, tiaVolumeNode=tiaNode, doseMethod="voxel_local_deposition",
                                       administeredActivityGBq=7.4)
             self.assertEqual(sorted(p.name for p in paths),
                              ["mirdcalc_tia.csv", "rtdose.dcm", "seg.dcm", "sr.dcm", "tia.dcm"])
@@ -1177,7 +1186,7 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
             (self._ball(grid, (-12, 0, 0), 14.0), SegmentTags("lesion", lesion_id="L1")),
             (self._ball(grid, (16, 0, 0), 12.0), SegmentTags("kidney", side="right"))])
         logic = LesionDosimetryLogic()
-        kwargs = {"doseMethod": "local_deposition"}
+        kwargs = {"doseMethod": "voxel_local_deposition"}
         first = logic.runCycle(spects, hours, segmentationNode, **kwargs)
         self.assertEqual(set(first), set(OUTPUT_FIELDS))
         classes = ("vtkMRMLScalarVolumeNode", "vtkMRMLScalarVolumeDisplayNode", "vtkMRMLTableNode",
@@ -1221,7 +1230,7 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
             logic.runCycle(spects, hours, segmentationNode, **kwargs, doseTableNode=first["limitsTable"],
                            limitsTableNode=first["limitsTable"])
         with self.assertRaisesRegex(ValueError, "the dose volume output 'TIA input' is also an input"):
-            logic.computeDose(tiaInput, segmentationNode, method="local_deposition", doseVolumeNode=tiaInput)
+            logic.computeDose(tiaInput, segmentationNode, method="voxel_local_deposition", doseVolumeNode=tiaInput)
         self.assertEqual(nodeCounts(), counts)
         np.testing.assert_array_equal(slicer.util.arrayFromVolume(tiaInput), 1.0e6)
 
@@ -1288,7 +1297,7 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
             path = write_rows_csv(patient.blood_samples[1], pathlib.Path(folder) / "blood.csv")
             before = path.read_bytes()
             results = LesionDosimetryLogic().runCycle(spects, hours, segmentationNode, ctVolumeNode=ct,
-                                                      doseMethod="local_deposition", bloodSamplesFile=path)
+                                                      doseMethod="voxel_local_deposition", bloodSamplesFile=path)
             self.assertEqual(path.read_bytes(), before)
         rows = {(r["region"], r["method"]): r for r in mrml.rows_from_table_node(results["doseTable"])}
         marrow = rows[("red_marrow", "blood_based_eanm")]
@@ -1303,7 +1312,7 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
                 bad = pathlib.Path(folder) / "bad.csv"
                 bad.write_text("time_h,blood_Bq\n1,2\n")
                 LesionDosimetryLogic().runCycle(spects, hours, segmentationNode, ctVolumeNode=ct,
-                                                doseMethod="local_deposition", bloodSamplesFile=bad)
+                                                doseMethod="voxel_local_deposition", bloodSamplesFile=bad)
 
     def test_constrained_biexponential_by_name(self):
         """Four scans of an uptake-washout curve: biexp_fixed_uptake recovers the TIA exactly, and says why."""
@@ -1379,7 +1388,7 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
             ct = mrml.volume_node_from_image(session.ct, "CT", units="HU")
             segmentationNode = mrml.segmentation_node_from_segmentation(session.segmentation, "Segmentation")
             results = logic.runCycle(spects, [a.hours_post_injection for a in session.spect], segmentationNode,
-                                     ctVolumeNode=ct, doseMethod="local_deposition", calibrationFile=path,
+                                     ctVolumeNode=ct, doseMethod="voxel_local_deposition", calibrationFile=path,
                                      boundaryUncertainty=False)
         rows = {(r["region"], r["method"]): r for r in mrml.rows_from_table_node(results["doseTable"])}
 

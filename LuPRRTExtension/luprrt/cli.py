@@ -202,8 +202,10 @@ def _blood_samples_argument(values: list[str] | None):
 
 
 def _add_dose(commands, common) -> None:
+    from .dosimetry import DOSE_METHODS
     from .dosimetry.tac_models import TAC_MODEL_DESCRIPTIONS, TAC_MODELS
 
+    methods = "; ".join(f"{name}: {method.description}" for name, method in DOSE_METHODS.items())
     parser = commands.add_parser(
         "dose", parents=[common],
         help="per-cycle and cumulative lesion and organ dosimetry of a patient folder",
@@ -211,7 +213,7 @@ def _add_dose(commands, common) -> None:
                     "quantitative SPECT in Bq/mL at one or more times). Writes dose.csv (dose per cycle, "
                     "region and method), tac.csv, limits.csv (kidney dose and BED, marrow dose, projected "
                     "after a further cycle), registration.csv, tia_cycle<k>.nrrd (Bq h/mL), "
-                    "dose_cycle<k>.nrrd (Gy) and provenance.json.")
+                    f"dose_cycle<k>.nrrd (Gy) and provenance.json. Dose methods (dose.csv 'method'): {methods}.")
     parser.add_argument("patient", type=Path, help="patient folder holding manifest.json")
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--registration", choices=("none", "rigid", "deformable"), default="rigid",

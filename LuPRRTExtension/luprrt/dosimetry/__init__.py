@@ -10,6 +10,7 @@ decay_spectra     Lu-177 emissions per decay (ICRP-107, PyPI icrp107-database)
 electron_transport  Bethe stopping power, CSDA range, condensed-history electron transport in water
 point_kernels     radial energy-deposition distributions (electrons, photons) in soft tissue
 vsv_kernel        voxel S-value kernels for any voxel size
+dose_methods      the registry of dose methods (region and voxel) read by workflow, CLI and panel
 dose              local deposition, FFT voxel-S-value convolution, CT density, S-value doses
 dvh               cumulative DVHs and D2/D50/D98/mean for many regions at once
 radiobiology      kidney BED, cumulative limits and next-cycle projection
@@ -32,6 +33,7 @@ from .dose import (
     sphere_s_value_dose_gy,
     voxel_s_value_dose,
 )
+from .dose_methods import DOSE_METHODS, DoseMethod, dose_method_names, register_dose_method
 from .dvh import (
     CumulativeDoseVolumeHistograms,
     RegionDoseStatistics,
@@ -60,9 +62,11 @@ from .vsv_kernel import DEFAULT_KERNEL_RADIUS_MM, VoxelSValueKernel, build_voxel
 __all__ = [
     "CALCULATOR_ORGANS",
     "DEFAULT_KERNEL_RADIUS_MM",
+    "DOSE_METHODS",
     "MARROW_DOSE_LIMIT_GY",
     "CumulativeDoseVolumeHistograms",
     "CycleDose",
+    "DoseMethod",
     "HuDensityCalibration",
     "LimitCheck",
     "RegionDoseStatistics",
@@ -77,6 +81,7 @@ __all__ = [
     "calculator_kinetics",
     "cumulative_dose_volume_histograms",
     "density_image_from_ct",
+    "dose_method_names",
     "far_photon_dose",
     "fft_convolve_same",
     "fit_time_activity",
@@ -87,6 +92,7 @@ __all__ = [
     "organ_s_value_dose_gy",
     "organ_self_s_value",
     "region_dose_statistics",
+    "register_dose_method",
     "s_value_dose_gy",
     "sphere_mass_g",
     "sphere_s_value_dose_gy",

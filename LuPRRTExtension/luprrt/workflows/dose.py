@@ -156,7 +156,6 @@ def run_patient_dosimetry(patient: str | Path | PatientData, out_dir: str | Path
                          f"{[c.cycle for c in patient.cycles]}")
 
     reference_fits: dict = {}
-    kernels: dict = {}
     results = []
     marrows: list[CycleMarrow] = []
     reference_body_fit = None
@@ -164,7 +163,7 @@ def run_patient_dosimetry(patient: str | Path | PatientData, out_dir: str | Path
     for k, cycle in enumerate(patient.cycles):
         start = 0.1 + k * share
         result = cycle_dosimetry(patient.patient_id, cycle, options=options, registration=registration,
-                                 voxel_dose=voxel_dose, reference_fits=reference_fits, kernels=kernels,
+                                 voxel_dose=voxel_dose, reference_fits=reference_fits,
                                  progress=lambda f, m, start=start: progress(start + share * f, m))
         for name, fit in result.fits.items():
             reference_fits.setdefault(name, fit)

@@ -33,22 +33,18 @@ import SimpleITK as sitk
 from ..calibration import DEFAULT_MARGIN_FWHM, SiteCalibration
 from ..dosimetry import (
     DEFAULT_KERNEL_RADIUS_MM,
+    DOSE_METHODS,
     HuDensityCalibration,
     TimeActivityFit,
-    VoxelSValueKernel,
     biologically_effective_dose_gy,
-    build_voxel_s_value_kernel,
     density_image_from_ct,
+    dose_method_names,
     haenscheid_tia_mbq_h,
-    local_deposition_dose,
-    organ_s_value_dose_gy,
-    sphere_s_value_dose_gy,
-    voxel_s_value_dose,
     voxel_time_integrated_activity,
 )
 from ..errors import fix
 from ..grid import image_on_grid, same_grid
-from ..physics import BQ_PER_MBQ, LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G, SOFT_TISSUE_DENSITY_G_PER_ML
+from ..physics import BQ_PER_MBQ, SOFT_TISSUE_DENSITY_G_PER_ML
 from ..provenance import ProgressCallback, no_progress
 from ..registration import body_mask, register_deformable, register_rigid, resample_to
 from .dose_calibrated import (
@@ -75,7 +71,7 @@ from .dose_tac import (
 
 log = logging.getLogger(__name__)
 
-METHODS = ("sphere_s_value", "organ_s_value", "local_deposition", "voxel_local_deposition", "voxel_s_value")
+METHODS = dose_method_names()  # every registered dose method (luprrt.dosimetry.dose_methods)
 REGISTRATIONS = ("none", "rigid", "deformable")
 DOSE_COLUMNS = ("patient_id", "cycle", "region", "role", "side", "route", "lesion_id", "method", "tia_mbq_h",
                 "tia_sd_mbq_h", "mass_g", "dose_gy", "dose_gy_sd", "bed_gy", "cumulative_dose_gy", "d2_gy",
@@ -84,8 +80,6 @@ TAC_COLUMNS = ("patient_id", "cycle", "region", "role", "side", "route", "lesion
                "activity_mbq", "uncorrected_activity_mbq", "fit_model")
 REGISTRATION_COLUMNS = ("patient_id", "cycle", "time_h", "spect", "registration", "metric_mattes_mi",
                         "metric_mattes_mi_before", "body_dice_before", "body_dice_after")
-# OpenDose organ S-values exist for these roles (luprrt.dosimetry.svalues.ORGAN_SELF_S_VALUES).
-ORGAN_S_VALUE_ROLES = ("kidney", "liver", "spleen")
 # Dose rows that get an uncertainty budget with a site calibration (the issue's lesion and kidney doses).
 UNCERTAINTY_ROLES = ("lesion", "kidney")
 AIR_HU = -1000.0
@@ -196,7 +190,7 @@ class CycleDosimetry:
 
 def cycle_dosimetry(patient_id: str, cycle: CycleData, *, options: DosimetryOptions, registration: str,
                     voxel_dose: bool, reference_fits: dict[str, TimeActivityFit | PeakTailFit],
-                    kernels: dict | None = None, progress: ProgressCallback | None = None) -> CycleDosimetry:
+                    progress: ProgressCallback | None = None) -> CycleDosimetry:
     """Dosimetry of one cycle (see the module docstring).
 
     Parameters
@@ -212,8 +206,6 @@ def cycle_dosimetry(patient_id: str, cycle: CycleData, *, options: DosimetryOpti
         Compute the voxel S-value (FFT) dose map.
     reference_fits : dict
         Region name -> fit of an earlier cycle, for the hybrid single-time-point TIA.
-    kernels : dict, optional
-        Cache of voxel S-value kernels by voxel size (filled here).
     progress : callable, optional
     """
     progress = progress or no_progress
@@ -259,12 +251,11 @@ def cycle_dosimetry(patient_id: str, cycle: CycleData, *, options: DosimetryOpti
                                                 dtype=np.float32), grid)
         voxel_model = "voxel_haenscheid"
     progress(0.55, f"cycle {cycle.cycle}: dose maps")
-    local_map, vsv_map = dose_maps(tia_map, cycle.ct, voxel_dose=voxel_dose, calibration=options.calibration,
-                                   kernel_radius_mm=options.kernel_radius_mm,
-                                   inside=regions.piece_labels_grid > 0, kernels=kernels,
-                                   progress=_scaled(progress, 0.6, 0.9))
+    maps = dose_maps(tia_map, cycle.ct, voxel_dose=voxel_dose, calibration=options.calibration,
+                     kernel_radius_mm=options.kernel_radius_mm, inside=regions.piece_labels_grid > 0,
+                     progress=_scaled(progress, 0.6, 0.9))
     progress(0.92, f"cycle {cycle.cycle}: tables")
-    rows, primary = region_dose_rows(regions, curves.estimates, tia_map, local_map, vsv_map, voxel_model,
+    rows, primary = region_dose_rows(regions, curves.estimates, tia_map, maps, voxel_model,
                                      options.s_value_phantom)
     columns = DOSE_COLUMNS
     if calibrated is not None:
@@ -278,7 +269,7 @@ def cycle_dosimetry(patient_id: str, cycle: CycleData, *, options: DosimetryOpti
     safety = _cycle_safety(cycle, regions, rows, primary, curves.estimates, options, voxel_dose)
     progress(1.0, f"cycle {cycle.cycle}: done")
     return CycleDosimetry(cycle.cycle, regions, times, curves.fits, rows, primary, tac, registration_rows,
-                          tia_map, vsv_map if vsv_map is not None else local_map, safety,
+                          tia_map, dose_map_of_record(maps), safety,
                           body_activity_mbq(images, regions.piece_labels_grid > 0))
 
 
@@ -355,54 +346,54 @@ def region_time_activity(regions: CycleRegions, images: list[sitk.Image], times_
 def dose_maps(tia_bq_h_per_ml: sitk.Image, ct_hu: sitk.Image | None, *, voxel_dose: bool,
               calibration: HuDensityCalibration | None = None,
               kernel_radius_mm: float = DEFAULT_KERNEL_RADIUS_MM, inside: np.ndarray | None = None,
-              kernels: dict | None = None, progress: ProgressCallback | None = None
-              ) -> tuple[sitk.Image, sitk.Image | None]:
-    """Local-deposition and (with ``voxel_dose``) voxel S-value dose maps (Gy) of a TIA map.
+              methods: tuple[str, ...] | None = None, progress: ProgressCallback | None = None
+              ) -> dict[str, sitk.Image]:
+    """Dose maps (Gy) of a TIA map by every registered voxel dose method, by method name.
 
     Density from ``ct_hu`` resampled onto the TIA grid (linear; air outside the CT), or soft tissue
-    (1.03 g/mL) without a CT. Voxels outside ``inside`` (e.g. the body) are set to 0: there the dose
-    is SPECT blur in air divided by the density of air.
+    (1.03 g/mL) without a CT. Without ``voxel_dose`` the optional methods (the voxel S-value
+    convolution) are skipped; ``methods`` limits the maps to those named. Voxels outside ``inside``
+    (e.g. the body) are set to 0: there the dose is SPECT blur in air divided by the density of air.
     """
-    density = None
+    density = SOFT_TISSUE_DENSITY_G_PER_ML
     if ct_hu is not None:
         density = density_image_from_ct(resample_to(ct_hu, tia_bq_h_per_ml, interpolator="linear",
                                                     default_value=AIR_HU), calibration)
-    local_map = local_deposition_dose(tia_bq_h_per_ml,
-                                      SOFT_TISSUE_DENSITY_G_PER_ML if density is None else density)
-    vsv_map = None
-    if voxel_dose:
-        cache = kernels if kernels is not None else {}
-        kernel = _kernel(tia_bq_h_per_ml.GetSpacing(), kernel_radius_mm, cache)
-        vsv_map = voxel_s_value_dose(tia_bq_h_per_ml, kernel, density, progress=progress)
-    if inside is not None:
-        local_map = _masked(local_map, inside)
-        vsv_map = _masked(vsv_map, inside) if vsv_map is not None else None
-    return local_map, vsv_map
+    wanted = [method for name, method in DOSE_METHODS.items() if method.kind == "voxel"
+              and (methods is None or name in methods) and (voxel_dose or not method.optional)]
+    maps = {}
+    for index, method in enumerate(wanted):
+        dose = method.dose_map(tia_bq_h_per_ml, density, kernel_radius_mm=kernel_radius_mm,
+                               progress=_scaled(progress or no_progress, index / len(wanted),
+                                                (index + 1) / len(wanted)))
+        maps[method.name] = _masked(dose, inside) if inside is not None else dose
+    return maps
+
+
+def dose_map_of_record(maps: dict[str, sitk.Image]) -> sitk.Image:
+    """The dose map a cycle exports: the voxel S-value map when it was computed, else local deposition."""
+    return maps.get("voxel_s_value", maps["voxel_local_deposition"])
 
 
 def region_dose_rows(regions: CycleRegions, estimates: list[list[TiaEstimate]], tia_map: sitk.Image,
-                     local_map: sitk.Image, vsv_map: sitk.Image | None, voxel_model: str,
+                     maps: dict[str, sitk.Image], voxel_model: str,
                      s_value_phantom: str = "AM") -> tuple[list[dict], list[bool]]:
     """Dose rows of every region (columns of :data:`DOSE_COLUMNS` except patient and cycle).
 
-    ``estimates[r]`` are the TIA estimates of region ``r`` (the S-value and local-deposition
-    rows repeat per estimate); the voxel rows come from the maps. Returns the rows and which
-    of them are primary.
+    ``estimates[r]`` are the TIA estimates of region ``r``: every registered region dose method
+    that applies to the region's role gives a row per estimate; every map of ``maps`` (voxel
+    method name -> dose map, :func:`dose_maps`) gives one row. Returns the rows and which of them
+    are primary.
     """
     mass = regions.mass_g
     volume = regions.volume_ml
     voxel_tia = regions.mean(tia_map) * regions.occupied_volume_ml / BQ_PER_MBQ
-    maps = [("voxel_local_deposition", local_map)]
-    if vsv_map is not None:
-        maps.append(("voxel_s_value", vsv_map))
-    voxel_stats = {method: (regions.mean(image), regions.dose_percentiles(image)) for method, image in maps}
+    voxel_stats = {method: (regions.mean(image), regions.dose_percentiles(image)) for method, image in maps.items()}
     rows, primary = [], []
     for r, region in enumerate(regions.regions):
         base = region.tags() | {"mass_g": float(mass[r])}
-        s_method = ("sphere_s_value" if region.role == "lesion"
-                    else "organ_s_value" if region.role in ORGAN_S_VALUE_ROLES else None)
+        methods = [name for name, method in DOSE_METHODS.items() if method.applies_to(region.role)]
         for estimate in estimates[r]:
-            methods = ([s_method] if s_method else []) + ["local_deposition"]
             for method in methods:
                 dose, flags = _region_dose(method, region.role, estimate.tia_mbq_h, float(volume[r]),
                                            float(mass[r]), s_value_phantom)
@@ -410,7 +401,7 @@ def region_dose_rows(regions: CycleRegions, estimates: list[list[TiaEstimate]], 
                             | {"method": method})
                 primary.append(estimate.primary)
         reference = next((e for e in estimates[r] if e.primary), None)
-        for method, _ in maps:
+        for method in maps:
             mean, percentiles = voxel_stats[method]
             dose = float(mean[r])
             row = base | {"method": method, "tia_mbq_h": float(voxel_tia[r]), "tia_sd_mbq_h": None,
@@ -439,7 +430,7 @@ def calibrated_dose_rows(rows: list[dict], regions: CycleRegions, curves: Region
         r = index[row["region"]]
         method = row["method"]
         extra = {"calibration": calibration.label}
-        if method in ("sphere_s_value", "organ_s_value", "local_deposition"):
+        if DOSE_METHODS[method].kind == "region":
             extra["correction"] = calibrated.correction[r]
             other = next((e for e in uncorrected.estimates[r] if e.model == row["fit_model"]),
                          next((e for e in uncorrected.estimates[r] if e.primary), None))
@@ -498,18 +489,13 @@ def _dose_columns(dose: float, estimate: TiaEstimate, role: str) -> dict:
 
 def _region_dose(method: str, role: str, tia_mbq_h: float, volume_ml: float, mass_g: float,
                  phantom: str) -> tuple[float, list[str]]:
-    """Mean dose (Gy) of a region by an S-value or local-deposition method; NaN with a flag if undefined."""
+    """Mean dose (Gy) of a region by a registered region method; NaN with a flag if undefined."""
     if not (math.isfinite(tia_mbq_h) and mass_g > 0):
         return math.nan, []
     try:
-        if method == "sphere_s_value":
-            dose = sphere_s_value_dose_gy(tia_mbq_h, volume_ml, mass_g / volume_ml, extrapolate=True)
-            return float(dose), []
-        if method == "organ_s_value":
-            return float(organ_s_value_dose_gy(tia_mbq_h, role, phantom, patient_mass_g=mass_g)), []
+        return float(DOSE_METHODS[method].region_dose_gy(tia_mbq_h, role, volume_ml, mass_g, phantom)), []
     except ValueError as error:
         return math.nan, [f"{method}: {error}"]
-    return tia_mbq_h * LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G / mass_g, []
 
 
 def _bed(dose_gy: float, effective_half_life_h: float) -> float | None:
@@ -633,13 +619,6 @@ def _body_dice(fixed_ct: sitk.Image, moving_ct: sitk.Image) -> float:
     moving_mask = resample_to(body_mask(moving_ct), fixed_ct, interpolator="nearest")
     moving = sitk.GetArrayViewFromImage(moving_mask) > 0
     return 2.0 * np.count_nonzero(fixed & moving) / (np.count_nonzero(fixed) + np.count_nonzero(moving))
-
-
-def _kernel(spacing, radius_mm: float, cache: dict) -> VoxelSValueKernel:
-    key = (tuple(round(float(s), 6) for s in spacing), float(radius_mm))
-    if key not in cache:
-        cache[key] = build_voxel_s_value_kernel(spacing, radius_mm)
-    return cache[key]
 
 
 def _masked(dose: sitk.Image, inside: np.ndarray) -> sitk.Image:

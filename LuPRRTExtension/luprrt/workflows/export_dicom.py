@@ -30,7 +30,7 @@ from pathlib import Path
 import pydicom
 import SimpleITK as sitk
 
-from ..dosimetry import calculator_kinetics, write_mirdcalc_csv, write_olinda_case
+from ..dosimetry import DOSE_METHODS, calculator_kinetics, write_mirdcalc_csv, write_olinda_case
 from ..io import (
     load_series,
     parse_host_port,
@@ -260,7 +260,7 @@ def _dose_map_method(results: Path) -> str:
     """How ``dose_cycle<k>.nrrd`` was computed: voxel S-value convolution unless it was switched off."""
     provenance = results / "dose" / "provenance.json"
     parameters = json.loads(provenance.read_text(encoding="utf-8")).get("parameters", {}) if provenance.is_file() else {}
-    return "voxel S-value convolution" if parameters.get("voxel_dose", True) else "local energy deposition"
+    return DOSE_METHODS["voxel_s_value" if parameters.get("voxel_dose", True) else "voxel_local_deposition"].description
 
 
 def _volume(path: Path, units: str):
