@@ -292,6 +292,24 @@ def test_nm_counts_scale_inversely_with_calibration_and_view_duration(tmp_path):
     assert_same_values(sixty.image, truth * 0.5)
 
 
+def test_nm_counts_intercept_is_converted_with_the_counts(tmp_path):
+    """Counts = stored x RescaleSlope + RescaleIntercept, then Bq/mL = counts / (view s x cps/MBq) x 1e6 / voxel mL.
+
+    The intercept added to the header is written as a concentration offset of 500 Bq/mL
+    (3 % of the largest voxel, 50 % of the smallest), far above the 0.1 % value tolerance:
+    a reader that drops the intercept or converts it differently from the counts fails.
+    """
+    truth = spect_truth()
+    path = write_spect(tmp_path / "spect.dcm", truth, "counts")
+    offset_bq_per_ml = 500.0
+    view_s = 30.0  # the writer's 30 s views (ActualFrameDuration 30000 ms)
+    voxel_ml = SPACING_MM[0] * SPACING_MM[1] * SPACING_MM[2] / 1000.0
+    offset_counts = offset_bq_per_ml * voxel_ml * view_s * COUNTS_TRAP_CALIBRATION_CPS_PER_MBQ / 1e6
+    edit_dicom(path, lambda ds: setattr(ds, "RescaleIntercept", float(ds.RescaleIntercept) + offset_counts))
+    read = read_nm_spect(path, calibration_cps_per_mbq=COUNTS_TRAP_CALIBRATION_CPS_PER_MBQ)
+    assert_same_values(read.image, truth + offset_bq_per_ml)
+
+
 @pytest.mark.parametrize(("trap", "message", "fix"), [
     ("missing_injection_datetime", r"RadiopharmaceuticalStartDateTime \(0018,1078\).*injection_datetime=",
      {"injection_datetime": INJECTION}),
