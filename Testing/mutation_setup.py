@@ -17,8 +17,9 @@ first, tracing run of the tests shorter.
 from __future__ import annotations
 
 import sys
-import tomllib
 from pathlib import Path
+
+import tomllib
 
 REPOSITORY = Path(__file__).resolve().parent.parent
 RUN_FOLDER = REPOSITORY / "build" / "mutation"
