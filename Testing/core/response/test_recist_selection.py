@@ -79,5 +79,5 @@ def test_measurement_rows_read_lymph_node_flags_and_name_a_bad_one():
 def test_non_target_response_refuses_unknown_and_empty_statuses_by_name():
     with pytest.raises(ValueError, match=r"^unknown non-target status \['gone'\]; expected one of \('present', "):
         non_target_response(["absent", "gone"])
-    with pytest.raises(ValueError, match="^no non-target lesions to assess$"):
+    with pytest.raises(ValueError, match=r"^no non-target lesions to assess$"):
         non_target_response([])
