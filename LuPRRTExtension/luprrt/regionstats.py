@@ -128,7 +128,7 @@ class RegionStatistics:
         """Position of ``label`` (a label value or a region name)."""
         hits = np.flatnonzero(self.label == label)
         if hits.size == 0:
-            raise KeyError(f"no region {label!r}; have {list(self.label)}")
+            raise KeyError(f"no region {label!r}; have {self.label.tolist()}")
         return int(hits[0])
 
     def rows(self) -> list[dict]:
