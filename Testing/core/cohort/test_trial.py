@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -246,6 +248,27 @@ def test_dose_response_spearman_levels():
     assert patient.rho == pytest.approx(-1.0) and patient.n == 3
     with pytest.raises(ValueError, match="needs >= 3"):
         dose_response_spearman(table.iloc[:2])
+
+
+def test_dose_response_spearman_against_ranks_by_hand_with_unreadable_values_left_out():
+    """rho = Pearson correlation of the ranks; p from t = rho sqrt((n - 2) / (1 - rho^2)) on n - 2 df."""
+    table = pd.DataFrame({
+        "patient_id": ["A", "A", "B", "B", "C", "C", "D", "E"],
+        "cum_dose_gy": ["12", "30", "7", "55", "21", "n/a", "80", "41"],  # "n/a" is left out
+        "sum_change_pct": [-5.0, -22.0, 8.0, -30.0, -2.0, -40.0, -35.0, -11.0],
+    })
+    result = dose_response_spearman(table, dose="cum_dose_gy", response="sum_change_pct")
+    dose = np.array([12.0, 30.0, 7.0, 55.0, 21.0, 80.0, 41.0])
+    change = np.array([-5.0, -22.0, 8.0, -30.0, -2.0, -35.0, -11.0])
+    rho = np.corrcoef(dose.argsort().argsort(), change.argsort().argsort())[0, 1]
+    t = rho * math.sqrt((dose.size - 2) / (1.0 - rho ** 2))
+    p_value = 2.0 * stats.t.sf(abs(t), dose.size - 2)
+    assert (result.rho, result.p_value) == pytest.approx((rho, p_value), rel=1e-9)
+    assert (result.n, result.level, result.dose, result.response) == (7, "lesion", "cum_dose_gy", "sum_change_pct")
+    with pytest.raises(ValueError, match=r"^level must be 'lesion' or 'patient', got 'lobe'$"):
+        dose_response_spearman(table, level="lobe")
+    with pytest.raises(ValueError, match=r"^lesion table lacks column\(s\) \['tumour_dose_gy'\]"):
+        dose_response_spearman(table, response="sum_change_pct")
 
 
 def test_mixed_model_simplifies_random_effects_that_cannot_be_fitted(cohort_ia_130, monkeypatch, caplog):
