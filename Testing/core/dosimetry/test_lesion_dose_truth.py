@@ -3,8 +3,8 @@
 Truth of a lesion: a uniform activity in a sphere of radius r of soft tissue (1.03 g/mL); its
 time-integrated activity (TIA) is the analytic integral of its mono- or bi-exponential curve;
 its mean self-dose is TIA x S(r) x 3.6 (MBq h x mGy/(MBq s) x 3600 s/h / 1000 mGy/Gy), S(r)
-from the published sphere table typed below, interpolated linearly in log S against log r
-(which is log-log in mass at one density) by numpy in this file.
+from the published sphere table typed in Testing/sphere_s_values.py, interpolated linearly in
+log S against log r (log-log in mass at one density) by numpy there.
 
 Tolerances: the curves are noise-free and sampled from the model fitted, so the fitted TIA
 differs from the integral only by the optimiser's convergence (below 1e-6 in practice), and a
@@ -19,18 +19,20 @@ import math
 
 import numpy as np
 import pytest
+from sphere_s_values import (
+    GY_PER_MBQ_H_PER_MGY_PER_MBQ_S,
+    TABLE_DENSITY_PENDING,
+    TABLE_RADIUS_MM,
+    TABLE_S_MGY_PER_MBQ_S,
+    TISSUE_DENSITY_G_PER_ML,
+    s_truth,
+)
+from sphere_s_values import sphere_volume_ml as volume_ml
 
 from luprrt.dosimetry import fit_time_activity, sphere_s_value_dose_gy
 from luprrt.physics import decay_correct
 
-# Lu-177 self S-values of soft-tissue spheres (1.03 g/mL), photons included, mGy/(MBq s), by radius
-# (mm): the published sphere-model tables (IDAC-Dose 2.1 sphere module: Andersson et al., EJNMMI Res
-# 2017;7:88; OLINDA/EXM sphere model: Stabin, Sparks & Crowe, J Nucl Med 2005;46:1023-1027).
-TABLE_RADIUS_MM = np.array([1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0])
-TABLE_S_MGY_PER_MBQ_S = np.array([4.54, 0.629, 4.27e-2, 5.46e-3, 6.93e-4, 2.07e-4, 2.65e-5])
-TISSUE_DENSITY_G_PER_ML = 1.03  # the table's soft tissue
 LU177_HALF_LIFE_H = 159.528  # ICRP Publication 107 (6.647 d), typed here on purpose
-GY_PER_MBQ_H_PER_MGY_PER_MBQ_S = 3600.0 / 1000.0
 SCAN_TIMES_H = np.array([1.0, 4.0, 24.0, 96.0, 168.0])
 REL_TOL = 1e-3
 
@@ -51,23 +53,6 @@ LESIONS = {
     "r45": (45.0, ("bi", 500.0, 105.0, 4.0)),
     "r60": (60.0, ("mono", 900.0, 85.0)),
 }
-
-# The sphere table is read as 1.03 g/mL tissue once the S-value rewrite of issue 11 (dosimetry/
-# svalues.py, branch issue11-kernel) is merged; until then luprrt reads it as unit density and
-# puts a 1.03 g/mL lesion 2-3 % low. strict: this marker must be removed when that fix lands.
-TABLE_DENSITY_PENDING = pytest.mark.xfail(
-    strict=True, raises=(AssertionError, ValueError), reason="sphere S-value table read as unit density until issue11-kernel's svalues "
-                        "(table = 1.03 g/mL tissue) is merged; remove this marker then")
-
-
-def volume_ml(radius_mm: float) -> float:
-    return 4.0 / 3.0 * math.pi * radius_mm ** 3 / 1000.0
-
-
-def s_truth(radius_mm: float) -> float:
-    """Self S-value (mGy/(MBq s)) of a 1.03 g/mL sphere: the table, log-log between its radii."""
-    return float(np.exp(np.interp(np.log(radius_mm), np.log(TABLE_RADIUS_MM), np.log(TABLE_S_MGY_PER_MBQ_S))))
-
 
 def curve_mbq(kinetics: tuple, t_h: np.ndarray) -> np.ndarray:
     """Activity (MBq) of the lesion at times ``t_h`` (h), not decay-corrected."""
