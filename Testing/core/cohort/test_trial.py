@@ -215,6 +215,17 @@ def test_uptake_summary_rejects_lesion_level_values():
         uptake_summary_by_cycle(table, ["extrahepatic_uptake_pct_ia"])
 
 
+def test_uptake_summary_takes_a_patient_without_the_value_as_missing_not_as_differing():
+    """A patient whose kidneys were not segmented has no uptake (NaN on every row): left out, no error."""
+    table = pd.DataFrame({"patient_id": ["A", "A", "B", "B", "C"], "cycle": [1] * 5,
+                          "kidney_uptake_pct_ia": [2.0, 2.0, np.nan, np.nan, 4.0]})
+    summary = uptake_summary_by_cycle(table, "kidney_uptake_pct_ia").set_index("cycle")
+    assert summary.loc[1, "n_patients_kidney_uptake_pct_ia"] == 2
+    assert summary.loc[1, "mean_kidney_uptake_pct_ia"] == pytest.approx(3.0)
+    with pytest.raises(ValueError, match=r"^uptake table lacks column\(s\) \['spleen_uptake_pct_ia'\]"):
+        uptake_summary_by_cycle(table, "spleen_uptake_pct_ia")
+
+
 def test_cumulative_dose_and_lobe_summary():
     table = pd.DataFrame(
         {
@@ -231,6 +242,8 @@ def test_cumulative_dose_and_lobe_summary():
     lobes = lobe_dose_summary(table).set_index(["cycle", "route"])
     assert lobes.loc[(1, "IA"), "mean_tumour_dose_gy"] == 20.0
     assert lobes.loc[(2, "IV"), "n_lesions"] == 1
+    with pytest.raises(ValueError, match=r"^lesion table lacks column\(s\) \['route'\]"):
+        lobe_dose_summary(table.drop(columns="route"))
 
 
 def test_dose_response_spearman_levels():
