@@ -482,6 +482,44 @@ def test_pet_total_dose_is_bq_and_mbq_is_detected_by_magnitude(tmp_path):
     assert any("RadionuclideTotalDose (0018,1074) = 250 is not plausible in Bq" in w for w in result.warnings)
 
 
+def test_pet_without_start_times_takes_the_series_time_and_the_injection_given(tmp_path):
+    """No acquisition date/time and no injection time in the headers: both come from elsewhere, warned."""
+    paths = write_pet(tmp_path / "pet", gradient_image(2000.0, (1.0, 1.0, 1.0)))
+
+    def strip(ds):
+        del ds.AcquisitionDate, ds.AcquisitionTime
+        ds.SeriesDate, ds.SeriesTime = "20240305", "103015"
+        item = ds.RadiopharmaceuticalInformationSequence[0]
+        del item.RadiopharmaceuticalStartDateTime, item.RadiopharmaceuticalStartTime, item.Radiopharmaceutical
+        del item.RadionuclideCodeSequence, ds.DecayCorrection
+        if "AcquisitionDateTime" in ds:
+            del ds.AcquisitionDateTime
+
+    for path in paths:
+        edit_dicom(path, strip)
+    injected = ACQUISITION - timedelta(hours=2, minutes=30)
+    result = read_pet_series(tmp_path / "pet", injection_datetime=injected)
+    assert result.acquisition_datetime == ACQUISITION and result.injection_datetime == injected
+    assert result.hours_post_injection == pytest.approx(2.5, abs=1e-9)
+    assert [w for w in result.warnings if "no AcquisitionDate/Time; SeriesDate/Time taken as acquisition start" in w]
+    assert (result.pet.radiopharmaceutical, result.pet.radionuclide, result.pet.decay_correction) == (None, None,
+                                                                                                      None)
+    assert result.pet.half_life_h == pytest.approx(109.77 / 60.0, rel=1e-9)  # RadionuclideHalfLife kept
+    with pytest.raises(ValueError, match="RadiopharmaceuticalStartDateTime"):
+        read_pet_series(tmp_path / "pet")
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"calibration_cps_per_mbq": 0.0}, "calibration_cps_per_mbq must be positive, got 0.0"),
+    ({"calibration_cps_per_mbq": 15.0, "frame_duration_s": -30.0}, "frame_duration_s must be positive, got -30.0"),
+])
+def test_nm_bad_caller_numbers_are_named_not_blamed_on_the_file(tmp_path, options, message):
+    path = write_spect(tmp_path / "spect.dcm", spect_truth(), "counts")
+    with pytest.raises(ValueError) as raised:
+        read_nm_spect(path, **options)
+    assert str(raised.value) == message
+
+
 def test_pet_rejects_non_bqml_units(tmp_path):
     paths = write_pet(tmp_path / "pet", gradient_image(2000.0, (1.0, 1.0, 1.0)))
     edit_dicom(paths[3], lambda ds: setattr(ds, "Units", "CNTS"))
