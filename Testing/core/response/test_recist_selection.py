@@ -18,6 +18,7 @@ from luprrt.response.recist import (
     apply_target_selection,
     non_target_response,
     select_target_lesions,
+    target_response,
 )
 
 BASELINE = date(2024, 1, 8)
@@ -81,3 +82,21 @@ def test_non_target_response_refuses_unknown_and_empty_statuses_by_name():
         non_target_response(["absent", "gone"])
     with pytest.raises(ValueError, match=r"^no non-target lesions to assess$"):
         non_target_response([])
+
+
+@pytest.mark.parametrize(("current_mm", "expected"), [
+    (60.0, "PD"),  # exactly +20 % and +10 mm over the 50 mm nadir: PD (at least 20 %, 4.3.1)
+    (59.9, "SD"),  # +19.8 %: not PD; above the 49 mm PR limit of the 70 mm baseline
+    (56.0, "SD"),  # +12 % and +6 mm: the 5 mm condition alone is not PD
+    (49.0, "PR"),  # exactly -30 % of the 70 mm baseline
+])
+def test_target_response_at_the_pd_and_pr_limits(current_mm, expected):
+    """Baseline 70 mm, nadir 50 mm, one 'liver' target measured at ``current_mm``."""
+    targets = [lesion("L1", "liver", current_mm)]
+    assert target_response(targets, 70.0, 50.0, 1).name == expected
+
+
+def test_target_response_needs_the_absolute_5_mm_increase_too():
+    """Nadir 20 mm -> 24 mm is +20 % but only +4 mm: not PD (4.3.1); 25 mm is."""
+    assert target_response([lesion("L1", "liver", 24.0)], 30.0, 20.0, 1).name == "SD"
+    assert target_response([lesion("L1", "liver", 25.0)], 30.0, 20.0, 1).name == "PD"
