@@ -317,3 +317,14 @@ def test_size_matching_pairs_the_nearest_volumes_within_the_ratio():
     assert len(size_matched_lesions(table, cycle=1, max_volume_ratio=1.5)) == 2
     with pytest.raises(ValueError, match="max_volume_ratio must be >= 1"):
         size_matched_lesions(table, max_volume_ratio=0.5)
+
+
+def test_size_matching_keeps_a_pair_at_exactly_the_ratio_and_lists_patients_in_order():
+    """'At most max_volume_ratio': 4 mL against 2 mL is a pair at ratio 2; patients come out sorted."""
+    table = pd.DataFrame({
+        "patient_id": ["P2", "P2", "P1", "P1"], "cycle": [1] * 4, "route": ["IA", "IV", "IV", "IA"],
+        "lesion_id": ["c", "d", "b", "a"], "volume_ml": [4.0, 2.0, 8.0, 8.5],
+    })
+    matched = size_matched_lesions(table, cycle=1, max_volume_ratio=2.0)
+    assert matched["lesion_id"].tolist() == ["a", "b", "c", "d"]
+    assert matched["match"].tolist() == [1, 1, 1, 1]
