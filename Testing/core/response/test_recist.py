@@ -442,3 +442,11 @@ def test_measurement_rows_from_dicts():
     with pytest.raises(ValueError, match=r"missing \['date'\]"):
         assess_patient([{"patient_id": 3, "lesion_id": 1, "organ": "liver", "is_lymph_node": False,
                          "lesion_type": "target"}])
+
+
+def test_sums_keep_the_precision_of_the_measurements():
+    """Sums at the measurements' 0.1 mm: 28.3 + 10.1 = 38.4 mm, not 38.400000000000006 nor 38."""
+    rows = series({"a": [28.3, 20.2, 20.1], "b": [10.1, 6.1, 6.6]}, days=(0, 56, 112))
+    first, second = assess_patient(rows)
+    assert (first.baseline_sum_mm, first.sum_of_diameters_mm, first.nadir_sum_mm) == (38.4, 26.3, 38.4)
+    assert (second.sum_of_diameters_mm, second.nadir_sum_mm) == (26.7, 26.3)
