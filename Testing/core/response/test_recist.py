@@ -357,6 +357,14 @@ def test_confirmation_needs_the_minimum_interval():
                                  RecistCriteria(require_confirmation=False)).response is R.PR
 
 
+def test_confirmation_is_the_next_response_not_one_after_a_stable_disease():
+    """PR, PR 8 weeks later, then SD: the second PR confirms the first (a later SD does not undo it)."""
+    confirmed = best_overall_response(time_points((56, R.PR), (112, R.PR), (168, R.SD)))
+    assert (confirmed.response, confirmed.date, confirmed.confirmed_on) == (R.PR, on_day(56), on_day(112))
+    with pytest.raises(ValueError, match=r"^no follow-up time points: best overall response needs at least one$"):
+        best_overall_response([])
+
+
 def test_stable_disease_needs_the_minimum_duration_from_baseline():
     assert best_overall_response(time_points((35, R.SD))).response is R.NE
     shorter = RecistCriteria(min_sd_duration_days=35)
