@@ -217,6 +217,31 @@ def test_nm_rwv_intercept_and_slope_are_both_scaled_by_the_unit(tmp_path, unit, 
     assert_same_values(read_nm_spect(path).image, truth + offset_bq_per_ml)
 
 
+def test_nm_rwv_mapping_in_the_shared_functional_group_applies_to_every_frame(tmp_path):
+    truth = spect_truth()
+    path = write_spect(tmp_path / "spect.dcm", truth, "rwv_only")
+
+    def to_shared_group(ds):
+        shared = pydicom.Dataset()
+        shared.RealWorldValueMappingSequence = ds.RealWorldValueMappingSequence
+        ds.SharedFunctionalGroupsSequence = [shared]
+        del ds.RealWorldValueMappingSequence
+
+    edit_dicom(path, to_shared_group)
+    assert_same_values(read_nm_spect(path).image, truth)
+
+
+def test_nm_single_frame_and_an_unneeded_calibration_warned(tmp_path):
+    """A one-slice reconstruction (2D pixel data) is read; a camera calibration given for a Bq/mL image is ignored."""
+    single = spect_truth()[:, :, 5:6]
+    path = write_spect(tmp_path / "spect.dcm", single)
+    assert int(pydicom.dcmread(path).NumberOfFrames) == 1
+    result = read_nm_spect(path, calibration_cps_per_mbq=15.0)
+    assert result.image.GetSize() == (SIZE_XYZ[0], SIZE_XYZ[1], 1)
+    assert_same_values(result.image, single)
+    assert result.warnings == ["calibration_cps_per_mbq ignored: the image is already in Bq/mL"]
+
+
 def test_nm_per_frame_rwv_mapping_is_applied_per_frame(tmp_path):
     truth = spect_truth()
     path = write_spect(tmp_path / "spect.dcm", truth, "per_frame_rescale")
