@@ -8,7 +8,8 @@ too-small lesions taken as targets, the trial's criteria ignored, a 10.0 mm node
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import replace
+from datetime import date, timedelta
 
 import pytest
 
@@ -16,6 +17,7 @@ from luprrt.response.recist import (
     LesionMeasurement,
     RecistCriteria,
     apply_target_selection,
+    assess_patient,
     non_target_response,
     select_target_lesions,
     target_response,
@@ -100,3 +102,15 @@ def test_target_response_needs_the_absolute_5_mm_increase_too():
     """Nadir 20 mm -> 24 mm is +20 % but only +4 mm: not PD (4.3.1); 25 mm is."""
     assert target_response([lesion("L1", "liver", 24.0)], 30.0, 20.0, 1).name == "SD"
     assert target_response([lesion("L1", "liver", 25.0)], 30.0, 20.0, 1).name == "PD"
+
+
+def test_a_follow_up_non_target_without_status_and_bad_thresholds_are_named():
+    rows = [lesion("L1", "liver", 40.0), lesion("L2", "liver", 20.0, kind="non_target", status="present"),
+            replace(lesion("L1", "liver", 30.0), date=BASELINE + timedelta(days=56)),
+            replace(lesion("L2", "liver", 20.0, kind="non_target"), date=BASELINE + timedelta(days=56))]
+    with pytest.raises(ValueError, match=r"^patient 'P1': non-target lesion 'L2' on 2024-03-04 has no non_target_status "
+                                         r"\(one of \('present', 'absent', 'progression', 'not_evaluated'\)\)$"):
+        assess_patient(rows)
+    with pytest.raises(ValueError, match=r"^RECIST thresholds need 0 < pr_decrease_pct < 100 and pd_increase_pct "
+                                         r"> 0; got 100.0, 20.0$"):
+        RecistCriteria(pr_decrease_pct=100.0)
