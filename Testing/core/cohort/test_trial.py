@@ -97,6 +97,18 @@ def test_paired_analysis_matches_scipy_paired_t_test(cohort_ia_130):
     assert result.ia_mean == pytest.approx(raw.xs("IA", level="route").mean(), rel=1e-12)
 
 
+def test_paired_analysis_uses_the_confidence_asked_for(cohort_ia_130):
+    result = paired_ia_iv(cohort_ia_130, confidence=0.90)
+    keys = [cohort_ia_130["patient_id"], cohort_ia_130["route"]]
+    logs = np.log(cohort_ia_130["tn_mean"]).groupby(keys).mean()
+    interval = stats.ttest_rel(logs.xs("IA", level="route"), logs.xs("IV", level="route")).confidence_interval(0.90)
+    assert (result.ci_low, result.ci_high) == pytest.approx((np.exp(interval.low), np.exp(interval.high)), rel=1e-12)
+    with pytest.raises(ValueError, match=r"^confidence must be in \(0, 1\), got 1.0$"):
+        geometric_mean_ratio_ci([1.0, 2.0], [1.0, 1.5], confidence=1.0)
+    with pytest.raises(ValueError, match=r"^a paired comparison needs at least 2 patients, got 0$"):
+        geometric_mean_ratio_ci(1.0, 2.0)
+
+
 def test_published_lutia_shape_of_summary_table(cohort_ia_130):
     # LUTIA (Ebbers et al. EJNMMI 2024): T/N means per lobe, paired t-test p, ratio with 95 % CI,
     # share of patients with an increase.
