@@ -263,6 +263,41 @@ def test_nm_per_frame_rwv_mapping_is_applied_per_frame(tmp_path):
     assert_same_values(read_nm_spect(path).image, truth)
 
 
+def test_nm_without_slice_vector_takes_the_frames_in_file_order(tmp_path):
+    truth = spect_truth()
+    path = write_spect(tmp_path / "spect.dcm", truth)
+    edit_dicom(path, lambda ds: delattr(ds, "SliceVector"))
+    assert_same_values(read_nm_spect(path).image, truth)
+
+
+def test_nm_half_life_of_another_nuclide_is_warned(tmp_path):
+    """Tc-99m's 6.0067 h in RadionuclideHalfLife: the decay corrections of LuPRRT assume Lu-177 (159.528 h)."""
+    path = write_spect(tmp_path / "spect.dcm", spect_truth())
+    edit_dicom(path, lambda ds: setattr(ds.RadiopharmaceuticalInformationSequence[0], "RadionuclideHalfLife",
+                                        "21624.12"))
+    warnings = read_nm_spect(path).warnings
+    assert warnings == ["RadionuclideHalfLife (0018,1075) = 21624.1 s is not Lu-177's 574301 s; LuPRRT's decay "
+                        "corrections assume Lu-177"]
+
+
+def test_nm_per_frame_rwv_mapping_on_some_frames_only_is_refused(tmp_path):
+    path = write_spect(tmp_path / "spect.dcm", spect_truth(), "per_frame_rescale")
+
+    def first_frame_only(ds):
+        group = ds.PerFrameFunctionalGroupsSequence[0]
+        mapping = pydicom.Dataset()
+        mapping.RealWorldValueSlope, mapping.RealWorldValueIntercept = 1.0, 0.0
+        unit = pydicom.Dataset()
+        unit.CodeValue, unit.CodingSchemeDesignator, unit.CodeMeaning = "Bq/ml", "UCUM", "Bq/ml"
+        mapping.MeasurementUnitsCodeSequence = [unit]
+        group.RealWorldValueMappingSequence = [mapping]
+
+    edit_dicom(path, first_frame_only)
+    with pytest.raises(ValueError, match=r"only some frames have a Bq/ml RealWorldValueMappingSequence \(0040,9096\); "
+                                         r"the others cannot be scaled$"):
+        read_nm_spect(path)
+
+
 def test_nm_total_dose_is_mbq_and_bq_is_detected_by_magnitude(tmp_path):
     standard = write_spect(tmp_path / "a.dcm", spect_truth())
     # The NM Isotope module (PS3.3 C.8.4.10) defines MBq: 7400 in the header is 7.4 GBq.
@@ -543,6 +578,21 @@ def test_nm_bad_caller_numbers_are_named_not_blamed_on_the_file(tmp_path, option
     with pytest.raises(ValueError) as raised:
         read_nm_spect(path, **options)
     assert str(raised.value) == message
+
+
+def test_pet_injection_time_after_the_acquisition_time_was_the_day_before(tmp_path):
+    """Injected at 23:50, scanned at 00:40 the next day: only the start time in the header."""
+    acquisition = datetime(2024, 3, 5, 0, 40, 0)
+    paths = write_pet_series(gradient_image(2000.0, (1.0, 1.0, 1.0)), tmp_path / "pet", patient=PATIENT,
+                             study_uid=new_uid(), frame_of_reference_uid=new_uid(), acquisition_datetime=acquisition,
+                             injection_datetime=acquisition - timedelta(minutes=50), injected_activity_mbq=250.0,
+                             radionuclide="F-18", series_description="FDG")
+    for path in paths:
+        edit_dicom(path, lambda ds: delattr(ds.RadiopharmaceuticalInformationSequence[0],
+                                            "RadiopharmaceuticalStartDateTime"))
+    result = read_pet_series(tmp_path / "pet")
+    assert result.injection_datetime == datetime(2024, 3, 4, 23, 50, 0)
+    assert result.hours_post_injection == pytest.approx(50.0 / 60.0, abs=1e-9)
 
 
 def test_pet_rejects_non_bqml_units(tmp_path):
