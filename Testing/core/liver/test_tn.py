@@ -226,6 +226,32 @@ def test_tn_errors_name_the_problem():
         tumour_to_nontumour([CycleSpect(1, 24.0, coarse)], phantom_segmentation())
 
 
+def test_a_spect_without_activity_in_a_lobe_and_bad_options_are_refused_before_any_ratio():
+    """T/N divides by the non-tumour mean: a lobe at 0 Bq/mL (a SPECT off the liver, or empty) is named."""
+    values = sitk.GetArrayFromImage(phantom_spect())
+    values[lobe_masks()["left"]] = 0.0
+    cold = sitk.GetImageFromArray(values)
+    cold.CopyInformation(spect_grid())
+    with pytest.raises(ValueError, match=r"^the non-tumour liver of the left lobe has a mean of 0 Bq/mL on the SPECT "
+                                         r"of cycle 2 at 96 h: T/N divides by it"):
+        tumour_to_nontumour([CycleSpect(2, 96.0, cold)], phantom_segmentation())
+    spect, seg = phantom_spect(), phantom_segmentation()
+    for options, message in (({"margin_mm": -1.0}, r"non-tumour margin must be >= 0 mm, got -1.0"),
+                             ({"occupancy": "soft"}, r"unknown occupancy 'soft'"),
+                             ({"edge_margin_mm": -2.0}, r"liver-edge margin must be >= 0 mm, got -2.0")):
+        with pytest.raises(ValueError, match=message):
+            tumour_to_nontumour([CycleSpect(1, 24.0, spect)], seg, **options)
+    with pytest.raises(ValueError, match=r"cycle 1: hours_post_injection must be >= 0, got -1"):
+        tumour_to_nontumour([CycleSpect(1, -1.0, spect)], seg)
+
+
+def test_nontumour_mask_of_an_empty_lobe_or_without_lesions():
+    lobe = lobe_masks()["right"]
+    none = np.zeros(SHAPE, dtype=bool)
+    assert not nontumour_mask(none, ball((10, 12, 9), 2), (5.0, 4.0, 4.0), 5.0).any()
+    assert np.array_equal(nontumour_mask(lobe, none, (5.0, 4.0, 4.0), 5.0), lobe)
+
+
 def test_overlapping_lesions_are_named():
     seg = phantom_segmentation()
     seg.add_segment(ball((10, 12, 10), 2.0), SegmentTags("lesion", side="right", lesion_id="L04"))
