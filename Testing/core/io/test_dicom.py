@@ -242,6 +242,23 @@ def test_nm_single_frame_and_an_unneeded_calibration_warned(tmp_path):
     assert result.warnings == ["calibration_cps_per_mbq ignored: the image is already in Bq/mL"]
 
 
+def test_nm_rwv_mapping_in_bq_per_ml_is_found_after_one_in_another_unit(tmp_path):
+    """Vendors list several mappings (counts first, then Bq/ml): the Bq/ml one is used, wherever it is."""
+    truth = spect_truth()
+    path = write_spect(tmp_path / "spect.dcm", truth, "rwv_only")
+
+    def counts_mapping_first(ds):
+        counts = pydicom.Dataset()
+        counts.RealWorldValueSlope, counts.RealWorldValueIntercept = 1.0, 0.0
+        unit = pydicom.Dataset()
+        unit.CodeValue, unit.CodingSchemeDesignator, unit.CodeMeaning = "{counts}", "UCUM", "counts"
+        counts.MeasurementUnitsCodeSequence = [unit]
+        ds.RealWorldValueMappingSequence = [counts, *ds.RealWorldValueMappingSequence]
+
+    edit_dicom(path, counts_mapping_first)
+    assert_same_values(read_nm_spect(path).image, truth)
+
+
 def test_nm_per_frame_rwv_mapping_is_applied_per_frame(tmp_path):
     truth = spect_truth()
     path = write_spect(tmp_path / "spect.dcm", truth, "per_frame_rescale")
@@ -410,9 +427,14 @@ def test_nm_geometry_errors_name_the_tag(tmp_path):
 
 def test_nm_rejects_projections_and_unknown_units(tmp_path):
     projections = write_spect(tmp_path / "a.dcm", spect_truth())
-    edit_dicom(projections, lambda ds: setattr(ds, "ImageType", ["ORIGINAL", "PRIMARY", "TOMO", "EMISSION"]))
-    with pytest.raises(ValueError, match=r"ImageType \(0008,0008\) value 3 is 'TOMO'"):
-        read_nm_spect(projections)
+    for kind in ("TOMO", "DYNAMIC", "GATED TOMO"):
+        edit_dicom(projections, lambda ds, kind=kind: setattr(ds, "ImageType", ["ORIGINAL", "PRIMARY", kind,
+                                                                                "EMISSION"]))
+        with pytest.raises(ValueError, match=rf"ImageType \(0008,0008\) value 3 is '{kind}'"):
+            read_nm_spect(projections)
+    edit_dicom(projections, lambda ds: setattr(ds, "ImageType", ["DERIVED", "PRIMARY"]))
+    assert read_nm_spect(projections).warnings == ["ImageType (0008,0008) ['DERIVED', 'PRIMARY'] does not say "
+                                                   "'RECON TOMO'; read as a reconstructed SPECT"]
     suv = write_spect(tmp_path / "b.dcm", spect_truth())
     edit_dicom(suv, lambda ds: setattr(ds, "Units", "GML"))
     with pytest.raises(ValueError, match=r"Units \(0054,1001\) = 'GML' is not supported"):

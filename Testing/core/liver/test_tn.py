@@ -367,6 +367,7 @@ def test_mean_and_max_tn_of_every_lesion_lobe_and_the_ia_iv_ratio_against_voxel_
         tumour = rows_by(result, cycle, "tumour", "side")
         for side in ("right", "left"):
             assert (tumour[side]["tn_mean"], tumour[side]["tn_max"]) == pytest.approx(pooled[side], rel=1e-6)
+        assert not any(row["target_lesion"] for row in result.rows if row["role"] != "lesion")
         ratio = ratio_rows[cycle]
         assert ratio["ia_side"] == ia_side
         assert ratio["tn_mean_ia_over_iv"] == pytest.approx(pooled[ia_side][0] / pooled[iv_side][0], rel=1e-6)
