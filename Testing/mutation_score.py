@@ -66,6 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         if state == "survived":
             print(f"survived  {name}")
     print(", ".join(f"{state} {n}" for state, n in sorted(counts.items())))
+    by_module: dict[str, Counter] = {}
+    for name, state in status.items():
+        by_module.setdefault(name.split(".x", 1)[0], Counter())[state] += 1
+    for module, module_counts in sorted(by_module.items()):
+        module_killed = module_counts["killed"] + module_counts["timeout"]
+        module_tested = module_killed + module_counts["survived"]
+        if module_tested:
+            print(f"  {module}: {100.0 * module_killed / module_tested:.1f} % ({module_killed} of {module_tested})")
     if tested:
         low, high = wilson_interval(killed, tested)
         sample = f", a 1-in-{args.sample} sample" if args.sample > 1 else ""

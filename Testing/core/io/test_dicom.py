@@ -529,6 +529,8 @@ def test_pet_round_trip_applies_per_slice_rescale(tmp_path):
     assert len(slopes) == len(paths)  # every slice has its own slope, so a single slope would be wrong
     result = read_pet_series(tmp_path / "pet")
     assert result.units == "Bq/mL"
+    assert result.series_uid == str(pydicom.dcmread(paths[0]).SeriesInstanceUID)
+    assert result.source == str(tmp_path / "pet")
     assert_same_geometry(result.image, truth)
     assert_same_values(result.image, truth)
     assert result.hours_post_injection == pytest.approx(1.0, abs=1e-9)

@@ -365,6 +365,13 @@ def test_confirmation_is_the_next_response_not_one_after_a_stable_disease():
         best_overall_response([])
 
 
+def test_disease_back_as_stable_after_a_complete_response_is_progression_on_that_date():
+    """RECIST 1.1 Table 3, row "CR, SD" before the minimum SD duration: best response PD, dated by the
+    time point the disease reappeared (an unconfirmed CR at 3 weeks is not yet a stable disease)."""
+    best = best_overall_response(time_points((21, R.CR), (35, R.SD)))
+    assert (best.response, best.date) == (R.PD, on_day(35))
+
+
 def test_stable_disease_needs_the_minimum_duration_from_baseline():
     assert best_overall_response(time_points((35, R.SD))).response is R.NE
     shorter = RecistCriteria(min_sd_duration_days=35)

@@ -114,3 +114,10 @@ def test_a_follow_up_non_target_without_status_and_bad_thresholds_are_named():
     with pytest.raises(ValueError, match=r"^RECIST thresholds need 0 < pr_decrease_pct < 100 and pd_increase_pct "
                                          r"> 0; got 100.0, 20.0$"):
         RecistCriteria(pr_decrease_pct=100.0)
+
+
+def test_one_target_per_organ_and_no_new_lesion_at_baseline():
+    baseline = [lesion("L1", "liver", 40.0), lesion("L2", "liver", 30.0), lesion("P1", "lung", 25.0)]
+    assert select_target_lesions(baseline, RecistCriteria(max_targets_per_organ=1)) == ["L1", "P1"]
+    with pytest.raises(ValueError, match=r"baseline cannot have new lesions; got \['X1'\]"):
+        assess_patient([*baseline, lesion("X1", "bone", 15.0, kind="new")])
