@@ -5,7 +5,7 @@ PY      = $(VENV)/bin/python
 STAMP   = $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 DEMO_OUT ?= demo-output
 
-.PHONY: demo test bench lint coverage mutation clean system-deps sim-data
+.PHONY: demo test bench lint coverage mutation clean system-deps sim-data screenshots
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,11 @@ system-deps:
 sim-data: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[test,sim]"
 	nice -n 10 $(PY) -m luprrt.phantom.osem_fixture --out Testing/data/osem --overwrite
+
+# A PNG of each module panel before and after Apply (docs/panels), rendered offscreen on real Qt with
+# Slicer's own scripted-module layer (LUPRRT_SLICER_SOURCE or ../shared/upstream/slicer).
+screenshots: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m Testing.slicer_host.screenshots --out docs/panels
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -36,15 +36,15 @@ from slicer.ScriptedLoadableModule import (
 from slicer.util import VTKObservationMixin
 
 from luprrt import mrml
+from luprrt.dosimetry.tac_models import TAC_MODELS
 from luprrt.provenance import no_progress
 
 DOSE_METHODS = ("voxel_s_value", "local_deposition")
-TAC_MODELS = ("auto", "aicc", "trapezoid_mono", "mono", "bi", "trapezoid")  # luprrt.workflows.dose_tac
 TIA_UNITS = "Bq h/mL"
 # Columns of the dose table (luprrt.workflows.dose_cycle.DOSE_COLUMNS without patient and cycle).
 DOSE_TABLE_COLUMNS = ("region", "role", "side", "route", "lesion_id", "method", "tia_mbq_h", "tia_sd_mbq_h",
                       "mass_g", "dose_gy", "dose_gy_sd", "bed_gy", "d2_gy", "d50_gy", "d98_gy", "fit_model",
-                      "fit_flags")
+                      "fit_reason", "fit_flags")
 # With a site calibration (luprrt.workflows.dose_calibrated.CALIBRATED_DOSE_COLUMNS).
 CALIBRATED_COLUMNS = ("uncorrected_tia_mbq_h", "uncorrected_dose_gy", "dose_gy_u", "dose_gy_ci95_low",
                       "dose_gy_ci95_high", "dose_gy_u_counting", "dose_gy_u_calibration", "dose_gy_u_recovery",
@@ -97,7 +97,11 @@ class LesionDosimetryParameterNode:
     segmentation - tagged lesions and organs (role, side, lesion id).
     administeredActivityGBq - activity of this cycle, for the next-cycle projection of the limits.
     doseMethod - dose map: voxel S-value convolution or local deposition.
-    tacModel - region time-activity model.
+    tacModel - region time-activity model (luprrt.dosimetry.tac_models.TAC_MODELS).
+    uptakeRatePerH, uptakeRateSdPerH - population uptake rate constant (1/h) of the constrained
+        bi-exponentials and its prior SD (0 = not set).
+    bloodSamplesFile - the cycle's blood samples CSV for the blood-based red-marrow dose ("." or empty: none).
+    hematocrit - haematocrit for RMBLR = 0.19 / (1 - HCT) (0 = RMBLR 1, peptides).
     pvcFwhmMm - SPECT resolution for the partial-volume correction of region activities (0 = none).
     riskFactors - kidney risk factors present (BED limit 28 Gy instead of 40 Gy).
     tiaVolume, doseVolume, doseTable, tacTable, tacChart, tiaTable, limitsTable - results: Apply
@@ -126,6 +130,10 @@ class LesionDosimetryParameterNode:
     administeredActivityGBq: Annotated[float, WithinRange(0.1, 50.0)] = 7.4
     doseMethod: Annotated[str, Choice(list(DOSE_METHODS))] = "voxel_s_value"
     tacModel: Annotated[str, Choice(list(TAC_MODELS))] = "auto"
+    uptakeRatePerH: Annotated[float, WithinRange(0.0, 10.0)] = 0.0
+    uptakeRateSdPerH: Annotated[float, WithinRange(0.0, 10.0)] = 0.0
+    bloodSamplesFile: pathlib.Path
+    hematocrit: Annotated[float, WithinRange(0.0, 0.99)] = 0.0
     pvcFwhmMm: Annotated[float, WithinRange(0.0, 50.0)] = 0.0
     riskFactors: bool = False
     tiaVolume: vtkMRMLScalarVolumeNode
@@ -185,6 +193,9 @@ class LesionDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
+        """Slicer calls this alone when it reloads or unloads the module (no exit()): disconnect the
+        parameter node from this panel too, or it keeps updating the old widgets."""
+        self.setParameterNode(None)
         self.removeObservers()
 
     def enter(self) -> None:
@@ -250,8 +261,12 @@ class LesionDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 [slot[0] for slot in chosen], [slot[1] for slot in chosen], node.segmentation,
                 ctVolumeNode=node.ctVolume, administeredActivityGBq=node.administeredActivityGBq,
                 doseMethod=node.doseMethod, tacModel=node.tacModel,
+                populationUptakeRatePerH=node.uptakeRatePerH or None,
+                populationUptakeRateSdPerH=node.uptakeRateSdPerH or None,
                 pvcFwhmMm=node.pvcFwhmMm if node.pvcFwhmMm > 0 else None, riskFactors=node.riskFactors,
-                calibrationFile=_givenPath(node.calibrationFile), progress=self._progress,
+                calibrationFile=_givenPath(node.calibrationFile),
+                bloodSamplesFile=_givenPath(node.bloodSamplesFile), hematocrit=node.hematocrit or None,
+                progress=self._progress,
                 **{f"{field}Node": getattr(node, field) for field in OUTPUT_FIELDS})
             for field in OUTPUT_FIELDS:  # new nodes are selected, so that the next Apply refills them
                 setattr(node, field, results[field])
@@ -266,6 +281,9 @@ class LesionDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         import qt
 
         with slicer.util.tryWithErrorDisplay(_("Failed to export DICOM."), waitCursor=True):
+            from LuPRRTExtension import ensurePythonRequirements
+
+            ensurePythonRequirements()  # highdicom and pynetdicom, if this Slicer lacks them
             folder = qt.QFileDialog.getExistingDirectory(None, _("Folder for the DICOM objects"))
             if folder:
                 node = self._parameterNode
@@ -273,7 +291,6 @@ class LesionDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                                        node.doseTable, limitsTableNode=node.limitsTable, doseVolumeNode=node.doseVolume,
                                        tiaVolumeNode=node.tiaVolume, doseMethod=node.doseMethod,
                                        administeredActivityGBq=node.administeredActivityGBq)
-
 
     def onCalibrateButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Calibration failed."), waitCursor=True):
@@ -294,6 +311,23 @@ class LesionDosimetryWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 fwhm=f"{calibration.effective_fwhm_mm:.1f}" if calibration.effective_fwhm_mm else "-")
             if node.recoveryChart is not None:
                 slicer.modules.plots.logic().ShowChartInLayout(node.recoveryChart)
+
+
+def _population(model: str, rate: float | None, rateSd: float | None):
+    """The constrained bi-exponentials' population uptake rate (None for other models), checked."""
+    from luprrt.dosimetry.tac_models import POPULATION_UPTAKE_MODELS
+    from luprrt.workflows.dose_tac import PopulationUptake
+
+    if model not in TAC_MODELS:
+        raise ValueError(f"unknown time-activity model {model!r}; expected one of {TAC_MODELS}")
+    if model not in POPULATION_UPTAKE_MODELS:
+        return None
+    if not rate or rate <= 0:
+        raise ValueError(f"the {model} model needs a population uptake rate constant (1/h) > 0, e.g. the median of "
+                         "fully sampled patients' bi-exponential fits")
+    if model == "biexp_prior" and (not rateSd or rateSd <= 0):
+        raise ValueError("the biexp_prior model needs the prior SD of the uptake rate constant (1/h) > 0")
+    return PopulationUptake(float(rate), None if not rateSd else float(rateSd))
 
 
 def _givenPath(path) -> pathlib.Path | None:
@@ -379,15 +413,18 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
 
     def regionTimeActivity(self, spectVolumeNodes, hoursPostInjection, segmentationNode, ctVolumeNode=None,
                            model: str = "auto", pvcFwhmMm: float | None = None, name: str = "TAC",
-                           progress=None, tacTableNode=None, tacChartNode=None, tiaTableNode=None):
+                           progress=None, tacTableNode=None, tacChartNode=None, tiaTableNode=None,
+                           populationUptakeRatePerH: float | None = None,
+                           populationUptakeRateSdPerH: float | None = None):
         """Region time-activity curves, their fits and time-integrated activities.
 
         :param spectVolumeNodes: scalar volumes in Bq/mL on one grid.
         :param hoursPostInjection: scan times, h, increasing.
         :param segmentationNode: tagged lesions and organs.
         :param ctVolumeNode: CT in HU (masses, body outline for the partial-volume correction).
-        :param model: time-activity model (``"auto"``, ``"aicc"``, ``"trapezoid_mono"``, ``"mono"``, ``"bi"``,
-            ``"trapezoid"``).
+        :param model: time-activity model, one of ``luprrt.dosimetry.tac_models.TAC_MODELS``.
+        :param populationUptakeRatePerH, populationUptakeRateSdPerH: population uptake rate constant (1/h)
+            of ``biexp_fixed_uptake`` / ``biexp_prior`` and the prior's SD (``biexp_prior``).
         :param pvcFwhmMm: SPECT resolution FWHM, mm, for the GTM partial-volume correction; None = none.
         :param name: base name of the new nodes.
         :param progress: optional callable(fraction, message).
@@ -409,7 +446,8 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         progress(0.1, "regions on the SPECT grid")
         regions = build_cycle_regions(segmentation, ct, images[0], pvc_fwhm_mm=pvcFwhmMm)
         progress(0.6, "time-activity curves")
-        curves = self._curves(regions, images, hours, model)
+        curves = self._curves(regions, images, hours, model,
+                              _population(model, populationUptakeRatePerH, populationUptakeRateSdPerH))
         tacTable, chart, tiaTable = self._curveNodes(regions, curves, name, tacTableNode, tacChartNode,
                                                      tiaTableNode)
         progress(1.0, "done")
@@ -558,7 +596,9 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
                  administeredActivityGBq: float = 7.4, doseMethod: str = "voxel_s_value",
                  tacModel: str = "auto", pvcFwhmMm: float | None = None, riskFactors: bool = False,
                  calibrationFile=None, boundaryUncertainty: bool = True, progress=None, tiaVolumeNode=None,
-                 doseVolumeNode=None, doseTableNode=None,
+                 doseVolumeNode=None, doseTableNode=None, populationUptakeRatePerH: float | None = None,
+                 populationUptakeRateSdPerH: float | None = None, bloodSamplesFile=None,
+                 hematocrit: float | None = None,
                  tacTableNode=None, tacChartNode=None, tiaTableNode=None, limitsTableNode=None) -> dict:
         """The panel's Apply: TIA volume, dose volume and table, time-activity curves and organ limits.
 
@@ -570,6 +610,12 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
             dose table with uncorrected doses and 95 % intervals beside the corrected ones.
         :param boundaryUncertainty: with a calibration, include the segmentation-boundary (+-1 voxel) term
             (two more region builds).
+        :param populationUptakeRatePerH, populationUptakeRateSdPerH: population uptake rate constant (1/h) of
+            ``biexp_fixed_uptake`` / ``biexp_prior`` and the prior's SD.
+        :param bloodSamplesFile: this cycle's blood samples CSV (``luprrt.dosimetry.blood_samples``): adds the
+            red-marrow dose by the EANM blood-based method (row ``red_marrow``, method ``blood_based_eanm``)
+            and makes it the marrow dose of the limits; the marrow segment's imaging-based rows stay beside it.
+        :param hematocrit: haematocrit (0-1) for RMBLR = 0.19 / (1 - HCT); None = RMBLR 1 (peptides).
 
         :param tiaVolumeNode, doseVolumeNode, doseTableNode, tacTableNode, tacChartNode, tiaTableNode,
             limitsTableNode: output nodes to refill in place (IDs kept; a chart's earlier series and their
@@ -584,6 +630,8 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         progress = progress or no_progress
         if doseMethod not in DOSE_METHODS:
             raise ValueError(f"unknown dose method {doseMethod!r}; expected one of {DOSE_METHODS}")
+        population = _population(tacModel, populationUptakeRatePerH, populationUptakeRateSdPerH)
+        bloodSamples = self._bloodSamples(bloodSamplesFile)
         if not (math.isfinite(administeredActivityGBq) and administeredActivityGBq > 0):
             raise ValueError(f"administered activity must be positive, got {administeredActivityGBq} GBq")
         _requireDistinctOutputs([*(spectVolumeNodes or []), segmentationNode, ctVolumeNode], {
@@ -600,10 +648,10 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         if calibration is None:
             regions = build_cycle_regions(segmentation, ct, images[0], pvc_fwhm_mm=pvcFwhmMm)
             progress(0.4, "time-activity curves")
-            curves = self._curves(regions, images, hours, tacModel)
+            curves = self._curves(regions, images, hours, tacModel, population)
         else:
             regions, curves, calibrated, uncorrected = self._calibratedCurves(
-                segmentation, ct, images, hours, tacModel, calibration, pvcFwhmMm, boundaryUncertainty)
+                segmentation, ct, images, hours, tacModel, calibration, pvcFwhmMm, boundaryUncertainty, population)
         progress(0.5, "dose maps")
         local, vsv = dose_maps(tia, ct, voxel_dose=doseMethod == "voxel_s_value",
                                inside=regions.piece_labels_grid > 0 if ct is not None else None)
@@ -613,9 +661,15 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
             from luprrt.workflows.dose_cycle import calibrated_dose_rows
 
             rows = calibrated_dose_rows(rows, regions, curves, uncorrected, calibrated, calibration, np.asarray(hours),
-                                        {}, "AM")
+                                        {}, "AM", population)
         kidneyDose, kidneyHalfLife = kidney_dose_and_half_life(regions, rows, primary, curves.estimates,
                                                                "organ_s_value")
+        marrowDose = None
+        if bloodSamples is not None:
+            marrowRow = self._bloodMarrowRow(bloodSamples, administeredActivityGBq, hours, images, regions, rows,
+                                             primary, hematocrit)
+            rows.append(marrowRow)
+            marrowDose = [marrowRow["dose_gy"]]
         progress(0.9, "tables")
         baseName = spectVolumeNodes[0].GetName()
         results = {
@@ -628,7 +682,7 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         results["tacTable"], results["tacChart"], results["tiaTable"] = self._curveNodes(
             regions, curves, f"{baseName} TAC", tacTableNode, tacChartNode, tiaTableNode)
         results["limitsTable"], flags = self._limitsTable(
-            [kidneyDose], [kidneyHalfLife], [administeredActivityGBq], None, riskFactors, 7.4,
+            [kidneyDose], [kidneyHalfLife], [administeredActivityGBq], marrowDose, riskFactors, 7.4,
             f"{baseName} organ limits", limitsTableNode)
         progress(1.0, "done")
         logging.info("LesionDosimetry: cycle of %d scans, %d regions, kidney dose %.3f Gy; %s", len(images),
@@ -720,10 +774,46 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         return mrml.segmentation_from_segmentation_node(segmentationNode), ct
 
     @staticmethod
-    def _curves(regions, images, hours, model):
+    def _bloodSamples(bloodSamplesFile):
+        """One cycle's blood samples from a CSV path (None when unset), checked before any computation."""
+        from luprrt.dosimetry.blood_samples import read_blood_samples
+
+        path = _givenPath(bloodSamplesFile)
+        if path is None:
+            return None
+        samples = read_blood_samples(path)
+        if len(samples) != 1:
+            raise ValueError(f"blood samples {path} hold cycles {sorted(samples)}; the panel doses one cycle: give a "
+                             "file with that cycle's samples only")
+        return next(iter(samples.values()))
+
+    @staticmethod
+    def _bloodMarrowRow(samples, activityGBq, hours, images, regions, rows, primary, hematocrit):
+        """Dose-table row of the blood-based red-marrow dose (EANM 2010), with its parts in fit_flags."""
+        from luprrt.dosimetry.marrow import red_marrow_to_blood_ratio
+        from luprrt.workflows.dose_cycle import body_activity_mbq
+        from luprrt.workflows.dose_marrow import MARROW_METHOD, cycle_marrow_dose
+
+        marrow = cycle_marrow_dose(1, 1000.0 * activityGBq, samples, np.asarray(hours, dtype=float),
+                                   body_activity_mbq(images, regions.piece_labels_grid > 0), rows, primary,
+                                   rmblr=red_marrow_to_blood_ratio(hematocrit))
+        dose = marrow.dose
+        parts = [f"self {dose.self_dose_gy:.4g} Gy", f"remainder of body {dose.remainder_dose_gy:.4g} Gy",
+                 *(f"{organ} {value:.4g} Gy" for organ, value in dose.organ_dose_gy.items()),
+                 f"blood TIAC {dose.blood_tiac_mbq_h_per_ml:.4g} MBq h/mL", f"RMBLR {dose.rmblr:.3g}",
+                 f"whole body {marrow.whole_body_tia_mbq_h:.4g} MBq h ({marrow.whole_body_source})", *marrow.flags]
+        return {"region": "red_marrow", "role": "marrow", "method": MARROW_METHOD,
+                "tia_mbq_h": dose.red_marrow_tia_mbq_h, "mass_g": dose.red_marrow_mass_g, "dose_gy": dose.dose_gy,
+                "dose_gy_sd": dose.self_dose_sd_gy, "fit_model": f"blood_{marrow.blood_fit.model}",
+                "fit_reason": f"blood samples {samples.source}: EANM blood-based method (Hindorf et al. 2010), "
+                              f"S-values OLINDA/EXM 2.0 {dose.phantom}",
+                "fit_flags": "; ".join(parts)}
+
+    @staticmethod
+    def _curves(regions, images, hours, model, population=None):
         from luprrt.workflows.dose_cycle import region_time_activity
 
-        curves = region_time_activity(regions, images, hours, model)
+        curves = region_time_activity(regions, images, hours, model, population=population)
         if curves.clipped_pieces:
             logging.warning("LesionDosimetry: negative corrected concentrations set to 0 in %s",
                             curves.clipped_pieces)
@@ -744,7 +834,8 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         return None if path is None else load_calibration(path)
 
     @staticmethod
-    def _calibratedCurves(segmentation, ct, images, hours, model, calibration, pvcFwhmMm, boundaryUncertainty):
+    def _calibratedCurves(segmentation, ct, images, hours, model, calibration, pvcFwhmMm, boundaryUncertainty,
+                          population=None):
         """Regions at the calibration's effective FWHM, corrected and uncorrected curves, their uncertainty."""
         from luprrt.workflows.dose_calibrated import calibrated_activities, calibrated_regions
         from luprrt.workflows.dose_cycle import region_time_activity
@@ -753,9 +844,11 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
         calibrated = calibrated_activities(regions, images, calibration, segmentation=segmentation, ct=ct,
                                            boundary_uncertainty=boundaryUncertainty)
         curves = region_time_activity(regions, images, hours, model,
-                                      measured=(calibrated.activity_mbq, calibrated.uncorrected_mbq))
+                                      measured=(calibrated.activity_mbq, calibrated.uncorrected_mbq),
+                                      population=population)
         uncorrected = region_time_activity(regions, images, hours, model,
-                                           measured=(calibrated.uncorrected_mbq, calibrated.uncorrected_mbq))
+                                           measured=(calibrated.uncorrected_mbq, calibrated.uncorrected_mbq),
+                                           population=population)
         return regions, curves, calibrated, uncorrected
 
     @staticmethod
@@ -788,7 +881,7 @@ class LesionDosimetryLogic(ScriptedLoadableModuleLogic):
                 series.SetLineStyle(slicer.vtkMRMLPlotSeriesNode.LineStyleNone)
             colors.setdefault(region, series.GetColor())
             series.SetColor(colors[region])
-        tiaRows = [region.tags() | {"fit_model": e.model, "tia_mbq_h": e.tia_mbq_h,
+        tiaRows = [region.tags() | {"fit_model": e.model, "fit_reason": e.reason, "tia_mbq_h": e.tia_mbq_h,
                                     "tia_sd_mbq_h": e.tia_sd_mbq_h,
                                     "effective_half_life_h": e.effective_half_life_h,
                                     "fit_flags": "; ".join(e.flags)}
@@ -842,7 +935,8 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
                      "test_time_activity_chart_has_series_per_region",
                      "test_kidney_over_23_gy_is_flagged", "test_bad_inputs_are_refused",
                      "test_second_apply_refills_the_chosen_outputs", "test_cycle_of_synthetic_patient",
-                     "test_site_calibration_then_corrected_doses"):
+                     "test_site_calibration_then_corrected_doses", "test_blood_based_marrow_dose_of_synthetic_patient",
+                     "test_constrained_biexponential_by_name"):
             self.setUp()
             getattr(self, name)()
 
@@ -958,7 +1052,7 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
         from pathlib import Path
 
         if importlib.util.find_spec("highdicom") is None:
-            self.skipTest("highdicom is not installed (Slicer 5.12 ships it; elsewhere the `dicom` extra)")
+            self.skipTest("highdicom is not installed (in Slicer the Export DICOM button installs it; elsewhere the `dicom` extra)")
         from luprrt.io import read_measurement_report, read_rt_dose
         from luprrt.io.dicom_write import DicomPatient, new_uid, write_ct_series
         from luprrt.segments import SegmentTags
@@ -1165,6 +1259,68 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
         self.assertFalse(limits["kidney_dose_gy"]["exceeded"])
         self.assertGreater(limits["kidney_dose_gy"]["projected_gy"], limits["kidney_dose_gy"]["value_gy"])
         np.testing.assert_array_equal(slicer.util.arrayFromVolume(spects[1]), before)
+
+    def test_blood_based_marrow_dose_of_synthetic_patient(self):
+        """Blood samples file -> EANM blood-based marrow dose within 10 % of the patient's truth, used by the limits."""
+        import tempfile
+
+        from luprrt.phantom import make_patient
+        from luprrt.tables import write_rows_csv
+
+        self.delayDisplay("Blood-based red-marrow dose")
+        patient = make_patient(5, small=True, n_cycles=1, noise=True, followup_weeks=())
+        session = patient.sessions[0]
+        spects = [mrml.volume_node_from_image(a.image, f"SPECT {a.hours_post_injection:g} h", units="Bq/mL")
+                  for a in session.spect]
+        hours = [a.hours_post_injection for a in session.spect]
+        ct = mrml.volume_node_from_image(session.ct, "CT", units="HU")
+        segmentationNode = mrml.segmentation_node_from_segmentation(session.segmentation, "Segmentation")
+        with tempfile.TemporaryDirectory() as folder:
+            path = write_rows_csv(patient.blood_samples[1], pathlib.Path(folder) / "blood.csv")
+            before = path.read_bytes()
+            results = LesionDosimetryLogic().runCycle(spects, hours, segmentationNode, ctVolumeNode=ct,
+                                                      doseMethod="local_deposition", bloodSamplesFile=path)
+            self.assertEqual(path.read_bytes(), before)
+        rows = {(r["region"], r["method"]): r for r in mrml.rows_from_table_node(results["doseTable"])}
+        marrow = rows[("red_marrow", "blood_based_eanm")]
+        truth = patient.marrow_doses[0]["dose_gy"]
+        self.assertAlmostEqual(marrow["dose_gy"] / truth, 1.0, delta=0.10)
+        self.assertIn("EANM blood-based method", marrow["fit_reason"])
+        self.assertIn(("marrow", "local_deposition"), rows)  # the imaging-based value stays beside it
+        limits = {r["quantity"]: r for r in mrml.rows_from_table_node(results["limitsTable"])}
+        self.assertAlmostEqual(limits["marrow_dose_gy"]["value_gy"], marrow["dose_gy"], 12)
+        with self.assertRaisesRegex(ValueError, "blood samples .*missing column"):
+            with tempfile.TemporaryDirectory() as folder:
+                bad = pathlib.Path(folder) / "bad.csv"
+                bad.write_text("time_h,blood_Bq\n1,2\n")
+                LesionDosimetryLogic().runCycle(spects, hours, segmentationNode, ctVolumeNode=ct,
+                                                doseMethod="local_deposition", bloodSamplesFile=bad)
+
+    def test_constrained_biexponential_by_name(self):
+        """Four scans of an uptake-washout curve: biexp_fixed_uptake recovers the TIA exactly, and says why."""
+        from luprrt.segments import SegmentTags
+
+        self.delayDisplay("Constrained bi-exponential")
+        grid = self._grid()
+        washout, uptake = math.log(2.0) / 70.0, math.log(2.0) / 6.0
+        hours = [4.0, 24.0, 96.0, 168.0]
+        spects = [self._volume(grid, 3.0e5 * (math.exp(-washout * t) - math.exp(-(washout + uptake) * t)),
+                               f"SPECT {t:g} h", "Bq/mL") for t in hours]
+        lesion = self._ball(grid, (-12, 0, 0), 14.0)
+        kidney = self._ball(grid, (16, 0, 0), 12.0)
+        segmentationNode = self._segmentationNode(grid, [(lesion, SegmentTags("lesion", lesion_id="L1")),
+                                                         (kidney, SegmentTags("kidney", side="right"))])
+        logic = LesionDosimetryLogic()
+        tia = {r["region"]: r for r in mrml.rows_from_table_node(logic.regionTimeActivity(
+            spects, hours, segmentationNode, model="biexp_fixed_uptake", populationUptakeRatePerH=uptake)[2])}
+        expected = 3.0e5 * (1 / washout - 1 / (washout + uptake)) * lesion.sum() * 4.0 ** 3 / 1000.0 / 1e6
+        self.assertAlmostEqual(tia["L1"]["tia_mbq_h"] / expected, 1.0, 6)
+        self.assertEqual(tia["L1"]["fit_reason"], "biexp_fixed_uptake chosen by name")
+        auto = {r["region"]: r for r in mrml.rows_from_table_node(logic.regionTimeActivity(
+            spects, hours, segmentationNode)[2])}
+        self.assertIn("AICc undefined for n = 4 points", auto["L1"]["fit_reason"])
+        with self.assertRaisesRegex(ValueError, "needs a population uptake rate constant"):
+            logic.regionTimeActivity(spects, hours, segmentationNode, model="biexp_prior")
 
     def test_site_calibration_then_corrected_doses(self):
         """Calibration section: cylinder and IEC phantom scans -> site calibration -> recovery-corrected doses."""

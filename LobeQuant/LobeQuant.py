@@ -172,6 +172,9 @@ class LobeQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
+        """Slicer calls this alone when it reloads or unloads the module (no exit()): disconnect the
+        parameter node from this panel too, or it keeps updating the old widgets."""
+        self.setParameterNode(None)
         self.removeObservers()
 
     def enter(self) -> None:
@@ -305,6 +308,9 @@ class LobeQuantWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
 
     def onExportDicomButton(self) -> None:
         with slicer.util.tryWithErrorDisplay(_("Failed to export DICOM."), waitCursor=True):
+            from LuPRRTExtension import ensurePythonRequirements
+
+            ensurePythonRequirements()  # highdicom and pynetdicom, if this Slicer lacks them
             p = self._parameterNode
             self.logic.exportDicom(self.ui.exportDirectoryButton.directory, p.lobeSegmentation or p.segmentation,
                                    mrml.dicom_files_of_volume_node(p.ctVolume), tnTableNode=p.tnTable,
@@ -1082,7 +1088,7 @@ class LobeQuantTest(ScriptedLoadableModuleTest):
         from datetime import datetime
 
         if importlib.util.find_spec("highdicom") is None:
-            self.skipTest("highdicom is not installed (Slicer 5.12 ships it; elsewhere the `dicom` extra)")
+            self.skipTest("highdicom is not installed (in Slicer the Export DICOM button installs it; elsewhere the `dicom` extra)")
         from LobeQuantLib.phantoms import uniform_lobe_phantom
 
         from luprrt.io import read_dicom_seg, read_measurement_report, tracking_uid

@@ -144,6 +144,9 @@ class ResponseAssessWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         self.initializeParameterNode()
 
     def cleanup(self) -> None:
+        """Slicer calls this alone when it reloads or unloads the module (no exit()): disconnect the
+        parameter node from this panel too, or it keeps updating the old widgets."""
+        self.setParameterNode(None)
         self.removeObservers()
 
     def enter(self) -> None:
@@ -284,6 +287,9 @@ class ResponseAssessWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         import qt
 
         with slicer.util.tryWithErrorDisplay(_("Failed to export DICOM."), waitCursor=True):
+            from LuPRRTExtension import ensurePythonRequirements
+
+            ensurePythonRequirements()  # highdicom and pynetdicom, if this Slicer lacks them
             folder = qt.QFileDialog.getExistingDirectory(None, _("Folder for the DICOM objects"))
             p = self._parameterNode
             timePoints = ((p.baselineSegmentation, p.baselineCtVolume, p.baselineDate),
@@ -1159,7 +1165,7 @@ class ResponseAssessTest(ScriptedLoadableModuleTest):
         from pathlib import Path
 
         if importlib.util.find_spec("highdicom") is None:
-            self.skipTest("highdicom is not installed (Slicer 5.12 ships it; elsewhere the `dicom` extra)")
+            self.skipTest("highdicom is not installed (in Slicer the Export DICOM button installs it; elsewhere the `dicom` extra)")
         from ResponseAssessLib import synthetic
 
         from luprrt.io import read_measurement_report, tracking_uid

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -24,6 +25,10 @@ if str(TESTING_DIR) not in sys.path:
     sys.path.insert(0, str(TESTING_DIR))
 
 from slicer_host.modules import module_files, self_check_names  # noqa: E402 - needs the path above
+
+# The GUI tests replace ``qt``/``ctk`` for their whole process: they run in a child pytest started by
+# Testing/slicer/test_gui_suite.py (which sets LUPRRT_GUI_PROCESS=1), never in this one.
+collect_ignore = [] if os.environ.get("LUPRRT_GUI_PROCESS") == "1" else ["slicer_gui"]
 
 
 @pytest.fixture(scope="session")

@@ -171,14 +171,16 @@ def _dose(args) -> None:
     from .workflows.dose import run_patient_dosimetry
     from .workflows.dose_cycle import DosimetryOptions
 
-    options = DosimetryOptions(tac_model=args.tac_model, pvc_fwhm_mm=args.pvc_fwhm_mm,
+    options = DosimetryOptions(tac_model=args.tac_model, population_uptake_rate_per_h=args.uptake_rate_per_h,
+                               population_uptake_rate_sd_per_h=args.uptake_rate_sd_per_h, pvc_fwhm_mm=args.pvc_fwhm_mm,
                                risk_factors=args.risk_factors, next_activity_gbq=args.next_activity_gbq,
                                site_calibration=load_calibration(args.calibration), margin_fwhm=args.margin_fwhm,
-                               boundary_uncertainty=not args.no_boundary_uncertainty)
+                               boundary_uncertainty=not args.no_boundary_uncertainty, hematocrit=args.hematocrit)
     with progress_bar("dosimetry") as progress:
         run = run_patient_dosimetry(args.patient, args.out, cycles=args.cycles, options=options,
                                     registration=args.registration, voxel_dose=not args.no_voxel_dose,
-                                    overwrite=args.overwrite, progress=progress)
+                                    overwrite=args.overwrite, blood_samples=_blood_samples_argument(args.blood_samples),
+                                    progress=progress)
     for row in run.limits_rows:
         if row["flag"] and row["after_cycle"] == run.cycles[-1].cycle:
             print(f"luprrt dose: {run.patient_id}: {row['flag']}", file=sys.stderr)
@@ -186,8 +188,21 @@ def _dose(args) -> None:
         print(path)
 
 
+def _blood_samples_argument(values: list[str] | None):
+    """``--blood-samples`` values: one FILE (a cycle column or one cycle), or CYCLE:FILE per cycle."""
+    if not values:
+        return None
+    pairs = [value.split(":", 1) for value in values]
+    if len(values) == 1 and not (len(pairs[0]) == 2 and pairs[0][0].isdigit()):
+        return Path(values[0])
+    if not all(len(p) == 2 and p[0].isdigit() for p in pairs):
+        raise ValueError(f"--blood-samples: give one FILE, or CYCLE:FILE for each cycle (e.g. 1:cycle1_blood.csv); "
+                         f"got {values}")
+    return {int(cycle): Path(path) for cycle, path in pairs}
+
+
 def _add_dose(commands, common) -> None:
-    from .workflows.dose_tac import TAC_MODELS
+    from .dosimetry.tac_models import TAC_MODEL_DESCRIPTIONS, TAC_MODELS
 
     parser = commands.add_parser(
         "dose", parents=[common],
@@ -210,12 +225,28 @@ def _add_dose(commands, common) -> None:
                              "(with --calibration: default the calibration's effective FWHM)")
     _add_calibration_options(parser)
     parser.add_argument("--tac-model", choices=TAC_MODELS, default="auto",
-                        help="time-activity model (default auto)")
+                        help="time-activity model (default auto): "
+                             + "; ".join(f"{name}: {text}" for name, text in TAC_MODEL_DESCRIPTIONS.items()))
+    parser.add_argument("--uptake-rate-per-h", type=positive_float, default=None,
+                        help="population uptake rate constant (1/h) of --tac-model biexp_fixed_uptake / biexp_prior, "
+                             "e.g. the median of fully sampled patients' bi-exponential fits")
+    parser.add_argument("--uptake-rate-sd-per-h", type=positive_float, default=None,
+                        help="SD (1/h) of the Gaussian prior on the uptake rate (--tac-model biexp_prior)")
     parser.add_argument("--risk-factors", action="store_true",
                         help="kidney risk factors present: BED limit 28 Gy instead of 40 Gy")
     parser.add_argument("--next-activity-gbq", type=non_negative_float, default=7.4,
                         help="activity of the projected next cycle (GBq, default 7.4)")
-    parser.set_defaults(run=_dose, option_words={"cycles": "--cycles 1,2", "registration": "--registration"})
+    parser.add_argument("--blood-samples", action="append", metavar="FILE|CYCLE:FILE", default=None,
+                        help="blood samples CSV for the blood-based red-marrow dose (EANM 2010): columns time_h, "
+                             "blood_activity_concentration_kBq_per_mL, optional cycle and "
+                             "urine_cumulative_excreted_percent; one file with a cycle column, or CYCLE:FILE "
+                             "repeated (default: the files the manifest names per cycle)")
+    parser.add_argument("--hematocrit", type=_float_in(0.0, 1.0, low_open=True), default=None,
+                        help="haematocrit (0-1): red-marrow-to-blood ratio 0.19 / (1 - HCT) instead of 1 (peptides)")
+    parser.set_defaults(run=_dose, option_words={"cycles": "--cycles 1,2", "registration": "--registration",
+                                                  "blood_samples": "--blood-samples FILE",
+                                                  "population_uptake_rate_per_h": "--uptake-rate-per-h RATE",
+                                                  "population_uptake_rate_sd_per_h": "--uptake-rate-sd-per-h SD"})
 
 
 def _lobequant(args) -> None:

@@ -42,6 +42,7 @@ def _edited_manifest(source, folder, edit_cycle1):
     manifest = json.loads((source / "manifest.json").read_text())
     visit = manifest["sessions"][0]
     visit["ct"], visit["segmentation"] = str(source / visit["ct"]), str(source / visit["segmentation"])
+    visit["blood_samples"] = str(source / visit["blood_samples"])
     for scan in visit["spect"]:
         scan["file"] = str(source / scan["file"])
     edit_cycle1(visit)
@@ -56,8 +57,8 @@ def test_dose_cli_writes_tables_that_match_the_truth(patient_folder, tmp_path, c
     assert status == 0
     printed = capsys.readouterr().out.split()
     assert {name.rsplit("/", 1)[-1] for name in printed} == {
-        "dose.csv", "tac.csv", "limits.csv", "registration.csv", "tia_cycle1.nrrd", "dose_cycle1.nrrd",
-        "provenance.json"}
+        "dose.csv", "tac.csv", "limits.csv", "registration.csv", "marrow.csv", "tia_cycle1.nrrd",
+        "dose_cycle1.nrrd", "provenance.json"}
     rows = read_rows_csv(out / "dose.csv")
     assert list(rows[0]) == list(DOSE_COLUMNS)
     assert not any(r["method"] == "voxel_s_value" for r in rows)
@@ -77,10 +78,60 @@ def test_dose_cli_writes_tables_that_match_the_truth(patient_folder, tmp_path, c
     mass = truth["volumes_ml"]["cycle1"]["kidney_left"] * float(DENSITY.density(TISSUE_HU[KIDNEY]))
     expected = float(organ_s_value_dose_gy(cycle["tia_mbq_h"]["kidney_left"], "kidney", "AM", mass))
     assert float(by_key[("kidney_left", "organ_s_value")]["dose_gy"]) == pytest.approx(expected, rel=0.10)
-    limits = {r["quantity"]: r for r in read_rows_csv(out / "limits.csv")}
-    assert set(limits) == {"kidney_dose_gy", "kidney_bed_gy", "marrow_dose_gy"}
-    assert limits["marrow_dose_gy"]["method"] == "local_deposition"
-    assert limits["kidney_dose_gy"]["exceeded"] == "False"
+    limits = {(r["quantity"], r["method"]): r for r in read_rows_csv(out / "limits.csv")}
+    # The manifest names the cycle's blood samples: the blood-based marrow dose is the limit's, the
+    # imaging-based one stands beside it, labelled.
+    assert set(limits) == {("kidney_dose_gy", "organ_s_value"), ("kidney_bed_gy", "organ_s_value"),
+                           ("marrow_dose_gy", "blood_based_eanm"),
+                           ("marrow_dose_imaging_gy", "imaging_local_deposition")}
+    assert "imaging-based" in limits[("marrow_dose_imaging_gy", "imaging_local_deposition")]["flag"]
+    assert limits[("kidney_dose_gy", "organ_s_value")]["exceeded"] == "False"
+    (marrow,) = read_rows_csv(out / "marrow.csv")
+    expected = truth["marrow_blood_based"][0]["dose_gy"]
+    assert float(marrow["dose_gy"]) == pytest.approx(expected, rel=0.10)
+    assert float(limits[("marrow_dose_gy", "blood_based_eanm")]["value_gy"]) == pytest.approx(
+        float(marrow["dose_gy"]), rel=1e-12)
+
+
+def test_dose_cli_blood_samples_option_and_its_errors(patient_folder, tmp_path, capsys):
+    samples = read_rows_csv(patient_folder / "cycle1" / "blood_samples.csv")
+    given = tmp_path / "blood.csv"
+    # Half the concentration: the marrow self-dose halves (RMBLR 1), the option overrides the manifest.
+    given.write_text("cycle,time_h,blood_activity_concentration_kBq_per_mL\n" + "".join(
+        f"1,{s['time_h']},{float(s['blood_activity_concentration_kBq_per_mL']) / 2}\n" for s in samples))
+    out = tmp_path / "out"
+    assert main(["dose", str(patient_folder), "--out", str(out), "--registration", "none", "--no-voxel-dose",
+                 "--blood-samples", str(given), "--hematocrit", "0.4"]) == 0
+    (marrow,) = read_rows_csv(out / "marrow.csv")
+    truth = json.loads((patient_folder / "truth.json").read_text())["marrow_blood_based"][0]
+    # Haematocrit 0.4: RMBLR = 0.19 / 0.6 (Sgouros 1993).
+    assert float(marrow["rmblr"]) == pytest.approx(0.19 / 0.6, rel=1e-12)
+    assert float(marrow["self_dose_gy"]) == pytest.approx(truth["self_dose_gy"] / 2 * 0.19 / 0.6, rel=0.05)
+    assert marrow["blood_samples"] == str(given)
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time_h,blood_activity_concentration_Bq_per_mL\n1,500\n")
+    assert main(["dose", str(patient_folder), "--out", str(tmp_path / "out2"), "--blood-samples", str(bad)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("luprrt dose: error: blood samples ") and str(bad) in error
+    assert "convert it to kBq/mL" in error and not (tmp_path / "out2").exists()
+    assert main(["dose", str(patient_folder), "--out", str(tmp_path / "out3"), "--blood-samples",
+                 str(tmp_path / "none.csv")]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "blood samples file not found" in error and "give --blood-samples FILE" in error
+
+
+def test_dose_cli_constrained_biexponential_by_name(patient_folder, tmp_path, capsys):
+    assert main(["dose", str(patient_folder), "--out", str(tmp_path / "bad"), "--tac-model", "biexp_prior",
+                 "--uptake-rate-per-h", "0.12"]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error == ("luprrt dose: error: the biexp_prior model needs the prior SD of the uptake rate constant > 0 "
+                     "(1/h), got None: give --uptake-rate-sd-per-h SD")
+    out = tmp_path / "out"
+    assert main(["dose", str(patient_folder), "--out", str(out), "--registration", "none", "--no-voxel-dose",
+                 "--tac-model", "biexp_fixed_uptake", "--uptake-rate-per-h", "0.12"]) == 0
+    rows = [r for r in read_rows_csv(out / "dose.csv") if r["method"] == "local_deposition"]
+    assert rows and all(r["fit_reason"] == "biexp_fixed_uptake chosen by name" for r in rows)
+    assert {r["fit_model"] for r in rows} <= {"biexp_fixed_uptake", "trapezoid"}
 
 
 def test_dose_cli_refuses_to_overwrite(patient_folder, tmp_path, capsys):

@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pydicom
 import pytest
 import SimpleITK as sitk
 
@@ -327,7 +328,7 @@ def test_lobequant_patient_folder_faults(patient, tmp_path, capsys):
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "manifest.json").write_text("{not json")
-    assert "not a LuPRRT patient manifest" in refused(
+    assert "manifest.json: not a readable JSON manifest" in refused(
         capsys, ["lobequant", str(broken), "--out", str(tmp_path / "o")], broken)
     message = refused(capsys, ["lobequant", str(patient), "--ia-side", "left", "--out", str(tmp_path / "o")],
                       patient)
@@ -386,6 +387,46 @@ def test_dose_bad_arguments_and_folders(patient, tmp_path, capsys):
         f"patient folder not found: {tmp_path / 'nobody'}"
     assert "argument --next-activity-gbq" in refused(
         capsys, ["dose", str(patient), "--out", str(tmp_path / "o"), "--next-activity-gbq", "-1"])
+
+
+def _first_cycle(manifest) -> dict:
+    return next(v for v in manifest["sessions"] if v.get("kind") == "cycle")
+
+
+def _other_patients_spect(path: Path) -> None:
+    ds = pydicom.dcmread(path)
+    ds.PatientID = "SOMEONE-ELSE"
+    ds.save_as(path)
+
+
+def _set_hours(value):
+    return lambda manifest, folder: _first_cycle(manifest)["spect"][0].update(hours_post_injection=value)
+
+
+@pytest.mark.parametrize("command", ["dose", "lobequant"])
+@pytest.mark.parametrize(("edit", "expected"), [
+    (_set_hours("24 h"), "has hours_post_injection '24 h'; give the scan time after injection as a number of "
+                         "hours >= 0, e.g. 24.0"),
+    (_set_hours(-4.0), "has hours_post_injection -4.0; give the scan time"),
+    (_set_hours(True), "has hours_post_injection True; give the scan time"),
+    (lambda manifest, folder: _first_cycle(manifest)["spect"][0].pop("file"),
+     "SPECT 1 has no 'file' (the image path relative to the patient folder)"),
+    (lambda manifest, folder: manifest["administrations"][0].update(activity_mbq="7.4 GBq"),
+     "administration 1: activity_mbq '7.4 GBq' is not a positive number of MBq; write it as e.g. 7400.0"),
+    (lambda manifest, folder: _first_cycle(manifest).update(cycle="first"),
+     "cycle 'first' is not a treatment cycle number; write it as e.g. 1"),
+    (lambda manifest, folder: _first_cycle(manifest)["spect"][0].update(file="ct"),
+     "ct: a CT series, not a SPECT; point at the reconstructed quantitative SPECT"),
+    (lambda manifest, folder: _other_patients_spect(folder / _first_cycle(manifest)["spect"][0]["file"]),
+     "spect.dcm: DICOM PatientID 'SOMEONE-ELSE' differs from"),
+], ids=["hours-text", "hours-negative", "hours-boolean", "no-file", "activity-text", "cycle-text", "ct-as-spect",
+        "other-patient"])
+def test_patient_manifest_faults_name_the_field_and_the_fix(patient, tmp_path, capsys, command, edit, expected):
+    folder = _patient_copy(patient, tmp_path / "p", edit)
+    extra = ["--no-voxel-dose"] if command == "dose" else []
+    message = refused(capsys, [command, str(folder), "--out", str(tmp_path / "out"), *extra], folder)
+    assert expected in message
+    assert not (tmp_path / "out").exists()
 
 
 # --- measure, phantom -----------------------------------------------------------------------------

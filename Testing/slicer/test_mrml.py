@@ -328,6 +328,34 @@ def test_seg_nrrd_keeps_its_grid_in_slicer_when_segments_fill_only_part_of_it(ho
     _assert_same_segmentation(mrml.segmentation_from_segmentation_node(node), segmentation)
 
 
+def test_seg_nrrd_cropped_by_slicer_reads_where_slicer_drew_it(host, tmp_path):
+    import slicer
+
+    from luprrt import mrml
+    from luprrt.io import seg_nrrd as segio
+
+    # Slicer's "crop to minimum extent" save keeps only the voxels around the segments and records
+    # their offset in the reference grid (Segmentation_ReferenceImageExtentOffset); the stored space
+    # origin is the first kept voxel, so the cropped file must land on the same physical voxels.
+    reference = _oblique_image(np.zeros((12, 16, 20), np.uint8))
+    z, y, x = np.indices(reference.GetSize()[::-1])
+    lesion = (x - 5) ** 2 + (y - 8) ** 2 + (z - 6) ** 2 <= 9
+    segmentation = Segmentation.empty_like(reference)
+    segmentation.add_segment(lesion, SegmentTags("lesion", lesion_id="L01"))
+    node = mrml.segmentation_node_from_segmentation(segmentation, "drawn in Slicer")
+    storage = slicer.mrmlScene.AddNode(slicer.vtkMRMLSegmentationStorageNode())
+    storage.SetCropToMinimumExtent(True)
+    storage.SetFileName(str(tmp_path / "cropped.seg.nrrd"))
+    node.SetAndObserveStorageNodeID(storage.GetID())
+    assert storage.WriteData(node)
+
+    cropped = segio.read_seg_nrrd(tmp_path / "cropped.seg.nrrd")
+
+    assert cropped.layers[0].GetSize() == (7, 7, 7)  # really cropped, from (20, 16, 12)
+    on_reference = sitk.Resample(cropped.layers[0], reference, sitk.Transform(), sitk.sitkNearestNeighbor, 0)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(on_reference) > 0, lesion)
+
+
 def test_seg_nrrd_with_a_16_bit_layer_reads_in_slicer(host, tmp_path):
     import slicer
 

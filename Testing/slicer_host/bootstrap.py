@@ -189,7 +189,7 @@ def install_stand_ins() -> list[str]:
         except ImportError:
             setattr(slicer, attribute, factory())
             installed.append(f"slicer.{attribute}")
-    if "__getattr__" not in vars(slicer) and not hasattr(slicer, "qSlicerScriptedLoadableModuleWidget"):
+    if "qt" in installed and "__getattr__" not in vars(slicer):
         # Widget classes (qMRMLNodeComboBox, ...) are referenced only inside Widget code.
         slicer.__getattr__ = gui_class_fallback
         installed.append("slicer.q*/ctk* GUI classes")

@@ -43,7 +43,12 @@ from .radiobiology import (
     assess_organ_limits,
     biologically_effective_dose_gy,
 )
-from .single_time_point import haenscheid_tia_mbq_h, hybrid_tia_mbq_h, madsen_tia_mbq_h
+from .single_time_point import (
+    activity_scaled_tia_mbq_h,
+    haenscheid_tia_mbq_h,
+    hybrid_tia_mbq_h,
+    madsen_tia_mbq_h,
+)
 from .svalues import organ_self_s_value, s_value_dose_gy, sphere_mass_g, sphere_self_s_value
 from .tac import TimeActivityFit, fit_time_activity, trapezoid_weights_h
 from .voxel_tia import VoxelTimeIntegratedActivity, voxel_time_integrated_activity
@@ -62,6 +67,7 @@ __all__ = [
     "TimeActivityFit",
     "VoxelSValueKernel",
     "VoxelTimeIntegratedActivity",
+    "activity_scaled_tia_mbq_h",
     "assess_organ_limits",
     "biologically_effective_dose_gy",
     "build_voxel_s_value_kernel",

@@ -6,6 +6,19 @@ Models (times t in h after administration, activity A in MBq, not decay-correcte
 * ``bi``: uptake and washout, ``A(t) = A0 (exp(-lambda1 t) - exp(-lambda2 t))`` with
   lambda2 > lambda1 (fitted as lambda1 and lambda2 - lambda1 >= 0);
   TIA = A0 (1/lambda1 - 1/lambda2).
+* ``biexp_fixed_uptake``: the ``bi`` curve with the uptake rate constant
+  ``k_up = lambda2 - lambda1`` fixed at a population value (``uptake_rate_per_h``); A0 and
+  lambda1 fitted. Two free parameters: defined with 2 scans, 2 degrees of freedom with 4.
+* ``biexp_prior``: the ``bi`` curve fitted by maximum a posteriori with a Gaussian prior
+  N(``uptake_rate_per_h``, ``uptake_rate_sd_per_h``^2) on k_up: least squares of the weighted
+  residuals plus ``((k_up - mean) / sd)^2``. Without activity SDs the residual SD is estimated
+  from the fixed-uptake fit (RSS / (n - 2), needs 3 or more scans), so the prior's weight
+  against the data is set by the data's own scatter. Its covariance (inverse of J^T J of the
+  augmented residuals) includes the prior's uncertainty of k_up.
+
+  Both need a population uptake rate constant: the registry :mod:`.tac_models` says why (AICc
+  cannot choose ``bi`` from four scans) and :func:`population_uptake_rate_per_h` gives the
+  median and SD of k_up over fully sampled patients' ``bi`` fits.
 * ``trapezoid``: the measured points joined by straight lines from t = 0 and, after the
   last point, physical decay: TIA = trapezoid + A_last / lambda_phys. Before the first
   point either ``head="linear"`` (A(0) = 0: the activity is taken up from zero, the
@@ -42,13 +55,17 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.optimize import OptimizeWarning, curve_fit
+from scipy.optimize import OptimizeWarning, curve_fit, least_squares
 
 from ..physics import LU177_HALF_LIFE_H
+from .tac_models import POPULATION_UPTAKE_MODELS
 
-MODELS = ("auto", "mono", "bi", "trapezoid")
+MODELS = ("auto", "mono", "bi", "trapezoid", *POPULATION_UPTAKE_MODELS)
 HEADS = ("linear", "flat")
-_PARAMETER_COUNT = {"mono": 2, "bi": 3}
+# Models whose curve is A0 (exp(-lambda1 t) - exp(-lambda2 t)).
+BIEXPONENTIAL_MODELS = ("bi", *POPULATION_UPTAKE_MODELS)
+# Free parameters (biexp_prior: the data fit 3, the prior adds one residual; 2 scans suffice with SDs).
+_PARAMETER_COUNT = {"mono": 2, "bi": 3, "biexp_fixed_uptake": 2, "biexp_prior": 2}
 # Bounds of the fitted decay constants (1/h): half-lives from 4 min up, rising curves allowed
 # for mono (a negative lambda is detected and flagged, not clipped away).
 _MONO_LAMBDA_BOUNDS_PER_H = (-1.0, 10.0)
@@ -65,10 +82,11 @@ class TimeActivityFit:
 
     Attributes
     ----------
-    model : ``"mono"``, ``"bi"`` or ``"trapezoid"``
+    model : ``"mono"``, ``"bi"``, ``"biexp_fixed_uptake"``, ``"biexp_prior"`` or ``"trapezoid"``
     params : dict
         ``a0_mbq`` and ``lambda_per_h`` (mono); ``a0_mbq``, ``lambda1_per_h`` (washout),
-        ``lambda2_per_h`` (uptake) (bi); ``a_last_mbq`` and ``lambda_tail_per_h`` (trapezoid).
+        ``lambda2_per_h`` (uptake) (bi and the constrained bi-exponentials); ``a_last_mbq`` and
+        ``lambda_tail_per_h`` (trapezoid).
     tia_mbq_h, tia_sd_mbq_h : float
         Time-integrated activity from t = 0 to infinity and its standard deviation (MBq h).
     aicc : float
@@ -100,7 +118,9 @@ class TimeActivityFit:
     @property
     def effective_decay_constant_per_h(self) -> float:
         """Terminal effective decay constant (1/h): lambda, lambda1, or physical (trapezoid tail)."""
-        key = {"mono": "lambda_per_h", "bi": "lambda1_per_h", "trapezoid": "lambda_tail_per_h"}[self.model]
+        if self.model in BIEXPONENTIAL_MODELS:
+            return self.params["lambda1_per_h"]
+        key = {"mono": "lambda_per_h", "trapezoid": "lambda_tail_per_h"}[self.model]
         return self.params[key]
 
     @property
@@ -114,7 +134,7 @@ class TimeActivityFit:
         p = self.params
         if self.model == "mono":
             values = p["a0_mbq"] * np.exp(-p["lambda_per_h"] * t)
-        elif self.model == "bi":
+        elif self.model in BIEXPONENTIAL_MODELS:
             values = p["a0_mbq"] * (np.exp(-p["lambda1_per_h"] * t) - np.exp(-p["lambda2_per_h"] * t))
         else:
             start = 0.0 if self.head == "linear" else self.activities_mbq[0]
@@ -137,7 +157,8 @@ class _Candidate:
 
 
 def fit_time_activity(times_h, activities_mbq, sd_mbq=None, model: str = "auto", head: str = "linear",
-                      half_life_h: float = LU177_HALF_LIFE_H) -> TimeActivityFit:
+                      half_life_h: float = LU177_HALF_LIFE_H, uptake_rate_per_h: float | None = None,
+                      uptake_rate_sd_per_h: float | None = None) -> TimeActivityFit:
     """Fit a time-activity curve and integrate it from injection to infinity.
 
     Parameters
@@ -148,11 +169,16 @@ def fit_time_activity(times_h, activities_mbq, sd_mbq=None, model: str = "auto",
         Region activities (MBq) at those times, not decay-corrected, >= 0.
     sd_mbq : array_like, optional
         Standard deviations of the activities (MBq), > 0; used as fit weights.
-    model : ``"auto"``, ``"mono"``, ``"bi"`` or ``"trapezoid"``
+    model : ``"auto"``, ``"mono"``, ``"bi"``, ``"trapezoid"``, ``"biexp_fixed_uptake"`` or ``"biexp_prior"``
     head : ``"linear"`` or ``"flat"``
         Trapezoid rule before the first point (trapezoid model and fallbacks).
     half_life_h : float
         Physical half-life (h); Lu-177 by default.
+    uptake_rate_per_h : float, optional
+        Population uptake rate constant k_up = lambda2 - lambda1 (1/h) of the constrained
+        bi-exponentials (required by them, ignored otherwise).
+    uptake_rate_sd_per_h : float, optional
+        SD of the Gaussian prior on k_up (1/h), required by ``biexp_prior``.
 
     Returns
     -------
@@ -174,6 +200,11 @@ def fit_time_activity(times_h, activities_mbq, sd_mbq=None, model: str = "auto",
     n = t.size
     if model == "trapezoid":
         return _trapezoid_result(t, y, sd, head, half_life_h, [], {})
+    if model in POPULATION_UPTAKE_MODELS:
+        _check_population_uptake(model, uptake_rate_per_h, uptake_rate_sd_per_h)
+        if model == "biexp_prior" and sd is None and n < 3:
+            raise ValueError(f"biexp_prior without activity SDs needs at least 3 scans to estimate the residual SD, "
+                             f"got {n} (times {t.tolist()} h)")
     names = ["mono", "bi"] if model == "auto" else [model]
     if model != "auto" and n < _PARAMETER_COUNT[model]:
         raise ValueError(f"the {model} model needs at least {_PARAMETER_COUNT[model]} points, got {n} "
@@ -187,7 +218,14 @@ def fit_time_activity(times_h, activities_mbq, sd_mbq=None, model: str = "auto",
             flags.append(f"{name} not fitted: needs at least {k} points, have {n}")
             continue
         try:
-            candidate = _fit_mono(t, y, sd) if name == "mono" else _fit_bi(t, y, sd, lambda_phys)
+            if name == "mono":
+                candidate = _fit_mono(t, y, sd)
+            elif name == "bi":
+                candidate = _fit_bi(t, y, sd, lambda_phys)
+            elif name == "biexp_fixed_uptake":
+                candidate = _fit_fixed_uptake(t, y, sd, lambda_phys, uptake_rate_per_h)
+            else:
+                candidate = _fit_uptake_prior(t, y, sd, lambda_phys, uptake_rate_per_h, uptake_rate_sd_per_h)
         except (RuntimeError, ValueError) as error:
             flags.append(f"{name} fit failed: {error}")
             continue
@@ -217,6 +255,23 @@ def fit_time_activity(times_h, activities_mbq, sd_mbq=None, model: str = "auto",
     best = fits[chosen]
     return TimeActivityFit(best.model, best.params, best.tia_mbq_h, best.tia_sd_mbq_h, aicc[chosen],
                            flags + best.flags, t, y, head, half_life_h, aicc)
+
+
+def population_uptake_rate_per_h(fits) -> tuple[float, float]:
+    """Median and SD (1/h) of the uptake rate constant k_up = lambda2 - lambda1 over ``bi`` fits.
+
+    For the constrained bi-exponentials: pass the unconstrained ``bi`` fits of a site's fully
+    sampled patients (same region type, e.g. kidneys or lesions). Other models are ignored.
+
+    Raises
+    ------
+    ValueError
+        Fewer than two ``bi`` fits.
+    """
+    rates = np.array([f.params["lambda2_per_h"] - f.params["lambda1_per_h"] for f in fits if f.model == "bi"])
+    if rates.size < 2:
+        raise ValueError(f"a population uptake rate needs at least 2 bi-exponential fits, got {rates.size}")
+    return float(np.median(rates)), float(np.std(rates, ddof=1))
 
 
 def trapezoid_weights_h(times_h, head: str = "linear", tail_lambda_per_h: float | None = None) -> np.ndarray:
@@ -372,6 +427,95 @@ def _fit_bi(t, y, sd, lambda_phys) -> _Candidate:
     tia = a0 * (1.0 / l1 - 1.0 / l2)
     gradient = np.array([1.0 / l1 - 1.0 / l2, a0 * (1.0 / l2**2 - 1.0 / l1**2), a0 / l2**2])
     return _Candidate("bi", params, tia, _delta_sd(gradient, pcov), rss, l1, flags)
+
+
+def _check_population_uptake(model, rate, rate_sd) -> None:
+    if rate is None or not (math.isfinite(rate) and rate > 0):
+        raise ValueError(f"the {model} model needs a positive population uptake rate constant uptake_rate_per_h "
+                         f"(1/h), got {rate}; use the median of fully sampled patients' bi-exponential fits "
+                         f"(population_uptake_rate_per_h)")
+    if model == "biexp_prior" and (rate_sd is None or not (math.isfinite(rate_sd) and rate_sd > 0)):
+        raise ValueError(f"the biexp_prior model needs a positive prior SD uptake_rate_sd_per_h (1/h), got "
+                         f"{rate_sd}")
+
+
+def _terminal_start_per_h(t, y, lambda_phys) -> list[float]:
+    """Starting washout rates: the log-linear slope from the maximum on, and multiples of physical decay."""
+    peak = int(np.argmax(y))
+    tail = _log_linear(t[peak:], y[peak:])
+    starts = [max(-tail[0], lambda_phys)] if tail is not None else []
+    return [min(s, 0.5 * _BI_LAMBDA_UPPER_PER_H) for s in [*starts, 1.5 * lambda_phys, 3.0 * lambda_phys]]
+
+
+def _fit_fixed_uptake(t, y, sd, lambda_phys, k_up) -> _Candidate:
+    def curve(t, a0, l1):
+        return _bi(t, a0, l1, k_up)
+
+    def jacobian(t, a0, l1):
+        return _bi_jacobian(t, a0, l1, k_up)[:, :2]
+
+    curve.__name__ = "_biexp_fixed_uptake"
+    best = None
+    for l1 in _terminal_start_per_h(t, y, lambda_phys):
+        basis = _bi(t, 1.0, l1, k_up)
+        a0 = float(max(y @ basis / (basis @ basis), 1e-12))
+        try:
+            result = _curve_fit(curve, jacobian, t, y, sd, [a0, l1], ([0.0, 0.0], [np.inf, _BI_LAMBDA_UPPER_PER_H]))
+        except RuntimeError:
+            continue
+        if best is None or result[2] < best[2]:
+            best = result
+    if best is None:
+        raise RuntimeError("no starting value converged")
+    popt, pcov, rss, flags = best
+    a0, l1 = (float(v) for v in popt)
+    l2 = l1 + k_up
+    params = {"a0_mbq": a0, "lambda1_per_h": l1, "lambda2_per_h": l2}
+    flags = [*flags, f"uptake rate constant fixed at the population value {k_up:.4g} /h; TIA SD conditional on it"]
+    if l1 <= 0:
+        return _Candidate("biexp_fixed_uptake", params, math.inf, math.nan, rss, l1, flags)
+    tia = a0 * (1.0 / l1 - 1.0 / l2)
+    gradient = np.array([1.0 / l1 - 1.0 / l2, a0 * (1.0 / l2**2 - 1.0 / l1**2)])
+    return _Candidate("biexp_fixed_uptake", params, tia, _delta_sd(gradient, pcov), rss, l1, flags)
+
+
+def _fit_uptake_prior(t, y, sd, lambda_phys, k_mean, k_sd) -> _Candidate:
+    fixed = _fit_fixed_uptake(t, y, sd, lambda_phys, k_mean)
+    flags = []
+    if sd is None:
+        scale = max(math.sqrt(fixed.rss / (t.size - 2)), _EXACT_FIT_RELATIVE_RESIDUAL * float(np.max(y)))
+        weights = np.full(t.size, scale)
+        flags.append(f"residual SD {scale:.4g} MBq estimated from the fixed-uptake fit (no activity SDs given)")
+    else:
+        weights = sd
+
+    def residuals(p):
+        a0, l1, dl = p
+        return np.concatenate([(y - _bi(t, a0, l1, dl)) / weights, [(dl - k_mean) / k_sd]])
+
+    def jacobian(p):
+        data = -_bi_jacobian(t, *p) / weights[:, None]
+        return np.vstack([data, [0.0, 0.0, 1.0 / k_sd]])
+
+    start = [fixed.params["a0_mbq"], max(fixed.params["lambda1_per_h"], 1e-9), k_mean]
+    result = least_squares(residuals, start, jac=jacobian, method="trf", ftol=1e-13, xtol=1e-13, gtol=1e-13,
+                           bounds=([0.0, 0.0, 0.0], [np.inf, _BI_LAMBDA_UPPER_PER_H, _BI_DELTA_UPPER_PER_H]))
+    a0, l1, dl = (float(v) for v in result.x)
+    l2 = l1 + dl
+    params = {"a0_mbq": a0, "lambda1_per_h": l1, "lambda2_per_h": l2}
+    data_residual = result.fun[:-1] * (weights / (1.0 if sd is None else sd))
+    rss = float(data_residual @ data_residual)
+    flags.append(f"uptake rate constant {dl:.4g} /h, prior {k_mean:.4g} +- {k_sd:.4g} /h")
+    try:
+        covariance = np.linalg.inv(result.jac.T @ result.jac)
+    except np.linalg.LinAlgError:
+        covariance = np.full((3, 3), np.nan)
+        flags.append("biexp_prior covariance undefined: TIA SD is NaN")
+    if l1 <= 0:
+        return _Candidate("biexp_prior", params, math.inf, math.nan, rss, l1, flags)
+    tia = a0 * (1.0 / l1 - 1.0 / l2)
+    gradient = np.array([1.0 / l1 - 1.0 / l2, a0 * (1.0 / l2**2 - 1.0 / l1**2), a0 / l2**2])
+    return _Candidate("biexp_prior", params, tia, _delta_sd(gradient, covariance), rss, l1, flags)
 
 
 def _delta_sd(gradient: np.ndarray, covariance: np.ndarray) -> float:

@@ -13,14 +13,15 @@ dicom_sr     TID 1500 measurement reports (highdicom), written and read back
 dicom_codes  the coded vocabulary of the reports (standard codes, LuPRRT's private scheme)
 dicom_dose   dose maps as RT Dose (Gy), TIA maps as Parametric Maps (Bq h/mL)
 dicom_net    C-STORE of written objects to a PACS (pynetdicom)
+spect_timing a SPECT's voxels as the activity at its acquisition (PET-stored exports, DecayCorrection)
 
 Every reader returns geometry-aware SimpleITK images; a :class:`QuantitativeImage` adds
 the units and the timing (acquisition, injection, activity) that quantification needs.
 """
 
 from ._dicom_out import load_series
-from .checks import check_activity_image
-from .dicom import read_ct_series, read_image, read_nm_spect, read_pet_series
+from .checks import check_activity_image, check_one_patient
+from .dicom import read_ct_series, read_image, read_nm_spect, read_patient_id, read_pet_series
 from .dicom_codes import DOSE_METHODS, QUANTITIES, RECIST_1_1, RECOVERY_CORRECTED
 from .dicom_dose import read_rt_dose, read_tia_map, write_rt_dose, write_tia_map
 from .dicom_net import parse_host_port, send_files
@@ -35,6 +36,7 @@ from .dicom_write import (
     write_pet_series,
 )
 from .seg_nrrd import read_seg_nrrd, write_seg_nrrd
+from .spect_timing import spect_activity_at_acquisition
 from .volumes import (
     UNITS,
     UNITS_KEY,
@@ -63,6 +65,7 @@ __all__ = [
     "SrRecord",
     "canonical_units",
     "check_activity_image",
+    "check_one_patient",
     "load_series",
     "new_uid",
     "parse_host_port",
@@ -71,6 +74,7 @@ __all__ = [
     "read_image",
     "read_measurement_report",
     "read_nm_spect",
+    "read_patient_id",
     "read_pet_series",
     "read_rt_dose",
     "read_seg_nrrd",
@@ -78,6 +82,7 @@ __all__ = [
     "read_tia_map",
     "read_volume",
     "send_files",
+    "spect_activity_at_acquisition",
     "tracking_id",
     "tracking_uid",
     "write_ct_series",

@@ -4,16 +4,19 @@ A SPECT or PET that holds NaN, nothing but zeros, or a large share of negative v
 gives meaningless T/N, uptake and dose (NaN everywhere, a division by zero, or numbers
 lowered by an offset). Such an image is refused with a message naming the file; a few
 small negative voxels (statistical undershoot of some reconstructions) are flagged.
+The images of one analysis must also belong to one patient: a SPECT of another patient copied
+into a folder would otherwise be analysed without complaint.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 import numpy as np
 import SimpleITK as sitk
 
-__all__ = ["NEGATIVE_SHARE_LIMIT", "check_activity_image"]
+__all__ = ["NEGATIVE_SHARE_LIMIT", "check_activity_image", "check_one_patient"]
 
 log = logging.getLogger(__name__)
 
@@ -53,3 +56,28 @@ def check_activity_image(image: sitk.Image, source: str, what: str = "SPECT") ->
                          f"({100 * NEGATIVE_SHARE_LIMIT:g} %); check the image's rescale intercept and units")
     log.warning("%s: %s; they are kept as they are", source, text)
     return [f"{text}; they are kept as they are"]
+
+
+def check_one_patient(images: Iterable[tuple[str, str | None]]) -> None:
+    """Refuse DICOM images of one analysis whose PatientID (0010,0020) differ.
+
+    Parameters
+    ----------
+    images : iterable of (source, patient id)
+        Each image's file or folder and its DICOM PatientID (None for volumes, which record none:
+        they are not compared).
+
+    Raises
+    ------
+    ValueError
+        Naming the first image whose PatientID differs from the first DICOM image's, and both ids.
+    """
+    first: tuple[str, str] | None = None
+    for source, patient_id in images:
+        if patient_id is None:
+            continue
+        if first is None:
+            first = (source, patient_id)
+        elif patient_id != first[1]:
+            raise ValueError(f"{source}: DICOM PatientID {patient_id!r} differs from {first[1]!r} of {first[0]}; "
+                             "an image of another patient? point the inputs at one patient's images")

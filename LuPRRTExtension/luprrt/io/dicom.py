@@ -62,7 +62,8 @@ from ..errors import or_fix
 from ..physics import LU177_HALF_LIFE_H, SECONDS_PER_HOUR
 from .volumes import VOLUME_SUFFIXES, PetInfo, QuantitativeImage, canonical_units, read_volume
 
-__all__ = ["PetInfo", "QuantitativeImage", "read_ct_series", "read_image", "read_nm_spect", "read_pet_series"]
+__all__ = ["PetInfo", "QuantitativeImage", "read_ct_series", "read_image", "read_nm_spect", "read_patient_id",
+           "read_pet_series"]
 
 logger = logging.getLogger(__name__)
 
@@ -154,17 +155,19 @@ def read_ct_series(folder: str | Path, series_uid: str | None = None) -> sitk.Im
         No or several CT series (the message lists their UIDs), non-uniform slice
         spacing (the message names the gap and its files), or missing geometry tags.
     """
-    image, _, _ = _read_ct(Path(folder), series_uid)
-    return image
+    return _read_ct(Path(folder), series_uid).image
 
 
-def _read_ct(source: Path, series_uid: str | None) -> tuple[sitk.Image, str, datetime | None]:
+def _read_ct(source: Path, series_uid: str | None) -> QuantitativeImage:
     series = _select_series(_scan(source), CT_IMAGE_STORAGE, series_uid, source)
     with _header_errors(source):
         geometry = _slice_stack_geometry(series, source)
         pixels = np.stack([_rescaled_pixels(pydicom.dcmread(path), path) for path, _ in series])
         first = series[0][1]
-        return geometry.image(pixels), str(first.SeriesInstanceUID), _acquisition_from_header(first, series[0][0])
+        return QuantitativeImage(image=geometry.image(pixels), units="HU", source=str(source),
+                                 series_uid=str(first.SeriesInstanceUID),
+                                 acquisition_datetime=_acquisition_from_header(first, series[0][0]),
+                                 patient_id=_text(first, "PatientID"))
 
 
 # --- NM SPECT ------------------------------------------------------------------------------------
@@ -173,7 +176,7 @@ def read_nm_spect(path_or_folder: str | Path, *, calibration_cps_per_mbq: float 
                   injection_datetime: datetime | date | None = None,
                   injected_activity_mbq: float | None = None, acquisition_datetime: datetime | None = None,
                   frame_duration_s: float | None = None, series_uid: str | None = None) -> QuantitativeImage:
-    """Read a reconstructed SPECT (NM Image Storage, RECON TOMO, multi-frame) in Bq/mL.
+    """Read a reconstructed SPECT (NM Image Storage, RECON TOMO) in Bq/mL.
 
     Voxel values, in order of preference: a Real World Value Mapping whose measurement
     unit is Bq/ml (kBq/ml, MBq/ml) applied to the stored values; Units ``BQML`` with
@@ -189,7 +192,9 @@ def read_nm_spect(path_or_folder: str | Path, *, calibration_cps_per_mbq: float 
     Parameters
     ----------
     path_or_folder : path
-        The NM file, or a folder holding exactly one NM series (one multi-frame file).
+        The NM file, or a folder holding one NM series: one multi-frame file, or one
+        single-frame file per slice (placed by each file's ImagePositionPatient, each
+        converted with its own rescale).
     calibration_cps_per_mbq : float, optional
         Camera/reconstruction sensitivity K, counts per second per MBq; required for counts.
     injection_datetime : datetime or date, optional
@@ -218,33 +223,43 @@ def read_nm_spect(path_or_folder: str | Path, *, calibration_cps_per_mbq: float 
         if value is not None and not value > 0:
             raise ValueError(f"{name} must be positive, got {value}")
     series = _select_series(_scan(source), NM_IMAGE_STORAGE, series_uid, source)
-    if len(series) != 1:
-        raise ValueError(f"{source}: NM series {series[0][1].SeriesInstanceUID} has {len(series)} files; a "
-                         "reconstructed SPECT is read from one multi-frame NM file")
-    path = series[0][0]
+    if len(series) > 1 and any(int(ds.get("NumberOfFrames", 1) or 1) != 1 for _, ds in series):
+        raise ValueError(f"{source}: NM series {series[0][1].SeriesInstanceUID} has {len(series)} multi-frame "
+                         "files; a reconstructed SPECT is one multi-frame NM file or one single-frame file per "
+                         "slice")
+    path = series[0][0] if len(series) == 1 else source
     with _header_errors(path):
-        return _read_nm_file(path, calibration_cps_per_mbq, injection_datetime, injected_activity_mbq,
-                             acquisition_datetime, frame_duration_s)
+        return _read_nm_files(series, source, calibration_cps_per_mbq, injection_datetime, injected_activity_mbq,
+                              acquisition_datetime, frame_duration_s)
 
 
-def _read_nm_file(path: Path, calibration_cps_per_mbq, injection_datetime, injected_activity_mbq,
-                  acquisition_datetime, frame_duration_s) -> QuantitativeImage:
+def _read_nm_files(series: list[tuple[Path, Dataset]], source: Path, calibration_cps_per_mbq,
+                   injection_datetime, injected_activity_mbq, acquisition_datetime,
+                   frame_duration_s) -> QuantitativeImage:
+    """One multi-frame NM file, or a stack of single-frame NM files (one per slice, each placed by its position)."""
+    path = series[0][0]
     ds = pydicom.dcmread(path)
     warnings: list[str] = []
     _check_reconstructed_tomo(ds, path, warnings)
-    geometry = _nm_geometry(ds, path, warnings)
-    stored = _stored_frames(ds, path)
+    geometry = _nm_geometry(ds, path, warnings) if len(series) == 1 else _slice_stack_geometry(series, source)
     voxel_ml = float(np.prod(geometry.spacing)) / 1000.0
-    values = _nm_bq_per_ml(ds, path, stored, voxel_ml, calibration_cps_per_mbq, frame_duration_s, warnings)
+    slices = [ds] + [pydicom.dcmread(file) for file, _ in series[1:]]
+    # Each file converts its own pixels: vendors give every slice file its own rescale slope.
+    values = np.concatenate([
+        _nm_bq_per_ml(item, file, _stored_frames(item, file), voxel_ml, calibration_cps_per_mbq, frame_duration_s,
+                      warnings if k == 0 else [])
+        for k, (item, (file, _)) in enumerate(zip(slices, series, strict=True))])
     acquisition, injection, activity_mbq = _administration(
         ds, path, _acquisition_from_header(ds, path, warnings), acquisition_datetime=acquisition_datetime,
         injection_datetime=injection_datetime, injected_activity_mbq=injected_activity_mbq, warnings=warnings,
         modality="NM")
     _check_lu177(ds, path, warnings)
-    return QuantitativeImage(image=geometry.image(values), units="Bq/mL", source=str(path),
+    return QuantitativeImage(image=geometry.image(values), units="Bq/mL",
+                             source=str(path if len(series) == 1 else source),
                              series_uid=str(ds.get("SeriesInstanceUID", "")) or None,
                              acquisition_datetime=acquisition, injection_datetime=injection,
-                             injected_activity_mbq=activity_mbq, warnings=warnings)
+                             injected_activity_mbq=activity_mbq, warnings=warnings,
+                             patient_id=_text(ds, "PatientID"))
 
 
 def _check_reconstructed_tomo(ds: Dataset, path: Path, warnings: list[str]) -> None:
@@ -535,7 +550,7 @@ def _read_pet(source: Path, series, injection_datetime, injected_activity_mbq,
     return QuantitativeImage(image=geometry.image(pixels), units="Bq/mL", source=str(source),
                              series_uid=str(first.SeriesInstanceUID), acquisition_datetime=acquisition,
                              injection_datetime=injection, injected_activity_mbq=activity_mbq,
-                             warnings=warnings, pet=pet)
+                             warnings=warnings, pet=pet, patient_id=_text(first, "PatientID"))
 
 
 # --- dispatcher ----------------------------------------------------------------------------------
@@ -583,9 +598,7 @@ def _read_scanned(path: Path, headers, series_uid: str | None, units: str | None
     if kind == "CT":
         if dicom_options:
             raise ValueError(f"options {sorted(dicom_options)} do not apply to a CT series")
-        image, uid, acquisition = _read_ct(path, series_uid)
-        result = QuantitativeImage(image=image, units="HU", source=str(path), series_uid=uid,
-                                   acquisition_datetime=acquisition)
+        result = _read_ct(path, series_uid)
     elif kind == "NM":
         result = read_nm_spect(path, series_uid=series_uid, **dicom_options)
     else:
@@ -593,6 +606,21 @@ def _read_scanned(path: Path, headers, series_uid: str | None, units: str | None
     if units is not None and canonical_units(units) != (result.units, 1.0):
         raise ValueError(f"{path}: the DICOM {kind} image is in {result.units}, not {units!r}")
     return result
+
+
+def read_patient_id(path: str | Path) -> str | None:
+    """PatientID (0010,0020) of the first DICOM file at ``path`` (file or folder); None for other files."""
+    path = Path(path)
+    if path.name.lower().endswith(VOLUME_SUFFIXES) or not path.exists():
+        return None
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    for file in files:
+        try:
+            ds = pydicom.dcmread(file, stop_before_pixels=True, specific_tags=["PatientID"])
+        except (InvalidDicomError, EOFError, struct.error, ValueError, TypeError, KeyError, OSError):
+            continue
+        return _text(ds, "PatientID")
+    return None
 
 
 # --- shared: finding files and series ------------------------------------------------------------

@@ -94,6 +94,8 @@ class QuantitativeImage:
         What the reader had to assume (also logged at WARNING level).
     pet : PetInfo or None
         PET-only header values for SUV.
+    patient_id : str or None
+        DICOM PatientID (0010,0020) when read from DICOM: images of one patient must agree.
     """
 
     image: sitk.Image
@@ -105,6 +107,7 @@ class QuantitativeImage:
     injected_activity_mbq: float | None = None
     warnings: list[str] = field(default_factory=list)
     pet: PetInfo | None = None
+    patient_id: str | None = None
 
     @property
     def hours_post_injection(self) -> float:

@@ -10,6 +10,8 @@ kinetics  Lu-177 time-activity per organ and lesion, lesion biology and response
 imaging   SPECT grid, camera blur, Poisson counts, PET and ADC maps
 truth     the closed-form truth per region and time point (concentrations, activities,
           time-integrated activities, volumes, T/N, diameters)
+blood_sampling  blood samples per cycle (kBq/mL, seeded error) and the truth of the blood-based
+          red-marrow dose (EANM 2010 formula with the exact kinetics)
 writer    :func:`write_patient`: DICOM series, seg.nrrd, truth maps (NRRD) and truth JSON
 attenuation  photon attenuation at 208 keV: NIST materials and tissues (truth), bilinear HU-to-mu
           (what a site's reconstruction uses)

@@ -36,6 +36,7 @@ from . import anatomy as pa
 from . import clinical as pc
 from . import kinetics as pk
 from .attenuation import tissue_mu_per_cm
+from .blood_sampling import blood_sample_rows, marrow_dose_truth
 from .imaging import BASELINE_MAPS, blurred_map, counts_per_bq_per_ml, simulate_spect, spect_grid
 from .spect_camera import SpectProtocol
 from .truth import (
@@ -75,6 +76,8 @@ class SyntheticPatient:
     characteristics: dict = field(default_factory=dict)
     labs: list[dict] = field(default_factory=list)
     organ_doses: list = field(default_factory=list)  # phantom.clinical.OrganDoseTruth per cycle
+    blood_samples: dict = field(default_factory=dict)  # cycle -> rows of phantom.blood_sampling.blood_sample_rows
+    marrow_doses: list = field(default_factory=list)  # phantom.blood_sampling.marrow_dose_truth per cycle
 
     @property
     def iv_side(self) -> str:
@@ -408,6 +411,9 @@ def make_patient(seed: int = 0, *, ia_side: str = "right", ia_tn_factor: float =
         | ({"spect_model": "osem", "osem_protocol": (osem_protocol or SpectProtocol()).as_dict()}
            if spect_model == "osem" else {}))
     _add_clinical_data(patient, seed, administrations, cycles, ia_side)
+    patient.blood_samples = {c.cycle: blood_sample_rows(c, _rng(seed, "blood samples", c.cycle) if noise else None)
+                             for c in cycles}
+    patient.marrow_doses = [marrow_dose_truth(c) for c in cycles]
 
     if spect_model == "osem":
         _osem_spects(patient, seed, hours, osem_protocol or SpectProtocol(), osem_calibration_cps_per_mbq,

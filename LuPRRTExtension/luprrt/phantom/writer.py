@@ -9,6 +9,7 @@ Layout (all paths relative to the patient folder, listed again in ``manifest.jso
     cycle2/ct/ cycle2/segmentation.seg.nrrd ...  later cycles; followup1/ct/ ... follow-up CTs
     baseline/fdg_pet/ baseline/ga68_pet/ (DICOM PET, Bq/mL)  baseline/adc.nrrd (mm2/s)
     after_cycle1/fdg_pet/ after_cycle1/ga68_pet/ after_cycle1/adc.nrrd ...  the same after every cycle
+    cycle1/blood_samples.csv      blood samples of each cycle (time_h, blood_activity_concentration_kBq_per_mL)
     clinical/labs.csv clinical/characteristics.csv  laboratory values and baseline characteristics
     truth/couinaud.nrrd  truth/regions_<visit>.nrrd  truth/activity_cycle1_24h.nrrd (Bq/mL)
     truth/tia_cycle1.nrrd (MBq h/mL)
@@ -106,6 +107,9 @@ def write_patient(patient: SyntheticPatient, folder: str | Path, overwrite: bool
                  "segmentation": f"{base}segmentation.seg.nrrd",
                  "truth_regions": nrrd(session.region_labels, f"truth/regions_{session.name}.nrrd"),
                  "spect": []}
+        if session.kind == "cycle" and session.cycle in patient.blood_samples:
+            visit["blood_samples"] = f"cycle{session.cycle}/blood_samples.csv"
+            write_rows_csv(patient.blood_samples[session.cycle], folder / visit["blood_samples"], overwrite=overwrite)
         for acq in session.spect:
             advance(f"SPECT cycle {acq.cycle} at {acq.hours_post_injection:g} h")
             administration = patient.administrations[acq.cycle - 1]
@@ -179,7 +183,8 @@ def write_patient(patient: SyntheticPatient, folder: str | Path, overwrite: bool
     truth = patient.truth.to_json_dict() | {"patient_id": patient.patient_id, "ia_side": patient.ia_side,
                                             "iv_side": patient.iv_side,
                                             "toxicity_model": dict(TOXICITY_MODEL),
-                                            "organ_doses": [dataclasses.asdict(d) for d in patient.organ_doses]}
+                                            "organ_doses": [dataclasses.asdict(d) for d in patient.organ_doses],
+                                            "marrow_blood_based": patient.marrow_doses}
     _write_json(folder / "truth.json", truth, overwrite)
     manifest = {
         "patient_id": patient.patient_id, "seed": patient.seed, "ia_side": patient.ia_side,

@@ -5,6 +5,7 @@ tables (units in the column names), maps and ``provenance.json`` into an output 
 
 Modules
 -------
+manifest         :func:`read_manifest`: a patient folder's ``manifest.json``, checked field by field
 calibrate        :func:`run_calibration`: the site calibration from phantom scans (``luprrt calibrate``);
                  calibrated reading of patient SPECT
 lobequant        :func:`run_lobequant`: T/N per lobe and lesion, the IA/IV ratio, organ uptake
@@ -43,6 +44,7 @@ _PUBLIC = {
     "DosimetryOptions": "dose_cycle",
     "PatientMeasurements": "response",
     "measure_patient": "response",
+    "read_manifest": "manifest",
     "after_cycle_lesion_features": "features",
     "baseline_lesion_features": "features",
     "RecistRun": "recist",

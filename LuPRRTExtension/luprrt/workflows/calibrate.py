@@ -36,7 +36,7 @@ from ..calibration import (
     read_site_calibration,
     write_site_calibration,
 )
-from ..io import QuantitativeImage, read_image
+from ..io import QuantitativeImage, read_image, spect_activity_at_acquisition
 from ..physics import decay_factor, hours_between
 from ..provenance import ProgressCallback, inputs_sha256, no_progress
 from ..tables import write_rows_csv
@@ -83,12 +83,16 @@ def load_calibration(calibration: SiteCalibration | str | Path | None) -> SiteCa
 
 def quantitative_spect(path: str | Path, units: str | None, calibration: SiteCalibration | None,
                        **options) -> QuantitativeImage:
-    """Read a SPECT in Bq/mL: counts through the calibration factor, Bq/mL scaled by the cylinder's scale.
+    """Read a SPECT in Bq/mL at its acquisition time.
+
+    Counts go through the calibration factor, Bq/mL is scaled by the cylinder's scale, and a
+    PET-stored export decay corrected to the injection is decayed back to the acquisition.
 
     Images in other units (a counts NRRD, which does not record the time per view) are returned as
     read, for the caller's own unit check.
     """
     image, counts = _read_nm(path, units, calibration.cps_per_mbq if calibration is not None else None, **options)
+    image = spect_activity_at_acquisition(image)  # a PET-stored export may be decay corrected to injection
     scale = calibration.bq_per_ml_scale if calibration is not None else None
     if image.units == "Bq/mL" and scale is not None and not counts:
         image.image = sitk.Cast(image.image * float(scale), sitk.sitkFloat32)
@@ -108,19 +112,30 @@ def _read_nm(path, units, cps_per_mbq: float | None, **options) -> tuple[Quantit
 
 
 def _dicom_counts(path: Path) -> bool:
-    """Whether a DICOM NM image holds counts: Units (0054,1001) CNTS, or none and no Bq/ml value mapping."""
+    """Whether a DICOM NM image holds counts: Units (0054,1001) CNTS, or none and no Bq/ml value mapping.
+
+    A CT given where the SPECT belongs is refused here, before any option meant for the SPECT
+    reaches the CT reader.
+    """
     import pydicom
 
     files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file())
+    classes = set()
     for file in files:
         try:
             ds = pydicom.dcmread(file, stop_before_pixels=True)
         except (OSError, ValueError, pydicom.errors.InvalidDicomError):  # not DICOM: try the next file
             continue
+        classes.add(ds.get("SOPClassUID"))
+        if ds.get("SOPClassUID") != pydicom.uid.NuclearMedicineImageStorage:
+            continue
         if "Units" not in ds and "RealWorldValueMappingSequence" not in ds and "SharedFunctionalGroupsSequence" in ds:
             return False  # an enhanced image: its mapping lives in the functional groups
         units = str(ds.get("Units", "") or "").strip().upper()
         return units == "CNTS" or (units == "" and "RealWorldValueMappingSequence" not in ds)
+    if classes == {pydicom.uid.CTImageStorage}:
+        raise ValueError(f"{path}: a CT series, not a SPECT; point at the reconstructed quantitative SPECT "
+                         "(NM, or a PET-stored Bq/mL export)")
     return False
 
 
@@ -229,6 +244,8 @@ def _dicom_view_duration_s(path: Path) -> float:
             ds = pydicom.dcmread(file, stop_before_pixels=True)
         except (OSError, ValueError, pydicom.errors.InvalidDicomError):  # not DICOM: try the next file
             continue
+        if ds.get("SOPClassUID") != pydicom.uid.NuclearMedicineImageStorage:
+            continue  # a CT or PET given as the SPECT: read_image names what it is
         for item in [ds, *(ds.get("RotationInformationSequence") or [])]:
             value = item.get("ActualFrameDuration")
             if value is not None and float(value) > 0:

@@ -45,7 +45,7 @@ from ..errors import Interrupted, current_option_words, fix, option_words
 from ..outputs import StagedFolder, remove_stale_staging, staging_owners
 from ..provenance import ProgressCallback, file_sha256, no_progress, provenance_record
 from ..segments import SIDES
-from .response import read_manifest
+from .manifest import read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -391,10 +391,10 @@ def _process_all(pending: list[PatientEntry], out_dir: Path, options: dict | Non
                 receiver, sender = context.Pipe(duplex=False)
                 worker = context.Process(target=_worker_main, name=f"luprrt-{entry.patient_id}",
                                          args=(entry, out_dir, options, words, os.getpid(), sender))
-                with _sigint_ignored():  # inherited: Ctrl-C cannot hit the child while it starts
+                with _worker_start_guard():  # a stop cannot cut a worker's start in two, nor lose the worker
                     worker.start()
-                sender.close()
-                running[worker.sentinel] = (worker, entry, receiver)
+                    sender.close()
+                    running[worker.sentinel] = (worker, entry, receiver)
             for sentinel in wait_for(list(running)):
                 worker, entry, receiver = running.pop(sentinel)
                 worker.join()
@@ -430,6 +430,9 @@ def _worker_main(entry: PatientEntry, out_dir: Path, options: dict | None, words
     """A worker process: one patient; the outcome goes back through ``sender``; exits if the parent dies."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole group: the parent decides
     signal.signal(signal.SIGTERM, _exit_cleanly)  # the parent stops us: remove the staging folder on the way
+    # SIGTERM came blocked from the parent's start (see _worker_start_guard): a stop sent while we imported
+    # is delivered here, to the handler above.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGTERM})
     threading.Thread(target=_watch_parent, args=(parent_pid,), daemon=True).start()
     try:
         with (option_words(words) if words is not None else contextlib.nullcontext()):
@@ -448,21 +451,26 @@ def _exit_cleanly(signum, frame):
 
 
 @contextlib.contextmanager
-def _sigint_ignored() -> Iterator[None]:
-    """Ignore SIGINT while a worker is started: the new process inherits "ignored" across exec.
+def _worker_start_guard() -> Iterator[None]:
+    """Start a worker as one step that neither Ctrl-C nor SIGTERM can cut in two.
 
-    (A blocked signal mask is not inherited by multiprocessing's spawn.) Python keeps an
-    inherited ignore, so the worker never sees Ctrl-C, not even while it imports; the parent
-    stops it. A Ctrl-C in these few milliseconds of the parent's own life is lost.
+    A stop that lands inside ``Process.start()`` would leave the child half-sent its pickled
+    task, so it dies printing an unpickling traceback. SIGTERM is blocked meanwhile (delivered
+    to the parent right after), and SIGINT ignored: the child inherits both across exec. Python
+    keeps an inherited ignore, so the worker never sees Ctrl-C, not even while it imports; it
+    unblocks SIGTERM once its handler is in place. A Ctrl-C in these few milliseconds of the
+    parent's own life is lost.
     """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
 
 
 def _watch_parent(parent_pid: int) -> None:

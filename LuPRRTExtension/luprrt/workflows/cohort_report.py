@@ -362,7 +362,7 @@ def patient_page(out_dir: Path, patient_id: str, folder: Path | None, lesions, c
 
     from ..cohort import patient_figures as pf
     from ..io import read_ct_series, read_nm_spect, read_seg_nrrd, read_volume
-    from .response import read_manifest
+    from .manifest import read_manifest
 
     results = Path(out_dir) / "patients" / patient_id
     write_root = Path(write_root or out_dir)

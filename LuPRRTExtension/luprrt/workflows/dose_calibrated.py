@@ -300,15 +300,16 @@ def _shifted_activities(shifted: CycleRegions, regions: CycleRegions, images, ca
     return out, mass
 
 
-def tia_function(times_h: np.ndarray, model: str, reference_fit=None):
-    """Activity vector (MBq) -> TIA (MBq h) with the TAC model fixed (the primary estimate's)."""
+def tia_function(times_h: np.ndarray, model: str, reference_fit=None, population=None):
+    """Activity vector (MBq) -> TIA (MBq h) with the TAC model fixed (the primary estimate's);
+    ``population``: :class:`.dose_tac.PopulationUptake` of the constrained bi-exponentials."""
     times = np.asarray(times_h, dtype=float)
     if times.size >= 2:
         fixed = model if model in TAC_MODELS else "auto"
 
         def tia(activity: np.ndarray) -> float:
             try:
-                return float(fit_region_tac(times, np.maximum(activity, 0.0), fixed).tia_mbq_h)
+                return float(fit_region_tac(times, np.maximum(activity, 0.0), fixed, population).tia_mbq_h)
             except ValueError:
                 return math.nan
 

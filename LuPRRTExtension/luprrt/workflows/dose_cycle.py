@@ -13,8 +13,9 @@ For every reported region (:mod:`.dose_regions`) the cycle gives rows side by si
 
 The region TIA comes from a fit of its time-activity curve when the cycle has two or more
 scans; a cycle with one scan gets single-time-point TIAs instead: Haenscheid 2018 (no
-kinetics needed) and the hybrid scheme (Madsen 2018 with the region's effective half-life
-from an earlier cycle's fit), each in its own rows (:mod:`.dose_tac`). The voxel TIA map of a
+kinetics needed) and the hybrid scheme (the earlier cycle's fitted TIA scaled by the activity
+ratio at the scan time, exact for any curve shape; and, when the earlier fit is mono-exponential,
+Madsen 2018 with its effective half-life), each in its own rows (:mod:`.dose_tac`). The voxel TIA map of a
 single-scan cycle is Haenscheid's, voxel by voxel. One TIA per region and method is *primary*
 (the fit; for one scan the hybrid when possible, else Haenscheid): cumulative doses and organ
 limits use it.
@@ -45,6 +46,7 @@ from ..dosimetry import (
     voxel_s_value_dose,
     voxel_time_integrated_activity,
 )
+from ..errors import fix
 from ..grid import image_on_grid, same_grid
 from ..physics import BQ_PER_MBQ, LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G
 from ..provenance import ProgressCallback, no_progress
@@ -60,9 +62,12 @@ from .dose_calibrated import (
 from .dose_inputs import CycleData
 from .dose_regions import CycleRegions, build_cycle_regions
 from .dose_tac import (
+    POPULATION_UPTAKE_MODELS,
     TAC_MODELS,
     PeakTailFit,
+    PopulationUptake,
     TiaEstimate,
+    fit_reason,
     fit_region_tac,
     fitted_estimate,
     single_scan_estimates,
@@ -74,7 +79,7 @@ METHODS = ("sphere_s_value", "organ_s_value", "local_deposition", "voxel_local_d
 REGISTRATIONS = ("none", "rigid", "deformable")
 DOSE_COLUMNS = ("patient_id", "cycle", "region", "role", "side", "route", "lesion_id", "method", "tia_mbq_h",
                 "tia_sd_mbq_h", "mass_g", "dose_gy", "dose_gy_sd", "bed_gy", "cumulative_dose_gy", "d2_gy",
-                "d50_gy", "d98_gy", "fit_model", "fit_flags")
+                "d50_gy", "d98_gy", "fit_model", "fit_reason", "fit_flags")
 TAC_COLUMNS = ("patient_id", "cycle", "region", "role", "side", "route", "lesion_id", "series", "time_h",
                "activity_mbq", "uncorrected_activity_mbq", "fit_model")
 REGISTRATION_COLUMNS = ("patient_id", "cycle", "time_h", "spect", "registration", "metric_mattes_mi",
@@ -92,6 +97,8 @@ class DosimetryOptions:
 
     tac_model : region time-activity model, one of :data:`.dose_tac.TAC_MODELS` (``"auto"``: the
         rule of :mod:`.dose_tac`)
+    population_uptake_rate_per_h, population_uptake_rate_sd_per_h : population uptake rate constant
+        (1/h) of the constrained bi-exponentials and the SD of its prior (``biexp_prior``)
     pvc_fwhm_mm : system resolution (FWHM, mm) for the GTM partial-volume correction of region
         activities; None = no correction (with a site calibration: its effective FWHM)
     site_calibration : a site's calibration: lesions recovery-corrected, organs corrected by the GTM
@@ -107,10 +114,14 @@ class DosimetryOptions:
     limits_method : dose method of the kidney limit checks
     risk_factors : kidney risk factors present (BED limit 28 Gy instead of 40 Gy)
     next_activity_gbq : activity of the projected next cycle (GBq)
+    hematocrit : haematocrit (0-1) for the blood-based marrow dose's RMBLR = 0.19 / (1 - HCT); None = 1,
+        the peptide value of the EANM guideline (:func:`luprrt.dosimetry.marrow.red_marrow_to_blood_ratio`)
     curve_samples : points of each fitted curve in the time-activity table
     """
 
     tac_model: str = "auto"
+    population_uptake_rate_per_h: float | None = None
+    population_uptake_rate_sd_per_h: float | None = None
     pvc_fwhm_mm: float | None = None
     site_calibration: SiteCalibration | None = None
     margin_fwhm: float = DEFAULT_MARGIN_FWHM
@@ -123,17 +134,34 @@ class DosimetryOptions:
     limits_method: str = "organ_s_value"
     risk_factors: bool = False
     next_activity_gbq: float = 7.4
+    hematocrit: float | None = None
     curve_samples: int = 61
 
     def __post_init__(self):
         if self.tac_model not in TAC_MODELS:
             raise ValueError(f"unknown time-activity model {self.tac_model!r}; expected one of {TAC_MODELS}")
+        if self.tac_model in POPULATION_UPTAKE_MODELS:
+            rate, sd = self.population_uptake_rate_per_h, self.population_uptake_rate_sd_per_h
+            if rate is None or not rate > 0:
+                raise ValueError(f"the {self.tac_model} model needs a population uptake rate constant > 0 (1/h), got "
+                                 f"{rate}: {fix('population_uptake_rate_per_h', '0.1')} (e.g. the median of fully "
+                                 f"sampled patients' bi-exponential fits)")
+            if self.tac_model == "biexp_prior" and (sd is None or not sd > 0):
+                raise ValueError(f"the biexp_prior model needs the prior SD of the uptake rate constant > 0 (1/h), got "
+                                 f"{sd}: {fix('population_uptake_rate_sd_per_h', '0.03')}")
         kidney_methods = tuple(m for m in METHODS if m != "sphere_s_value")
         if self.limits_method not in kidney_methods:
             raise ValueError(f"limits_method {self.limits_method!r} does not give a kidney dose; use one of "
                              f"{kidney_methods}")
         if self.curve_samples < 2:
             raise ValueError(f"curve_samples must be >= 2, got {self.curve_samples}")
+
+    @property
+    def population_uptake(self) -> PopulationUptake | None:
+        """The constrained bi-exponentials' population uptake rate (None when not set)."""
+        if self.population_uptake_rate_per_h is None:
+            return None
+        return PopulationUptake(self.population_uptake_rate_per_h, self.population_uptake_rate_sd_per_h)
 
 
 @dataclass
@@ -162,6 +190,7 @@ class CycleDosimetry:
     tia_bq_h_per_ml: sitk.Image
     dose_gy: sitk.Image
     safety: CycleSafety
+    body_activity_mbq: np.ndarray | None = None  # SPECT activity inside the body at each scan (MBq)
 
 
 def cycle_dosimetry(patient_id: str, cycle: CycleData, *, options: DosimetryOptions, registration: str,
@@ -200,7 +229,8 @@ def cycle_dosimetry(patient_id: str, cycle: CycleData, *, options: DosimetryOpti
         regions = build_cycle_regions(cycle.segmentation, cycle.ct, grid, pvc_fwhm_mm=options.pvc_fwhm_mm,
                                       supersampling=options.supersampling, calibration=options.calibration)
         progress(0.35, f"cycle {cycle.cycle}: time-activity curves")
-        curves = region_time_activity(regions, images, times, options.tac_model, reference_fits)
+        curves = region_time_activity(regions, images, times, options.tac_model, reference_fits,
+                                      population=options.population_uptake)
     else:
         regions = calibrated_regions(cycle.segmentation, cycle.ct, grid, site, pvc_fwhm_mm=options.pvc_fwhm_mm,
                                      supersampling=options.supersampling, density_calibration=options.calibration)
@@ -210,9 +240,11 @@ def cycle_dosimetry(patient_id: str, cycle: CycleData, *, options: DosimetryOpti
                                            density_calibration=options.calibration, margin_fwhm=options.margin_fwhm,
                                            boundary_uncertainty=options.boundary_uncertainty)
         curves = region_time_activity(regions, images, times, options.tac_model, reference_fits,
-                                      measured=(calibrated.activity_mbq, calibrated.uncorrected_mbq))
+                                      measured=(calibrated.activity_mbq, calibrated.uncorrected_mbq),
+                                      population=options.population_uptake)
         uncorrected_curves = region_time_activity(regions, images, times, options.tac_model, {},
-                                                  measured=(calibrated.uncorrected_mbq, calibrated.uncorrected_mbq))
+                                                  measured=(calibrated.uncorrected_mbq, calibrated.uncorrected_mbq),
+                                                  population=options.population_uptake)
     if curves.clipped_pieces:
         log.warning("cycle %d: negative corrected concentrations set to 0 in %s", cycle.cycle,
                     curves.clipped_pieces)
@@ -236,7 +268,7 @@ def cycle_dosimetry(patient_id: str, cycle: CycleData, *, options: DosimetryOpti
     columns = DOSE_COLUMNS
     if calibrated is not None:
         rows = calibrated_dose_rows(rows, regions, curves, uncorrected_curves, calibrated, site, times,
-                                    reference_fits, options.s_value_phantom)
+                                    reference_fits, options.s_value_phantom, options.population_uptake)
         columns = DOSE_COLUMNS + CALIBRATED_DOSE_COLUMNS
     identity = {"patient_id": patient_id, "cycle": cycle.cycle}
     rows = [{column: (identity | row).get(column) for column in columns} for row in rows]
@@ -245,7 +277,15 @@ def cycle_dosimetry(patient_id: str, cycle: CycleData, *, options: DosimetryOpti
     safety = _cycle_safety(cycle, regions, rows, primary, curves.estimates, options, voxel_dose)
     progress(1.0, f"cycle {cycle.cycle}: done")
     return CycleDosimetry(cycle.cycle, regions, times, curves.fits, rows, primary, tac, registration_rows,
-                          tia_map, vsv_map if vsv_map is not None else local_map, safety)
+                          tia_map, vsv_map if vsv_map is not None else local_map, safety,
+                          body_activity_mbq(images, regions.piece_labels_grid > 0))
+
+
+def body_activity_mbq(images: list[sitk.Image], inside: np.ndarray) -> np.ndarray:
+    """Activity (MBq) inside the body (``inside``, a mask on the images' grid) of each SPECT (Bq/mL)."""
+    voxel_ml = float(np.prod(images[0].GetSpacing())) / 1000.0
+    return np.array([float(np.sum(sitk.GetArrayViewFromImage(image)[inside], dtype=np.float64)) * voxel_ml
+                     / BQ_PER_MBQ for image in images])
 
 
 @dataclass
@@ -267,7 +307,8 @@ class RegionTimeActivity:
 
 def region_time_activity(regions: CycleRegions, images: list[sitk.Image], times_h, model: str = "auto",
                          reference_fits: dict | None = None,
-                         measured: tuple[np.ndarray, np.ndarray] | None = None) -> RegionTimeActivity:
+                         measured: tuple[np.ndarray, np.ndarray] | None = None,
+                         population: PopulationUptake | None = None) -> RegionTimeActivity:
     """Region activities in every scan (one pass each) and their TIAs (fits, or single-scan estimates).
 
     Parameters
@@ -283,6 +324,8 @@ def region_time_activity(regions: CycleRegions, images: list[sitk.Image], times_
     measured : (activity, uncorrected activity), optional
         (regions, scans) activities already measured (MBq), e.g. recovery-corrected
         (:mod:`.dose_calibrated`); the images are then not read again.
+    population : PopulationUptake, optional
+        Population uptake rate of the constrained bi-exponential models.
     """
     times = np.asarray(times_h, dtype=float)
     if times.ndim != 1 or times.size != len(images) or times.size == 0:
@@ -297,7 +340,7 @@ def region_time_activity(regions: CycleRegions, images: list[sitk.Image], times_
         clipped = []
     fits: dict[str, TimeActivityFit | PeakTailFit] = {}
     if times.size >= 2:
-        estimates = [_fitted(region.name, times, activity[r], model, fits)
+        estimates = [_fitted(region.name, times, activity[r], model, fits, population)
                      for r, region in enumerate(regions.regions)]
     else:
         estimates = [single_scan_estimates(times[0], activity[r, 0], (reference_fits or {}).get(region.name))
@@ -369,7 +412,8 @@ def region_dose_rows(regions: CycleRegions, estimates: list[list[TiaEstimate]], 
             mean, percentiles = voxel_stats[method]
             dose = float(mean[r])
             row = base | {"method": method, "tia_mbq_h": float(voxel_tia[r]), "tia_sd_mbq_h": None,
-                          "dose_gy": dose, "dose_gy_sd": None, "fit_model": voxel_model, "fit_flags": ""}
+                          "dose_gy": dose, "dose_gy_sd": None, "fit_model": voxel_model,
+                          "fit_reason": "voxel-wise TIA map, every voxel's own curve", "fit_flags": ""}
             row |= {key: float(values[r]) for key, values in percentiles.items()}
             if region.role == "kidney" and reference is not None:
                 row["bed_gy"] = _bed(dose, reference.effective_half_life_h)
@@ -381,7 +425,7 @@ def region_dose_rows(regions: CycleRegions, estimates: list[list[TiaEstimate]], 
 def calibrated_dose_rows(rows: list[dict], regions: CycleRegions, curves: RegionTimeActivity,
                          uncorrected: RegionTimeActivity, calibrated: CalibratedActivities,
                          calibration: SiteCalibration, times_h: np.ndarray, reference_fits: dict,
-                         s_value_phantom: str) -> list[dict]:
+                         s_value_phantom: str, population: PopulationUptake | None = None) -> list[dict]:
     """Rows with the uncorrected TIA and dose beside the corrected ones, the correction and calibration,
     and the dose uncertainty by source with its 95 % interval (primary region-TIA rows of lesions and
     kidneys)."""
@@ -412,7 +456,7 @@ def calibrated_dose_rows(rows: list[dict], regions: CycleRegions, curves: Region
                 key = (r, estimate.model)
                 if key not in tia_functions:  # one set of refits per region, shared by its dose methods
                     tia_functions[key] = _memoised(tia_function(times_h, estimate.model,
-                                                                reference_fits.get(row["region"])))
+                                                                reference_fits.get(row["region"]), population))
                 budget = dose_budget(calibrated, r, tia_functions[key], dose_of, float(regions.mass_g[r]),
                                      calibration.calibration_relative_sd)
                 extra |= budget.columns(0, "dose_gy", sd="u")
@@ -437,7 +481,8 @@ def _memoised(function):
 
 def _tia_columns(estimate: TiaEstimate, extra_flags: list[str]) -> dict:
     return {"tia_mbq_h": estimate.tia_mbq_h, "tia_sd_mbq_h": estimate.tia_sd_mbq_h,
-            "fit_model": estimate.model, "fit_flags": "; ".join([*estimate.flags, *extra_flags])}
+            "fit_model": estimate.model, "fit_reason": estimate.reason,
+            "fit_flags": "; ".join([*estimate.flags, *extra_flags])}
 
 
 def _dose_columns(dose: float, estimate: TiaEstimate, role: str) -> dict:
@@ -472,13 +517,15 @@ def _bed(dose_gy: float, effective_half_life_h: float) -> float | None:
     return float(biologically_effective_dose_gy(dose_gy, effective_half_life_h))
 
 
-def _fitted(name: str, times: np.ndarray, activity: np.ndarray, model: str, fits: dict) -> list[TiaEstimate]:
+def _fitted(name: str, times: np.ndarray, activity: np.ndarray, model: str, fits: dict,
+            population: PopulationUptake | None = None) -> list[TiaEstimate]:
     try:
-        fit = fit_region_tac(times, np.maximum(activity, 0.0), model)
+        fit = fit_region_tac(times, np.maximum(activity, 0.0), model, population)
     except ValueError as error:
-        return [TiaEstimate("none", math.nan, math.nan, math.nan, (f"no fit: {error}",))]
+        return [TiaEstimate("none", math.nan, math.nan, math.nan, (f"no fit: {error}",),
+                            reason=f"{model}: no fit (see fit_flags)")]
     fits[name] = fit
-    return [fitted_estimate(fit)]
+    return [fitted_estimate(fit, fit_reason(model, fit))]
 
 
 def kidney_dose_and_half_life(regions: CycleRegions, rows: list[dict], primary: list[bool],

@@ -4,7 +4,8 @@ A patient folder is the layout of :func:`luprrt.phantom.write_patient` (also wha
 export script can write): ``manifest.json`` lists the administrations (``cycle``,
 ``activity_mbq``) and the visits; a treatment visit (``kind`` ``"cycle"``) names its CT
 (DICOM folder or NRRD in HU), its tagged segmentation (``.seg.nrrd``) and its SPECT scans
-(``spect``: ``file``, ``hours_post_injection`` and optionally the scan's own ``ct``). Scan
+(``spect``: ``file``, ``hours_post_injection`` and optionally the scan's own ``ct``) and
+optionally its blood samples (``blood_samples``: a CSV of :mod:`luprrt.dosimetry.blood_samples`). Scan
 times come from the images' DICOM injection and acquisition date-times when present (the
 manifest's hours are the fallback) and must increase in the order listed.
 """
@@ -20,10 +21,18 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..calibration import SiteCalibration
-from ..io import VOLUME_SUFFIXES, QuantitativeImage, check_activity_image, read_image, read_seg_nrrd
+from ..dosimetry.blood_samples import BloodSamples, read_blood_samples
+from ..io import (
+    VOLUME_SUFFIXES,
+    QuantitativeImage,
+    check_activity_image,
+    check_one_patient,
+    read_image,
+    read_seg_nrrd,
+)
 from ..segments import Segmentation, check_coverage
 from .calibrate import quantitative_spect
-from .response import read_manifest
+from .manifest import read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -51,13 +60,15 @@ class TimePoint:
 
 @dataclass
 class CycleData:
-    """One treatment cycle: administered activity, the CT its segmentation is drawn on, its scans."""
+    """One treatment cycle: administered activity, the CT its segmentation is drawn on, its scans, and its
+    blood samples when taken (for the blood-based red-marrow dose)."""
 
     cycle: int
     activity_mbq: float
     ct: sitk.Image
     segmentation: Segmentation
     time_points: list[TimePoint]
+    blood_samples: BloodSamples | None = None
 
 
 @dataclass
@@ -112,6 +123,7 @@ def read_patient_folder(folder: str | Path, cycles: Iterable[int] | None = None,
     if sorted(set(wanted)) != wanted:
         raise ValueError(f"cycles must be given once each in increasing order, got {wanted}")
     inputs = [manifest_path]
+    identities: list[tuple[str, str | None]] = []  # (file, DICOM PatientID): one patient's images only
     data = []
     for cycle in wanted:
         visit = visits[cycle]
@@ -126,6 +138,7 @@ def read_patient_folder(folder: str | Path, cycles: Iterable[int] | None = None,
         ct_path = folder / visit["ct"]
         segmentation_path = folder / visit["segmentation"]
         ct = _read_ct(ct_path)
+        identities.append((str(ct_path), ct.patient_id))
         segmentation = read_seg_nrrd(segmentation_path)
         time_points = []
         for entry in entries:
@@ -141,8 +154,11 @@ def read_patient_folder(folder: str | Path, cycles: Iterable[int] | None = None,
                                segmentation_name=f"segmentation {segmentation_path}", image_name=f"SPECT {spect_path}")
             own_ct = None
             if entry.get("ct") and (folder / entry["ct"]).resolve() != ct_path.resolve():
-                own_ct = _read_ct(folder / entry["ct"])
+                own = _read_ct(folder / entry["ct"])
+                identities.append((str(folder / entry["ct"]), own.patient_id))
+                own_ct = own.image
                 inputs.append(folder / entry["ct"])
+            identities.append((str(spect_path), spect.patient_id))
             hours = _scan_hours(spect, entry, spect_path)
             time_points.append(TimePoint(spect, hours, own_ct, str(spect_path)))
             inputs.append(spect_path)
@@ -151,9 +167,22 @@ def read_patient_folder(folder: str | Path, cycles: Iterable[int] | None = None,
             raise ValueError(f"{manifest_path}: no administered activity for cycle {cycle}; add it to the "
                              "manifest's administrations (cycle, activity_mbq) or the SPECT's "
                              "RadionuclideTotalDose")
-        data.append(CycleData(cycle, activity, ct, segmentation, time_points))
+        blood = None
+        if visit.get("blood_samples"):
+            blood_path = folder / visit["blood_samples"]
+            if not blood_path.is_file():
+                raise FileNotFoundError(f"{manifest_path}: cycle {cycle} names blood samples {blood_path}, which do not "
+                                        f"exist; correct the manifest's 'blood_samples' or remove it")
+            samples = read_blood_samples(blood_path)
+            blood = samples.get(cycle, samples.get(None))
+            if blood is None:
+                raise ValueError(f"{blood_path}: no samples of cycle {cycle} (cycles {sorted(samples)}); the "
+                                 f"manifest lists it for cycle {cycle}")
+            inputs.append(blood_path)
+        data.append(CycleData(cycle, activity, ct.image, segmentation, time_points, blood))
         inputs += [ct_path, segmentation_path]
         validate_cycle(data[-1])
+    check_one_patient(identities)
     return PatientData(str(manifest.get("patient_id", folder.name)), data, inputs)
 
 
@@ -193,11 +222,11 @@ def _selected_scans(entries: list[dict], cycle: int, hours: Sequence[float] | No
     return chosen
 
 
-def _read_ct(path: Path) -> sitk.Image:
+def _read_ct(path: Path) -> QuantitativeImage:
     image = read_image(path)
     if image.units != "HU":
         raise ValueError(f"CT {path} is in {image.units!r}, not HU")
-    return image.image
+    return image
 
 
 def _scan_hours(spect: QuantitativeImage, entry: dict, path: Path) -> float:

@@ -14,14 +14,21 @@ Fitted cycles (two or more scans), ``model="auto"``:
   bi-exponential (Glatting et al. Med Phys 2007;34:4285).
 
 ``model="aicc"`` applies that AICc selection to every curve, rising or not; any other
-``model`` (``"mono"``, ``"bi"``, ``"trapezoid"``, ``"trapezoid_mono"``) is used as asked.
+model of the registry :data:`luprrt.dosimetry.tac_models.TAC_MODELS` (``"mono"``, ``"bi"``,
+``"trapezoid"``, ``"trapezoid_mono"``, and the constrained bi-exponentials
+``"biexp_fixed_uptake"`` and ``"biexp_prior"`` with a :class:`PopulationUptake`) is used as
+asked. :func:`fit_reason` says, for the output tables, which model a region used and why (with
+four scans AICc is undefined for the bi-exponential and can never choose it).
 
-Single-scan cycles: Haenscheid 2018 always; the hybrid (Madsen 2018 with the region's
-effective half-life from an earlier cycle's fit) when that fit is trustworthy at the scan
-time: it must reproduce its own cycle's activity there (interpolated between that cycle's
-scans) within :data:`HYBRID_FIT_TOLERANCE`, because the hybrid extrapolates the fitted
-exponential (a mono-exponential forced through a fast early phase has a T_eff of a few
-hours, and ``exp(lambda t)`` then explodes).
+Single-scan cycles: Haenscheid 2018 always; the hybrid when an earlier cycle's fit of the
+region is trustworthy at the scan time (it must reproduce its own cycle's activity there,
+interpolated between that cycle's scans, within :data:`HYBRID_FIT_TOLERANCE`):
+
+* ``hybrid_activity_scaling`` (primary): the earlier cycle's TIA scaled by the activity ratio at
+  the same post-injection time, ``TIA_1 A_c(t) / A_1(t)``; exact for any curve shape;
+* ``hybrid_teff_madsen``: Madsen 2018 with the earlier fit's terminal effective half-life, only
+  when that fit is mono-exponential (the one shape for which it is exact; with an uptake phase
+  it overestimates the TIA, e.g. +5 % to +24 % at 96 h for 3-12 h uptake half-lives).
 """
 
 from __future__ import annotations
@@ -33,16 +40,31 @@ import numpy as np
 
 from ..dosimetry import (
     TimeActivityFit,
+    activity_scaled_tia_mbq_h,
     fit_time_activity,
     haenscheid_tia_mbq_h,
     hybrid_tia_mbq_h,
     trapezoid_weights_h,
 )
-from ..dosimetry.tac import MODELS as CORE_MODELS
+from ..dosimetry.tac_models import POPULATION_UPTAKE_MODELS, TAC_MODELS
 
-TAC_MODELS = ("auto", "aicc", "trapezoid_mono", *(m for m in CORE_MODELS if m != "auto"))
+# Parameters of the bi-exponential (A0, lambda1, lambda2): AICc needs n > k + 1 points.
+_BI_PARAMETERS = 3
 # Largest relative deviation of a reference fit from its own measured curve at the scan time.
 HYBRID_FIT_TOLERANCE = 0.2
+
+
+@dataclass(frozen=True)
+class PopulationUptake:
+    """Population uptake rate constant k_up = lambda2 - lambda1 (1/h) of the constrained bi-exponentials,
+    and the SD of its Gaussian prior (1/h; ``biexp_prior`` only)."""
+
+    uptake_rate_per_h: float
+    uptake_rate_sd_per_h: float | None = None
+
+    def fit_arguments(self) -> dict:
+        """Keyword arguments of :func:`luprrt.dosimetry.fit_time_activity`."""
+        return {"uptake_rate_per_h": self.uptake_rate_per_h, "uptake_rate_sd_per_h": self.uptake_rate_sd_per_h}
 
 
 @dataclass(frozen=True)
@@ -104,7 +126,8 @@ class PeakTailFit:
 class TiaEstimate:
     """One TIA estimate of a region: how it was obtained, value, SD and effective half-life.
 
-    ``primary`` marks the estimate cumulative doses and limits use.
+    ``primary`` marks the estimate cumulative doses and limits use; ``reason`` says why this
+    model (the ``fit_reason`` column).
     """
 
     model: str
@@ -113,22 +136,33 @@ class TiaEstimate:
     effective_half_life_h: float
     flags: tuple[str, ...]
     primary: bool = True
+    reason: str = ""
 
     def flagged(self, flag: str) -> TiaEstimate:
         return TiaEstimate(self.model, self.tia_mbq_h, self.tia_sd_mbq_h, self.effective_half_life_h,
-                           (*self.flags, flag), self.primary)
+                           (*self.flags, flag), self.primary, self.reason)
 
 
-def fit_region_tac(times_h, activities_mbq, model: str = "auto") -> TimeActivityFit | PeakTailFit:
+def fit_region_tac(times_h, activities_mbq, model: str = "auto",
+                   population: PopulationUptake | None = None) -> TimeActivityFit | PeakTailFit:
     """Fit one region's time-activity curve by the rule of the module docstring.
+
+    ``population`` is required by the constrained bi-exponentials (``biexp_fixed_uptake``,
+    ``biexp_prior``) and ignored by the other models.
 
     Raises
     ------
     ValueError
-        Unknown model, or data the core rejects (the message names them).
+        Unknown model, a constrained model without ``population``, or data the core rejects (the
+        message names them).
     """
     if model not in TAC_MODELS:
         raise ValueError(f"unknown time-activity model {model!r}; expected one of {TAC_MODELS}")
+    if model in POPULATION_UPTAKE_MODELS:
+        if population is None:
+            raise ValueError(f"the {model} model needs a population uptake rate constant (1/h): set "
+                             f"population_uptake_rate_per_h (CLI --uptake-rate-per-h)")
+        return fit_time_activity(times_h, activities_mbq, model=model, **population.fit_arguments())
     t = np.asarray(times_h, dtype=float)
     a = np.asarray(activities_mbq, dtype=float)
     peak = int(np.argmax(a)) if a.size else 0
@@ -141,32 +175,85 @@ def fit_region_tac(times_h, activities_mbq, model: str = "auto") -> TimeActivity
     return fit_time_activity(t, a, model="auto" if model == "aicc" else model)
 
 
-def fitted_estimate(fit: TimeActivityFit | PeakTailFit) -> TiaEstimate:
-    """The TIA estimate of a fit."""
+def fitted_estimate(fit: TimeActivityFit | PeakTailFit, reason: str = "") -> TiaEstimate:
+    """The TIA estimate of a fit (``reason``: :func:`fit_reason`)."""
     return TiaEstimate(fit.model, float(fit.tia_mbq_h), float(fit.tia_sd_mbq_h),
-                       float(fit.effective_half_life_h), tuple(fit.flags))
+                       float(fit.effective_half_life_h), tuple(fit.flags), reason=reason)
+
+
+def fit_reason(requested: str, fit: TimeActivityFit | PeakTailFit) -> str:
+    """Which model a region's curve used and why, in words, for the output tables.
+
+    ``requested`` is the model asked for (:data:`TAC_MODELS`). Says when the bi-exponential could
+    not be selected because AICc is undefined (n <= k + 1 = 4 points) and names the constrained
+    bi-exponentials that can be chosen instead.
+    """
+    n = int(np.asarray(fit.times_h).size)
+    if requested not in ("auto", "aicc"):
+        reason = f"{requested} chosen by name"
+        if fit.model != requested:
+            reason += f"; {fit.model} used instead (see fit_flags)"
+        return reason
+    bi_note = ""
+    if n <= _BI_PARAMETERS + 1:
+        bi_note = (f"; bi-exponential not selectable: AICc undefined for n = {n} points and k = {_BI_PARAMETERS} "
+                   f"parameters (needs n > k + 1); choose biexp_fixed_uptake or biexp_prior by name")
+    if isinstance(fit, PeakTailFit):
+        return (f"auto: curve rises to its maximum at {float(fit.times_h[fit.peak_index]):g} h -> trapezoid to the "
+                f"maximum + mono-exponential tail{bi_note}")
+    if fit.model == "trapezoid":
+        return f"{requested}: no physical exponential fit, trapezoid with physical decay (see fit_flags){bi_note}"
+    defined = {name: value for name, value in fit.aicc_by_model.items() if math.isfinite(value)}
+    if len(defined) > 1:
+        values = ", ".join(f"{name} {value:.4g}" for name, value in sorted(defined.items()))
+        return f"{requested}: lowest AICc ({values}){bi_note}"
+    return f"{requested}: {fit.model}, the only model with a defined AICc or physical fit{bi_note}"
 
 
 def single_scan_estimates(time_h: float, activity_mbq: float,
                           reference: TimeActivityFit | PeakTailFit | None) -> list[TiaEstimate]:
-    """Haenscheid and (when ``reference`` is trustworthy at ``time_h``) hybrid TIAs of one scan.
+    """Single-scan TIAs: the hybrid by activity scaling (primary, when ``reference`` is trustworthy at
+    ``time_h``), the terminal-T_eff hybrid (only for a mono-exponential ``reference``) and Haenscheid.
 
-    The hybrid is primary when available. Haenscheid's TIA is exact for T_eff equal to the scan
-    time: that is its implied effective half-life (for the BED).
+    Haenscheid's TIA is exact for T_eff equal to the scan time: that is its implied effective
+    half-life (for the BED). The hybrids carry the reference's terminal effective half-life.
     """
     activity_mbq = max(float(activity_mbq), 0.0)
     haenscheid = float(haenscheid_tia_mbq_h(activity_mbq, time_h))
     problem = _hybrid_problem(time_h, reference)
+    alone = "single scan, no usable earlier-cycle fit: Haenscheid 2018 (needs no kinetics)"
     if problem is not None:
-        return [TiaEstimate("haenscheid", haenscheid, math.nan, time_h, (f"single scan; {problem}",))]
+        return [TiaEstimate("haenscheid", haenscheid, math.nan, time_h, (f"single scan; {problem}",), reason=alone)]
     try:
-        hybrid = float(hybrid_tia_mbq_h(activity_mbq, time_h, reference))
+        scaled = float(activity_scaled_tia_mbq_h(activity_mbq, time_h, reference))
     except ValueError as error:
-        return [TiaEstimate("haenscheid", haenscheid, math.nan, time_h, (f"single scan; hybrid: {error}",))]
+        return [TiaEstimate("haenscheid", haenscheid, math.nan, time_h, (f"single scan; hybrid: {error}",),
+                            reason=alone)]
     teff = reference.effective_half_life_h
-    note = f"single scan; effective half-life {teff:.4g} h from the earlier cycle's {reference.model} fit"
-    return [TiaEstimate("hybrid_madsen", hybrid, math.nan, teff, (note,)),
-            TiaEstimate("haenscheid", haenscheid, math.nan, time_h, ("single scan",), primary=False)]
+    reference_activity = float(reference.curve(time_h))
+    note = (f"single scan; earlier cycle's {reference.model} TIA {reference.tia_mbq_h:.6g} MBq h x "
+            f"{activity_mbq:.6g} / {reference_activity:.6g} MBq at {time_h:g} h (exact for any curve shape)")
+    estimates = [TiaEstimate("hybrid_activity_scaling", scaled, math.nan, teff, (note,),
+                             reason="single scan: earlier cycle's TIA x activity ratio at the scan time (primary; "
+                                    "exact for any curve shape)")]
+    if reference.model == "mono":
+        try:
+            madsen = float(hybrid_tia_mbq_h(activity_mbq, time_h, reference))
+            estimates.append(TiaEstimate(
+                "hybrid_teff_madsen", madsen, math.nan, teff,
+                (f"single scan; terminal effective half-life {teff:.4g} h of the earlier cycle's mono-exponential "
+                 f"fit",), primary=False,
+                reason="single scan: earlier cycle mono-exponential, Madsen 2018 with its T_eff (exact for a "
+                       "mono-exponential)"))
+        except ValueError as error:
+            estimates[0] = estimates[0].flagged(f"terminal-T_eff hybrid not computed: {error}")
+    else:
+        estimates[0] = estimates[0].flagged(
+            f"terminal-T_eff hybrid not offered: the earlier cycle's fit is {reference.model}, not mono-exponential "
+            f"(the T_eff route is exact only for a mono-exponential)")
+    estimates.append(TiaEstimate("haenscheid", haenscheid, math.nan, time_h, ("single scan",), primary=False,
+                                 reason="single scan: Haenscheid 2018 beside the hybrid, for comparison"))
+    return estimates
 
 
 def _hybrid_problem(time_h: float, reference) -> str | None:

@@ -133,9 +133,10 @@ def run_export_dicom(results: str | Path, out_dir: str | Path, *, patient_folder
 
 def _require_highdicom() -> None:
     try:
-        import highdicom  # noqa: F401  (Slicer 5.12 ships it; elsewhere the `dicom` extra)
+        import highdicom  # noqa: F401  (the `dicom` extra; in Slicer, ensurePythonRequirements installs it)
     except ImportError:
-        raise ValueError("DICOM export needs highdicom: pip install 'luprrt[dicom]' (Slicer 5.12 ships it)") from None
+        raise ValueError("DICOM export needs highdicom: pip install 'luprrt[dicom]' (in Slicer, the Export DICOM "
+                         "button installs it)") from None
 
 
 def _patient_folder(results: Path, given: str | Path | None) -> Path:

@@ -8,7 +8,7 @@ from pathlib import Path
 from ..features import lesion_features
 from ..io import read_ct_series, read_pet_series, read_seg_nrrd, read_volume
 from ..registration import register_rigid
-from .response import read_manifest
+from .manifest import read_manifest
 
 log = logging.getLogger(__name__)
 

@@ -45,7 +45,14 @@ from pathlib import Path
 from ..calibration import DEFAULT_MARGIN_FWHM, SiteCalibration
 from ..errors import fix, option, or_fix
 from ..grid import LPS_TO_RAS, check_grid_compatibility
-from ..io import VOLUME_SUFFIXES, check_activity_image, read_image, read_segmentation_file
+from ..io import (
+    VOLUME_SUFFIXES,
+    check_activity_image,
+    check_one_patient,
+    read_image,
+    read_patient_id,
+    read_segmentation_file,
+)
 from ..liver import (
     OCCUPANCY_MODES,
     TRIAL_MIN_DIAMETER_MM,
@@ -64,6 +71,7 @@ from ..provenance import ProgressCallback, inputs_sha256, no_progress, provenanc
 from ..segments import SIDES, Segmentation, SegmentTags, check_coverage
 from ..tables import write_rows_csv
 from .calibrate import load_calibration, quantitative_spect
+from .manifest import read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -133,13 +141,11 @@ class LobeQuantInputs:
         """Every treatment cycle of a patient folder with a ``manifest.json`` (phantom layout)."""
         folder = Path(folder)
         manifest_path = folder / "manifest.json"
-        if not folder.is_dir():
-            raise FileNotFoundError(f"patient folder not found: {folder}")
-        if not manifest_path.is_file():
+        if folder.is_dir() and not manifest_path.is_file():
             raise FileNotFoundError(f"{folder} has no manifest.json; give the CT, segmentation and SPECTs "
                                     "as files instead")
+        manifest = read_manifest(folder)
         try:
-            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
             administrations = manifest.get("administrations", [])
             activity = {int(a["cycle"]): float(a["activity_mbq"]) for a in administrations}
             sides = {a.get("side") for a in administrations if a.get("route") == "IA"}
@@ -303,6 +309,8 @@ def run_lobequant(inputs: LobeQuantInputs | str | Path, *, ia_side: str | None =
             cycles.append(cycle)
             spect_record.append(record)
             done += 1
+    check_one_patient([*((str(s.ct), read_patient_id(s.ct)) for s in inputs.sessions if s.ct is not None),
+                       *((record["file"], record["dicom_patient_id"]) for record in spect_record)])
     _check_cycles(cycles)
 
     def stage(start: float, span: float):
@@ -497,7 +505,7 @@ def _cycle_spect(spect: SpectInput, segmentation: Segmentation, segmentation_pat
                                segmentation_name=f"segmentation {segmentation_path}",
                                image_name=f"SPECT {spect.path}")
     record = {"cycle": spect.cycle, "hours_post_injection": float(hours), "file": str(spect.path),
-              "administered_activity_mbq": activity, "warnings": warnings}
+              "administered_activity_mbq": activity, "dicom_patient_id": image.patient_id, "warnings": warnings}
     return CycleSpect(spect.cycle, float(hours), image.image, segmentation, activity), record
 
 

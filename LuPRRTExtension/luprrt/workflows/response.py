@@ -9,7 +9,6 @@ diameter, short axis), and turned into the tidy measurement table that
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from ..response.diameters import segment_diameters
 from ..response.matching import apply_tracking_ids, match_lesions
 from ..response.recist import RecistCriteria, apply_target_selection, select_target_lesions
 from ..segments import Segmentation
+from .manifest import read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -36,28 +36,6 @@ class PatientMeasurements:
     patient_id: str
     measurements: list[dict]
     tracking_events: list[dict]
-
-
-def read_manifest(patient_folder: str | Path) -> dict:
-    """The patient's ``manifest.json``, with a clear error when it is missing, unreadable or incomplete."""
-    folder = Path(patient_folder)
-    path = folder / "manifest.json"
-    if not folder.is_dir():
-        raise FileNotFoundError(f"patient folder not found: {folder}")
-    if not path.is_file():
-        raise FileNotFoundError(f"no manifest.json in patient folder {folder}")
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise ValueError(f"{path}: not a readable JSON manifest ({error}); repair or rewrite it") from None
-    if not isinstance(manifest, dict):
-        raise ValueError(f"{path}: a LuPRRT manifest is a JSON object with patient_id and sessions")
-    for key in ("patient_id", "sessions"):
-        if key not in manifest:
-            raise ValueError(f"{path}: missing key {key!r}")
-    if not isinstance(manifest["sessions"], list) or not all(isinstance(v, dict) for v in manifest["sessions"]):
-        raise ValueError(f"{path}: 'sessions' must be a list of visits (objects)")
-    return manifest
 
 
 def measure_patient(patient_folder: str | Path, *, match_distance_mm: float = 20.0,

@@ -151,6 +151,56 @@ def test_nm_standard_file_agrees_with_gdcm(tmp_path):
     np.testing.assert_allclose(sitk.GetArrayFromImage(gdcm), sitk.GetArrayFromImage(ours), rtol=1e-6)
 
 
+def _split_into_slice_files(nm_file, folder, truth: sitk.Image) -> list:
+    """One single-frame NM file per slice, each with its own position and rescale slope, names reversed."""
+    whole = pydicom.dcmread(nm_file)
+    frames = whole.pixel_array
+    folder.mkdir()
+    paths = []
+    for k in range(frames.shape[0]):
+        ds = pydicom.dcmread(nm_file)
+        for keyword in ("PerFrameFunctionalGroupsSequence", "SliceVector", "DetectorInformationSequence"):
+            if keyword in ds:
+                delattr(ds, keyword)
+        ds.NumberOfFrames = 1
+        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = new_uid()
+        ds.ImagePositionPatient = [f"{v:.4f}" for v in truth.TransformIndexToPhysicalPoint((0, 0, k))]
+        ds.ImageOrientationPatient = [f"{v:.6f}" for v in np.asarray(truth.GetDirection()).reshape(3, 3)[:, :2].T.ravel()]
+        ds.PixelSpacing = [f"{truth.GetSpacing()[1]:.4f}", f"{truth.GetSpacing()[0]:.4f}"]
+        # Halve the stored values of every other slice and double its slope: only a per-file slope reads it right.
+        halve = k % 2 == 1
+        ds.PixelData = (frames[k] // 2 if halve else frames[k]).astype(frames.dtype).tobytes()
+        ds.RescaleSlope = f"{float(whole.get('RescaleSlope', 1.0)) * (2.0 if halve else 1.0):.10g}"
+        path = folder / f"slice_{frames.shape[0] - k:03d}.dcm"
+        ds.save_as(path)
+        paths.append(path)
+    return paths
+
+
+def test_nm_single_frame_file_per_slice_reads_as_one_volume(tmp_path):
+    truth = spect_truth(direction=oblique_direction())
+    nm_file = write_spect(tmp_path / "spect.dcm", truth)
+    assert "RescaleSlope" in pydicom.dcmread(nm_file, stop_before_pixels=True)
+    _split_into_slice_files(nm_file, tmp_path / "slices", truth)
+
+    result = read_nm_spect(tmp_path / "slices")
+
+    assert_same_geometry(result.image, truth)
+    assert_same_values(result.image, truth, rel=2e-3)  # halved slices lose one bit of 16
+    assert result.hours_post_injection == pytest.approx(HOURS_POST_INJECTION)
+    assert result.injected_activity_mbq == pytest.approx(ACTIVITY_MBQ)
+
+
+def test_nm_series_of_several_multi_frame_files_is_refused(tmp_path):
+    nm_file = write_spect(tmp_path / "series" / "a.dcm", spect_truth())
+    second = pydicom.dcmread(nm_file)
+    second.SOPInstanceUID = second.file_meta.MediaStorageSOPInstanceUID = new_uid()
+    second.save_as(tmp_path / "series" / "b.dcm")
+    with pytest.raises(ValueError, match=r"has 2 multi-frame files; a reconstructed SPECT is one multi-frame NM "
+                                         r"file or one single-frame file per slice"):
+        read_nm_spect(tmp_path / "series")
+
+
 def test_nm_missing_spacing_and_head_to_feet_are_reported(tmp_path):
     truth = spect_truth()
     missing = read_nm_spect(write_spect(tmp_path / "a.dcm", truth, "missing_spacing"))

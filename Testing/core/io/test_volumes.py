@@ -150,3 +150,12 @@ def test_dose_and_time_integrated_activity_units_round_trip(tmp_path, units, fac
     assert read.units == stored
     np.testing.assert_allclose(sitk.GetArrayFromImage(read.image), sitk.GetArrayFromImage(image) * factor,
                                rtol=1e-6)
+
+
+def test_images_of_two_patients_are_refused_naming_both():
+    from luprrt.io import check_one_patient
+
+    check_one_patient([("ct", "P1"), ("spect.nrrd", None), ("spect_24h", "P1")])  # volumes record no id
+    with pytest.raises(ValueError, match=r"^spect_96h: DICOM PatientID 'P2' differs from 'P1' of ct; an image of "
+                                         r"another patient\? point the inputs at one patient's images$"):
+        check_one_patient([("ct", "P1"), ("spect_24h", "P1"), ("spect_96h", "P2")])

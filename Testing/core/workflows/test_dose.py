@@ -18,14 +18,17 @@ from scipy import ndimage
 from sphere_s_values import GY_PER_MBQ_H_PER_MGY_PER_MBQ_S, TABLE_DENSITY_PENDING, s_truth_for_mass
 
 from luprrt.dosimetry import HuDensityCalibration, organ_s_value_dose_gy, sphere_s_value_dose_gy
+from luprrt.dosimetry.blood_samples import BloodSamples
 from luprrt.io import UNITS_KEY, QuantitativeImage, read_image, read_seg_nrrd, write_seg_nrrd, write_volume
 from luprrt.phantom import make_patient, write_patient
 from luprrt.phantom.anatomy import KIDNEY, TISSUE_HU
+from luprrt.phantom.blood_sampling import BLOOD_SAMPLE_RELATIVE_SD, blood_sample_rows
 from luprrt.segments import Segmentation, SegmentTags
 from luprrt.tables import read_rows_csv
 from luprrt.workflows.dose import LIMIT_COLUMNS, organ_limit_rows, run_patient_dosimetry
 from luprrt.workflows.dose_cycle import DOSE_COLUMNS, DosimetryOptions
 from luprrt.workflows.dose_inputs import read_patient_folder
+from luprrt.workflows.dose_marrow import MARROW_COLUMNS, cycle_marrow_dose
 from luprrt.workflows.dose_regions import FWHM_PER_SIGMA, build_cycle_regions
 from luprrt.workflows.dose_tac import fit_region_tac, single_scan_estimates
 
@@ -136,10 +139,14 @@ def test_single_time_point_cycle_uses_hybrid_and_haenscheid(run, truth):
     activity_96h = tac[("kidney_right", "measured")]["activity_mbq"]
     haenscheid = run.dose(2, "kidney_right", "organ_s_value", "haenscheid")
     assert haenscheid["tia_mbq_h"] == pytest.approx(activity_96h * 2 * 96.0 / math.log(2), rel=1e-9)
-    hybrid = run.dose(2, "kidney_right", "organ_s_value", "hybrid_madsen")
-    teff = run.cycles[0].fits["kidney_right"].effective_half_life_h
-    lam = math.log(2) / teff
-    assert hybrid["tia_mbq_h"] == pytest.approx(activity_96h * math.exp(lam * 96.0) / lam, rel=1e-9)
+    hybrid = run.dose(2, "kidney_right", "organ_s_value", "hybrid_activity_scaling")
+    reference = run.cycles[0].fits["kidney_right"]
+    assert hybrid["tia_mbq_h"] == pytest.approx(
+        reference.tia_mbq_h * activity_96h / float(reference.curve(96.0)), rel=1e-9)
+    if reference.model == "mono":  # the terminal-T_eff route is offered beside it, not primary
+        madsen = run.dose(2, "kidney_right", "organ_s_value", "hybrid_teff_madsen")
+        lam = math.log(2) / reference.effective_half_life_h
+        assert madsen["tia_mbq_h"] == pytest.approx(activity_96h * math.exp(lam * 96.0) / lam, rel=1e-9)
     # The kidney's clearance half-life is the patient's in every cycle: the hybrid recovers the TIA.
     assert hybrid["tia_mbq_h"] == pytest.approx(truth["cycles"][1]["tia_mbq_h"]["kidney_right"], rel=0.05)
     assert hybrid["cumulative_dose_gy"] == pytest.approx(
@@ -148,6 +155,45 @@ def test_single_time_point_cycle_uses_hybrid_and_haenscheid(run, truth):
     assert haenscheid["cumulative_dose_gy"] == pytest.approx(
         run.dose(1, "kidney_right", "organ_s_value")["dose_gy"] + haenscheid["dose_gy"], rel=1e-12)
     assert run.dose(2, "L01", "voxel_s_value")["fit_model"] == "voxel_haenscheid"
+
+
+def test_blood_based_marrow_dose_matches_the_truth(run, truth):
+    """Acceptance: the marrow dose from the synthetic patient's blood samples within 10 % of its truth."""
+    assert [list(row) for row in run.marrow_rows] == [list(MARROW_COLUMNS)] * 2
+    cumulative = 0.0
+    for row, expected in zip(run.marrow_rows, truth["marrow_blood_based"], strict=True):
+        cumulative += expected["dose_gy"]
+        log.info("cycle %d marrow (blood-based): %.4f Gy vs truth %.4f Gy (%+.2f %%); self %.4f vs %.4f Gy; "
+                 "imaging-based marrow segment %.4f Gy", row["cycle"], row["dose_gy"], expected["dose_gy"],
+                 100 * (row["dose_gy"] / expected["dose_gy"] - 1), row["self_dose_gy"], expected["self_dose_gy"],
+                 row["imaging_dose_gy"])
+        assert row["dose_gy"] == pytest.approx(expected["dose_gy"], rel=0.10)
+        assert row["cumulative_dose_gy"] == pytest.approx(cumulative, rel=0.10)
+        assert row["blood_tiac_mbq_h_per_ml"] == pytest.approx(expected["blood_tiac_mbq_h_per_ml"], rel=1e-4)
+        # The imaging-based dose of the marrow segment stands beside it, labelled.
+        assert row["imaging_method"] == "imaging-based marrow segment, voxel_s_value"
+        assert row["imaging_dose_gy"] == pytest.approx(run.dose(row["cycle"], "marrow", "voxel_s_value")["dose_gy"],
+                                                       rel=1e-12)
+
+
+def test_blood_based_marrow_dose_from_noisy_samples(run, truth):
+    """Samples with 3 % error (seeded, 20 draws per cycle): every marrow dose within 10 % of the truth."""
+    patient = make_patient(1, small=True, n_cycles=2, noise=False, followup_weeks=())
+    worst = 0.0
+    for result, cycle_truth, expected in zip(run.cycles, patient.truth.cycles, truth["marrow_blood_based"],
+                                             strict=True):
+        for seed in range(20):
+            rows = blood_sample_rows(cycle_truth, np.random.default_rng(seed))
+            samples = BloodSamples(np.array([r["time_h"] for r in rows]),
+                                   np.array([r["blood_activity_concentration_kBq_per_mL"] for r in rows]), None)
+            marrow = cycle_marrow_dose(result.cycle, cycle_truth.administration.activity_mbq, samples, result.times_h,
+                                       result.body_activity_mbq, result.dose_rows, result.primary,
+                                       reference_body_fit=run.marrows[0].whole_body_fit)
+            error = marrow.dose.dose_gy / expected["dose_gy"] - 1
+            worst = max(worst, abs(error))
+            assert abs(error) < 0.10, (result.cycle, seed)
+    log.info("blood-based marrow dose, %.0f %% sample error: worst of 40 draws %+.2f %%",
+             100 * BLOOD_SAMPLE_RELATIVE_SD, 100 * worst)
 
 
 def test_kidney_bed_and_limits_follow_closed_forms(run):
@@ -171,7 +217,13 @@ def test_kidney_bed_and_limits_follow_closed_forms(run):
     assert kidney["projected_gy"] == pytest.approx(sum(doses) + per_gbq * 7.4, rel=1e-12)
     assert (kidney["limit_gy"], kidney["exceeded"], kidney["flag"]) == (23.0, False, "")
     assert limits[(2, "kidney_bed_gy")]["limit_gy"] == 40.0
-    assert limits[(1, "marrow_dose_gy")]["method"] == "voxel_s_value"
+    # The manifest names blood samples: the marrow limit uses the blood-based dose, the imaging one beside it.
+    assert limits[(1, "marrow_dose_gy")]["method"] == "blood_based_eanm"
+    beside = limits[(1, "marrow_dose_imaging_gy")]
+    assert beside["method"] == "imaging_voxel_s_value" and "imaging-based" in beside["flag"]
+    assert beside["this_cycle_gy"] == pytest.approx(run.dose(1, "marrow", "voxel_s_value")["dose_gy"], rel=1e-12)
+    assert limits[(2, "marrow_dose_gy")]["value_gy"] == pytest.approx(run.marrow_rows[1]["cumulative_dose_gy"],
+                                                                      rel=1e-12)
     # 25 GBq more would push the kidneys over 23 Gy: the projection is flagged, the value is not.
     heavy = organ_limit_rows(run.patient_id, run.cycles, DosimetryOptions(next_activity_gbq=60.0))
     flagged = next(r for r in heavy if r["after_cycle"] == 2 and r["quantity"] == "kidney_dose_gy")
@@ -181,7 +233,7 @@ def test_kidney_bed_and_limits_follow_closed_forms(run):
 
 def test_outputs_written_with_units_and_provenance(run):
     names = {path.name for path in run.files}
-    assert names == {"dose.csv", "tac.csv", "limits.csv", "registration.csv", "tia_cycle1.nrrd",
+    assert names == {"dose.csv", "tac.csv", "limits.csv", "registration.csv", "marrow.csv", "tia_cycle1.nrrd",
                      "dose_cycle1.nrrd", "tia_cycle2.nrrd", "dose_cycle2.nrrd", "provenance.json"}
     folder = run.files[0].parent
     table = read_rows_csv(folder / "dose.csv")
@@ -309,9 +361,12 @@ def test_hybrid_single_scan_needs_a_trustworthy_earlier_fit():
     lam = math.log(2) / 50.0
     times = np.array([4.0, 24.0, 96.0, 168.0])
     reference = fit_region_tac(times, 40.0 * np.exp(-lam * times))
-    hybrid, haenscheid = single_scan_estimates(96.0, 10.0, reference)
-    assert (hybrid.model, hybrid.primary, haenscheid.primary) == ("hybrid_madsen", True, False)
-    assert hybrid.tia_mbq_h == pytest.approx(10.0 * math.exp(lam * 96.0) / lam, rel=1e-9)
+    scaled, madsen, haenscheid = single_scan_estimates(96.0, 10.0, reference)
+    assert (scaled.model, madsen.model) == ("hybrid_activity_scaling", "hybrid_teff_madsen")
+    assert (scaled.primary, madsen.primary, haenscheid.primary) == (True, False, False)
+    # Mono-exponential cycle 1: both hybrid routes are exact.
+    assert scaled.tia_mbq_h == pytest.approx(10.0 / lam * math.exp(lam * 96.0), rel=1e-9)
+    assert madsen.tia_mbq_h == pytest.approx(10.0 * math.exp(lam * 96.0) / lam, rel=1e-9)
     assert haenscheid.tia_mbq_h == pytest.approx(10.0 * 2 * 96.0 / math.log(2), rel=1e-12)
     # Blood-like curve: a fast phase the mono-exponential cannot follow; its fit misses the 96 h scan.
     blood = 30.0 * np.exp(-0.58 * times) + 0.5 * np.exp(-0.0116 * times)
@@ -327,8 +382,9 @@ def _manifest_copy(source, folder, edit_cycle1):
     folder.mkdir()
     manifest = json.loads((source / "manifest.json").read_text())
     for visit in manifest["sessions"]:
-        for key in ("ct", "segmentation"):
-            visit[key] = str(source / visit[key])
+        for key in ("ct", "segmentation", "blood_samples"):
+            if key in visit:
+                visit[key] = str(source / visit[key])
         for scan in visit["spect"]:
             scan["file"] = str(source / scan["file"])
     edit_cycle1(manifest["sessions"][0])
