@@ -61,10 +61,21 @@ coverage: $(STAMP)
 
 # Mutation testing of the quantitative core (mutmut, [tool.mutmut] in pyproject.toml): a report on the
 # tests' strength, hours on two cores, never part of make test. Resumable: run it again to continue.
+# mutmut runs in build/mutation (Testing/mutation_setup.py says why). Subsets and a sample:
+#   make mutation MUTATE="liver/tn.py regionstats.py"       files or folders under LuPRRTExtension/luprrt
+#   make mutation MUTATE_TESTS="Testing/core/liver"          tests that may kill them (default Testing/core/)
+#   make mutation SAMPLE=10                                  a fixed 1-in-10 sample of the mutants
+MUTATE ?=
+MUTATE_TESTS ?=
+SAMPLE ?= 1
+MUTATION_DIR = build/mutation
 mutation: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[mutation]"
-	nice $(PY) -m mutmut run || true
-	$(PY) -m Testing.mutation_score
+	$(PY) -m Testing.mutation_setup $(MUTATE) $(if $(MUTATE_TESTS),--tests $(MUTATE_TESTS))
+	cd $(MUTATION_DIR) && if [ "$(SAMPLE)" = 1 ]; then nice $(abspath $(PY)) -m mutmut run || true; else \
+		nice $(abspath $(PY)) -m mutmut run "luprrt.generate-only" >/dev/null 2>&1 || true; \
+		nice $(abspath $(PY)) -m mutmut run $$($(abspath $(PY)) -m Testing.mutation_score --sample $(SAMPLE) --names) || true; fi
+	cd $(MUTATION_DIR) && $(abspath $(PY)) -m Testing.mutation_score --sample $(SAMPLE)
 
 clean:
-	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache mutants .coverage .coverage.*
+	rm -rf $(VENV) $(DEMO_OUT) .pytest_cache build/mutation .coverage .coverage.*

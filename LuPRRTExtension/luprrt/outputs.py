@@ -9,6 +9,7 @@ path, or the same file under another name: same device and inode).
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 import shutil
@@ -82,6 +83,19 @@ def remove_stale_staging(parent: Path) -> None:
             else:
                 with contextlib.suppress(OSError):
                     entry.unlink()
+
+
+def staging_owners(target: str | Path) -> list[int]:
+    """PIDs of the live processes building ``target`` now (their staging folders beside it), sorted."""
+    target = Path(target)
+    if not target.parent.is_dir():
+        return []
+    owners = set()
+    for entry in target.parent.glob(f".{glob.escape(target.name)}{_STAGING_TAG}*"):
+        pid_text = entry.name.rsplit(_STAGING_TAG, 1)[1].split("-", 1)[0]
+        if pid_text.isdigit() and _alive(int(pid_text)):
+            owners.add(int(pid_text))
+    return sorted(owners)
 
 
 def _alive(pid: int) -> bool:

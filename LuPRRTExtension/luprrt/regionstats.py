@@ -128,7 +128,7 @@ class RegionStatistics:
         """Position of ``label`` (a label value or a region name)."""
         hits = np.flatnonzero(self.label == label)
         if hits.size == 0:
-            raise KeyError(f"no region {label!r}; have {list(self.label)}")
+            raise KeyError(f"no region {label!r}; have {self.label.tolist()}")
         return int(hits[0])
 
     def rows(self) -> list[dict]:
@@ -678,7 +678,7 @@ def _unit_suffix(unit: str) -> str:
     return f"_{slug}" if slug else ""
 
 
-def _run_kernel(values, labels, lut, n_bins, max_run):  # pragma: no cover - compiled by numba
+def _run_kernel(values, labels, lut, n_bins, max_run):  # pragma: no cover, compiled by numba: no mutate block
     """Per-bin count, sum, centred sum of squares, min, max; labels walked in runs.
 
     Each run of equal labels (at most ``max_run`` long) is reduced with sums shifted
@@ -735,7 +735,7 @@ def _run_kernel(values, labels, lut, n_bins, max_run):  # pragma: no cover - com
     return count, total, m2, low, high
 
 
-def _range_kernel(labels):  # pragma: no cover - compiled by numba
+def _range_kernel(labels):  # pragma: no cover, compiled by numba: no mutate block
     low = labels[0]
     high = labels[0]
     for k in range(labels.size):

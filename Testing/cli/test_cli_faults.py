@@ -79,8 +79,14 @@ def run_cli(argv: list[str], *, file_size_limit: int | None = None, obey_permiss
         if obey_permissions and os.geteuid() == 0:
             _drop_file_permission_override()
 
+    environment = dict(os.environ)
+    if file_size_limit is not None:
+        # Under `make coverage` the child would measure itself and fail to save its data past the limit
+        # (a traceback on stderr): a child with a file-size limit is run unmeasured.
+        for name in ("COVERAGE_PROCESS_START", "COVERAGE_PROCESS_CONFIG"):
+            environment.pop(name, None)
     result = subprocess.run([sys.executable, "-m", "luprrt.cli", *argv], capture_output=True, text=True,
-                            preexec_fn=prepare, timeout=600)
+                            preexec_fn=prepare, timeout=600, env=environment)
     return result.returncode, [line for line in result.stderr.splitlines() if line.strip()]
 
 

@@ -228,3 +228,73 @@ def test_bad_inputs_raise_clear_errors():
         RegionMasks((4, 4, 4), {"bad": np.ones((4, 4, 5), dtype=bool)}, voxel_volume_ml=1.0)
     with pytest.raises(ValueError, match="outside the grid"):
         RegionMasks((4, 4, 4), {"far": Region(np.array([64]))}, voxel_volume_ml=1.0)
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_requested_labels_on_the_renumbering_path_skip_voxels_of_other_labels(engine):
+    """Huge labels with a requested list: voxels below, between and above the requested labels count nowhere."""
+    rng = np.random.default_rng(8)
+    labels = rng.choice(np.array([-7, 0, 5, 6, 2**40, 2**41]), size=(8, 9, 10))
+    values = rng.normal(100.0, 20.0, size=labels.shape)
+    stats = region_statistics(values, labels, voxel_volume_ml=0.5, label_values=[2**40, 5, 99], engine=engine)
+    assert stats.label.tolist() == [2**40, 5, 99]
+    for i, label in enumerate(stats.label):
+        assert_matches(stats, i, brute_force(values, labels == label), 0.5)
+
+
+@pytest.mark.parametrize(("unit", "suffix"), [("Bq/mL", "_bq_per_ml"), (" SUV bw ", "_suv_bw"), ("", "")])
+def test_rows_name_every_value_column_with_the_unit(unit, suffix):
+    labels = np.zeros((2, 3, 4), dtype=np.int32)
+    labels[0, :, :2], labels[1] = 3, 8
+    values = np.arange(labels.size, dtype=float).reshape(labels.shape)
+    stats = region_statistics(values, labels, voxel_volume_ml=0.25, unit=unit)
+    expected_keys = ["label", "voxel_count", "volume_ml", *(f"{name}{suffix}" for name in ("sum", "mean", "std",
+                                                                                           "min", "max"))]
+    rows = stats.rows()
+    assert [list(row) for row in rows] == [expected_keys + (["total_mbq"] if unit == "Bq/mL" else [])] * 2
+    in_three = values[labels == 3]
+    assert rows[0]["label"] == 3 and type(rows[0]["label"]) is int
+    assert (rows[0]["voxel_count"], rows[0]["volume_ml"]) == (6, 1.5)
+    assert (rows[0][f"sum{suffix}"], rows[0][f"max{suffix}"]) == (in_three.sum(), in_three.max())
+    assert stats.row(8)["voxel_count"] == 12
+    with pytest.raises(KeyError, match=r"no region 5; have \[3, 8\]"):
+        stats.row(5)
+
+
+def test_region_masks_take_sitk_masks_on_their_grid_and_give_back_each_region():
+    grid = sitk.Image((6, 5, 4), sitk.sitkFloat32)
+    grid.SetSpacing((2.0, 2.5, 4.0))
+    shape = (4, 5, 6)
+    box = np.zeros(shape, dtype=np.uint8)
+    box[1:3, 1:4, 2:5] = 7  # any nonzero value is inside
+    mask = sitk.GetImageFromArray(box)
+    mask.CopyInformation(grid)
+    occupancy = np.zeros(shape)
+    occupancy[0, 0, :3] = (0.2, 1.0, 0.5)
+    masks = RegionMasks(grid, {"box": mask, "rim": occupancy})
+    assert masks.region("box").voxels.tolist() == np.flatnonzero(box).tolist()
+    rim = masks.region("rim")
+    assert rim.voxels.tolist() == [0, 1, 2] and rim.weights.tolist() == [0.2, 1.0, 0.5]
+    values = np.arange(box.size, dtype=float).reshape(shape)
+    image = sitk.GetImageFromArray(values)
+    image.CopyInformation(grid)
+    stats = masks.statistics(image)
+    assert stats.mean[0] == pytest.approx(values[box > 0].mean(), rel=REL)
+    assert stats.volume_ml[0] == pytest.approx(18 * 0.02, rel=1e-12)  # 2 x 2.5 x 4 mm = 0.02 mL
+    moved = sitk.GetImageFromArray(box)
+    moved.CopyInformation(grid)
+    moved.SetOrigin((0.0, 0.0, 10.0))
+    with pytest.raises(ValueError, match=r"^mask of region 'box' is not on the region grid; resample it first$"):
+        RegionMasks(grid, {"box": moved})
+    with pytest.raises(ValueError, match=r"^occupancy of region 'rim' must lie in \[0, 1\]$"):
+        RegionMasks(grid, {"rim": occupancy * 2.5})
+
+
+def test_weighted_statistics_of_an_absent_label_are_empty():
+    labels = np.zeros((3, 3, 3), dtype=np.int32)
+    labels[0] = 2
+    values = np.full(labels.shape, 40.0)
+    stats = region_statistics(values, labels, voxel_volume_ml=1.0, weights=np.full(labels.shape, 0.5),
+                              label_values=[2, 4])
+    assert stats.volume_ml.tolist() == [4.5, 0.0] and stats.mean[0] == 40.0
+    assert all(math.isnan(getattr(stats, key)[1]) for key in ("mean", "std", "min", "max"))

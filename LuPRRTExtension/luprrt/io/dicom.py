@@ -218,6 +218,10 @@ def read_nm_spect(path_or_folder: str | Path, *, calibration_cps_per_mbq: float 
         naive wall-clock times (time-zone offsets in DT values are dropped).
     """
     source = Path(path_or_folder)
+    # The caller's numbers are checked before any header is read, so a bad one is not blamed on the file.
+    for name, value in (("calibration_cps_per_mbq", calibration_cps_per_mbq), ("frame_duration_s", frame_duration_s)):
+        if value is not None and not value > 0:
+            raise ValueError(f"{name} must be positive, got {value}")
     series = _select_series(_scan(source), NM_IMAGE_STORAGE, series_uid, source)
     if len(series) > 1 and any(int(ds.get("NumberOfFrames", 1) or 1) != 1 for _, ds in series):
         raise ValueError(f"{source}: NM series {series[0][1].SeriesInstanceUID} has {len(series)} multi-frame "
@@ -398,8 +402,6 @@ def _nm_bq_per_ml(ds: Dataset, path: Path, stored: np.ndarray, voxel_ml: float,
         raise ValueError(f"{path}: the SPECT voxel values are counts ({unit_text}); give the camera "
                          "sensitivity for this reconstruction (counts per second per MBq)"
                          f"{or_fix('calibration_cps_per_mbq')} to convert them to Bq/mL")
-    if not calibration_cps_per_mbq > 0:
-        raise ValueError(f"calibration_cps_per_mbq must be positive, got {calibration_cps_per_mbq}")
     duration_s = _view_duration_s(ds, path, frame_duration_s)
     slope, intercept = _frame_rescale(ds, path, stored.shape[0])
     counts = stored * slope + intercept
@@ -470,8 +472,6 @@ def _concentration_mapping(items: list[Dataset], path: Path) -> tuple[float, flo
 
 def _view_duration_s(ds: Dataset, path: Path, frame_duration_s: float | None) -> float:
     if frame_duration_s is not None:
-        if not frame_duration_s > 0:
-            raise ValueError(f"frame_duration_s must be positive, got {frame_duration_s}")
         return float(frame_duration_s)
     candidates = [ds, *(ds.get("RotationInformationSequence") or [])]
     for item in candidates:

@@ -19,7 +19,8 @@ Safety of a long batch:
 * A patient that fails does not stop the others; the failures are listed at the end (and in
   ``OUT/cohort.json``), and the analysis waits until every patient is done.
 * Each worker's log (warnings included) goes to the patient's ``log.txt``, not the terminal.
-* :func:`cohort_status` tells what is done (``luprrt cohort --status``).
+* :func:`cohort_status` tells what is done, in progress (a live worker is building the patient's
+  folder) or still to do (``luprrt cohort --status``).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 
 from ..errors import Interrupted, current_option_words, fix, option_words
-from ..outputs import StagedFolder, remove_stale_staging
+from ..outputs import StagedFolder, remove_stale_staging, staging_owners
 from ..provenance import ProgressCallback, file_sha256, no_progress, provenance_record
 from ..segments import SIDES
 from .manifest import read_manifest
@@ -202,22 +203,31 @@ class CohortStatus:
     failed: dict[str, str] = field(default_factory=dict)
     running_pid: int | None = None
     analysis: str = "not made"
+    # Pending patients whose output folder a live process is building now: patient id -> its PID.
+    in_progress: dict[str, int] = field(default_factory=dict)
 
     def lines(self) -> list[str]:
         """The status as text lines for a terminal."""
         total = len(self.done) + len(self.pending)
         lines = [f"{self.out_dir}: {len(self.done)} of {total} patients done"
+                 + (f", {len(self.in_progress)} in progress" if self.in_progress else "")
                  + (f", {len(self.failed)} failed" if self.failed else "")
                  + (f"; a run (PID {self.running_pid}) is writing now" if self.running_pid else "")]
         lines += [f"  done     {pid}" for pid in self.done]
-        lines += [f"  failed   {pid}: {self.failed[pid]}" if pid in self.failed else f"  pending  {pid}"
-                  for pid in self.pending]
+        lines += [self._pending_line(pid) for pid in self.pending]
         lines.append(f"cohort analysis: {self.analysis}")
         return lines
 
+    def _pending_line(self, patient_id: str) -> str:
+        if patient_id in self.in_progress:
+            return f"  running  {patient_id} (worker PID {self.in_progress[patient_id]})"
+        if patient_id in self.failed:
+            return f"  failed   {patient_id}: {self.failed[patient_id]}"
+        return f"  pending  {patient_id}"
+
 
 def cohort_status(out_dir: str | Path, study: str | Path | None = None) -> CohortStatus:
-    """Which patients of the study are done, pending or failed, and whether the analysis is up to date.
+    """Which patients of the study are done, in progress, pending or failed, and whether the analysis is current.
 
     ``study`` defaults to the one the last run into ``out_dir`` recorded.
     """
@@ -232,6 +242,9 @@ def cohort_status(out_dir: str | Path, study: str | Path | None = None) -> Cohor
     status = CohortStatus(out_dir, Path(study), running_pid=_lock_owner(out_dir))
     for entry in entries:
         (status.done if is_done(out_dir, entry) else status.pending).append(entry.patient_id)
+        owners = [] if is_done(out_dir, entry) else staging_owners(patient_output(out_dir, entry))
+        if owners:
+            status.in_progress[entry.patient_id] = owners[0]
     status.failed = {pid: text for pid, text in state.get("failed", {}).items() if pid in status.pending}
     analysis = _analysis_state(out_dir, entries)
     status.analysis = {"current": "up to date", "stale": "made from other patient results: redo it with "

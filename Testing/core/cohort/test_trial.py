@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -93,6 +95,18 @@ def test_paired_analysis_matches_scipy_paired_t_test(cohort_ia_130):
     assert result.p_value_arithmetic == pytest.approx(arithmetic.pvalue, rel=1e-9)
     assert result.wilcoxon_p_value == pytest.approx(stats.wilcoxon(log_ia - log_iv).pvalue, rel=1e-12)
     assert result.ia_mean == pytest.approx(raw.xs("IA", level="route").mean(), rel=1e-12)
+
+
+def test_paired_analysis_uses_the_confidence_asked_for(cohort_ia_130):
+    result = paired_ia_iv(cohort_ia_130, confidence=0.90)
+    keys = [cohort_ia_130["patient_id"], cohort_ia_130["route"]]
+    logs = np.log(cohort_ia_130["tn_mean"]).groupby(keys).mean()
+    interval = stats.ttest_rel(logs.xs("IA", level="route"), logs.xs("IV", level="route")).confidence_interval(0.90)
+    assert (result.ci_low, result.ci_high) == pytest.approx((np.exp(interval.low), np.exp(interval.high)), rel=1e-12)
+    with pytest.raises(ValueError, match=r"^confidence must be in \(0, 1\), got 1.0$"):
+        geometric_mean_ratio_ci([1.0, 2.0], [1.0, 1.5], confidence=1.0)
+    with pytest.raises(ValueError, match=r"^a paired comparison needs at least 2 patients, got 0$"):
+        geometric_mean_ratio_ci(1.0, 2.0)
 
 
 def test_published_lutia_shape_of_summary_table(cohort_ia_130):
@@ -213,6 +227,17 @@ def test_uptake_summary_rejects_lesion_level_values():
         uptake_summary_by_cycle(table, ["extrahepatic_uptake_pct_ia"])
 
 
+def test_uptake_summary_takes_a_patient_without_the_value_as_missing_not_as_differing():
+    """A patient whose kidneys were not segmented has no uptake (NaN on every row): left out, no error."""
+    table = pd.DataFrame({"patient_id": ["A", "A", "B", "B", "C"], "cycle": [1] * 5,
+                          "kidney_uptake_pct_ia": [2.0, 2.0, np.nan, np.nan, 4.0]})
+    summary = uptake_summary_by_cycle(table, "kidney_uptake_pct_ia").set_index("cycle")
+    assert summary.loc[1, "n_patients_kidney_uptake_pct_ia"] == 2
+    assert summary.loc[1, "mean_kidney_uptake_pct_ia"] == pytest.approx(3.0)
+    with pytest.raises(ValueError, match=r"^uptake table lacks column\(s\) \['spleen_uptake_pct_ia'\]"):
+        uptake_summary_by_cycle(table, "spleen_uptake_pct_ia")
+
+
 def test_cumulative_dose_and_lobe_summary():
     table = pd.DataFrame(
         {
@@ -229,6 +254,8 @@ def test_cumulative_dose_and_lobe_summary():
     lobes = lobe_dose_summary(table).set_index(["cycle", "route"])
     assert lobes.loc[(1, "IA"), "mean_tumour_dose_gy"] == 20.0
     assert lobes.loc[(2, "IV"), "n_lesions"] == 1
+    with pytest.raises(ValueError, match=r"^lesion table lacks column\(s\) \['route'\]"):
+        lobe_dose_summary(table.drop(columns="route"))
 
 
 def test_dose_response_spearman_levels():
@@ -246,6 +273,27 @@ def test_dose_response_spearman_levels():
     assert patient.rho == pytest.approx(-1.0) and patient.n == 3
     with pytest.raises(ValueError, match="needs >= 3"):
         dose_response_spearman(table.iloc[:2])
+
+
+def test_dose_response_spearman_against_ranks_by_hand_with_unreadable_values_left_out():
+    """rho = Pearson correlation of the ranks; p from t = rho sqrt((n - 2) / (1 - rho^2)) on n - 2 df."""
+    table = pd.DataFrame({
+        "patient_id": ["A", "A", "B", "B", "C", "C", "D", "E"],
+        "cum_dose_gy": ["12", "30", "7", "55", "21", "n/a", "80", "41"],  # "n/a" is left out
+        "sum_change_pct": [-5.0, -22.0, 8.0, -30.0, -2.0, -40.0, -35.0, -11.0],
+    })
+    result = dose_response_spearman(table, dose="cum_dose_gy", response="sum_change_pct")
+    dose = np.array([12.0, 30.0, 7.0, 55.0, 21.0, 80.0, 41.0])
+    change = np.array([-5.0, -22.0, 8.0, -30.0, -2.0, -35.0, -11.0])
+    rho = np.corrcoef(dose.argsort().argsort(), change.argsort().argsort())[0, 1]
+    t = rho * math.sqrt((dose.size - 2) / (1.0 - rho ** 2))
+    p_value = 2.0 * stats.t.sf(abs(t), dose.size - 2)
+    assert (result.rho, result.p_value) == pytest.approx((rho, p_value), rel=1e-9)
+    assert (result.n, result.level, result.dose, result.response) == (7, "lesion", "cum_dose_gy", "sum_change_pct")
+    with pytest.raises(ValueError, match=r"^level must be 'lesion' or 'patient', got 'lobe'$"):
+        dose_response_spearman(table, level="lobe")
+    with pytest.raises(ValueError, match=r"^lesion table lacks column\(s\) \['tumour_dose_gy'\]"):
+        dose_response_spearman(table, response="sum_change_pct")
 
 
 def test_mixed_model_simplifies_random_effects_that_cannot_be_fitted(cohort_ia_130, monkeypatch, caplog):
@@ -281,3 +329,14 @@ def test_size_matching_pairs_the_nearest_volumes_within_the_ratio():
     assert len(size_matched_lesions(table, cycle=1, max_volume_ratio=1.5)) == 2
     with pytest.raises(ValueError, match="max_volume_ratio must be >= 1"):
         size_matched_lesions(table, max_volume_ratio=0.5)
+
+
+def test_size_matching_keeps_a_pair_at_exactly_the_ratio_and_lists_patients_in_order():
+    """'At most max_volume_ratio': 4 mL against 2 mL is a pair at ratio 2; patients come out sorted."""
+    table = pd.DataFrame({
+        "patient_id": ["P2", "P2", "P1", "P1"], "cycle": [1] * 4, "route": ["IA", "IV", "IV", "IA"],
+        "lesion_id": ["c", "d", "b", "a"], "volume_ml": [4.0, 2.0, 8.0, 8.5],
+    })
+    matched = size_matched_lesions(table, cycle=1, max_volume_ratio=2.0)
+    assert matched["lesion_id"].tolist() == ["a", "b", "c", "d"]
+    assert matched["match"].tolist() == [1, 1, 1, 1]

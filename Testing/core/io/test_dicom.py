@@ -267,6 +267,48 @@ def test_nm_rwv_intercept_and_slope_are_both_scaled_by_the_unit(tmp_path, unit, 
     assert_same_values(read_nm_spect(path).image, truth + offset_bq_per_ml)
 
 
+def test_nm_rwv_mapping_in_the_shared_functional_group_applies_to_every_frame(tmp_path):
+    truth = spect_truth()
+    path = write_spect(tmp_path / "spect.dcm", truth, "rwv_only")
+
+    def to_shared_group(ds):
+        shared = pydicom.Dataset()
+        shared.RealWorldValueMappingSequence = ds.RealWorldValueMappingSequence
+        ds.SharedFunctionalGroupsSequence = [shared]
+        del ds.RealWorldValueMappingSequence
+
+    edit_dicom(path, to_shared_group)
+    assert_same_values(read_nm_spect(path).image, truth)
+
+
+def test_nm_single_frame_and_an_unneeded_calibration_warned(tmp_path):
+    """A one-slice reconstruction (2D pixel data) is read; a camera calibration given for a Bq/mL image is ignored."""
+    single = spect_truth()[:, :, 5:6]
+    path = write_spect(tmp_path / "spect.dcm", single)
+    assert int(pydicom.dcmread(path).NumberOfFrames) == 1
+    result = read_nm_spect(path, calibration_cps_per_mbq=15.0)
+    assert result.image.GetSize() == (SIZE_XYZ[0], SIZE_XYZ[1], 1)
+    assert_same_values(result.image, single)
+    assert result.warnings == ["calibration_cps_per_mbq ignored: the image is already in Bq/mL"]
+
+
+def test_nm_rwv_mapping_in_bq_per_ml_is_found_after_one_in_another_unit(tmp_path):
+    """Vendors list several mappings (counts first, then Bq/ml): the Bq/ml one is used, wherever it is."""
+    truth = spect_truth()
+    path = write_spect(tmp_path / "spect.dcm", truth, "rwv_only")
+
+    def counts_mapping_first(ds):
+        counts = pydicom.Dataset()
+        counts.RealWorldValueSlope, counts.RealWorldValueIntercept = 1.0, 0.0
+        unit = pydicom.Dataset()
+        unit.CodeValue, unit.CodingSchemeDesignator, unit.CodeMeaning = "{counts}", "UCUM", "counts"
+        counts.MeasurementUnitsCodeSequence = [unit]
+        ds.RealWorldValueMappingSequence = [counts, *ds.RealWorldValueMappingSequence]
+
+    edit_dicom(path, counts_mapping_first)
+    assert_same_values(read_nm_spect(path).image, truth)
+
+
 def test_nm_per_frame_rwv_mapping_is_applied_per_frame(tmp_path):
     truth = spect_truth()
     path = write_spect(tmp_path / "spect.dcm", truth, "per_frame_rescale")
@@ -286,6 +328,41 @@ def test_nm_per_frame_rwv_mapping_is_applied_per_frame(tmp_path):
 
     edit_dicom(path, to_rwv)
     assert_same_values(read_nm_spect(path).image, truth)
+
+
+def test_nm_without_slice_vector_takes_the_frames_in_file_order(tmp_path):
+    truth = spect_truth()
+    path = write_spect(tmp_path / "spect.dcm", truth)
+    edit_dicom(path, lambda ds: delattr(ds, "SliceVector"))
+    assert_same_values(read_nm_spect(path).image, truth)
+
+
+def test_nm_half_life_of_another_nuclide_is_warned(tmp_path):
+    """Tc-99m's 6.0067 h in RadionuclideHalfLife: the decay corrections of LuPRRT assume Lu-177 (159.528 h)."""
+    path = write_spect(tmp_path / "spect.dcm", spect_truth())
+    edit_dicom(path, lambda ds: setattr(ds.RadiopharmaceuticalInformationSequence[0], "RadionuclideHalfLife",
+                                        "21624.12"))
+    warnings = read_nm_spect(path).warnings
+    assert warnings == ["RadionuclideHalfLife (0018,1075) = 21624.1 s is not Lu-177's 574301 s; LuPRRT's decay "
+                        "corrections assume Lu-177"]
+
+
+def test_nm_per_frame_rwv_mapping_on_some_frames_only_is_refused(tmp_path):
+    path = write_spect(tmp_path / "spect.dcm", spect_truth(), "per_frame_rescale")
+
+    def first_frame_only(ds):
+        group = ds.PerFrameFunctionalGroupsSequence[0]
+        mapping = pydicom.Dataset()
+        mapping.RealWorldValueSlope, mapping.RealWorldValueIntercept = 1.0, 0.0
+        unit = pydicom.Dataset()
+        unit.CodeValue, unit.CodingSchemeDesignator, unit.CodeMeaning = "Bq/ml", "UCUM", "Bq/ml"
+        mapping.MeasurementUnitsCodeSequence = [unit]
+        group.RealWorldValueMappingSequence = [mapping]
+
+    edit_dicom(path, first_frame_only)
+    with pytest.raises(ValueError, match=r"only some frames have a Bq/ml RealWorldValueMappingSequence \(0040,9096\); "
+                                         r"the others cannot be scaled$"):
+        read_nm_spect(path)
 
 
 def test_nm_total_dose_is_mbq_and_bq_is_detected_by_magnitude(tmp_path):
@@ -342,6 +419,24 @@ def test_nm_counts_scale_inversely_with_calibration_and_view_duration(tmp_path):
     assert_same_values(sixty.image, truth * 0.5)
 
 
+def test_nm_counts_intercept_is_converted_with_the_counts(tmp_path):
+    """Counts = stored x RescaleSlope + RescaleIntercept, then Bq/mL = counts / (view s x cps/MBq) x 1e6 / voxel mL.
+
+    The intercept added to the header is written as a concentration offset of 500 Bq/mL
+    (3 % of the largest voxel, 50 % of the smallest), far above the 0.1 % value tolerance:
+    a reader that drops the intercept or converts it differently from the counts fails.
+    """
+    truth = spect_truth()
+    path = write_spect(tmp_path / "spect.dcm", truth, "counts")
+    offset_bq_per_ml = 500.0
+    view_s = 30.0  # the writer's 30 s views (ActualFrameDuration 30000 ms)
+    voxel_ml = SPACING_MM[0] * SPACING_MM[1] * SPACING_MM[2] / 1000.0
+    offset_counts = offset_bq_per_ml * voxel_ml * view_s * COUNTS_TRAP_CALIBRATION_CPS_PER_MBQ / 1e6
+    edit_dicom(path, lambda ds: setattr(ds, "RescaleIntercept", float(ds.RescaleIntercept) + offset_counts))
+    read = read_nm_spect(path, calibration_cps_per_mbq=COUNTS_TRAP_CALIBRATION_CPS_PER_MBQ)
+    assert_same_values(read.image, truth + offset_bq_per_ml)
+
+
 @pytest.mark.parametrize(("trap", "message", "fix"), [
     ("missing_injection_datetime", r"RadiopharmaceuticalStartDateTime \(0018,1078\).*injection_datetime=",
      {"injection_datetime": INJECTION}),
@@ -382,9 +477,14 @@ def test_nm_geometry_errors_name_the_tag(tmp_path):
 
 def test_nm_rejects_projections_and_unknown_units(tmp_path):
     projections = write_spect(tmp_path / "a.dcm", spect_truth())
-    edit_dicom(projections, lambda ds: setattr(ds, "ImageType", ["ORIGINAL", "PRIMARY", "TOMO", "EMISSION"]))
-    with pytest.raises(ValueError, match=r"ImageType \(0008,0008\) value 3 is 'TOMO'"):
-        read_nm_spect(projections)
+    for kind in ("TOMO", "DYNAMIC", "GATED TOMO"):
+        edit_dicom(projections, lambda ds, kind=kind: setattr(ds, "ImageType", ["ORIGINAL", "PRIMARY", kind,
+                                                                                "EMISSION"]))
+        with pytest.raises(ValueError, match=rf"ImageType \(0008,0008\) value 3 is '{kind}'"):
+            read_nm_spect(projections)
+    edit_dicom(projections, lambda ds: setattr(ds, "ImageType", ["DERIVED", "PRIMARY"]))
+    assert read_nm_spect(projections).warnings == ["ImageType (0008,0008) ['DERIVED', 'PRIMARY'] does not say "
+                                                   "'RECON TOMO'; read as a reconstructed SPECT"]
     suv = write_spect(tmp_path / "b.dcm", spect_truth())
     edit_dicom(suv, lambda ds: setattr(ds, "Units", "GML"))
     with pytest.raises(ValueError, match=r"Units \(0054,1001\) = 'GML' is not supported"):
@@ -479,6 +579,8 @@ def test_pet_round_trip_applies_per_slice_rescale(tmp_path):
     assert len(slopes) == len(paths)  # every slice has its own slope, so a single slope would be wrong
     result = read_pet_series(tmp_path / "pet")
     assert result.units == "Bq/mL"
+    assert result.series_uid == str(pydicom.dcmread(paths[0]).SeriesInstanceUID)
+    assert result.source == str(tmp_path / "pet")
     assert_same_geometry(result.image, truth)
     assert_same_values(result.image, truth)
     assert result.hours_post_injection == pytest.approx(1.0, abs=1e-9)
@@ -512,6 +614,59 @@ def test_pet_total_dose_is_bq_and_mbq_is_detected_by_magnitude(tmp_path):
     result = read_pet_series(tmp_path / "pet")
     assert result.injected_activity_mbq == 250.0
     assert any("RadionuclideTotalDose (0018,1074) = 250 is not plausible in Bq" in w for w in result.warnings)
+
+
+def test_pet_without_start_times_takes_the_series_time_and_the_injection_given(tmp_path):
+    """No acquisition date/time and no injection time in the headers: both come from elsewhere, warned."""
+    paths = write_pet(tmp_path / "pet", gradient_image(2000.0, (1.0, 1.0, 1.0)))
+
+    def strip(ds):
+        del ds.AcquisitionDate, ds.AcquisitionTime
+        ds.SeriesDate, ds.SeriesTime = "20240305", "103015"
+        item = ds.RadiopharmaceuticalInformationSequence[0]
+        del item.RadiopharmaceuticalStartDateTime, item.RadiopharmaceuticalStartTime, item.Radiopharmaceutical
+        del item.RadionuclideCodeSequence, ds.DecayCorrection
+        if "AcquisitionDateTime" in ds:
+            del ds.AcquisitionDateTime
+
+    for path in paths:
+        edit_dicom(path, strip)
+    injected = ACQUISITION - timedelta(hours=2, minutes=30)
+    result = read_pet_series(tmp_path / "pet", injection_datetime=injected)
+    assert result.acquisition_datetime == ACQUISITION and result.injection_datetime == injected
+    assert result.hours_post_injection == pytest.approx(2.5, abs=1e-9)
+    assert [w for w in result.warnings if "no AcquisitionDate/Time; SeriesDate/Time taken as acquisition start" in w]
+    assert (result.pet.radiopharmaceutical, result.pet.radionuclide, result.pet.decay_correction) == (None, None,
+                                                                                                      None)
+    assert result.pet.half_life_h == pytest.approx(109.77 / 60.0, rel=1e-9)  # RadionuclideHalfLife kept
+    with pytest.raises(ValueError, match="RadiopharmaceuticalStartDateTime"):
+        read_pet_series(tmp_path / "pet")
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ({"calibration_cps_per_mbq": 0.0}, "calibration_cps_per_mbq must be positive, got 0.0"),
+    ({"calibration_cps_per_mbq": 15.0, "frame_duration_s": -30.0}, "frame_duration_s must be positive, got -30.0"),
+])
+def test_nm_bad_caller_numbers_are_named_not_blamed_on_the_file(tmp_path, options, message):
+    path = write_spect(tmp_path / "spect.dcm", spect_truth(), "counts")
+    with pytest.raises(ValueError) as raised:
+        read_nm_spect(path, **options)
+    assert str(raised.value) == message
+
+
+def test_pet_injection_time_after_the_acquisition_time_was_the_day_before(tmp_path):
+    """Injected at 23:50, scanned at 00:40 the next day: only the start time in the header."""
+    acquisition = datetime(2024, 3, 5, 0, 40, 0)
+    paths = write_pet_series(gradient_image(2000.0, (1.0, 1.0, 1.0)), tmp_path / "pet", patient=PATIENT,
+                             study_uid=new_uid(), frame_of_reference_uid=new_uid(), acquisition_datetime=acquisition,
+                             injection_datetime=acquisition - timedelta(minutes=50), injected_activity_mbq=250.0,
+                             radionuclide="F-18", series_description="FDG")
+    for path in paths:
+        edit_dicom(path, lambda ds: delattr(ds.RadiopharmaceuticalInformationSequence[0],
+                                            "RadiopharmaceuticalStartDateTime"))
+    result = read_pet_series(tmp_path / "pet")
+    assert result.injection_datetime == datetime(2024, 3, 4, 23, 50, 0)
+    assert result.hours_post_injection == pytest.approx(50.0 / 60.0, abs=1e-9)
 
 
 def test_pet_rejects_non_bqml_units(tmp_path):

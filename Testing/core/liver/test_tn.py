@@ -226,6 +226,32 @@ def test_tn_errors_name_the_problem():
         tumour_to_nontumour([CycleSpect(1, 24.0, coarse)], phantom_segmentation())
 
 
+def test_a_spect_without_activity_in_a_lobe_and_bad_options_are_refused_before_any_ratio():
+    """T/N divides by the non-tumour mean: a lobe at 0 Bq/mL (a SPECT off the liver, or empty) is named."""
+    values = sitk.GetArrayFromImage(phantom_spect())
+    values[lobe_masks()["left"]] = 0.0
+    cold = sitk.GetImageFromArray(values)
+    cold.CopyInformation(spect_grid())
+    with pytest.raises(ValueError, match=r"^the non-tumour liver of the left lobe has a mean of 0 Bq/mL on the SPECT "
+                                         r"of cycle 2 at 96 h: T/N divides by it"):
+        tumour_to_nontumour([CycleSpect(2, 96.0, cold)], phantom_segmentation())
+    spect, seg = phantom_spect(), phantom_segmentation()
+    for options, message in (({"margin_mm": -1.0}, r"non-tumour margin must be >= 0 mm, got -1.0"),
+                             ({"occupancy": "soft"}, r"unknown occupancy 'soft'"),
+                             ({"edge_margin_mm": -2.0}, r"liver-edge margin must be >= 0 mm, got -2.0")):
+        with pytest.raises(ValueError, match=message):
+            tumour_to_nontumour([CycleSpect(1, 24.0, spect)], seg, **options)
+    with pytest.raises(ValueError, match=r"cycle 1: hours_post_injection must be >= 0, got -1"):
+        tumour_to_nontumour([CycleSpect(1, -1.0, spect)], seg)
+
+
+def test_nontumour_mask_of_an_empty_lobe_or_without_lesions():
+    lobe = lobe_masks()["right"]
+    none = np.zeros(SHAPE, dtype=bool)
+    assert not nontumour_mask(none, ball((10, 12, 9), 2), (5.0, 4.0, 4.0), 5.0).any()
+    assert np.array_equal(nontumour_mask(lobe, none, (5.0, 4.0, 4.0), 5.0), lobe)
+
+
 def test_overlapping_lesions_are_named():
     seg = phantom_segmentation()
     seg.add_segment(ball((10, 12, 10), 2.0), SegmentTags("lesion", side="right", lesion_id="L04"))
@@ -278,3 +304,73 @@ def test_lesion_absent_from_its_layer_is_named():
     seg.segments[-2] = replace(seg.segments[-2], label_value=9)  # no voxel carries label 9 (lesion L03)
     with pytest.raises(ValueError, match=r"segment 'lesion L03' \(.*\) is empty on the SPECT grid"):
         tumour_to_nontumour([CycleSpect(1, 24.0, phantom_spect())], seg)
+
+
+# Three lesions per lobe, each of its own uptake and hotter at its centre than at its rim
+# (c = C x (1.6 - 0.8 r / R)), so that in every lesion and every lobe the max differs from
+# the mean: a max-based T/N computed from a mean, or the reverse, anywhere, shows.
+GRADED_LESIONS = {  # id: (centre z, y, x in voxels, radius in voxels, rim-to-centre scale C Bq/mL, side)
+    "R1": ((8, 10, 8), 2.5, 8000.0, "right"),
+    "R2": ((18, 22, 9), 2.0, 5000.0, "right"),
+    "R3": ((12, 26, 15), 3.0, 11000.0, "right"),
+    "L1": ((15, 18, 29), 3.0, 12000.0, "left"),
+    "L2": ((8, 10, 31), 2.0, 3000.0, "left"),
+    "L3": ((21, 26, 25), 2.5, 7000.0, "left"),
+}
+
+
+def graded_phantom(ia_side: str) -> tuple[Segmentation, np.ndarray]:
+    """Segmentation and SPECT values (z, y, x) of the graded-lesion phantom."""
+    seg = Segmentation.empty_like(spect_grid())
+    values = np.full(SHAPE, 50.0)
+    for side, mask in lobe_masks().items():
+        seg.add_segment(mask, SegmentTags("lobe", side=side, route="IA" if side == ia_side else "IV"))
+        values[mask] = NONTUMOUR[side]
+    z, y, x = np.indices(SHAPE)
+    for lesion_id, (centre, radius, scale_bq_per_ml, side) in GRADED_LESIONS.items():
+        inside = ball(centre, radius)
+        distance = np.sqrt((z - centre[0]) ** 2 + (y - centre[1]) ** 2 + (x - centre[2]) ** 2)
+        values[inside] = scale_bq_per_ml * (1.6 - 0.8 * distance[inside] / radius)
+        seg.add_segment(inside, SegmentTags("lesion", side=side, lesion_id=lesion_id))
+    return seg, values
+
+
+@pytest.mark.parametrize("ia_side", ["right", "left"])
+def test_mean_and_max_tn_of_every_lesion_lobe_and_the_ia_iv_ratio_against_voxel_truth(ia_side):
+    """Every T/N against the phantom's own voxels (numpy mean / max over each mask), both cycles.
+
+    Lobes are uniform, so the non-tumour mean is exact whatever the margin; float32 storage
+    of the SPECT bounds the error at 1e-7 relative, hence rel=1e-6.
+    """
+    seg, values = graded_phantom(ia_side)
+    spect = sitk.GetImageFromArray(values.astype(np.float32))
+    spect.CopyInformation(spect_grid())
+    late = sitk.GetImageFromArray((values * 0.6).astype(np.float32))
+    late.CopyInformation(spect_grid())
+    result = tumour_to_nontumour([CycleSpect(1, 24.0, spect), CycleSpect(2, 120.0, late)], seg)
+    stored = values.astype(np.float32).astype(np.float64)
+    pooled = {}
+    for side in ("right", "left"):
+        lesion_voxels = np.concatenate([stored[ball(c, r)] for c, r, _, s in GRADED_LESIONS.values() if s == side])
+        pooled[side] = (lesion_voxels.mean() / NONTUMOUR[side], lesion_voxels.max() / NONTUMOUR[side])
+        assert pooled[side][1] > 1.2 * pooled[side][0]  # the phantom does what it is for
+    iv_side = "left" if ia_side == "right" else "right"
+    ratio_rows = {row["cycle"]: row for row in result.ratio_rows}
+    for cycle in (1, 2):
+        lesions = rows_by(result, cycle, "lesion", "lesion_id")
+        assert set(lesions) == set(GRADED_LESIONS)
+        for lesion_id, (centre, radius, _, side) in GRADED_LESIONS.items():
+            voxels = stored[ball(centre, radius)]
+            assert voxels.max() > 1.2 * voxels.mean()
+            assert lesions[lesion_id]["tn_mean"] == pytest.approx(voxels.mean() / NONTUMOUR[side], rel=1e-6)
+            assert lesions[lesion_id]["tn_max"] == pytest.approx(voxels.max() / NONTUMOUR[side], rel=1e-6)
+        tumour = rows_by(result, cycle, "tumour", "side")
+        for side in ("right", "left"):
+            assert (tumour[side]["tn_mean"], tumour[side]["tn_max"]) == pytest.approx(pooled[side], rel=1e-6)
+        assert not any(row["target_lesion"] for row in result.rows if row["role"] != "lesion")
+        ratio = ratio_rows[cycle]
+        assert ratio["ia_side"] == ia_side
+        assert ratio["tn_mean_ia_over_iv"] == pytest.approx(pooled[ia_side][0] / pooled[iv_side][0], rel=1e-6)
+        assert ratio["tn_max_ia_over_iv"] == pytest.approx(pooled[ia_side][1] / pooled[iv_side][1], rel=1e-6)
+        assert (ratio["tn_mean_ia"], ratio["tn_max_iv"]) == pytest.approx((pooled[ia_side][0], pooled[iv_side][1]),
+                                                                          rel=1e-6)

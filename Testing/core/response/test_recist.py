@@ -357,6 +357,21 @@ def test_confirmation_needs_the_minimum_interval():
                                  RecistCriteria(require_confirmation=False)).response is R.PR
 
 
+def test_confirmation_is_the_next_response_not_one_after_a_stable_disease():
+    """PR, PR 8 weeks later, then SD: the second PR confirms the first (a later SD does not undo it)."""
+    confirmed = best_overall_response(time_points((56, R.PR), (112, R.PR), (168, R.SD)))
+    assert (confirmed.response, confirmed.date, confirmed.confirmed_on) == (R.PR, on_day(56), on_day(112))
+    with pytest.raises(ValueError, match=r"^no follow-up time points: best overall response needs at least one$"):
+        best_overall_response([])
+
+
+def test_disease_back_as_stable_after_a_complete_response_is_progression_on_that_date():
+    """RECIST 1.1 Table 3, row "CR, SD" before the minimum SD duration: best response PD, dated by the
+    time point the disease reappeared (an unconfirmed CR at 3 weeks is not yet a stable disease)."""
+    best = best_overall_response(time_points((21, R.CR), (35, R.SD)))
+    assert (best.response, best.date) == (R.PD, on_day(35))
+
+
 def test_stable_disease_needs_the_minimum_duration_from_baseline():
     assert best_overall_response(time_points((35, R.SD))).response is R.NE
     shorter = RecistCriteria(min_sd_duration_days=35)
@@ -442,3 +457,11 @@ def test_measurement_rows_from_dicts():
     with pytest.raises(ValueError, match=r"missing \['date'\]"):
         assess_patient([{"patient_id": 3, "lesion_id": 1, "organ": "liver", "is_lymph_node": False,
                          "lesion_type": "target"}])
+
+
+def test_sums_keep_the_precision_of_the_measurements():
+    """Sums at the measurements' 0.1 mm: 28.3 + 10.1 = 38.4 mm, not 38.400000000000006 nor 38."""
+    rows = series({"a": [28.3, 20.2, 20.1], "b": [10.1, 6.1, 6.6]}, days=(0, 56, 112))
+    first, second = assess_patient(rows)
+    assert (first.baseline_sum_mm, first.sum_of_diameters_mm, first.nadir_sum_mm) == (38.4, 26.3, 38.4)
+    assert (second.sum_of_diameters_mm, second.nadir_sum_mm) == (26.7, 26.3)

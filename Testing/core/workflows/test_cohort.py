@@ -27,13 +27,16 @@ import pytest
 
 from luprrt.cli import main
 from luprrt.cohort.browser import check_page, find_chromium, print_pdf, screenshot
+from luprrt.outputs import StagedFolder
 from luprrt.provenance import file_sha256
 from luprrt.workflows.cohort import (
+    DONE_MARKER,
     LOCK_FILE,
     _lock_owner,
     cohort_status,
     discover_patients,
     make_demo_cohort,
+    patient_output,
     run_cohort,
 )
 
@@ -266,6 +269,29 @@ def test_rerun_finds_every_patient_done_and_the_analysis_up_to_date(cohort, stud
     assert status.done == [e.patient_id for e in discover_patients(study)] and status.analysis == "up to date"
 
 
+def test_status_names_the_patients_in_progress_apart_from_pending_and_done(study, tmp_path, capsys):
+    """In progress = a live process is building the patient's folder; a dead run's leftover is pending."""
+    out = tmp_path / "out"
+    done, running, interrupted = discover_patients(study)
+    (patient_output(out, done)).mkdir(parents=True)
+    (patient_output(out, done) / DONE_MARKER).write_text("{}")
+    finished = subprocess.Popen([sys.executable, "-c", "pass"])
+    finished.wait()  # its PID now names no live process
+    with StagedFolder(patient_output(out, running)) as staged:
+        leftover = staged.path.with_name(staged.path.name.replace(f"{running.patient_id}.", f"{interrupted.patient_id}.")
+                                         .replace(f"-{os.getpid()}-", f"-{finished.pid}-"))
+        leftover.mkdir()
+        status = cohort_status(out, study)
+        assert status.in_progress == {running.patient_id: os.getpid()}
+        assert status.done == [done.patient_id] and status.pending == [running.patient_id, interrupted.patient_id]
+        assert main(["cohort", str(study), "--status", "--out", str(out)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"{out}: 1 of 3 patients done, 1 in progress"
+    assert lines[1:4] == [f"  done     {done.patient_id}", f"  running  {running.patient_id} (worker PID {os.getpid()})",
+                          f"  pending  {interrupted.patient_id}"]
+    assert cohort_status(out, study).in_progress == {}  # the staging folder is gone with its owner's work
+
+
 def test_redoing_finished_patients_needs_overwrite(cohort, study):
     _, out, _ = cohort
     done_before = sorted(p.stat().st_mtime_ns for p in (out / "patients").glob("*/done.json"))
@@ -386,6 +412,8 @@ def test_a_second_run_into_the_same_folder_is_refused_naming_the_first(study, tm
     out = tmp_path / "out"
     first = _start_cohort(study, out, "--jobs", "2")
     _workers_started(first, 1)
+    _wait(lambda: cohort_status(out, study).in_progress, START_TIMEOUT_S, "a patient in progress")
+    assert set(cohort_status(out, study).in_progress.values()) <= set(_children(first.pid))  # its workers
     assert main(["cohort", str(study), "--out", str(out), "--jobs", "1"]) == 2
     err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
     assert err == [f"luprrt cohort: error: another luprrt cohort run (PID {first.pid}) is writing into {out}; "
