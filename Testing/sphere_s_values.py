@@ -12,20 +12,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pytest
 
 TABLE_RADIUS_MM = np.array([1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0])
 TABLE_S_MGY_PER_MBQ_S = np.array([4.54, 0.629, 4.27e-2, 5.46e-3, 6.93e-4, 2.07e-4, 2.65e-5])
 TISSUE_DENSITY_G_PER_ML = 1.03  # the table's soft tissue
 GY_PER_MBQ_H_PER_MGY_PER_MBQ_S = 3600.0 / 1000.0  # 3600 s/h, 1000 mGy/Gy
 
-# luprrt reads the sphere table as 1.03 g/mL tissue once the S-value rewrite of issue 11
-# (dosimetry/svalues.py, branch issue11-kernel) is merged; until then it reads it as unit density and
-# puts a 1.03 g/mL lesion 2-3 % low (and refuses a 60 mm one). strict: remove the marker with that fix.
-TABLE_DENSITY_PENDING = pytest.mark.xfail(
-    strict=True, raises=(AssertionError, ValueError),
-    reason="sphere S-value table read as unit density until issue11-kernel's svalues (table = 1.03 g/mL "
-           "tissue) is merged; remove this marker then")
 
 
 def sphere_volume_ml(radius_mm: float) -> float:

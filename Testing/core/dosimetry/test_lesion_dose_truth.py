@@ -21,7 +21,6 @@ import numpy as np
 import pytest
 from sphere_s_values import (
     GY_PER_MBQ_H_PER_MGY_PER_MBQ_S,
-    TABLE_DENSITY_PENDING,
     TABLE_RADIUS_MM,
     TABLE_S_MGY_PER_MBQ_S,
     TISSUE_DENSITY_G_PER_ML,
@@ -82,7 +81,6 @@ def test_truth_table_is_the_published_one():
     assert s_truth(math.sqrt(200.0)) == pytest.approx(math.sqrt(5.46e-3 * 6.93e-4), rel=1e-12)
 
 
-@TABLE_DENSITY_PENDING
 @pytest.mark.parametrize("radius_mm", TABLE_RADIUS_MM.tolist())
 def test_sphere_dose_at_every_tabulated_radius_is_tia_times_the_table(radius_mm):
     tia_mbq_h = 1000.0
@@ -99,7 +97,6 @@ def test_fitted_tia_of_every_lesion_is_the_integral_of_its_curve(lesion_id):
     assert fit.tia_mbq_h == pytest.approx(tia_truth_mbq_h(kinetics), rel=REL_TOL)
 
 
-@TABLE_DENSITY_PENDING
 def test_lesion_dose_of_every_lesion_against_closed_form_truth():
     """All 13 lesions, 1-60 mm, each from its own fitted curve: dose = TIA x S(r) x 3.6."""
     errors = {}

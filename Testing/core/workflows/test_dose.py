@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 from scipy import ndimage
-from sphere_s_values import GY_PER_MBQ_H_PER_MGY_PER_MBQ_S, TABLE_DENSITY_PENDING, s_truth_for_mass
+from sphere_s_values import GY_PER_MBQ_H_PER_MGY_PER_MBQ_S, s_truth_for_mass
 
 from luprrt.dosimetry import HuDensityCalibration, organ_s_value_dose_gy, sphere_s_value_dose_gy
 from luprrt.dosimetry.blood_samples import BloodSamples
@@ -86,18 +86,19 @@ def test_lesion_and_kidney_doses_match_the_truth(run, truth):
         assert row["dose_gy"] == pytest.approx(expected, rel=0.10)
 
 
-@TABLE_DENSITY_PENDING
 def test_every_lesion_dose_is_its_tia_times_the_published_sphere_s_value(run, truth):
     """Every lesion, both cycles: the workflow's dose from its own TIA and mass, S typed from the tables.
 
-    The S-value step is deterministic arithmetic on the row's TIA and mass, so rel=1e-6; the TIA and
-    mass themselves are compared to the phantom's truth by the tests above.
+    The table is for 1.03 g/mL tissue; the workflow scales S to each lesion's CT density at equal
+    rho x R (electron ranges scale with density), and the phantom's lesion densities lie within
+    1.02-1.05 g/mL, which moves S at a given mass by less than 0.2 %: rel=2e-3 (a 5 % slip stays
+    visible). The TIA and mass themselves are compared to the phantom's truth by the tests above.
     """
     for cycle in (1, 2):
         for lesion in truth["lesions"]:
             row = run.dose(cycle, lesion["lesion_id"], "sphere_s_value")
             expected = row["tia_mbq_h"] * s_truth_for_mass(row["mass_g"]) * GY_PER_MBQ_H_PER_MGY_PER_MBQ_S
-            assert row["dose_gy"] == pytest.approx(expected, rel=1e-6), (cycle, lesion["lesion_id"])
+            assert row["dose_gy"] == pytest.approx(expected, rel=2e-3), (cycle, lesion["lesion_id"])
 
 
 def test_cycle1_kidney_tia_within_ten_percent(run, truth):
