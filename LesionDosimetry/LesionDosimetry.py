@@ -1168,7 +1168,7 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
                                                           SegmentTags("kidney", side="left"))])
         with self.assertRaisesRegex(ValueError, "must be in Bq h/mL, got 'SPECT' in 'Bq/mL'"):
             logic.computeDose(spect, segmentationNode)
-        with self.assertRaisesRegex(ValueError, "unknown dose method 'monte_carlo'"):
+        with self.assertRaisesRegex(ValueError, "unknown dose map method 'monte_carlo'"):
             logic.computeDose(spect, segmentationNode, method="monte_carlo")
         self.assertEqual(slicer.util.arrayFromVolume(spect).max(), 1.0e5)
 
