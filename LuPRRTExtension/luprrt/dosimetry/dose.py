@@ -71,7 +71,7 @@ def local_deposition_dose(tia_bq_h_per_ml: sitk.Image,
     """Local-energy-deposition dose (Gy): all electron energy absorbed in the voxel.
 
     ``D = TIA [MBq h/mL] / rho [g/mL] x 0.0853 Gy/(MBq h/g)`` (147.9 keV per decay;
-    :data:`luprrt.physics.LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G`, LU177.md). Photons
+    :data:`luprrt.physics.LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G`, ICRP-107). Photons
     are not deposited locally. ``density_g_per_ml``: a density image on the TIA grid or one
     density (soft tissue, 1.03 g/mL, by default).
     """

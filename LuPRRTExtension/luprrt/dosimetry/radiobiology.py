@@ -6,11 +6,11 @@ Nucl Med 2005;46:99S; the form used by Bodei et al. Eur J Nucl Med Mol Imaging 2
     BED = D (1 + D T_rep / ((T_rep + T_eff) alpha/beta))
 
 with D the absorbed dose (Gy), T_rep the repair half-time (h), T_eff the effective
-half-life (h) and alpha/beta in Gy. Defaults (LU177.md): alpha/beta = 2.6 Gy, T_rep = 2.8 h.
+half-life (h) and alpha/beta in Gy. Defaults (Bodei et al. 2008): alpha/beta = 2.6 Gy, T_rep = 2.8 h.
 Cycles are 6-10 weeks apart, so repair is taken as complete between cycles: the
 cumulative BED is the sum of the per-cycle BEDs.
 
-Limits (LU177.md; Bodei et al. 2008): kidney absorbed dose 23 Gy; kidney BED 28 Gy for
+Limits (Bodei et al. 2008): kidney absorbed dose 23 Gy; kidney BED 28 Gy for
 patients with risk factors (hypertension, diabetes, ...) and 40 Gy without; red marrow
 2 Gy. Each check reports the cumulative value, the projection after the next cycle
 (default 7.4 GBq; the next cycle's dose = mean dose per GBq of the cycles so far x its

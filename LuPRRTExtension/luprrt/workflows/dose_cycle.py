@@ -6,7 +6,7 @@ For every reported region (:mod:`.dose_regions`) the cycle gives rows side by si
   ``organ_s_value`` (kidneys, liver, spleen: OpenDose self S-value, mass-scaled to the
   patient's organ), from the region's time-integrated activity (TIA);
 * ``local_deposition``: all electron energy of the region's TIA absorbed in its mass
-  (0.0853 Gy per MBq h / g, LU177.md);
+  (0.0853 Gy per MBq h / g from 147.9 keV of electrons per decay, ICRP-107);
 * ``voxel_local_deposition`` and ``voxel_s_value``: mean, D2, D50 and D98 of the voxel dose
   maps (local deposition, and the FFT convolution of the voxel TIA map with the voxel S-value
   kernel), both divided by the CT density.
