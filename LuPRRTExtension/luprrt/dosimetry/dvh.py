@@ -46,8 +46,11 @@ class RegionDoseStatistics:
 
 @dataclass(frozen=True)
 class CumulativeDoseVolumeHistograms:
-    """Cumulative DVHs: ``volume_fraction[r, j]`` = share of region ``labels[r]`` receiving
-    at least ``dose_gy[j]`` (so column 0, at 0 Gy, is 1)."""
+    """Cumulative dose-volume histograms of labelled regions.
+
+    ``volume_fraction[r, j]`` is the share (0-1) of region ``labels[r]`` receiving at least
+    ``dose_gy[j]`` Gy (so column 0, at 0 Gy, is 1).
+    """
 
     labels: np.ndarray
     dose_gy: np.ndarray

@@ -222,8 +222,11 @@ def _fit_clearance(t, c, terms: int):
 
 
 def _aicc(rss: float, n: int, k: int) -> float:
-    """AICc of a relative-residual fit; residuals below 1e-9 count as exact, so that noise-free data
-    choose the model with fewer parameters."""
+    """AICc (dimensionless) of a relative-residual fit with ``n`` points and ``k`` parameters.
+
+    Residuals below 1e-9 count as exact, so that noise-free data choose the model with fewer
+    parameters.
+    """
     if n <= k + 1:
         return math.nan
     rss = max(rss, n * _EXACT_RELATIVE_RESIDUAL**2)

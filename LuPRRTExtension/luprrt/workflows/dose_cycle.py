@@ -419,9 +419,11 @@ def calibrated_dose_rows(rows: list[dict], regions: CycleRegions, curves: Region
                          uncorrected: RegionTimeActivity, calibrated: CalibratedActivities,
                          calibration: SiteCalibration, times_h: np.ndarray, reference_fits: dict,
                          s_value_phantom: str, population: PopulationUptake | None = None) -> list[dict]:
-    """Rows with the uncorrected TIA and dose beside the corrected ones, the correction and calibration,
-    and the dose uncertainty by source with its 95 % interval (primary region-TIA rows of lesions and
-    kidneys)."""
+    """Rows of the calibrated dose: uncorrected and corrected TIA (MBq h) and dose (Gy) side by side.
+
+    Each row also carries the correction and calibration, and the dose uncertainty by source with its
+    95 % interval (primary region-TIA rows of lesions and kidneys).
+    """
     index = {region.name: r for r, region in enumerate(regions.regions)}
     density = regions.density_g_per_ml
     tia_functions: dict = {}
@@ -518,8 +520,10 @@ def _fitted(name: str, times: np.ndarray, activity: np.ndarray, model: str, fits
 
 def kidney_dose_and_half_life(regions: CycleRegions, rows: list[dict], primary: list[bool],
                               estimates: list[list[TiaEstimate]], method: str) -> tuple[float, float]:
-    """Kidney dose (Gy, mass-weighted mean of the kidney regions' primary ``method`` rows) and their
-    mass-weighted effective half-life (h), for BED and limits.
+    """Kidney dose (Gy) and effective half-life (h) of a cycle, for BED and limits.
+
+    The dose is the mass-weighted mean of the kidney regions' primary ``method`` rows, the
+    half-life their mass-weighted effective half-life.
 
     Raises
     ------
@@ -561,8 +565,10 @@ def _cycle_safety(cycle: CycleData, regions: CycleRegions, rows: list[dict], pri
 
 
 def tac_rows(regions: CycleRegions, curves: RegionTimeActivity, samples: int = 61) -> list[dict]:
-    """Time-activity rows: measured points, and ``samples`` points of each fitted curve from 0 to 1.5 x the
-    last scan time."""
+    """Time-activity rows: times (h) and activities (MBq) of the measured points and fitted curves.
+
+    Each fitted curve is sampled at ``samples`` points from 0 to 1.5 x the last scan time.
+    """
     rows = []
     times = curves.times_h
     curve_t = np.linspace(0.0, 1.5 * times[-1], samples)

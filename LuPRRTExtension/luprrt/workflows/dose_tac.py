@@ -56,8 +56,11 @@ HYBRID_FIT_TOLERANCE = 0.2
 
 @dataclass(frozen=True)
 class PopulationUptake:
-    """Population uptake rate constant k_up = lambda2 - lambda1 (1/h) of the constrained bi-exponentials,
-    and the SD of its Gaussian prior (1/h; ``biexp_prior`` only)."""
+    """Population uptake rate constant of the constrained bi-exponentials.
+
+    ``uptake_rate_per_h``: k_up = lambda2 - lambda1 (1/h); ``uptake_rate_sd_per_h``: the SD of its
+    Gaussian prior (1/h; ``biexp_prior`` only).
+    """
 
     uptake_rate_per_h: float
     uptake_rate_sd_per_h: float | None = None
@@ -83,6 +86,7 @@ class PeakTailFit:
 
     @property
     def model(self) -> str:
+        """Model name: ``trapezoid_`` and the tail's model."""
         return f"trapezoid_{self.tail.model}"
 
     @property
@@ -93,22 +97,27 @@ class PeakTailFit:
 
     @property
     def tia_mbq_h(self) -> float:
+        """Time-integrated activity (MBq h): the trapezoid head plus the tail's integral."""
         return self.head_tia_mbq_h + self.tail.tia_mbq_h
 
     @property
     def tia_sd_mbq_h(self) -> float:
+        """Standard deviation of the TIA (MBq h): the tail's; the trapezoid head adds none."""
         return self.tail.tia_sd_mbq_h
 
     @property
     def flags(self) -> list[str]:
+        """Quality flags of the tail fit."""
         return self.tail.flags
 
     @property
     def effective_half_life_h(self) -> float:
+        """Effective half-life (h) of the tail."""
         return self.tail.effective_half_life_h
 
     @property
     def half_life_h(self) -> float:
+        """Physical half-life (h) the tail fit used."""
         return self.tail.half_life_h
 
     def curve(self, t_h) -> np.ndarray:
@@ -139,6 +148,7 @@ class TiaEstimate:
     reason: str = ""
 
     def flagged(self, flag: str) -> TiaEstimate:
+        """A copy of the estimate with ``flag`` appended to its flags."""
         return TiaEstimate(self.model, self.tia_mbq_h, self.tia_sd_mbq_h, self.effective_half_life_h,
                            (*self.flags, flag), self.primary, self.reason)
 
@@ -212,7 +222,9 @@ def fit_reason(requested: str, fit: TimeActivityFit | PeakTailFit) -> str:
 
 def single_scan_estimates(time_h: float, activity_mbq: float,
                           reference: TimeActivityFit | PeakTailFit | None) -> list[TiaEstimate]:
-    """Single-scan TIAs: the hybrid by activity scaling (primary, when ``reference`` is trustworthy at
+    """Single-scan TIAs (MBq h) of a region scanned once at ``time_h`` (h) with ``activity_mbq`` (MBq).
+
+    The estimates: the hybrid by activity scaling (primary, when ``reference`` is trustworthy at
     ``time_h``), the terminal-T_eff hybrid (only for a mono-exponential ``reference``) and Haenscheid.
 
     Haenscheid's TIA is exact for T_eff equal to the scan time: that is its implied effective
