@@ -60,7 +60,20 @@ class HuDensityCalibration:
 
 
 def density_image_from_ct(ct_hu: sitk.Image, calibration: HuDensityCalibration | None = None) -> sitk.Image:
-    """Mass-density image (g/mL, float32) from a CT in HU, on the CT grid."""
+    """Mass-density image (g/mL, float32) from a CT in HU, on the CT grid.
+
+    Parameters
+    ----------
+    ct_hu : SimpleITK.Image
+        CT in Hounsfield units.
+    calibration : HuDensityCalibration, optional
+        HU -> density nodes; the default air/water/cortical-bone calibration when None.
+
+    Returns
+    -------
+    SimpleITK.Image
+        Mass density (g/mL, float32) on the CT grid.
+    """
     calibration = calibration or HuDensityCalibration()
     density = calibration.density(sitk.GetArrayViewFromImage(ct_hu)).astype(np.float32)
     return image_on_grid(density, ct_hu)
@@ -72,8 +85,19 @@ def local_deposition_dose(tia_bq_h_per_ml: sitk.Image,
 
     ``D = TIA [MBq h/mL] / rho [g/mL] x 0.0853 Gy/(MBq h/g)`` (147.9 keV per decay;
     :data:`luprrt.physics.LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G`, ICRP-107). Photons
-    are not deposited locally. ``density_g_per_ml``: a density image on the TIA grid or one
-    density (soft tissue, 1.03 g/mL, by default).
+    are not deposited locally.
+
+    Parameters
+    ----------
+    tia_bq_h_per_ml : SimpleITK.Image
+        Voxel time-integrated activity concentration (Bq h/mL).
+    density_g_per_ml : SimpleITK.Image or float
+        A mass-density image (g/mL) on the TIA grid or one density (soft tissue, 1.03 g/mL, by default).
+
+    Returns
+    -------
+    SimpleITK.Image
+        Absorbed dose (Gy) on the TIA grid.
     """
     gy_per_bq_h_per_ml = LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G / BQ_PER_MBQ
     dose = sitk.GetArrayViewFromImage(tia_bq_h_per_ml) * gy_per_bq_h_per_ml
@@ -266,6 +290,27 @@ def sphere_s_value_dose_gy(tia_mbq_h, volume_ml, density_g_per_ml=SOFT_TISSUE_DE
     ``D = TIA [MBq h] x S(m = rho V, rho) [mGy/(MBq s)] x 3.6`` (:func:`.svalues.sphere_self_s_value`,
     the 1.03 g/mL table density-scaled); self-dose only (no cross-dose). Arrays broadcast (one value
     per lesion).
+
+    Parameters
+    ----------
+    tia_mbq_h : float or array_like
+        Time-integrated activity of the lesion (MBq h).
+    volume_ml : float or array_like
+        Lesion volume (mL), positive.
+    density_g_per_ml : float or array_like
+        Lesion mass density (g/mL); soft tissue, 1.03 g/mL, by default.
+    extrapolate : bool
+        Allow masses above the largest tabulated sphere (S x m held at its 60 mm value).
+
+    Returns
+    -------
+    numpy.ndarray
+        Mean absorbed dose (Gy).
+
+    Raises
+    ------
+    ValueError
+        Volume not positive, or lesion mass outside the sphere table (naming the value).
     """
     volume = np.asarray(volume_ml, dtype=float)
     if np.any(~np.isfinite(volume) | (volume <= 0)):
@@ -275,7 +320,24 @@ def sphere_s_value_dose_gy(tia_mbq_h, volume_ml, density_g_per_ml=SOFT_TISSUE_DE
 
 
 def organ_s_value_dose_gy(tia_mbq_h, organ: str, phantom: str = "AM", patient_mass_g: float | None = None):
-    """Mean organ self-dose (Gy) from the OpenDose S-value, mass-scaled to the patient organ."""
+    """Mean organ self-dose (Gy) from the OpenDose S-value, mass-scaled to the patient organ.
+
+    Parameters
+    ----------
+    tia_mbq_h : float or array_like
+        Time-integrated activity of the organ (MBq h).
+    organ : str
+        Organ name (:data:`.svalues.ORGAN_SELF_S_VALUES`).
+    phantom : str
+        ICRP-110 phantom, ``"AM"`` or ``"AF"``.
+    patient_mass_g : float, optional
+        Mass of the patient's organ (g); None uses the phantom organ's S-value unscaled.
+
+    Returns
+    -------
+    numpy.ndarray
+        Mean self-dose (Gy).
+    """
     return s_value_dose_gy(tia_mbq_h, organ_self_s_value(organ, phantom, patient_mass_g))
 
 

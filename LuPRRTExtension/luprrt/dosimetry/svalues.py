@@ -60,7 +60,20 @@ def electron_energy_s_mgy_g_per_mbq_s() -> float:
 
 
 def sphere_mass_g(radius_mm, density_g_per_ml: float = SPHERE_TABLE_DENSITY_G_PER_ML) -> np.ndarray:
-    """Mass (g) of a sphere of radius ``radius_mm``: 4/3 pi r^3, 1 mL = 1000 mm^3."""
+    """Mass (g) of a sphere of radius ``radius_mm``: 4/3 pi r^3, 1 mL = 1000 mm^3.
+
+    Parameters
+    ----------
+    radius_mm : float or array_like
+        Sphere radius (mm).
+    density_g_per_ml : float
+        Mass density (g/mL); the sphere table's 1.03 g/mL by default.
+
+    Returns
+    -------
+    numpy.ndarray
+        Mass (g).
+    """
     return density_g_per_ml * 4.0 / 3.0 * math.pi * np.asarray(radius_mm, dtype=float) ** 3 / 1000.0
 
 
@@ -124,6 +137,20 @@ def organ_self_s_value(organ: str, phantom: str = "AM", patient_mass_g: float | 
     2005;46:1023). Photons are 1-4 % of these S-values, so the simple ``S m0/m`` rule
     differs by less than 1.5 % for a factor-two mass change.
 
+    Parameters
+    ----------
+    organ : str
+        Organ name: ``"liver"``, ``"kidney"`` or ``"spleen"`` (see :data:`ORGAN_SELF_S_VALUES`).
+    phantom : str
+        ICRP-110 phantom: ``"AM"`` (adult male) or ``"AF"`` (adult female).
+    patient_mass_g : float, optional
+        Mass of the patient's organ (g); None keeps the phantom's S-value.
+
+    Returns
+    -------
+    float
+        Self S-value (mGy/(MBq s)).
+
     Raises
     ------
     ValueError
@@ -145,6 +172,19 @@ def organ_self_s_value(organ: str, phantom: str = "AM", patient_mass_g: float | 
 
 
 def s_value_dose_gy(tia_mbq_h, s_value_mgy_per_mbq_s) -> np.ndarray:
-    """Absorbed dose (Gy) = TIA (MBq h) x S (mGy/(MBq s)) x 3.6."""
+    """Absorbed dose (Gy) = TIA (MBq h) x S (mGy/(MBq s)) x 3.6.
+
+    Parameters
+    ----------
+    tia_mbq_h : float or array_like
+        Time-integrated activity in the source (MBq h).
+    s_value_mgy_per_mbq_s : float or array_like
+        S-value source -> target (mGy/(MBq s)).
+
+    Returns
+    -------
+    numpy.ndarray
+        Absorbed dose (Gy), broadcast over the inputs.
+    """
     s_value = np.asarray(s_value_mgy_per_mbq_s, dtype=float)
     return np.asarray(tia_mbq_h, dtype=float) * s_value * GY_PER_MBQ_H_PER_MGY_PER_MBQ_S
