@@ -169,6 +169,22 @@ def far_photon_dose(tia_mbq_h: np.ndarray, kernel: VoxelSValueKernel, workers: i
     being linear, a source keeps its position within a block (no half-block shift of the
     cross-dose) and the total activity is conserved. With ``out`` (float32, the image shape) the
     dose is added to it in place and ``out`` is returned.
+
+    Parameters
+    ----------
+    tia_mbq_h : numpy.ndarray
+        Voxel time-integrated activities (MBq h), indexed (z, y, x).
+    kernel : VoxelSValueKernel
+        The voxel S-value kernel of the image's voxel size and density.
+    workers : int
+        Threads of ``scipy.fft`` (-1: all cores).
+    out : numpy.ndarray, optional
+        Dose array (Gy, float32, the image shape) to add to in place.
+
+    Returns
+    -------
+    numpy.ndarray
+        Photon cross-dose beyond the fine kernel (Gy, float32), or ``out`` with it added.
     """
     factor = kernel.coarse_factor[::-1]  # (z, y, x)
     nodes = np.asarray(tia_mbq_h, dtype=np.float32)
@@ -254,6 +270,27 @@ def fft_convolve_same(values: np.ndarray, kernel: np.ndarray, workers: int = -1,
     forward transforms are pruned (zero padding lines skipped, :func:`_pruned_rfftn`).
     ``kernel_spectrum(fft_shape)``, if given, returns the kernel's transform (e.g. a cached one,
     :meth:`VoxelSValueKernel.fine_spectrum`).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Image to convolve (e.g. voxel TIA, MBq h).
+    kernel : numpy.ndarray
+        Kernel with an odd size along every axis of ``values`` (e.g. S-values, Gy per MBq h).
+    workers : int
+        Threads of ``scipy.fft`` (-1: all cores).
+    kernel_spectrum : callable, optional
+        ``kernel_spectrum(fft_shape)`` -> the kernel's real-FFT spectrum on that grid.
+
+    Returns
+    -------
+    numpy.ndarray
+        The convolution (float32, shape of ``values``; units of ``values`` x ``kernel``).
+
+    Raises
+    ------
+    ValueError
+        Kernel not odd along every image axis.
     """
     values = np.asarray(values, dtype=np.float32)
     kernel = np.asarray(kernel, dtype=np.float32)
