@@ -274,7 +274,20 @@ def cycle_dosimetry(patient_id: str, cycle: CycleData, *, options: DosimetryOpti
 
 
 def body_activity_mbq(images: list[sitk.Image], inside: np.ndarray) -> np.ndarray:
-    """Activity (MBq) inside the body (``inside``, a mask on the images' grid) of each SPECT (Bq/mL)."""
+    """Activity (MBq) inside the body of each SPECT.
+
+    Parameters
+    ----------
+    images : list of SimpleITK.Image
+        SPECT activity concentration images (Bq/mL) on one grid.
+    inside : numpy.ndarray
+        Boolean body mask on the images' grid, indexed (z, y, x).
+
+    Returns
+    -------
+    numpy.ndarray
+        Activity inside the mask (MBq), one per image.
+    """
     voxel_ml = float(np.prod(images[0].GetSpacing())) / 1000.0
     return np.array([float(np.sum(sitk.GetArrayViewFromImage(image)[inside], dtype=np.float64)) * voxel_ml
                      / BQ_PER_MBQ for image in images])
@@ -354,6 +367,30 @@ def dose_maps(tia_bq_h_per_ml: sitk.Image, ct_hu: sitk.Image | None, *, voxel_do
     (1.03 g/mL) without a CT. Without ``voxel_dose`` the optional methods (the voxel S-value
     convolution) are skipped; ``methods`` limits the maps to those named. Voxels outside ``inside``
     (e.g. the body) are set to 0: there the dose is SPECT blur in air divided by the density of air.
+
+    Parameters
+    ----------
+    tia_bq_h_per_ml : SimpleITK.Image
+        Voxel time-integrated activity concentration (Bq h/mL).
+    ct_hu : SimpleITK.Image or None
+        CT in HU for the density; None: soft tissue everywhere.
+    voxel_dose : bool
+        Also run the optional voxel dose methods (the voxel S-value convolution).
+    calibration : HuDensityCalibration, optional
+        HU -> density nodes (g/mL); the default calibration when None.
+    kernel_radius_mm : float
+        Radius of the fine voxel S-value kernel (mm).
+    inside : numpy.ndarray, optional
+        Boolean mask (z, y, x) on the TIA grid outside which the doses are 0.
+    methods : tuple of str, optional
+        Names of the voxel dose methods to run; None: all registered ones.
+    progress : callable, optional
+        Progress callback, shared out over the methods.
+
+    Returns
+    -------
+    dict of str to SimpleITK.Image
+        Absorbed-dose map (Gy) on the TIA grid by method name.
     """
     density = SOFT_TISSUE_DENSITY_G_PER_ML
     if ct_hu is not None:

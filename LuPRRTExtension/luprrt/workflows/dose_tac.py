@@ -160,6 +160,22 @@ def fit_region_tac(times_h, activities_mbq, model: str = "auto",
     ``population`` is required by the constrained bi-exponentials (``biexp_fixed_uptake``,
     ``biexp_prior``) and ignored by the other models.
 
+    Parameters
+    ----------
+    times_h : array_like
+        Scan times after administration (h).
+    activities_mbq : array_like
+        Region activity at those times (MBq).
+    model : str
+        TAC model (:data:`TAC_MODELS`); ``"auto"`` chooses by AICc.
+    population : PopulationUptake, optional
+        Population uptake rate (1/h) for the constrained bi-exponentials.
+
+    Returns
+    -------
+    TimeActivityFit or PeakTailFit
+        The fit, with its TIA (MBq h) and effective half-life (h).
+
     Raises
     ------
     ValueError
@@ -186,7 +202,20 @@ def fit_region_tac(times_h, activities_mbq, model: str = "auto",
 
 
 def fitted_estimate(fit: TimeActivityFit | PeakTailFit, reason: str = "") -> TiaEstimate:
-    """The TIA estimate of a fit (``reason``: :func:`fit_reason`)."""
+    """The TIA estimate of a fit.
+
+    Parameters
+    ----------
+    fit : TimeActivityFit or PeakTailFit
+        A region's fit; its TIA (MBq h), SD and effective half-life (h) are taken over.
+    reason : str
+        Why this model (:func:`fit_reason`).
+
+    Returns
+    -------
+    TiaEstimate
+        The primary estimate of the fit.
+    """
     return TiaEstimate(fit.model, float(fit.tia_mbq_h), float(fit.tia_sd_mbq_h),
                        float(fit.effective_half_life_h), tuple(fit.flags), reason=reason)
 
@@ -229,6 +258,20 @@ def single_scan_estimates(time_h: float, activity_mbq: float,
 
     Haenscheid's TIA is exact for T_eff equal to the scan time: that is its implied effective
     half-life (for the BED). The hybrids carry the reference's terminal effective half-life.
+
+    Parameters
+    ----------
+    time_h : float
+        Scan time after administration (h).
+    activity_mbq : float
+        Region activity at the scan (MBq); negative values count as 0.
+    reference : TimeActivityFit or PeakTailFit or None
+        The same region's fit of an earlier cycle; None (or a fit unusable at ``time_h``): Haenscheid only.
+
+    Returns
+    -------
+    list of TiaEstimate
+        The estimates (TIA in MBq h), the primary one marked.
     """
     activity_mbq = max(float(activity_mbq), 0.0)
     haenscheid = float(haenscheid_tia_mbq_h(activity_mbq, time_h))
