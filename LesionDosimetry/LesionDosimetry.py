@@ -1010,8 +1010,9 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
     def test_voxel_dose_of_large_uniform_cube(self):
         """Uniform TIA in a 144 mm cube: voxel S-value dose at its centre = 1.08 +- 0.02 x local deposition.
 
-        LU177.md: photons deposit about a third of their 35.1 keV per decay at the centre of such a cube,
-        on top of the 147.9 keV of electrons (the old 30 mm kernel gave 1.00-1.04).
+        Photons deposit about a third of their 35.1 keV per decay (ICRP-107) at the centre of such a cube,
+        on top of the 147.9 keV of electrons: 1 + 0.36 x 35.1 / 147.9 ~ 1.08, the 36 % from the project's
+        own reference transport calculation, not a published value (the old 30 mm kernel gave 1.00-1.04).
         """
         from luprrt.physics import LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G, SOFT_TISSUE_DENSITY_G_PER_ML
         from luprrt.segments import SegmentTags

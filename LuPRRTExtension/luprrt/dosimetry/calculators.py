@@ -96,7 +96,27 @@ def calculator_kinetics(dose_rows: Iterable[Mapping], cycle: int, administered_a
 
 
 def write_mirdcalc_csv(kinetics: list[dict], path: str | Path, *, overwrite: bool = False) -> Path:
-    """Write :func:`calculator_kinetics` rows as the MIRDcalc source-region table (CSV)."""
+    """Write :func:`calculator_kinetics` rows as the MIRDcalc source-region table (CSV).
+
+    Parameters
+    ----------
+    kinetics : list of dict
+        Rows of :func:`calculator_kinetics` (columns :data:`KINETICS_COLUMNS`; TIAC in h, volume in mL).
+    path : str or Path
+        Output CSV file, written atomically.
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    FileExistsError
+        ``path`` exists and ``overwrite`` is False.
+    """
     path = _output(path, overwrite)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=KINETICS_COLUMNS, lineterminator="\n")
@@ -119,6 +139,31 @@ def write_olinda_case(kinetics: list[dict], template: str | Path, path: str | Pa
     an organ LuPRRT measured that the template's phantom lacks is an error, as is a template
     without exactly one kinetic block. Lesions are not written (OLINDA doses them with its
     separate sphere model: use the ``volume_ml`` and ``tiac_h`` of the MIRDcalc table).
+
+    Parameters
+    ----------
+    kinetics : list of dict
+        Rows of :func:`calculator_kinetics` (TIAC in h).
+    template : str or Path
+        An OLINDA/EXM 2 case file saved with the phantom to use.
+    path : str or Path
+        Output case file, written atomically.
+    overwrite : bool
+        Replace an existing file.
+
+    Returns
+    -------
+    Path
+        The written file.
+
+    Raises
+    ------
+    FileNotFoundError
+        The template is missing.
+    FileExistsError
+        ``path`` exists and ``overwrite`` is False.
+    ValueError
+        The template has not exactly one kinetic block, or lacks an organ LuPRRT measured.
     """
     template = Path(template)
     if not template.is_file():

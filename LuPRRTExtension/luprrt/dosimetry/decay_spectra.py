@@ -7,8 +7,8 @@ as packaged by the OpenGATE collaboration (`icrp107-database` 0.0.3, the file ``
 * discrete electrons: internal-conversion ("IE", 13.5 keV per decay) and Auger (1.1 keV);
 * photons: gamma (31.6 keV per decay) and X-rays (3.5 keV), 35.1 keV in all.
 
-Beta mean energy 133.3 keV and all electrons 147.9 keV per decay: the LU177.md / EJNMMI Phys
-2020;7:15 Table 1 values.
+Beta mean energy 133.3 keV and all electrons 147.9 keV per decay: the EJNMMI Phys 2020;7:15
+(doi:10.1186/s40658-020-00301-2) Table 1 values.
 """
 
 from __future__ import annotations

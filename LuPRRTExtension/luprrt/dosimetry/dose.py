@@ -60,7 +60,20 @@ class HuDensityCalibration:
 
 
 def density_image_from_ct(ct_hu: sitk.Image, calibration: HuDensityCalibration | None = None) -> sitk.Image:
-    """Mass-density image (g/mL, float32) from a CT in HU, on the CT grid."""
+    """Mass-density image (g/mL, float32) from a CT in HU, on the CT grid.
+
+    Parameters
+    ----------
+    ct_hu : SimpleITK.Image
+        CT in Hounsfield units.
+    calibration : HuDensityCalibration, optional
+        HU -> density nodes; the default air/water/cortical-bone calibration when None.
+
+    Returns
+    -------
+    SimpleITK.Image
+        Mass density (g/mL, float32) on the CT grid.
+    """
     calibration = calibration or HuDensityCalibration()
     density = calibration.density(sitk.GetArrayViewFromImage(ct_hu)).astype(np.float32)
     return image_on_grid(density, ct_hu)
@@ -71,9 +84,20 @@ def local_deposition_dose(tia_bq_h_per_ml: sitk.Image,
     """Local-energy-deposition dose (Gy): all electron energy absorbed in the voxel.
 
     ``D = TIA [MBq h/mL] / rho [g/mL] x 0.0853 Gy/(MBq h/g)`` (147.9 keV per decay;
-    :data:`luprrt.physics.LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G`, LU177.md). Photons
-    are not deposited locally. ``density_g_per_ml``: a density image on the TIA grid or one
-    density (soft tissue, 1.03 g/mL, by default).
+    :data:`luprrt.physics.LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G`, ICRP-107). Photons
+    are not deposited locally.
+
+    Parameters
+    ----------
+    tia_bq_h_per_ml : SimpleITK.Image
+        Voxel time-integrated activity concentration (Bq h/mL).
+    density_g_per_ml : SimpleITK.Image or float
+        A mass-density image (g/mL) on the TIA grid or one density (soft tissue, 1.03 g/mL, by default).
+
+    Returns
+    -------
+    SimpleITK.Image
+        Absorbed dose (Gy) on the TIA grid.
     """
     gy_per_bq_h_per_ml = LU177_LOCAL_DEPOSITION_GY_PER_MBQ_H_PER_G / BQ_PER_MBQ
     dose = sitk.GetArrayViewFromImage(tia_bq_h_per_ml) * gy_per_bq_h_per_ml
@@ -145,6 +169,22 @@ def far_photon_dose(tia_mbq_h: np.ndarray, kernel: VoxelSValueKernel, workers: i
     being linear, a source keeps its position within a block (no half-block shift of the
     cross-dose) and the total activity is conserved. With ``out`` (float32, the image shape) the
     dose is added to it in place and ``out`` is returned.
+
+    Parameters
+    ----------
+    tia_mbq_h : numpy.ndarray
+        Voxel time-integrated activities (MBq h), indexed (z, y, x).
+    kernel : VoxelSValueKernel
+        The voxel S-value kernel of the image's voxel size and density.
+    workers : int
+        Threads of ``scipy.fft`` (-1: all cores).
+    out : numpy.ndarray, optional
+        Dose array (Gy, float32, the image shape) to add to in place.
+
+    Returns
+    -------
+    numpy.ndarray
+        Photon cross-dose beyond the fine kernel (Gy, float32), or ``out`` with it added.
     """
     factor = kernel.coarse_factor[::-1]  # (z, y, x)
     nodes = np.asarray(tia_mbq_h, dtype=np.float32)
@@ -230,6 +270,27 @@ def fft_convolve_same(values: np.ndarray, kernel: np.ndarray, workers: int = -1,
     forward transforms are pruned (zero padding lines skipped, :func:`_pruned_rfftn`).
     ``kernel_spectrum(fft_shape)``, if given, returns the kernel's transform (e.g. a cached one,
     :meth:`VoxelSValueKernel.fine_spectrum`).
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        Image to convolve (e.g. voxel TIA, MBq h).
+    kernel : numpy.ndarray
+        Kernel with an odd size along every axis of ``values`` (e.g. S-values, Gy per MBq h).
+    workers : int
+        Threads of ``scipy.fft`` (-1: all cores).
+    kernel_spectrum : callable, optional
+        ``kernel_spectrum(fft_shape)`` -> the kernel's real-FFT spectrum on that grid.
+
+    Returns
+    -------
+    numpy.ndarray
+        The convolution (float32, shape of ``values``; units of ``values`` x ``kernel``).
+
+    Raises
+    ------
+    ValueError
+        Kernel not odd along every image axis.
     """
     values = np.asarray(values, dtype=np.float32)
     kernel = np.asarray(kernel, dtype=np.float32)
@@ -266,6 +327,27 @@ def sphere_s_value_dose_gy(tia_mbq_h, volume_ml, density_g_per_ml=SOFT_TISSUE_DE
     ``D = TIA [MBq h] x S(m = rho V, rho) [mGy/(MBq s)] x 3.6`` (:func:`.svalues.sphere_self_s_value`,
     the 1.03 g/mL table density-scaled); self-dose only (no cross-dose). Arrays broadcast (one value
     per lesion).
+
+    Parameters
+    ----------
+    tia_mbq_h : float or array_like
+        Time-integrated activity of the lesion (MBq h).
+    volume_ml : float or array_like
+        Lesion volume (mL), positive.
+    density_g_per_ml : float or array_like
+        Lesion mass density (g/mL); soft tissue, 1.03 g/mL, by default.
+    extrapolate : bool
+        Allow masses above the largest tabulated sphere (S x m held at its 60 mm value).
+
+    Returns
+    -------
+    numpy.ndarray
+        Mean absorbed dose (Gy).
+
+    Raises
+    ------
+    ValueError
+        Volume not positive, or lesion mass outside the sphere table (naming the value).
     """
     volume = np.asarray(volume_ml, dtype=float)
     if np.any(~np.isfinite(volume) | (volume <= 0)):
@@ -275,7 +357,24 @@ def sphere_s_value_dose_gy(tia_mbq_h, volume_ml, density_g_per_ml=SOFT_TISSUE_DE
 
 
 def organ_s_value_dose_gy(tia_mbq_h, organ: str, phantom: str = "AM", patient_mass_g: float | None = None):
-    """Mean organ self-dose (Gy) from the OpenDose S-value, mass-scaled to the patient organ."""
+    """Mean organ self-dose (Gy) from the OpenDose S-value, mass-scaled to the patient organ.
+
+    Parameters
+    ----------
+    tia_mbq_h : float or array_like
+        Time-integrated activity of the organ (MBq h).
+    organ : str
+        Organ name (:data:`.svalues.ORGAN_SELF_S_VALUES`).
+    phantom : str
+        ICRP-110 phantom, ``"AM"`` or ``"AF"``.
+    patient_mass_g : float, optional
+        Mass of the patient's organ (g); None uses the phantom organ's S-value unscaled.
+
+    Returns
+    -------
+    numpy.ndarray
+        Mean self-dose (Gy).
+    """
     return s_value_dose_gy(tia_mbq_h, organ_self_s_value(organ, phantom, patient_mass_g))
 
 

@@ -46,8 +46,11 @@ class RegionDoseStatistics:
 
 @dataclass(frozen=True)
 class CumulativeDoseVolumeHistograms:
-    """Cumulative DVHs: ``volume_fraction[r, j]`` = share of region ``labels[r]`` receiving
-    at least ``dose_gy[j]`` (so column 0, at 0 Gy, is 1)."""
+    """Cumulative dose-volume histograms of labelled regions.
+
+    ``volume_fraction[r, j]`` is the share (0-1) of region ``labels[r]`` receiving at least
+    ``dose_gy[j]`` Gy (so column 0, at 0 Gy, is 1).
+    """
 
     labels: np.ndarray
     dose_gy: np.ndarray
@@ -103,6 +106,28 @@ def cumulative_dose_volume_histograms(dose_gy, labels, bin_width_gy: float | Non
 
     The dose axis runs from 0 Gy in steps of ``bin_width_gy`` (default: the maximum
     labelled dose / ``n_bins``). Negative doses count as 0 Gy.
+
+    Parameters
+    ----------
+    dose_gy : SimpleITK.Image or array_like
+        Absorbed dose (Gy).
+    labels : SimpleITK.Image or array_like
+        Non-negative integer labels on the dose grid; 0 is background.
+    bin_width_gy : float, optional
+        Width of the dose bins (Gy).
+    n_bins : int
+        Number of bins up to the maximum dose when ``bin_width_gy`` is not given.
+
+    Returns
+    -------
+    CumulativeDoseVolumeHistograms
+        Labels present, dose axis (Gy) and volume fraction (0-1) per label and dose.
+
+    Raises
+    ------
+    ValueError
+        Grids or shapes that differ, non-integer or negative labels, no labelled voxel, or a
+        non-positive bin width.
     """
     dose, label, _ = _flatten(dose_gy, labels)
     values, index = _region_index(label)

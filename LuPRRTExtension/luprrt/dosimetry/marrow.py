@@ -148,6 +148,20 @@ def fit_blood_clearance(times_h, concentration_kbq_per_ml, model: str = "auto") 
     decades from the first minutes to a week, and unweighted residuals would leave the slow
     phase, most of the integral, to the early samples' noise.
 
+    Parameters
+    ----------
+    times_h : array_like
+        Sample times after injection (h).
+    concentration_kbq_per_ml : array_like
+        Blood activity concentration at those times (kBq/mL).
+    model : str
+        ``"auto"``, ``"mono"`` or ``"bi"`` (:data:`BLOOD_MODELS`).
+
+    Returns
+    -------
+    BloodClearanceFit
+        The chosen fit with its time-integrated concentration (kBq h/mL) and its SD.
+
     Raises
     ------
     ValueError
@@ -222,8 +236,11 @@ def _fit_clearance(t, c, terms: int):
 
 
 def _aicc(rss: float, n: int, k: int) -> float:
-    """AICc of a relative-residual fit; residuals below 1e-9 count as exact, so that noise-free data
-    choose the model with fewer parameters."""
+    """AICc (dimensionless) of a relative-residual fit with ``n`` points and ``k`` parameters.
+
+    Residuals below 1e-9 count as exact, so that noise-free data choose the model with fewer
+    parameters.
+    """
     if n <= k + 1:
         return math.nan
     rss = max(rss, n * _EXACT_RELATIVE_RESIDUAL**2)
@@ -325,6 +342,20 @@ def whole_body_tia_from_excretion_mbq_h(injected_mbq: float, times_h, cumulative
     excreted fraction of the injected activity (decay-corrected to injection) at the sample times;
     trapezoid from injection (f = 0) to the last sample, then physical decay only (no further
     excretion assumed: conservative).
+
+    Parameters
+    ----------
+    injected_mbq : float
+        Injected activity (MBq).
+    times_h : array_like
+        Urine sample times after injection (h), positive and increasing.
+    cumulative_excreted_fraction : array_like
+        Cumulative excreted fraction (0-1) of the injected activity at those times, decay-corrected.
+
+    Returns
+    -------
+    float
+        Whole-body time-integrated activity (MBq h).
 
     Raises
     ------

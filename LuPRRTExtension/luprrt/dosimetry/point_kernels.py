@@ -135,6 +135,18 @@ def photon_radial_kev_per_mm(x_mm, density_g_per_ml: float = 1.0) -> np.ndarray:
     """Photon energy deposited per decay in the shell at ``x_mm`` (keV/mm), lines >= 1 keV.
 
     ``sum y E mu_en B(mu x) exp(-mu x)`` with the buildup of :func:`buildup_coefficients`.
+
+    Parameters
+    ----------
+    x_mm : float or array_like
+        Distance from the decay (mm).
+    density_g_per_ml : float
+        Density of the water-equivalent medium (g/mL); distances scale with 1/density.
+
+    Returns
+    -------
+    numpy.ndarray
+        Energy deposited per decay per mm of radius (keV/mm).
     """
     x = np.asarray(x_mm, dtype=float) * density_g_per_ml
     total = np.zeros_like(x)
@@ -157,6 +169,18 @@ def photon_radial_interpolated(x_mm, density_g_per_ml: float = 1.0) -> np.ndarra
     """:func:`photon_radial_kev_per_mm` linearly interpolated from a cached table (large arrays of distances).
 
     Relative error < 1e-5 (the distribution varies on the mm scale of the 8 keV X-rays and slower).
+
+    Parameters
+    ----------
+    x_mm : float or array_like
+        Distance from the decay (mm); 0 beyond the table.
+    density_g_per_ml : float
+        Density of the water-equivalent medium (g/mL).
+
+    Returns
+    -------
+    numpy.ndarray
+        Energy deposited per decay per mm of radius (keV/mm).
     """
     x, psi = _photon_radial_table(float(density_g_per_ml))
     return np.interp(x_mm, x, psi, right=0.0)
@@ -168,13 +192,40 @@ def electron_deposition(include_discrete: bool = True) -> RadialDeposition:
 
 
 def sphere_reduction_factor(x_mm, radius_mm: float) -> np.ndarray:
-    """Berger's geometric reduction factor of a uniform sphere (MIRD Pamphlet 7)."""
+    """Berger's geometric reduction factor of a uniform sphere (MIRD Pamphlet 7).
+
+    Parameters
+    ----------
+    x_mm : float or array_like
+        Distance between emission and absorption points (mm).
+    radius_mm : float
+        Sphere radius (mm).
+
+    Returns
+    -------
+    numpy.ndarray
+        Probability (0-1) that a point at ``x_mm`` in a random direction from a uniform source point in the
+        sphere is inside it: ``1 - 3/4 (x/R) + (x/R)^3/16`` up to ``x = 2R``, 0 beyond.
+    """
     ratio = np.asarray(x_mm, dtype=float) / radius_mm
     return np.where(ratio <= 2.0, 1.0 - 0.75 * ratio + ratio**3 / 16.0, 0.0)
 
 
 def sphere_absorbed_energy_kev(radius_mm: float, density_g_per_ml: float = 1.0) -> float:
-    """Energy (keV per decay) kept in a uniform soft-tissue sphere (electrons and photons)."""
+    """Energy (keV per decay) kept in a uniform soft-tissue sphere (electrons and photons).
+
+    Parameters
+    ----------
+    radius_mm : float
+        Sphere radius (mm).
+    density_g_per_ml : float
+        Density of the sphere and the medium (g/mL).
+
+    Returns
+    -------
+    float
+        Energy absorbed in the sphere per decay (keV).
+    """
     deposition = electron_deposition()
     centres = 0.5 * (deposition.edges_mm[1:] + deposition.edges_mm[:-1]) / density_g_per_ml
     electrons = float(deposition.energy_kev @ sphere_reduction_factor(centres, radius_mm))

@@ -6,11 +6,11 @@ Nucl Med 2005;46:99S; the form used by Bodei et al. Eur J Nucl Med Mol Imaging 2
     BED = D (1 + D T_rep / ((T_rep + T_eff) alpha/beta))
 
 with D the absorbed dose (Gy), T_rep the repair half-time (h), T_eff the effective
-half-life (h) and alpha/beta in Gy. Defaults (LU177.md): alpha/beta = 2.6 Gy, T_rep = 2.8 h.
+half-life (h) and alpha/beta in Gy. Defaults (Bodei et al. 2008): alpha/beta = 2.6 Gy, T_rep = 2.8 h.
 Cycles are 6-10 weeks apart, so repair is taken as complete between cycles: the
 cumulative BED is the sum of the per-cycle BEDs.
 
-Limits (LU177.md; Bodei et al. 2008): kidney absorbed dose 23 Gy; kidney BED 28 Gy for
+Limits (Bodei et al. 2008): kidney absorbed dose 23 Gy; kidney BED 28 Gy for
 patients with risk factors (hypertension, diabetes, ...) and 40 Gy without; red marrow
 2 Gy. Each check reports the cumulative value, the projection after the next cycle
 (default 7.4 GBq; the next cycle's dose = mean dose per GBq of the cycles so far x its
@@ -35,7 +35,29 @@ STANDARD_CYCLE_ACTIVITY_GBQ = 7.4
 def biologically_effective_dose_gy(dose_gy, effective_half_life_h,
                                    alpha_beta_gy: float = KIDNEY_ALPHA_BETA_GY,
                                    repair_half_time_h: float = KIDNEY_REPAIR_HALF_TIME_H):
-    """BED (Gy) of one cycle: ``D (1 + D T_rep / ((T_rep + T_eff) alpha/beta))``; arrays broadcast."""
+    """BED (Gy) of one cycle: ``D (1 + D T_rep / ((T_rep + T_eff) alpha/beta))``; arrays broadcast.
+
+    Parameters
+    ----------
+    dose_gy : float or array_like
+        Absorbed dose D of the cycle (Gy), finite and >= 0.
+    effective_half_life_h : float or array_like
+        Effective half-life T_eff of the clearance (h), positive.
+    alpha_beta_gy : float
+        alpha/beta ratio of the tissue (Gy); kidney 2.6 Gy by default.
+    repair_half_time_h : float
+        Sublethal-damage repair half-time T_rep (h); kidney 2.8 h by default.
+
+    Returns
+    -------
+    numpy.ndarray
+        Biologically effective dose (Gy).
+
+    Raises
+    ------
+    ValueError
+        Negative or non-finite dose, non-positive T_eff, alpha/beta or T_rep, naming the value.
+    """
     dose = np.asarray(dose_gy, dtype=float)
     t_eff = np.asarray(effective_half_life_h, dtype=float)
     if np.any(~np.isfinite(dose) | (dose < 0)):

@@ -31,13 +31,47 @@ from .tac import TimeActivityFit
 
 
 def haenscheid_tia_mbq_h(activity_mbq, time_h):
-    """Haenscheid 2018 single-time-point TIA (MBq h): ``A(t) x 2t / ln 2``."""
+    """Haenscheid 2018 single-time-point TIA (MBq h): ``A(t) x 2t / ln 2``.
+
+    Parameters
+    ----------
+    activity_mbq : float or array_like
+        Activity at the scan (MBq).
+    time_h : float or array_like
+        Scan time after administration (h), positive.
+
+    Returns
+    -------
+    numpy.ndarray
+        Time-integrated activity (MBq h), broadcast over the inputs.
+
+    Raises
+    ------
+    ValueError
+        Scan time not positive, naming the value.
+    """
     t = _validated_time(time_h)
     return np.asarray(activity_mbq, dtype=float) * 2.0 * t / math.log(2.0)
 
 
 def madsen_tia_mbq_h(activity_mbq, time_h, effective_half_life_h, half_life_h: float = LU177_HALF_LIFE_H):
     """Madsen 2018 single-time-point TIA (MBq h): ``A(t) exp(lambda t) / lambda``, lambda = ln2/T_eff.
+
+    Parameters
+    ----------
+    activity_mbq : float or array_like
+        Activity at the scan (MBq).
+    time_h : float or array_like
+        Scan time after administration (h), positive.
+    effective_half_life_h : float or array_like
+        Effective half-life T_eff of the region (h).
+    half_life_h : float
+        Physical half-life (h); Lu-177 by default. T_eff may not exceed it.
+
+    Returns
+    -------
+    numpy.ndarray
+        Time-integrated activity (MBq h), broadcast over the inputs.
 
     Raises
     ------
@@ -62,6 +96,20 @@ def hybrid_tia_mbq_h(activity_mbq, time_h, reference_fit: TimeActivityFit):
     Madsen 2018 with the terminal effective half-life of ``reference_fit`` (mono: 1/lambda;
     bi: the washout lambda1; a trapezoid fallback carries the physical half-life, i.e. the
     conservative no-biological-clearance assumption, and is flagged in that fit).
+
+    Parameters
+    ----------
+    activity_mbq : float or array_like
+        Activity of the later cycle's scan (MBq).
+    time_h : float or array_like
+        Scan time after the later cycle's administration (h), positive.
+    reference_fit : TimeActivityFit
+        The earlier cycle's fit of the same region; its effective and physical half-lives (h) are used.
+
+    Returns
+    -------
+    numpy.ndarray
+        Time-integrated activity (MBq h).
     """
     return madsen_tia_mbq_h(activity_mbq, time_h, reference_fit.effective_half_life_h,
                             reference_fit.half_life_h)

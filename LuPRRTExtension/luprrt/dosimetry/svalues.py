@@ -1,8 +1,22 @@
 """Self S-values of Lu-177: soft-tissue spheres (lesions, 1.03 g/mL table) and reference organs.
 
 S-values are in mGy/(MBq s) as tabulated; multiply a time-integrated activity in MBq h by
-:data:`GY_PER_MBQ_H_PER_MGY_PER_MBQ_S` (= 3.6) x S to get Gy. All numbers from
-/work/shared/reference/LU177.md, which names the original sources.
+:data:`GY_PER_MBQ_H_PER_MGY_PER_MBQ_S` (= 3.6) x S to get Gy. Sources of the tables: see
+References.
+
+References
+----------
+Chauvin M, Borys D, Botta F, et al. OpenDose: open-access resource for nuclear medicine dosimetry.
+J Nucl Med 2020;61:1514-1519, doi:10.2967/jnumed.119.240366 (organ self S-values of Lu-177 in the
+ICRP Publication 110 adult male and female phantoms).
+Soft-tissue sphere self S-values of Lu-177, soft tissue of 1.03 g/mL, from the published sphere
+models: Andersson M, Johansson L, Eckerman K, Mattsson S. IDAC-Dose 2.1, an internal dosimetry
+program for diagnostic nuclear medicine based on the ICRP adult reference voxel phantoms. EJNMMI Res
+2017;7:88 (sphere module); Stabin MG, Sparks RB, Crowe E. OLINDA/EXM: the second-generation personal
+computer software for internal dose assessment in nuclear medicine. J Nucl Med 2005;46:1023-1027.
+ICRP Publication 107 (Eckerman K, Endo A). Nuclear decay data for dosimetric calculations. Ann ICRP
+2008;38(3); EJNMMI Phys 2020;7:15, doi:10.1186/s40658-020-00301-2, Table 1 (147.9 keV of electrons
+per decay).
 """
 
 from __future__ import annotations
@@ -24,8 +38,8 @@ SPHERE_RADII_MM = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0)
 SPHERE_SELF_S_MGY_PER_MBQ_S = (4.54, 0.629, 4.27e-2, 5.46e-3, 6.93e-4, 2.07e-4, 2.65e-5)
 SPHERE_TABLE_DENSITY_G_PER_ML = SOFT_TISSUE_DENSITY_G_PER_ML
 
-# Organ self S-values of Lu-177, OpenDose (ICRP-110 adult male AM / adult female AF phantoms),
-# LU177.md: (phantom, organ) -> (S mGy/(MBq s), phantom organ mass g). AM kidney is the right
+# Organ self S-values of Lu-177, OpenDose (Chauvin et al. J Nucl Med 2020; ICRP-110 adult male AM /
+# adult female AF phantoms): (phantom, organ) -> (S mGy/(MBq s), phantom organ mass g). AM kidney is the right
 # kidney, AF kidney the left kidney (the tabulated ones).
 ORGAN_SELF_S_VALUES = {
     ("AM", "liver"): (1.3713e-5, 1799.8),
@@ -39,14 +53,27 @@ ORGAN_SELF_S_VALUES = {
 def electron_energy_s_mgy_g_per_mbq_s() -> float:
     """S x mass for full local absorption of the electrons, mGy g/(MBq s).
 
-    1 MBq s = 1e6 decays of 2.3696e-14 J (147.9 keV, LU177.md) = 2.3696e-8 J; absorbed in
-    1 g (1e-3 kg) that is 2.3696e-5 Gy, so S x m = 0.023696 mGy g/(MBq s) (LU177.md).
+    1 MBq s = 1e6 decays of 2.3696e-14 J (147.9 keV, ICRP-107; EJNMMI Phys 2020 Table 1) =
+    2.3696e-8 J; absorbed in 1 g (1e-3 kg) that is 2.3696e-5 Gy, so S x m = 0.023696 mGy g/(MBq s).
     """
     return 1e6 * LU177_ELECTRON_ENERGY_J / 1e-3 * 1e3
 
 
 def sphere_mass_g(radius_mm, density_g_per_ml: float = SPHERE_TABLE_DENSITY_G_PER_ML) -> np.ndarray:
-    """Mass (g) of a sphere of radius ``radius_mm``: 4/3 pi r^3, 1 mL = 1000 mm^3."""
+    """Mass (g) of a sphere of radius ``radius_mm``: 4/3 pi r^3, 1 mL = 1000 mm^3.
+
+    Parameters
+    ----------
+    radius_mm : float or array_like
+        Sphere radius (mm).
+    density_g_per_ml : float
+        Mass density (g/mL); the sphere table's 1.03 g/mL by default.
+
+    Returns
+    -------
+    numpy.ndarray
+        Mass (g).
+    """
     return density_g_per_ml * 4.0 / 3.0 * math.pi * np.asarray(radius_mm, dtype=float) ** 3 / 1000.0
 
 
@@ -110,6 +137,20 @@ def organ_self_s_value(organ: str, phantom: str = "AM", patient_mass_g: float | 
     2005;46:1023). Photons are 1-4 % of these S-values, so the simple ``S m0/m`` rule
     differs by less than 1.5 % for a factor-two mass change.
 
+    Parameters
+    ----------
+    organ : str
+        Organ name: ``"liver"``, ``"kidney"`` or ``"spleen"`` (see :data:`ORGAN_SELF_S_VALUES`).
+    phantom : str
+        ICRP-110 phantom: ``"AM"`` (adult male) or ``"AF"`` (adult female).
+    patient_mass_g : float, optional
+        Mass of the patient's organ (g); None keeps the phantom's S-value.
+
+    Returns
+    -------
+    float
+        Self S-value (mGy/(MBq s)).
+
     Raises
     ------
     ValueError
@@ -131,6 +172,19 @@ def organ_self_s_value(organ: str, phantom: str = "AM", patient_mass_g: float | 
 
 
 def s_value_dose_gy(tia_mbq_h, s_value_mgy_per_mbq_s) -> np.ndarray:
-    """Absorbed dose (Gy) = TIA (MBq h) x S (mGy/(MBq s)) x 3.6."""
+    """Absorbed dose (Gy) = TIA (MBq h) x S (mGy/(MBq s)) x 3.6.
+
+    Parameters
+    ----------
+    tia_mbq_h : float or array_like
+        Time-integrated activity in the source (MBq h).
+    s_value_mgy_per_mbq_s : float or array_like
+        S-value source -> target (mGy/(MBq s)).
+
+    Returns
+    -------
+    numpy.ndarray
+        Absorbed dose (Gy), broadcast over the inputs.
+    """
     s_value = np.asarray(s_value_mgy_per_mbq_s, dtype=float)
     return np.asarray(tia_mbq_h, dtype=float) * s_value * GY_PER_MBQ_H_PER_MGY_PER_MBQ_S

@@ -279,6 +279,25 @@ def trapezoid_weights_h(times_h, head: str = "linear", tail_lambda_per_h: float 
 
     ``head="linear"`` adds t1/2 to w_1 (A(0) = 0), ``"flat"`` adds t1 (A(0) = A(t1)); with
     ``tail_lambda_per_h`` the analytic tail A_n / lambda is added to w_n.
+
+    Parameters
+    ----------
+    times_h : array_like
+        Scan times after administration (h), increasing.
+    head : str
+        ``"linear"`` or ``"flat"``: how the curve is closed between 0 and the first scan.
+    tail_lambda_per_h : float, optional
+        Rate constant of the mono-exponential tail after the last scan (1/h); None: no tail.
+
+    Returns
+    -------
+    numpy.ndarray
+        Weights (h), one per scan.
+
+    Raises
+    ------
+    ValueError
+        Unknown ``head``.
     """
     t = np.asarray(times_h, dtype=float)
     if head not in HEADS:

@@ -22,14 +22,28 @@ with NIST attenuation, energy absorption and buildup) over source and target vox
   coarse blocks to 0) on the fine lattice, ``1 - w(r)`` on the coarse one, so nothing is counted
   twice or lost and the coarse part is smooth on its grid.
 
-Validation (Testing/core/dosimetry/test_vsv_kernel.py, test_vsv_energy.py; LU177.md): at 2.21 mm
+Validation (Testing/core/dosimetry/test_vsv_kernel.py, test_vsv_energy.py): at 2.21 mm
 and unit density (the density of the published table) the beta-only kernel (conversion and Auger
 electrons left out, photons kept: S(2,0,0) is photon-only) gives S(0,0,0) = 1.661, S(1,0,0) =
 4.92e-2, S(1,1,0) = 2.55e-3, S(1,1,1) = 2.54e-4, S(2,0,0) = 8.08e-5 mGy/(MBq s) against the
-published 1.66, 4.83e-2, 2.52e-3, 2.50e-4, 7.70e-5 (+0.1, +1.9, +1.3, +1.5, +4.9 %); with all
-electrons 1.869, 5.08e-2, 2.57e-3, 2.54e-4 against the full-physics 1.88, 5.05e-2, 2.56e-3, 2.52e-4.
+published 1.66, 4.83e-2, 2.52e-3, 2.50e-4, 7.70e-5 (Lanconelli et al. 2012; +0.1, +1.9, +1.3,
++1.5, +4.9 %); with all electrons 1.869, 5.08e-2, 2.57e-3, 2.54e-4 against 1.88, 5.05e-2, 2.56e-3,
+2.52e-4 from the project's own independent transport calculation (not a published table).
 The centre of a 159 mm uniform cube gets 1.09 x the local electron deposition; liver- and
-kidney-sized ellipsoids give S x mass within 1 % of the OpenDose organs.
+kidney-sized ellipsoids give S x mass within 1 % of the OpenDose organs (Chauvin et al. 2020).
+
+References
+----------
+Lanconelli N, Pacilio M, Lo Meo S, et al. A free database of radionuclide voxel S values for the
+dosimetry of nonuniform activity distributions. Phys Med Biol 2012;57:517-533 (Lu-177, soft tissue,
+2.21 mm voxels).
+Chauvin M, Borys D, Botta F, et al. OpenDose: open-access resource for nuclear medicine dosimetry.
+J Nucl Med 2020;61:1514-1519 (organ self S-values, ICRP-110 phantoms).
+ICRP Publication 107 (Eckerman K, Endo A). Nuclear decay data for dosimetric calculations. Ann ICRP
+2008;38(3) (emission spectra).
+Berger MJ, Coursey JS, Zucker MA, Chang J. ESTAR, PSTAR, and ASTAR: computer programs for calculating
+stopping-power and range tables for electrons, protons, and helium ions. NIST Standard Reference
+Database 124 (CSDA range 1.77 mm at the 497.8 keV endpoint).
 """
 
 from __future__ import annotations

@@ -301,8 +301,11 @@ def _shifted_activities(shifted: CycleRegions, regions: CycleRegions, images, ca
 
 
 def tia_function(times_h: np.ndarray, model: str, reference_fit=None, population=None):
-    """Activity vector (MBq) -> TIA (MBq h) with the TAC model fixed (the primary estimate's);
-    ``population``: :class:`.dose_tac.PopulationUptake` of the constrained bi-exponentials."""
+    """Function mapping an activity vector (MBq) at ``times_h`` (h) to its TIA (MBq h).
+
+    The TAC model is fixed (the primary estimate's); ``population``: :class:`.dose_tac.PopulationUptake`
+    of the constrained bi-exponentials.
+    """
     times = np.asarray(times_h, dtype=float)
     if times.size >= 2:
         fixed = model if model in TAC_MODELS else "auto"

@@ -6,7 +6,7 @@ For every reported region (:mod:`.dose_regions`) the cycle gives rows side by si
   ``organ_s_value`` (kidneys, liver, spleen: OpenDose self S-value, mass-scaled to the
   patient's organ), from the region's time-integrated activity (TIA);
 * ``local_deposition``: all electron energy of the region's TIA absorbed in its mass
-  (0.0853 Gy per MBq h / g, LU177.md);
+  (0.0853 Gy per MBq h / g from 147.9 keV of electrons per decay, ICRP-107);
 * ``voxel_local_deposition`` and ``voxel_s_value``: mean, D2, D50 and D98 of the voxel dose
   maps (local deposition, and the FFT convolution of the voxel TIA map with the voxel S-value
   kernel), both divided by the CT density.
@@ -274,7 +274,20 @@ def cycle_dosimetry(patient_id: str, cycle: CycleData, *, options: DosimetryOpti
 
 
 def body_activity_mbq(images: list[sitk.Image], inside: np.ndarray) -> np.ndarray:
-    """Activity (MBq) inside the body (``inside``, a mask on the images' grid) of each SPECT (Bq/mL)."""
+    """Activity (MBq) inside the body of each SPECT.
+
+    Parameters
+    ----------
+    images : list of SimpleITK.Image
+        SPECT activity concentration images (Bq/mL) on one grid.
+    inside : numpy.ndarray
+        Boolean body mask on the images' grid, indexed (z, y, x).
+
+    Returns
+    -------
+    numpy.ndarray
+        Activity inside the mask (MBq), one per image.
+    """
     voxel_ml = float(np.prod(images[0].GetSpacing())) / 1000.0
     return np.array([float(np.sum(sitk.GetArrayViewFromImage(image)[inside], dtype=np.float64)) * voxel_ml
                      / BQ_PER_MBQ for image in images])
@@ -354,6 +367,30 @@ def dose_maps(tia_bq_h_per_ml: sitk.Image, ct_hu: sitk.Image | None, *, voxel_do
     (1.03 g/mL) without a CT. Without ``voxel_dose`` the optional methods (the voxel S-value
     convolution) are skipped; ``methods`` limits the maps to those named. Voxels outside ``inside``
     (e.g. the body) are set to 0: there the dose is SPECT blur in air divided by the density of air.
+
+    Parameters
+    ----------
+    tia_bq_h_per_ml : SimpleITK.Image
+        Voxel time-integrated activity concentration (Bq h/mL).
+    ct_hu : SimpleITK.Image or None
+        CT in HU for the density; None: soft tissue everywhere.
+    voxel_dose : bool
+        Also run the optional voxel dose methods (the voxel S-value convolution).
+    calibration : HuDensityCalibration, optional
+        HU -> density nodes (g/mL); the default calibration when None.
+    kernel_radius_mm : float
+        Radius of the fine voxel S-value kernel (mm).
+    inside : numpy.ndarray, optional
+        Boolean mask (z, y, x) on the TIA grid outside which the doses are 0.
+    methods : tuple of str, optional
+        Names of the voxel dose methods to run; None: all registered ones.
+    progress : callable, optional
+        Progress callback, shared out over the methods.
+
+    Returns
+    -------
+    dict of str to SimpleITK.Image
+        Absorbed-dose map (Gy) on the TIA grid by method name.
     """
     density = SOFT_TISSUE_DENSITY_G_PER_ML
     if ct_hu is not None:
@@ -419,9 +456,11 @@ def calibrated_dose_rows(rows: list[dict], regions: CycleRegions, curves: Region
                          uncorrected: RegionTimeActivity, calibrated: CalibratedActivities,
                          calibration: SiteCalibration, times_h: np.ndarray, reference_fits: dict,
                          s_value_phantom: str, population: PopulationUptake | None = None) -> list[dict]:
-    """Rows with the uncorrected TIA and dose beside the corrected ones, the correction and calibration,
-    and the dose uncertainty by source with its 95 % interval (primary region-TIA rows of lesions and
-    kidneys)."""
+    """Rows of the calibrated dose: uncorrected and corrected TIA (MBq h) and dose (Gy) side by side.
+
+    Each row also carries the correction and calibration, and the dose uncertainty by source with its
+    95 % interval (primary region-TIA rows of lesions and kidneys).
+    """
     index = {region.name: r for r, region in enumerate(regions.regions)}
     density = regions.density_g_per_ml
     tia_functions: dict = {}
@@ -518,8 +557,10 @@ def _fitted(name: str, times: np.ndarray, activity: np.ndarray, model: str, fits
 
 def kidney_dose_and_half_life(regions: CycleRegions, rows: list[dict], primary: list[bool],
                               estimates: list[list[TiaEstimate]], method: str) -> tuple[float, float]:
-    """Kidney dose (Gy, mass-weighted mean of the kidney regions' primary ``method`` rows) and their
-    mass-weighted effective half-life (h), for BED and limits.
+    """Kidney dose (Gy) and effective half-life (h) of a cycle, for BED and limits.
+
+    The dose is the mass-weighted mean of the kidney regions' primary ``method`` rows, the
+    half-life their mass-weighted effective half-life.
 
     Raises
     ------
@@ -561,8 +602,10 @@ def _cycle_safety(cycle: CycleData, regions: CycleRegions, rows: list[dict], pri
 
 
 def tac_rows(regions: CycleRegions, curves: RegionTimeActivity, samples: int = 61) -> list[dict]:
-    """Time-activity rows: measured points, and ``samples`` points of each fitted curve from 0 to 1.5 x the
-    last scan time."""
+    """Time-activity rows: times (h) and activities (MBq) of the measured points and fitted curves.
+
+    Each fitted curve is sampled at ``samples`` points from 0 to 1.5 x the last scan time.
+    """
     rows = []
     times = curves.times_h
     curve_t = np.linspace(0.0, 1.5 * times[-1], samples)

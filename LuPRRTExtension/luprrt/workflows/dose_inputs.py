@@ -60,8 +60,11 @@ class TimePoint:
 
 @dataclass
 class CycleData:
-    """One treatment cycle: administered activity, the CT its segmentation is drawn on, its scans, and its
-    blood samples when taken (for the blood-based red-marrow dose)."""
+    """One treatment cycle: administered activity (MBq), CT, scans and blood samples.
+
+    The CT is the one its segmentation is drawn on; blood samples, when taken, give the blood-based
+    red-marrow dose.
+    """
 
     cycle: int
     activity_mbq: float

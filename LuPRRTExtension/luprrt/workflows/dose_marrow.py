@@ -64,8 +64,10 @@ class CycleMarrow:
 
 
 def resolve_blood_samples(given, cycles: list[int]) -> dict[int, BloodSamples]:
-    """Blood samples per cycle from ``given``: a CSV path (with a ``cycle`` column, or one cycle's samples
-    when one cycle is processed), a mapping cycle -> path or :class:`BloodSamples`, or None (none).
+    """Blood samples per cycle from ``given``.
+
+    ``given`` is a CSV path (with a ``cycle`` column, or one cycle's samples when one cycle is
+    processed), a mapping cycle -> path or :class:`BloodSamples`, or None (none).
 
     Raises
     ------
@@ -159,8 +161,11 @@ def _organ_tia_mbq_h(dose_rows: list[dict], primary: list[bool]) -> dict[str, fl
 
 def marrow_rows(patient_id: str, marrows: list[CycleMarrow], imaging: Mapping[int, tuple[float | None, str | None]],
                 phantom: str) -> list[dict]:
-    """``marrow.csv`` rows (:data:`MARROW_COLUMNS`): blood-based dose per cycle with its parts and cumulative
-    value, the imaging-based marrow dose beside it (``imaging``: cycle -> (dose, method))."""
+    """``marrow.csv`` rows (:data:`MARROW_COLUMNS`): red-marrow doses (Gy) per cycle.
+
+    Each row has the blood-based dose with its parts and cumulative value, and the imaging-based
+    marrow dose beside it (``imaging``: cycle -> (dose Gy, method)).
+    """
     rows, cumulative, imaging_cumulative = [], 0.0, 0.0
     for marrow in marrows:
         dose = marrow.dose

@@ -56,8 +56,11 @@ HYBRID_FIT_TOLERANCE = 0.2
 
 @dataclass(frozen=True)
 class PopulationUptake:
-    """Population uptake rate constant k_up = lambda2 - lambda1 (1/h) of the constrained bi-exponentials,
-    and the SD of its Gaussian prior (1/h; ``biexp_prior`` only)."""
+    """Population uptake rate constant of the constrained bi-exponentials.
+
+    ``uptake_rate_per_h``: k_up = lambda2 - lambda1 (1/h); ``uptake_rate_sd_per_h``: the SD of its
+    Gaussian prior (1/h; ``biexp_prior`` only).
+    """
 
     uptake_rate_per_h: float
     uptake_rate_sd_per_h: float | None = None
@@ -83,6 +86,7 @@ class PeakTailFit:
 
     @property
     def model(self) -> str:
+        """Model name: ``trapezoid_`` and the tail's model."""
         return f"trapezoid_{self.tail.model}"
 
     @property
@@ -93,22 +97,27 @@ class PeakTailFit:
 
     @property
     def tia_mbq_h(self) -> float:
+        """Time-integrated activity (MBq h): the trapezoid head plus the tail's integral."""
         return self.head_tia_mbq_h + self.tail.tia_mbq_h
 
     @property
     def tia_sd_mbq_h(self) -> float:
+        """Standard deviation of the TIA (MBq h): the tail's; the trapezoid head adds none."""
         return self.tail.tia_sd_mbq_h
 
     @property
     def flags(self) -> list[str]:
+        """Quality flags of the tail fit."""
         return self.tail.flags
 
     @property
     def effective_half_life_h(self) -> float:
+        """Effective half-life (h) of the tail."""
         return self.tail.effective_half_life_h
 
     @property
     def half_life_h(self) -> float:
+        """Physical half-life (h) the tail fit used."""
         return self.tail.half_life_h
 
     def curve(self, t_h) -> np.ndarray:
@@ -139,6 +148,7 @@ class TiaEstimate:
     reason: str = ""
 
     def flagged(self, flag: str) -> TiaEstimate:
+        """A copy of the estimate with ``flag`` appended to its flags."""
         return TiaEstimate(self.model, self.tia_mbq_h, self.tia_sd_mbq_h, self.effective_half_life_h,
                            (*self.flags, flag), self.primary, self.reason)
 
@@ -149,6 +159,22 @@ def fit_region_tac(times_h, activities_mbq, model: str = "auto",
 
     ``population`` is required by the constrained bi-exponentials (``biexp_fixed_uptake``,
     ``biexp_prior``) and ignored by the other models.
+
+    Parameters
+    ----------
+    times_h : array_like
+        Scan times after administration (h).
+    activities_mbq : array_like
+        Region activity at those times (MBq).
+    model : str
+        TAC model (:data:`TAC_MODELS`); ``"auto"`` chooses by AICc.
+    population : PopulationUptake, optional
+        Population uptake rate (1/h) for the constrained bi-exponentials.
+
+    Returns
+    -------
+    TimeActivityFit or PeakTailFit
+        The fit, with its TIA (MBq h) and effective half-life (h).
 
     Raises
     ------
@@ -176,7 +202,20 @@ def fit_region_tac(times_h, activities_mbq, model: str = "auto",
 
 
 def fitted_estimate(fit: TimeActivityFit | PeakTailFit, reason: str = "") -> TiaEstimate:
-    """The TIA estimate of a fit (``reason``: :func:`fit_reason`)."""
+    """The TIA estimate of a fit.
+
+    Parameters
+    ----------
+    fit : TimeActivityFit or PeakTailFit
+        A region's fit; its TIA (MBq h), SD and effective half-life (h) are taken over.
+    reason : str
+        Why this model (:func:`fit_reason`).
+
+    Returns
+    -------
+    TiaEstimate
+        The primary estimate of the fit.
+    """
     return TiaEstimate(fit.model, float(fit.tia_mbq_h), float(fit.tia_sd_mbq_h),
                        float(fit.effective_half_life_h), tuple(fit.flags), reason=reason)
 
@@ -212,11 +251,27 @@ def fit_reason(requested: str, fit: TimeActivityFit | PeakTailFit) -> str:
 
 def single_scan_estimates(time_h: float, activity_mbq: float,
                           reference: TimeActivityFit | PeakTailFit | None) -> list[TiaEstimate]:
-    """Single-scan TIAs: the hybrid by activity scaling (primary, when ``reference`` is trustworthy at
+    """Single-scan TIAs (MBq h) of a region scanned once at ``time_h`` (h) with ``activity_mbq`` (MBq).
+
+    The estimates: the hybrid by activity scaling (primary, when ``reference`` is trustworthy at
     ``time_h``), the terminal-T_eff hybrid (only for a mono-exponential ``reference``) and Haenscheid.
 
     Haenscheid's TIA is exact for T_eff equal to the scan time: that is its implied effective
     half-life (for the BED). The hybrids carry the reference's terminal effective half-life.
+
+    Parameters
+    ----------
+    time_h : float
+        Scan time after administration (h).
+    activity_mbq : float
+        Region activity at the scan (MBq); negative values count as 0.
+    reference : TimeActivityFit or PeakTailFit or None
+        The same region's fit of an earlier cycle; None (or a fit unusable at ``time_h``): Haenscheid only.
+
+    Returns
+    -------
+    list of TiaEstimate
+        The estimates (TIA in MBq h), the primary one marked.
     """
     activity_mbq = max(float(activity_mbq), 0.0)
     haenscheid = float(haenscheid_tia_mbq_h(activity_mbq, time_h))

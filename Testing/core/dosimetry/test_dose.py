@@ -19,7 +19,7 @@ from luprrt.dosimetry import (
 )
 
 VOXEL_MM = 4.42
-LED_GY_PER_MBQ_H_PER_ML = 0.0853  # LU177.md: 1 MBq/mL in water -> 0.0853 Gy/h
+LED_GY_PER_MBQ_H_PER_ML = 0.0853  # 1 MBq/mL in water -> 0.0853 Gy/h (147.9 keV of electrons, ICRP-107)
 SOFT_TISSUE = 1.03  # g/mL, the default density
 
 
@@ -47,8 +47,9 @@ def test_local_deposition_constant_and_density():
 
 
 def test_uniform_large_cube_centre_dose_includes_photon_cross_dose(kernel):
-    # LU177.md: at the centre of a 159 mm cube of uniform activity photons deposit ~36 % of their
-    # 35.1 keV, so centre dose / local electron deposition ~ 1.08 (the old 30 mm kernel gave 1.025).
+    # At the centre of a 159 mm cube of uniform activity photons deposit ~36 % of their 35.1 keV
+    # (project's own reference transport calculation, not a published value), so centre dose / local
+    # electron deposition ~ 1.08 (the old 30 mm kernel gave 1.025).
     tia = np.zeros((48, 48, 48))
     tia[6:42, 6:42, 6:42] = 1e6  # 1 MBq h/mL in a 159 mm cube
     dose = sitk.GetArrayFromImage(voxel_s_value_dose(image(tia), kernel))

