@@ -153,10 +153,12 @@ def prepared_segmentation(patient: SyntheticPatient, segmentation: Segmentation 
 
 
 def measure(patient: SyntheticPatient, spects: dict[float, sitk.Image], calibration: SiteCalibration,
-            label: str, segmentation: Segmentation | None = None, boundary_uncertainty: bool = True) -> Acceptance:
+            label: str, segmentation: Segmentation | None = None, boundary_uncertainty: bool = True,
+            dose: bool = True) -> Acceptance:
     """Every acceptance number of one set of cycle-1 SPECTs, quantified with ``calibration``.
 
-    ``segmentation`` replaces the patient's own (e.g. with delineation errors, for coverage).
+    ``segmentation`` replaces the patient's own (e.g. with delineation errors, for coverage);
+    ``dose=False`` skips the dosimetry (T/N only, e.g. of a subset of the time points).
     """
     result = Acceptance(label, {"effective_fwhm_mm": calibration.effective_fwhm_mm,
                                 "organ_fwhm_mm": calibration.organ_psf_fwhm_mm,
@@ -190,6 +192,8 @@ def measure(patient: SyntheticPatient, spects: dict[float, sitk.Image], calibrat
                 "lesion T/N", row["lesion_id"], h, row["tn_mean_corrected"], row["tn_mean_corrected_ci95_low"],
                 row["tn_mean_corrected_ci95_high"], truth)
 
+    if not dose:
+        return result
     points = [TimePoint(QuantitativeImage(image, "Bq/mL", source=f"{label} {h:g} h"), h)
               for h, image in sorted(spects.items())]
     data = PatientData(patient.patient_id, [CycleData(1, patient.administrations[0].activity_mbq, patient.ct,

@@ -58,6 +58,8 @@ from luprrt.workflows.dose_calibrated import with_shifted_structures
 
 log = logging.getLogger(__name__)
 
+# Seeds the simulated delineation errors: [COVERAGE_SEED, realisation number].
+COVERAGE_SEED = 20240612
 QUANTITIES = ("lesion T/N >= 20 mm, 24 h", "kidney dose", "lesion dose >= 20 mm", "IA/IV ratio")
 
 
@@ -107,8 +109,14 @@ def _collect(hits: dict[str, list[bool]], records: list[dict]) -> None:
             hits[quantity].append(bool(record["ci95_low"] <= record["truth"] <= record["ci95_high"]))
 
 
-def run_coverage(patient: SyntheticPatient, realisations: Iterator, seed: int = 20240612,
-                 true_outlines: bool = True) -> tuple[Coverage, list[dict]]:
+def realisation_number(label: str, default: int) -> int:
+    """The k of a ``realisation_<k>`` label (seeds its delineation errors), else ``default``."""
+    tail = label.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else default
+
+
+def run_coverage(patient: SyntheticPatient, realisations: Iterator, seed: int = COVERAGE_SEED,
+                 true_outlines: bool = True, dose: bool = True) -> tuple[Coverage, list[dict]]:
     """Coverage over ``realisations`` of (label, SPECTs by hour, site calibration), and every record.
 
     Records: :attr:`osem_acceptance.Acceptance.records` with ``realisation`` and ``outlines``
@@ -118,14 +126,14 @@ def run_coverage(patient: SyntheticPatient, realisations: Iterator, seed: int = 
     table = []
     started = time.time()
     for k, (label, spects, calibration) in enumerate(realisations):
-        rng = np.random.default_rng([seed, k])
+        rng = np.random.default_rng([seed, realisation_number(label, k)])
         segmentation, shifts = delineation_errors(patient.segmentation, rng)
         log.info("%s: outlines moved %s", label, {s: v for s, v in shifts.items() if v})
         passes = [("moved", segmentation, coverage.hits)]
         if true_outlines:
             passes.append(("true", None, coverage.hits_true_outline))
         for outlines, outline_segmentation, hits in passes:
-            records = measure(patient, spects, calibration, label, outline_segmentation).records
+            records = measure(patient, spects, calibration, label, outline_segmentation, dose=dose).records
             _collect(hits, records)
             table += [{"realisation": label, "outlines": outlines} | r for r in records]
         coverage.realisations += 1
@@ -179,13 +187,18 @@ def bias_summary(table: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def folder_realisations(folder: Path, work: Path) -> tuple[SyntheticPatient, Iterator]:
-    """(patient, realisations) of a simulator's folder (layout in the module docstring)."""
+def folder_realisations(folder: Path, work: Path, complete: bool = False) -> tuple[SyntheticPatient, Iterator]:
+    """(patient, realisations) of a simulator's folder (layout in the module docstring).
+
+    ``complete``: only the realisations holding every scan of the fixture (e.g. while a run is under way).
+    """
     import osem_acceptance
 
     osem_acceptance.FIXTURE_DIR = folder
     osem_acceptance.fixture.cache_clear()
     folders = sorted(p for p in folder.glob("realisation_*") if p.is_dir())
+    if complete:
+        folders = [p for p in folders if all((p / scan["file"]).is_file() for scan in fixture(folder)["patient"]["scans"])]
     if not folders:
         raise FileNotFoundError(f"{folder} holds no realisation_<k> folders")
     shared = None
@@ -235,6 +248,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("folder", type=Path, nargs="?", help="simulator folder with realisation_<k> subfolders")
     parser.add_argument("--gaussian", type=int, metavar="N", help="N realisations in the Gaussian world instead")
     parser.add_argument("--noise-only", action="store_true", help="skip the true-outline (noise only) pass")
+    parser.add_argument("--no-dose", action="store_true", help="T/N only (no dosimetry), e.g. of the first scans")
+    parser.add_argument("--complete", action="store_true", help="only realisations holding every scan")
     parser.add_argument("--table", type=Path, help="write every measured number, interval and truth to this CSV")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -242,10 +257,11 @@ def main(argv: list[str] | None = None) -> None:
         if args.gaussian:
             patient, realisations = gaussian_realisations(args.gaussian)
         elif args.folder:
-            patient, realisations = folder_realisations(args.folder, Path(work))
+            patient, realisations = folder_realisations(args.folder, Path(work), args.complete)
         else:
             parser.error("give a folder or --gaussian N")
-        coverage, table = run_coverage(patient, realisations, true_outlines=not args.noise_only)
+        coverage, table = run_coverage(patient, realisations, true_outlines=not args.noise_only,
+                                       dose=not args.no_dose)
     print(coverage.summary())
     if not args.noise_only:
         print(bias_summary(table))
