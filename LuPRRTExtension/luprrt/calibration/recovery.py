@@ -35,7 +35,7 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import optimize, special
@@ -95,6 +95,8 @@ class RecoveryCurve:
     volumes_ml: tuple[float, ...]
     values: tuple[float, ...]
     values_sd: tuple[float, ...]
+    # Standard deviations by which the large-object FWHM is moved (uncertainty propagation only).
+    large_object_shift_sd: float = 0.0
 
     def __call__(self, volume_ml):
         """Recovery at ``volume_ml`` (mL).
@@ -121,25 +123,28 @@ class RecoveryCurve:
         return (1.0 - weight) * values + weight * large
 
     @functools.cached_property
-    def large_object_fwhm_mm(self) -> float:
-        """FWHM (mm) of the Gaussian whose blurred spheres best reproduce the largest spheres of the curve.
+    def large_object_fit(self) -> EffectiveResolution:
+        """The Gaussian whose blurred spheres best reproduce the :data:`LARGE_OBJECT_SPHERES` largest spheres.
 
-        Weighted least squares of :func:`gaussian_sphere_recovery` over the :data:`LARGE_OBJECT_SPHERES`
-        largest spheres (weights 1 / SD^2).
+        Weighted least squares of :func:`gaussian_sphere_recovery` (:func:`fit_effective_fwhm`: weights
+        1 / SD^2, the FWHM's standard uncertainty from the fit's curvature).
         """
         volumes = np.asarray(self.volumes_ml, dtype=float)
         pick = np.argsort(volumes)[-LARGE_OBJECT_SPHERES:]
-        values = np.asarray(self.values, dtype=float)[pick]
         sd = np.asarray(self.values_sd, dtype=float)[pick]
-        sd = np.where(sd > 0, sd, 1.0)
+        return fit_effective_fwhm(lambda fwhm: gaussian_sphere_recovery(volumes[pick], fwhm)[0],
+                                  np.asarray(self.values, dtype=float)[pick], np.where(sd > 0, sd, 1.0),
+                                  "continuous spheres, Gaussian PSF, largest spheres of the curve")
 
-        def cost(fwhm_mm: float) -> float:
-            return float(np.sum(((gaussian_sphere_recovery(volumes[pick], fwhm_mm)[0] - values) / sd) ** 2))
+    @property
+    def large_object_fwhm_mm(self) -> float:
+        """FWHM (mm) of the large-object part (:attr:`large_object_fit`), moved by ``large_object_shift_sd``."""
+        fit = self.large_object_fit
+        return max(fit.fwhm_mm + self.large_object_shift_sd * fit.fwhm_sd_mm, 0.0)
 
-        if np.all(values >= 1.0):
-            return 0.0
-        return float(optimize.minimize_scalar(cost, bounds=(1e-3, 200.0), method="bounded",
-                                              options={"xatol": 1e-4}).x)
+    def large_object_perturbation(self) -> RecoveryCurve:
+        """The same curve with its large-object FWHM one standard deviation larger (for uncertainty)."""
+        return replace(self, large_object_shift_sd=self.large_object_shift_sd + 1.0)
 
     @property
     def smallest_volume_ml(self) -> float:
@@ -154,8 +159,9 @@ class RecoveryCurve:
     def standard_uncertainty(self, volume_ml):
         """Standard uncertainty of the curve at ``volume_ml``: sqrt(J Sigma J^T) (Gear et al. 2018).
 
-        Above the largest sphere of a contrast curve (see :meth:`__call__`) the uncertainty at the
-        largest sphere scaled as the spill-out, (1 - CR(V)) / (1 - CR(V_largest)).
+        Above the largest sphere of a contrast curve (see :meth:`__call__`): the uncertainty at the
+        largest sphere scaled as the spill-out, (1 - CR(V)) / (1 - CR(V_largest)), and the change
+        with the large-object FWHM one standard deviation larger, in quadrature.
         """
         volume = np.asarray(volume_ml, dtype=float)
         largest = self.largest_volume_ml
@@ -166,7 +172,8 @@ class RecoveryCurve:
             return sd
         anchor = 1.0 - float(self(largest))
         scale = np.where(volume > largest, (1.0 - self(volume)) / anchor if anchor > 0 else 1.0, 1.0)
-        return sd * scale
+        fwhm_effect = np.where(volume > largest, np.abs(self.large_object_perturbation()(volume) - self(volume)), 0.0)
+        return np.hypot(sd * scale, fwhm_effect)
 
     def parameter_perturbations(self) -> list[tuple[float, float, float]]:
         """Parameter sets one standard deviation along each principal axis of the covariance.
@@ -184,7 +191,7 @@ class RecoveryCurve:
     def with_parameters(self, parameters) -> RecoveryCurve:
         """The same curve with other parameters (for perturbations)."""
         return RecoveryCurve(self.quantity, self.sphere_to_background, tuple(float(p) for p in parameters),
-                             self.covariance, self.volumes_ml, self.values, self.values_sd)
+                             self.covariance, self.volumes_ml, self.values, self.values_sd, self.large_object_shift_sd)
 
     def to_json_dict(self) -> dict:
         """Plain JSON (keys with units)."""

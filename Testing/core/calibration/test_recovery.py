@@ -113,10 +113,15 @@ def test_contrast_curve_towards_and_above_the_largest_sphere_is_blurred_spheres_
     between = np.geomspace(11.5, 26.5, 50)
     steps = np.abs(np.diff(curve(between)))
     assert steps.max() < 0.01
-    # Its uncertainty above the largest sphere scales with the spill-out 1 - CR.
+    # Its uncertainty above the largest sphere: the curve's at the largest sphere scaled with the spill-out
+    # 1 - CR, and the change with the large-object FWHM one SD larger (a perturbation of its own).
     sd_largest = float(curve.standard_uncertainty(26.5))
+    moved = curve.large_object_perturbation()
+    assert moved.large_object_fwhm_mm == pytest.approx(8.0 + curve.large_object_fit.fwhm_sd_mm, rel=1e-3)
+    assert 0 < curve.large_object_fit.fwhm_sd_mm < 1.0
     np.testing.assert_allclose(curve.standard_uncertainty(large[1:]),
-                               sd_largest * (1 - extended[1:]) / (1 - extended[0]), rtol=1e-9)
+                               np.hypot(sd_largest * (1 - extended[1:]) / (1 - extended[0]),
+                                        moved(large[1:]) - extended[1:]), rtol=1e-9)
     # Mean and max curves stay the fitted model everywhere.
     maximum = fit_recovery_curve(volumes, values, np.full(6, 0.02), quantity="max", sphere_to_background=10.0)
     assert float(maximum(100.0)) == pytest.approx(float(recovery_model(100.0, *maximum.parameters)), rel=1e-12)
