@@ -172,13 +172,17 @@ def coverage_from_table(table: list[dict]) -> Coverage:
 
 
 def bias_summary(table: list[dict]) -> str:
-    """Mean error (measured / truth - 1) over the realisations and its spread, per quantity, region and time."""
+    """Mean error (measured / truth - 1) over the realisations and its spread, per quantity, region and time.
+
+    Of the true-outline rows when the table has them, else of the rows with delineation errors.
+    """
+    outlines = "true" if any(row["outlines"] == "true" for row in table) else "moved"
     groups: dict = {}
     for row in table:
-        if row["outlines"] == "true":
+        if row["outlines"] == outlines:
             key = (row["quantity"], row["region"], row["hours_post_injection"])
             groups.setdefault(key, []).append(row["measured"] / row["truth"] - 1.0)
-    lines = [f"{'quantity (true outlines)':44s}{'mean error':>12s}{'SD':>8s}{'n':>5s}"]
+    lines = [f"{'quantity (' + outlines + ' outlines)':44s}{'mean error':>12s}{'SD':>8s}{'n':>5s}"]
     for (quantity, region, hours), errors in sorted(groups.items(), key=lambda item: (
             item[0][0], item[0][1], -1.0 if math.isnan(item[0][2]) else item[0][2])):
         when = "" if math.isnan(hours) else f", {hours:g} h"
@@ -263,8 +267,7 @@ def main(argv: list[str] | None = None) -> None:
         coverage, table = run_coverage(patient, realisations, true_outlines=not args.noise_only,
                                        dose=not args.no_dose)
     print(coverage.summary())
-    if not args.noise_only:
-        print(bias_summary(table))
+    print(bias_summary(table))
     if args.table:
         write_table(table, args.table)
 
