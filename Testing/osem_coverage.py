@@ -180,12 +180,12 @@ def bias_summary(table: list[dict]) -> str:
     groups: dict = {}
     for row in table:
         if row["outlines"] == outlines:
-            key = (row["quantity"], row["region"], row["hours_post_injection"])
+            hours = row["hours_post_injection"]
+            key = (row["quantity"], row["region"], -1.0 if math.isnan(hours) else hours)  # NaN: no time point
             groups.setdefault(key, []).append(row["measured"] / row["truth"] - 1.0)
     lines = [f"{'quantity (' + outlines + ' outlines)':44s}{'mean error':>12s}{'SD':>8s}{'n':>5s}"]
-    for (quantity, region, hours), errors in sorted(groups.items(), key=lambda item: (
-            item[0][0], item[0][1], -1.0 if math.isnan(item[0][2]) else item[0][2])):
-        when = "" if math.isnan(hours) else f", {hours:g} h"
+    for (quantity, region, hours), errors in sorted(groups.items()):
+        when = "" if hours < 0 else f", {hours:g} h"
         lines.append(f"{quantity + ' ' + region + when:44s}{100 * np.mean(errors):>+11.1f}%"
                      f"{100 * np.std(errors, ddof=1) if len(errors) > 1 else math.nan:>7.1f}%{len(errors):>5d}")
     return "\n".join(lines)
