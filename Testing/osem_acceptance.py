@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -134,6 +135,17 @@ class Acceptance:
     lesion_dose_error_uncorrected: dict[str, float] = field(default_factory=dict)
     lesion_dose_covered: dict[str, bool] = field(default_factory=dict)
     diameters_mm: dict[str, float] = field(default_factory=dict)
+    # Every checked number with its 95 % interval and truth: {quantity, region, hours_post_injection,
+    # measured, ci95_low, ci95_high, truth} (the coverage table, Testing/osem_coverage.py).
+    records: list[dict] = field(default_factory=list)
+
+    def record(self, quantity: str, region: str, hours: float, measured: float, low: float, high: float,
+               truth: float) -> bool:
+        """Keep one checked number; True when its interval holds the truth."""
+        self.records.append({"quantity": quantity, "region": region, "hours_post_injection": hours,
+                             "measured": float(measured), "ci95_low": float(low), "ci95_high": float(high),
+                             "truth": float(truth)})
+        return bool(low <= truth <= high)
 
 
 def prepared_segmentation(patient: SyntheticPatient, segmentation: Segmentation | None = None) -> Segmentation:
@@ -141,10 +153,12 @@ def prepared_segmentation(patient: SyntheticPatient, segmentation: Segmentation 
 
 
 def measure(patient: SyntheticPatient, spects: dict[float, sitk.Image], calibration: SiteCalibration,
-            label: str, segmentation: Segmentation | None = None, boundary_uncertainty: bool = True) -> Acceptance:
+            label: str, segmentation: Segmentation | None = None, boundary_uncertainty: bool = True,
+            dose: bool = True) -> Acceptance:
     """Every acceptance number of one set of cycle-1 SPECTs, quantified with ``calibration``.
 
-    ``segmentation`` replaces the patient's own (e.g. with delineation errors, for coverage).
+    ``segmentation`` replaces the patient's own (e.g. with delineation errors, for coverage);
+    ``dose=False`` skips the dosimetry (T/N only, e.g. of a subset of the time points).
     """
     result = Acceptance(label, {"effective_fwhm_mm": calibration.effective_fwhm_mm,
                                 "organ_fwhm_mm": calibration.organ_psf_fwhm_mm,
@@ -159,20 +173,27 @@ def measure(patient: SyntheticPatient, spects: dict[float, sitk.Image], calibrat
         truth = truth_lobe_tn(patient, h, patient.ia_side) / truth_lobe_tn(patient, h, patient.iv_side)
         result.ia_iv_ratio_error[h] = row["tn_mean_corrected_ia_over_iv"] / truth - 1.0
         result.ia_iv_ratio_error_uncorrected[h] = row["tn_mean_ia_over_iv"] / truth - 1.0
-        result.ia_iv_ratio_covered[h] = (row["tn_mean_corrected_ia_over_iv_ci95_low"] <= truth
-                                         <= row["tn_mean_corrected_ia_over_iv_ci95_high"])
+        result.ia_iv_ratio_covered[h] = result.record(
+            "IA/IV ratio", "liver", h, row["tn_mean_corrected_ia_over_iv"],
+            row["tn_mean_corrected_ia_over_iv_ci95_low"], row["tn_mean_corrected_ia_over_iv_ci95_high"], truth)
     for row in tn.rows:
         h = row["hours_post_injection"]
         point = patient.truth.time_point(1, h)
         if row["role"] == "non-tumour":
-            result.nontumour_error[(row["side"], h)] = (row["mean_bq_per_ml"]
-                                                        / point.mean_bq_per_ml[f"nontumour_{row['side']}"] - 1.0)
+            truth = point.mean_bq_per_ml[f"nontumour_{row['side']}"]
+            result.nontumour_error[(row["side"], h)] = row["mean_bq_per_ml"] / truth - 1.0
+            result.record("non-tumour liver mean", f"nontumour_{row['side']}", h, row["mean_bq_per_ml"],
+                          row["corrected_mean_bq_per_ml_ci95_low"], row["corrected_mean_bq_per_ml_ci95_high"], truth)
         if row["role"] == "lesion" and row["lesion_id"] in large:
             key, truth = (row["lesion_id"], h), point.tn_ratio[row["lesion_id"]]
             result.lesion_tn_error[key] = row["tn_mean_corrected"] / truth - 1.0
             result.lesion_tn_error_uncorrected[key] = row["tn_mean"] / truth - 1.0
-            result.lesion_tn_covered[key] = row["tn_mean_corrected_ci95_low"] <= truth <= row["tn_mean_corrected_ci95_high"]
+            result.lesion_tn_covered[key] = result.record(
+                "lesion T/N", row["lesion_id"], h, row["tn_mean_corrected"], row["tn_mean_corrected_ci95_low"],
+                row["tn_mean_corrected_ci95_high"], truth)
 
+    if not dose:
+        return result
     points = [TimePoint(QuantitativeImage(image, "Bq/mL", source=f"{label} {h:g} h"), h)
               for h, image in sorted(spects.items())]
     data = PatientData(patient.patient_id, [CycleData(1, patient.administrations[0].activity_mbq, patient.ct,
@@ -185,7 +206,8 @@ def measure(patient: SyntheticPatient, spects: dict[float, sitk.Image], calibrat
             continue
         truth = truth_dose_gy(patient, row["region"], row["role"])
         error, uncorrected = row["dose_gy"] / truth - 1.0, row["uncorrected_dose_gy"] / truth - 1.0
-        covered = bool(row["dose_gy_ci95_low"] <= truth <= row["dose_gy_ci95_high"])
+        covered = result.record(f"{row['role']} dose", row["region"], math.nan, row["dose_gy"],
+                                row["dose_gy_ci95_low"], row["dose_gy_ci95_high"], truth)
         if row["role"] == "kidney":
             result.kidney_dose_error[row["region"]] = error
             result.kidney_dose_error_uncorrected[row["region"]] = uncorrected

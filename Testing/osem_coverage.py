@@ -34,7 +34,9 @@ Realisations come from
 from __future__ import annotations
 
 import argparse
+import csv
 import logging
+import math
 import sys
 import tempfile
 import time
@@ -56,6 +58,8 @@ from luprrt.workflows.dose_calibrated import with_shifted_structures
 
 log = logging.getLogger(__name__)
 
+# Seeds the simulated delineation errors: [COVERAGE_SEED, realisation number].
+COVERAGE_SEED = 20240612
 QUANTITIES = ("lesion T/N >= 20 mm, 24 h", "kidney dose", "lesion dose >= 20 mm", "IA/IV ratio")
 
 
@@ -90,38 +94,115 @@ def delineation_errors(segmentation: Segmentation, rng: np.random.Generator) -> 
     return with_shifted_structures(segmentation, shifts, roles=("lesion", "kidney")), shifts
 
 
-def _collect(hits: dict[str, list[bool]], result) -> None:
-    hits[QUANTITIES[0]] += [v for (lesion, h), v in result.lesion_tn_covered.items() if h == 24.0]
-    hits[QUANTITIES[1]] += list(result.kidney_dose_covered.values())
-    hits[QUANTITIES[2]] += list(result.lesion_dose_covered.values())
-    hits[QUANTITIES[3]] += list(result.ia_iv_ratio_covered.values())
+def _quantity(record: dict) -> str | None:
+    """The coverage quantity (:data:`QUANTITIES`) a measurement record counts for, if any."""
+    if record["quantity"] == "lesion T/N":
+        return QUANTITIES[0] if record["hours_post_injection"] == 24.0 else None
+    return {"kidney dose": QUANTITIES[1], "lesion dose": QUANTITIES[2], "IA/IV ratio": QUANTITIES[3]}.get(
+        record["quantity"])
 
 
-def run_coverage(patient: SyntheticPatient, realisations: Iterator, seed: int = 20240612,
-                 true_outlines: bool = True) -> Coverage:
-    """Coverage over ``realisations`` of (label, SPECTs by hour, site calibration)."""
+def _collect(hits: dict[str, list[bool]], records: list[dict]) -> None:
+    for record in records:
+        quantity = _quantity(record)
+        if quantity is not None:
+            hits[quantity].append(bool(record["ci95_low"] <= record["truth"] <= record["ci95_high"]))
+
+
+def realisation_number(label: str, default: int) -> int:
+    """The k of a ``realisation_<k>`` label (seeds its delineation errors), else ``default``."""
+    tail = label.rsplit("_", 1)[-1]
+    return int(tail) if tail.isdigit() else default
+
+
+def run_coverage(patient: SyntheticPatient, realisations: Iterator, seed: int = COVERAGE_SEED,
+                 true_outlines: bool = True, dose: bool = True) -> tuple[Coverage, list[dict]]:
+    """Coverage over ``realisations`` of (label, SPECTs by hour, site calibration), and every record.
+
+    Records: :attr:`osem_acceptance.Acceptance.records` with ``realisation`` and ``outlines``
+    ("moved": with simulated delineation errors, "true") added (the coverage table).
+    """
     coverage = Coverage()
+    table = []
     started = time.time()
     for k, (label, spects, calibration) in enumerate(realisations):
-        rng = np.random.default_rng([seed, k])
+        rng = np.random.default_rng([seed, realisation_number(label, k)])
         segmentation, shifts = delineation_errors(patient.segmentation, rng)
         log.info("%s: outlines moved %s", label, {s: v for s, v in shifts.items() if v})
-        _collect(coverage.hits, measure(patient, spects, calibration, label, segmentation))
+        passes = [("moved", segmentation, coverage.hits)]
         if true_outlines:
-            _collect(coverage.hits_true_outline, measure(patient, spects, calibration, label))
+            passes.append(("true", None, coverage.hits_true_outline))
+        for outlines, outline_segmentation, hits in passes:
+            records = measure(patient, spects, calibration, label, outline_segmentation, dose=dose).records
+            _collect(hits, records)
+            table += [{"realisation": label, "outlines": outlines} | r for r in records]
         coverage.realisations += 1
         log.warning("%s done (%.0f s)", label, time.time() - started)
     coverage.seconds = time.time() - started
+    return coverage, table
+
+
+TABLE_COLUMNS = ("realisation", "outlines", "quantity", "region", "hours_post_injection", "measured", "ci95_low",
+                 "ci95_high", "truth")
+
+
+def write_table(table: list[dict], path: Path) -> None:
+    """The coverage table as CSV (one row per realisation, outline pass and checked number)."""
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, TABLE_COLUMNS, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for row in table:
+            writer.writerow({k: (f"{v:.9g}" if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def read_table(path: Path) -> list[dict]:
+    """Rows of :func:`write_table` with numbers as floats."""
+    with open(path, newline="", encoding="utf-8") as handle:
+        return [{k: (v if k in ("realisation", "outlines", "quantity", "region") else float(v))
+                 for k, v in row.items()} for row in csv.DictReader(handle)]
+
+
+def coverage_from_table(table: list[dict]) -> Coverage:
+    """Coverage of a table's rows (realisations counted by name)."""
+    coverage = Coverage()
+    for outlines, hits in (("moved", coverage.hits), ("true", coverage.hits_true_outline)):
+        _collect(hits, [row for row in table if row["outlines"] == outlines])
+    coverage.realisations = len({row["realisation"] for row in table})
     return coverage
 
 
-def folder_realisations(folder: Path, work: Path) -> tuple[SyntheticPatient, Iterator]:
-    """(patient, realisations) of a simulator's folder (layout in the module docstring)."""
+def bias_summary(table: list[dict]) -> str:
+    """Mean error (measured / truth - 1) over the realisations and its spread, per quantity, region and time.
+
+    Of the true-outline rows when the table has them, else of the rows with delineation errors.
+    """
+    outlines = "true" if any(row["outlines"] == "true" for row in table) else "moved"
+    groups: dict = {}
+    for row in table:
+        if row["outlines"] == outlines:
+            hours = row["hours_post_injection"]
+            key = (row["quantity"], row["region"], -1.0 if math.isnan(hours) else hours)  # NaN: no time point
+            groups.setdefault(key, []).append(row["measured"] / row["truth"] - 1.0)
+    lines = [f"{'quantity (' + outlines + ' outlines)':44s}{'mean error':>12s}{'SD':>8s}{'n':>5s}"]
+    for (quantity, region, hours), errors in sorted(groups.items()):
+        when = "" if hours < 0 else f", {hours:g} h"
+        lines.append(f"{quantity + ' ' + region + when:44s}{100 * np.mean(errors):>+11.1f}%"
+                     f"{100 * np.std(errors, ddof=1) if len(errors) > 1 else math.nan:>7.1f}%{len(errors):>5d}")
+    return "\n".join(lines)
+
+
+def folder_realisations(folder: Path, work: Path, complete: bool = False) -> tuple[SyntheticPatient, Iterator]:
+    """(patient, realisations) of a simulator's folder (layout in the module docstring).
+
+    ``complete``: only the realisations holding every scan of the fixture (e.g. while a run is under way).
+    """
     import osem_acceptance
 
     osem_acceptance.FIXTURE_DIR = folder
     osem_acceptance.fixture.cache_clear()
     folders = sorted(p for p in folder.glob("realisation_*") if p.is_dir())
+    if complete:
+        folders = [p for p in folders if all((p / scan["file"]).is_file() for scan in fixture(folder)["patient"]["scans"])]
     if not folders:
         raise FileNotFoundError(f"{folder} holds no realisation_<k> folders")
     shared = None
@@ -171,16 +252,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("folder", type=Path, nargs="?", help="simulator folder with realisation_<k> subfolders")
     parser.add_argument("--gaussian", type=int, metavar="N", help="N realisations in the Gaussian world instead")
     parser.add_argument("--noise-only", action="store_true", help="skip the true-outline (noise only) pass")
+    parser.add_argument("--no-dose", action="store_true", help="T/N only (no dosimetry), e.g. of the first scans")
+    parser.add_argument("--complete", action="store_true", help="only realisations holding every scan")
+    parser.add_argument("--table", type=Path, help="write every measured number, interval and truth to this CSV")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     with tempfile.TemporaryDirectory() as work:
         if args.gaussian:
             patient, realisations = gaussian_realisations(args.gaussian)
         elif args.folder:
-            patient, realisations = folder_realisations(args.folder, Path(work))
+            patient, realisations = folder_realisations(args.folder, Path(work), args.complete)
         else:
             parser.error("give a folder or --gaussian N")
-        print(run_coverage(patient, realisations, true_outlines=not args.noise_only).summary())
+        coverage, table = run_coverage(patient, realisations, true_outlines=not args.noise_only,
+                                       dose=not args.no_dose)
+    print(coverage.summary())
+    print(bias_summary(table))
+    if args.table:
+        write_table(table, args.table)
 
 
 if __name__ == "__main__":

@@ -188,12 +188,19 @@ def _score(sums: list[np.ndarray], image: sitk.Image, centres: np.ndarray) -> fl
 
 
 def _background_level(smooth: np.ndarray) -> float:
-    """The phantom's background level: median over the phantom, refined once."""
-    top = float(smooth.max())
-    if not top > 0:
+    """The phantom's background level: median over the phantom (voxels above half the level), refined twice.
+
+    It starts from the image's mean, not from its maximum: the spheres hold ~0.5 % of the
+    phantom's volume, so the mean is a fraction of the background whatever the spheres' contrast,
+    while a fraction of the maximum lands above the background at high sphere-to-background
+    ratios (20:1 and more), where the median would then be taken over the spheres alone.
+    """
+    level = float(smooth.mean())
+    if not level > 0:
         raise ValueError("the phantom image is empty (no positive voxel)")
-    level = float(np.median(smooth[smooth > 0.05 * top]))
-    return float(np.median(smooth[smooth > 0.5 * level]))
+    for _ in range(3):
+        level = float(np.median(smooth[smooth > 0.5 * level]))
+    return level
 
 
 def _phantom_body(smooth: np.ndarray, level: float, voxel_ml: float) -> np.ndarray:

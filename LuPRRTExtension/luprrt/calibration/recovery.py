@@ -18,7 +18,11 @@ Each is fitted with the sigmoid RC(V) = a / (1 + (b / V)^c) (a: plateau of large
 volume of half the plateau, c: steepness), the form of the EANM uncertainty guidance (Gear
 et al., Eur J Nucl Med Mol Imaging 2018;45:2456-2474, doi:10.1007/s00259-018-4136-7,
 section "Recovery coefficients"); its standard uncertainty at a volume is J Sigma J^T, with
-J the gradient in (a, b, c) and Sigma their covariance (same reference).
+J the gradient in (a, b, c) and Sigma their covariance (same reference). The sigmoid's plateau
+is whatever the spheres allow (a curve whose largest spheres level off fits a plateau below 1),
+so towards and above the largest sphere a contrast curve is not the sigmoid: it becomes the
+recovery of Gaussian-blurred spheres fitted to the largest spheres (:meth:`RecoveryCurve.__call__`),
+which tends to 1 as the surface-to-volume ratio falls.
 
 The effective resolution of a reconstruction is the FWHM of the Gaussian point-spread
 function that reproduces the measured contrast recovery of the spheres (:func:`fit_effective_fwhm`),
@@ -28,9 +32,10 @@ coefficients without a grid, for continuous spheres (:func:`gaussian_sphere_reco
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import optimize, special
@@ -42,6 +47,9 @@ FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 _TRUNCATE_SIGMA = 4.0
 _PARAMETER_BOUNDS = ((1e-3, 1e-4, 0.05), (5.0, 1e4, 20.0))
 _GAUSS_LEGENDRE = np.polynomial.legendre.leggauss(96)
+# The large-object part of a contrast curve reproduces this many of its largest spheres (22-37 mm in the IEC
+# phantom: sizes where the Gaussian shape holds for OSEM, unlike the 10-13 mm spheres it has not converged for).
+LARGE_OBJECT_SPHERES = 3
 
 
 def recovery_model(volume_ml, a: float, b: float, c: float):
@@ -87,10 +95,56 @@ class RecoveryCurve:
     volumes_ml: tuple[float, ...]
     values: tuple[float, ...]
     values_sd: tuple[float, ...]
+    # Standard deviations by which the large-object FWHM is moved (uncertainty propagation only).
+    large_object_shift_sd: float = 0.0
 
     def __call__(self, volume_ml):
-        """Recovery at ``volume_ml`` (mL)."""
-        return recovery_model(volume_ml, *self.parameters)
+        """Recovery at ``volume_ml`` (mL).
+
+        Mean and max curves: the fitted model. Contrast curves: the fitted model up to the
+        second-largest sphere; above the largest, the contrast recovery of a Gaussian-blurred sphere
+        (:func:`gaussian_sphere_recovery`) with the FWHM that reproduces the :data:`LARGE_OBJECT_SPHERES`
+        largest spheres (:attr:`large_object_fwhm_mm`); between the two largest spheres a blend,
+        linear in log volume, so the curve is continuous. Spill-out is a surface effect: 1 - CR
+        falls as the surface-to-volume ratio does and CR tends to 1 for large objects, where the
+        empirical model would carry on at its fitted plateau (any value the points allowed, below
+        the largest spheres' recovery when they level off, as OSEM's do at high contrast).
+        """
+        volume = np.asarray(volume_ml, dtype=float)
+        values = recovery_model(volume, *self.parameters)
+        ordered = sorted(self.volumes_ml)
+        if self.quantity != "contrast" or len(ordered) < 2 or not np.any(volume > ordered[-2]):
+            return values
+        low, high = ordered[-2], ordered[-1]
+        weight = np.clip(np.log(np.maximum(volume, low) / low) / math.log(high / low), 0.0, 1.0)
+        fwhm = self.large_object_fwhm_mm
+        large = gaussian_sphere_recovery(np.maximum(volume, low).ravel(), fwhm)[0].reshape(volume.shape) \
+            if fwhm > 0 else np.ones(volume.shape)
+        return (1.0 - weight) * values + weight * large
+
+    @functools.cached_property
+    def large_object_fit(self) -> EffectiveResolution:
+        """The Gaussian whose blurred spheres best reproduce the :data:`LARGE_OBJECT_SPHERES` largest spheres.
+
+        Weighted least squares of :func:`gaussian_sphere_recovery` (:func:`fit_effective_fwhm`: weights
+        1 / SD^2, the FWHM's standard uncertainty from the fit's curvature).
+        """
+        volumes = np.asarray(self.volumes_ml, dtype=float)
+        pick = np.argsort(volumes)[-LARGE_OBJECT_SPHERES:]
+        sd = np.asarray(self.values_sd, dtype=float)[pick]
+        return fit_effective_fwhm(lambda fwhm: gaussian_sphere_recovery(volumes[pick], fwhm)[0],
+                                  np.asarray(self.values, dtype=float)[pick], np.where(sd > 0, sd, 1.0),
+                                  "continuous spheres, Gaussian PSF, largest spheres of the curve")
+
+    @property
+    def large_object_fwhm_mm(self) -> float:
+        """FWHM (mm) of the large-object part (:attr:`large_object_fit`), moved by ``large_object_shift_sd``."""
+        fit = self.large_object_fit
+        return max(fit.fwhm_mm + self.large_object_shift_sd * fit.fwhm_sd_mm, 0.0)
+
+    def large_object_perturbation(self) -> RecoveryCurve:
+        """The same curve with its large-object FWHM one standard deviation larger (for uncertainty)."""
+        return replace(self, large_object_shift_sd=self.large_object_shift_sd + 1.0)
 
     @property
     def smallest_volume_ml(self) -> float:
@@ -103,9 +157,23 @@ class RecoveryCurve:
         return float(max(self.volumes_ml))
 
     def standard_uncertainty(self, volume_ml):
-        """Standard uncertainty of the curve at ``volume_ml``: sqrt(J Sigma J^T) (Gear et al. 2018)."""
-        gradient = _model_gradient(volume_ml, *self.parameters)
-        return np.sqrt(np.einsum("...i,ij,...j->...", gradient, self.covariance, gradient))
+        """Standard uncertainty of the curve at ``volume_ml``: sqrt(J Sigma J^T) (Gear et al. 2018).
+
+        Above the largest sphere of a contrast curve (see :meth:`__call__`): the uncertainty at the
+        largest sphere scaled as the spill-out, (1 - CR(V)) / (1 - CR(V_largest)), and the change
+        with the large-object FWHM one standard deviation larger, in quadrature.
+        """
+        volume = np.asarray(volume_ml, dtype=float)
+        largest = self.largest_volume_ml
+        clipped = np.minimum(volume, largest) if self.quantity == "contrast" else volume
+        gradient = _model_gradient(clipped, *self.parameters)
+        sd = np.sqrt(np.einsum("...i,ij,...j->...", gradient, self.covariance, gradient))
+        if self.quantity != "contrast" or not np.any(volume > largest):
+            return sd
+        anchor = 1.0 - float(self(largest))
+        scale = np.where(volume > largest, (1.0 - self(volume)) / anchor if anchor > 0 else 1.0, 1.0)
+        fwhm_effect = np.where(volume > largest, np.abs(self.large_object_perturbation()(volume) - self(volume)), 0.0)
+        return np.hypot(sd * scale, fwhm_effect)
 
     def parameter_perturbations(self) -> list[tuple[float, float, float]]:
         """Parameter sets one standard deviation along each principal axis of the covariance.
@@ -123,7 +191,7 @@ class RecoveryCurve:
     def with_parameters(self, parameters) -> RecoveryCurve:
         """The same curve with other parameters (for perturbations)."""
         return RecoveryCurve(self.quantity, self.sphere_to_background, tuple(float(p) for p in parameters),
-                             self.covariance, self.volumes_ml, self.values, self.values_sd)
+                             self.covariance, self.volumes_ml, self.values, self.values_sd, self.large_object_shift_sd)
 
     def to_json_dict(self) -> dict:
         """Plain JSON (keys with units)."""

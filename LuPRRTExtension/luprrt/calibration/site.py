@@ -234,7 +234,10 @@ class SiteCalibration:
                                 f"{high.sphere_to_background:g}:1 curves at contrast {contrast:.3g}", below, above)
 
     def recovery_perturbations(self) -> list[tuple[RecoveryCurve, ...]]:
-        """Contrast-curve sets with one curve moved one SD along one principal axis of its parameters.
+        """Contrast-curve sets with one curve moved one SD along a principal axis or its large-object FWHM.
+
+        Principal axes: of the curve's parameters; large-object FWHM:
+        :meth:`RecoveryCurve.large_object_perturbation`.
 
         The differences of any derived quantity between these sets and the fitted curves are
         independent first-order uncertainty contributions (:meth:`RecoveryCurve.parameter_perturbations`).
@@ -242,8 +245,10 @@ class SiteCalibration:
         curves = self.contrast_curves
         sets = []
         for k, curve in enumerate(curves):
-            for parameters in curve.parameter_perturbations():
-                sets.append((*curves[:k], curve.with_parameters(parameters), *curves[k + 1:]))
+            moved = [curve.with_parameters(parameters) for parameters in curve.parameter_perturbations()]
+            # The large-object part (towards and above the largest sphere) has its own fitted FWHM.
+            moved.append(curve.large_object_perturbation())
+            sets += [(*curves[:k], other, *curves[k + 1:]) for other in moved]
         return sets
 
     def to_json_dict(self) -> dict:

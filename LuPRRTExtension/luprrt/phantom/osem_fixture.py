@@ -7,8 +7,8 @@ other reconstructions into Bq/mL. The patient's CT and segmentation are not stor
 ``make_patient`` arguments rebuild them without torch.
 
 Files (``out``): ``fixture.json`` (protocol, seeds, calibration, per-scan counts, and the truth of
-every object), ``cylinder_counts.nrrd`` (counts), ``iec_4to1_bq_per_ml.nrrd`` and
-``iec_10to1_bq_per_ml.nrrd``, ``patient_cycle1_<h>h_bq_per_ml.nrrd`` (Bq/mL), all compressed NRRD
+every object), ``cylinder_counts.nrrd`` (counts), ``iec_<r>to1_bq_per_ml.nrrd`` (r = 4, 10,
+20, 40), ``patient_cycle1_<h>h_bq_per_ml.nrrd`` (Bq/mL), all compressed NRRD
 with their unit in the header (:func:`luprrt.io.write_volume`).
 """
 
@@ -47,7 +47,9 @@ CYLINDER_ACTIVITY_MBQ = 1000.0
 # IEC background ~ the patient's non-tumour liver at 24 h (~170 kBq/mL in the default patient),
 # rounded down: ~0.95 GBq in the phantom at 4:1, ~1.1 GBq at 10:1.
 IEC_BACKGROUND_BQ_PER_ML = 100.0e3
-IEC_SPHERE_TO_BACKGROUND = (4.0, 10.0)
+# NEMA's 4:1 and 10:1, and 20:1 and 40:1: contrast recovery in OSEM rises with the contrast, and
+# 177Lu-dotatate lesions reach T/N of 10-60, so a calibration for them spans those ratios.
+IEC_SPHERE_TO_BACKGROUND = (4.0, 10.0, 20.0, 40.0)
 
 
 def _noise(seed: int, purpose: str) -> np.random.Generator:

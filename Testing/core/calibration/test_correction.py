@@ -21,8 +21,9 @@ from luprrt.calibration import (
 )
 
 
+# Every lesion below lies under the second-largest measured volume (40 mL): the flat fitted value holds.
 def _flat(value: float, ratio: float | None, variance: float = 0.0) -> RecoveryCurve:
-    return RecoveryCurve("contrast", ratio, (value, 1e-6, 1.0), np.diag([variance, 0.0, 0.0]), (0.5, 1, 2, 4),
+    return RecoveryCurve("contrast", ratio, (value, 1e-6, 1.0), np.diag([variance, 0.0, 0.0]), (0.5, 1, 40, 50),
                          (value,) * 4, (0.01,) * 4)
 
 

@@ -92,3 +92,36 @@ def test_too_few_spheres_are_refused():
         fit_recovery_curve([1.0, 2.0, 3.0], [0.2, 0.3, 0.4])
     with pytest.raises(ValueError, match="positive mL"):
         fit_recovery_curve([1.0, -2.0, 3.0, 4.0], [0.2, 0.3, 0.4, 0.5])
+
+
+def test_contrast_curve_towards_and_above_the_largest_sphere_is_blurred_spheres_tending_to_1():
+    """Spheres that level off (a plateau below 1 fits them): towards and above the largest sphere the curve
+    follows Gaussian-blurred spheres fitted to the three largest, continuous and rising to full recovery."""
+    volumes = np.array([0.52, 1.15, 2.57, 5.58, 11.5, 26.5])
+    # Blurred spheres at 8 mm FWHM above 2 mL, OSEM-like lower recovery of the two smallest.
+    truth = gaussian_sphere_recovery(volumes, 8.0)[0]
+    values = np.concatenate([[0.05, 0.25], truth[2:]])
+    curve = fit_recovery_curve(volumes, values, np.full(6, 0.02), sphere_to_background=10.0)
+    assert curve.large_object_fwhm_mm == pytest.approx(8.0, rel=1e-3)
+    large = np.array([26.5, 40.0, 100.0, 1000.0, 1e5])
+    extended = curve(large)
+    np.testing.assert_allclose(extended, gaussian_sphere_recovery(large, 8.0)[0], rtol=1e-3)
+    assert np.all(np.diff(extended) > 0) and extended[-1] > 0.98
+    # Continuous: below the second-largest sphere the fitted sigmoid, a blend up to the largest.
+    below = np.array([1.0, 5.0, 11.5])
+    np.testing.assert_allclose(curve(below), recovery_model(below, *curve.parameters), rtol=1e-12)
+    between = np.geomspace(11.5, 26.5, 50)
+    steps = np.abs(np.diff(curve(between)))
+    assert steps.max() < 0.01
+    # Its uncertainty above the largest sphere: the curve's at the largest sphere scaled with the spill-out
+    # 1 - CR, and the change with the large-object FWHM one SD larger (a perturbation of its own).
+    sd_largest = float(curve.standard_uncertainty(26.5))
+    moved = curve.large_object_perturbation()
+    assert moved.large_object_fwhm_mm == pytest.approx(8.0 + curve.large_object_fit.fwhm_sd_mm, rel=1e-3)
+    assert 0 < curve.large_object_fit.fwhm_sd_mm < 1.0
+    np.testing.assert_allclose(curve.standard_uncertainty(large[1:]),
+                               np.hypot(sd_largest * (1 - extended[1:]) / (1 - extended[0]),
+                                        moved(large[1:]) - extended[1:]), rtol=1e-9)
+    # Mean and max curves stay the fitted model everywhere.
+    maximum = fit_recovery_curve(volumes, values, np.full(6, 0.02), quantity="max", sphere_to_background=10.0)
+    assert float(maximum(100.0)) == pytest.approx(float(recovery_model(100.0, *maximum.parameters)), rel=1e-12)
