@@ -1235,21 +1235,28 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
         self.assertEqual(nodeCounts(), counts)
         np.testing.assert_array_equal(slicer.util.arrayFromVolume(tiaInput), 1.0e6)
 
-    def test_cycle_of_synthetic_patient(self):
-        """End to end on the synthetic patient: SPECT/CT/segmentation nodes -> doses against the truth."""
-        from luprrt.dosimetry import HuDensityCalibration, organ_s_value_dose_gy, sphere_s_value_dose_gy
+    @staticmethod
+    def _cycleNodes(**patientOptions):
+        """Cycle 1 of synthetic patient 5 as nodes: (patient, SPECT nodes, their hours, CT node, segmentation node)."""
         from luprrt.phantom import make_patient
-        from luprrt.phantom.anatomy import KIDNEY, TISSUE_HU
 
-        # 1. A patient with a known truth, loaded as nodes.
-        self.delayDisplay("Synthetic patient: cycle 1 dosimetry")
-        patient = make_patient(5, small=True, n_cycles=1, noise=False, followup_weeks=())
+        patient = make_patient(5, small=True, n_cycles=1, followup_weeks=(), **patientOptions)
         session = patient.sessions[0]
         spects = [mrml.volume_node_from_image(a.image, f"SPECT {a.hours_post_injection:g} h", units="Bq/mL")
                   for a in session.spect]
         hours = [a.hours_post_injection for a in session.spect]
         ct = mrml.volume_node_from_image(session.ct, "CT", units="HU")
-        segmentationNode = mrml.segmentation_node_from_segmentation(session.segmentation, "Segmentation")
+        return patient, spects, hours, ct, mrml.segmentation_node_from_segmentation(session.segmentation,
+                                                                                   "Segmentation")
+
+    def test_cycle_of_synthetic_patient(self):
+        """End to end on the synthetic patient: SPECT/CT/segmentation nodes -> doses against the truth."""
+        from luprrt.dosimetry import HuDensityCalibration, organ_s_value_dose_gy, sphere_s_value_dose_gy
+        from luprrt.phantom.anatomy import KIDNEY, TISSUE_HU
+
+        # 1. A patient with a known truth, loaded as nodes.
+        self.delayDisplay("Synthetic patient: cycle 1 dosimetry")
+        patient, spects, hours, ct, segmentationNode = self._cycleNodes(noise=False)
         before = slicer.util.arrayFromVolume(spects[1]).copy()
 
         # 2. The panel's computation.
@@ -1283,17 +1290,10 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
         """Blood samples file -> EANM blood-based marrow dose within 10 % of the patient's truth, used by the limits."""
         import tempfile
 
-        from luprrt.phantom import make_patient
         from luprrt.tables import write_rows_csv
 
         self.delayDisplay("Blood-based red-marrow dose")
-        patient = make_patient(5, small=True, n_cycles=1, noise=True, followup_weeks=())
-        session = patient.sessions[0]
-        spects = [mrml.volume_node_from_image(a.image, f"SPECT {a.hours_post_injection:g} h", units="Bq/mL")
-                  for a in session.spect]
-        hours = [a.hours_post_injection for a in session.spect]
-        ct = mrml.volume_node_from_image(session.ct, "CT", units="HU")
-        segmentationNode = mrml.segmentation_node_from_segmentation(session.segmentation, "Segmentation")
+        patient, spects, hours, ct, segmentationNode = self._cycleNodes(noise=True)
         with tempfile.TemporaryDirectory() as folder:
             path = write_rows_csv(patient.blood_samples[1], pathlib.Path(folder) / "blood.csv")
             before = path.read_bytes()
@@ -1346,7 +1346,7 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
         import tempfile
 
         from luprrt.dosimetry import HuDensityCalibration, organ_s_value_dose_gy, sphere_s_value_dose_gy
-        from luprrt.phantom import make_patient, nema_iec_body_phantom, phantom_grid, uniform_cylinder_phantom
+        from luprrt.phantom import nema_iec_body_phantom, phantom_grid, uniform_cylinder_phantom
         from luprrt.phantom.anatomy import KIDNEY, TISSUE_HU
         from luprrt.phantom.imaging import simulate_spect
 
@@ -1382,13 +1382,8 @@ class LesionDosimetryTest(ScriptedLoadableModuleTest):
 
             # 2. A patient imaged by the same camera, its cycle computed with that calibration.
             self.delayDisplay("Recovery-corrected doses of a synthetic patient")
-            patient = make_patient(5, small=True, n_cycles=1, spect_fwhm_mm=fwhm, followup_weeks=())
-            session = patient.sessions[0]
-            spects = [mrml.volume_node_from_image(a.image, f"SPECT {a.hours_post_injection:g} h", units="Bq/mL")
-                      for a in session.spect]
-            ct = mrml.volume_node_from_image(session.ct, "CT", units="HU")
-            segmentationNode = mrml.segmentation_node_from_segmentation(session.segmentation, "Segmentation")
-            results = logic.runCycle(spects, [a.hours_post_injection for a in session.spect], segmentationNode,
+            patient, spects, hours, ct, segmentationNode = self._cycleNodes(spect_fwhm_mm=fwhm)
+            results = logic.runCycle(spects, hours, segmentationNode,
                                      ctVolumeNode=ct, doseMethod="voxel_local_deposition", calibrationFile=path,
                                      boundaryUncertainty=False)
         rows = {(r["region"], r["method"]): r for r in mrml.rows_from_table_node(results["doseTable"])}

@@ -423,21 +423,9 @@ def _fit_bi(t, y, sd, lambda_phys) -> _Candidate:
         early = _log_linear(t[:peak], np.where(deficit > 0, deficit, 0.0))
         if early is not None and -early[0] > l1:
             starts.insert(0, -early[0])
-    best = None
-    for l2 in starts:
-        dl = float(np.clip(l2 - l1, 1e-6, 0.999 * _BI_DELTA_UPPER_PER_H))
-        basis = _bi(t, 1.0, l1, dl)
-        a0 = float(max(y @ basis / (basis @ basis), 1e-12))
-        bounds = ([0.0, 0.0, 0.0], [np.inf, _BI_LAMBDA_UPPER_PER_H, _BI_DELTA_UPPER_PER_H])
-        try:
-            result = _curve_fit(_bi, _bi_jacobian, t, y, sd, [a0, l1, dl], bounds)
-        except RuntimeError:
-            continue
-        if best is None or result[2] < best[2]:
-            best = result
-    if best is None:
-        raise RuntimeError("no starting value converged")
-    popt, pcov, rss, flags = best
+    shapes = [(l1, float(np.clip(l2 - l1, 1e-6, 0.999 * _BI_DELTA_UPPER_PER_H))) for l2 in starts]
+    bounds = ([0.0, 0.0, 0.0], [np.inf, _BI_LAMBDA_UPPER_PER_H, _BI_DELTA_UPPER_PER_H])
+    popt, pcov, rss, flags = _best_fit(_bi, _bi_jacobian, t, y, sd, shapes, bounds)
     a0, l1, dl = (float(v) for v in popt)
     l2 = l1 + dl
     params = {"a0_mbq": a0, "lambda1_per_h": l1, "lambda2_per_h": l2}
@@ -446,6 +434,26 @@ def _fit_bi(t, y, sd, lambda_phys) -> _Candidate:
     tia = a0 * (1.0 / l1 - 1.0 / l2)
     gradient = np.array([1.0 / l1 - 1.0 / l2, a0 * (1.0 / l2**2 - 1.0 / l1**2), a0 / l2**2])
     return _Candidate("bi", params, tia, _delta_sd(gradient, pcov), rss, l1, flags)
+
+
+def _best_fit(curve, jacobian, t, y, sd, shapes, bounds):
+    """The least-RSS fit of ``curve(t, a0, *shape)`` over starting shapes; a0 starts at its linear least squares.
+
+    Returns the ``_curve_fit`` result (parameters, covariance, RSS, flags); RuntimeError when no start converges.
+    """
+    best = None
+    for shape in shapes:
+        basis = curve(t, 1.0, *shape)
+        a0 = float(max(y @ basis / (basis @ basis), 1e-12))
+        try:
+            result = _curve_fit(curve, jacobian, t, y, sd, [a0, *shape], bounds)
+        except RuntimeError:
+            continue
+        if best is None or result[2] < best[2]:
+            best = result
+    if best is None:
+        raise RuntimeError("no starting value converged")
+    return best
 
 
 def _check_population_uptake(model, rate, rate_sd) -> None:
@@ -474,19 +482,9 @@ def _fit_fixed_uptake(t, y, sd, lambda_phys, k_up) -> _Candidate:
         return _bi_jacobian(t, a0, l1, k_up)[:, :2]
 
     curve.__name__ = "_biexp_fixed_uptake"
-    best = None
-    for l1 in _terminal_start_per_h(t, y, lambda_phys):
-        basis = _bi(t, 1.0, l1, k_up)
-        a0 = float(max(y @ basis / (basis @ basis), 1e-12))
-        try:
-            result = _curve_fit(curve, jacobian, t, y, sd, [a0, l1], ([0.0, 0.0], [np.inf, _BI_LAMBDA_UPPER_PER_H]))
-        except RuntimeError:
-            continue
-        if best is None or result[2] < best[2]:
-            best = result
-    if best is None:
-        raise RuntimeError("no starting value converged")
-    popt, pcov, rss, flags = best
+    shapes = [(l1,) for l1 in _terminal_start_per_h(t, y, lambda_phys)]
+    popt, pcov, rss, flags = _best_fit(curve, jacobian, t, y, sd, shapes,
+                                       ([0.0, 0.0], [np.inf, _BI_LAMBDA_UPPER_PER_H]))
     a0, l1 = (float(v) for v in popt)
     l2 = l1 + k_up
     params = {"a0_mbq": a0, "lambda1_per_h": l1, "lambda2_per_h": l2}
