@@ -26,7 +26,7 @@ def _image(name: str, units: str) -> sitk.Image:
 
 def test_fixture_is_complete_small_and_carries_units(meta):
     files = [meta["calibration"]["file"], *(i["file"] for i in meta["iec"]), *(s["file"] for s in meta["patient"]["scans"])]
-    assert len(files) == 1 + 2 + 4
+    assert len(files) == 1 + 4 + 4  # cylinder, IEC at 4, 10, 20 and 40:1, four patient scans
     total = sum((FIXTURE_DIR / f).stat().st_size for f in [*files, "fixture.json", "README.md"])
     assert total < 25e6
     assert read_volume(FIXTURE_DIR / files[0]).units == "counts"
