@@ -337,9 +337,6 @@ def tumour_to_nontumour(cycles: Sequence[CycleSpect], segmentation: Segmentation
             margin_mm, margin_rule = calibration.nontumour_margin(margin_fwhm)
         if edge_margin_mm is None and calibration.effective_fwhm_mm is not None:
             edge_margin_mm = edge_margin_fwhm * calibration.effective_fwhm_mm
-    edge_margin_mm = edge_margin_mm or 0.0
-    if edge_margin_mm > 0:
-        margin_rule += f"; {edge_margin_mm:.3g} mm from the liver outline"
         if occupancy != "fractional":
             # The recovery curves hold occupancy-weighted means over the spheres' true volumes; a lesion
             # mean over nearest-neighbour voxels (a different volume) would not match them.
@@ -348,6 +345,9 @@ def tumour_to_nontumour(cycles: Sequence[CycleSpect], segmentation: Segmentation
         if calibration.max_not_recommended:
             log.warning("max-based T/N is not recommended with %s: resolution-recovered OSEM overshoots at edges "
                         "(use the mean-based, recovery-corrected T/N)", calibration.label)
+    edge_margin_mm = edge_margin_mm or 0.0
+    if edge_margin_mm > 0:
+        margin_rule += f"; {edge_margin_mm:.3g} mm from the liver outline"
     definition = trial_definition(target_lesions, target_min_diameter_mm)
     targets: dict[int, tuple[dict, dict]] = {}
     built: dict[tuple[int, GridGeometry], LobeRegions] = {}

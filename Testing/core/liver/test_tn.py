@@ -374,3 +374,24 @@ def test_mean_and_max_tn_of_every_lesion_lobe_and_the_ia_iv_ratio_against_voxel_
         assert ratio["tn_max_ia_over_iv"] == pytest.approx(pooled[ia_side][1] / pooled[iv_side][1], rel=1e-6)
         assert (ratio["tn_mean_ia"], ratio["tn_max_iv"]) == pytest.approx((pooled[ia_side][0], pooled[iv_side][1]),
                                                                           rel=1e-6)
+
+
+def test_a_liver_edge_margin_without_a_calibration_keeps_the_uncorrected_definitions():
+    """An edge margin is a region option, not a correction: without a calibration it needs none.
+
+    The non-tumour region loses the voxels within the margin of the liver outline (here 8 mm: two 4 mm
+    voxels in x and y, one 5 mm voxel in z, of each lobe's box, whose outline includes the lobes' shared
+    face), its mean stays the lobe's true level, and the lesions keep nearest-voxel occupancy.
+    """
+    spect, seg = phantom_spect(), phantom_segmentation()
+    plain = tumour_to_nontumour([CycleSpect(1, 24.0, spect)], seg)
+    edged = tumour_to_nontumour([CycleSpect(1, 24.0, spect)], seg, edge_margin_mm=8.0)
+    assert edged.parameters["occupancy"] == "nearest"
+    assert edged.parameters["edge_margin_mm"] == 8.0
+    assert "8 mm from the liver outline" in edged.parameters["margin_rule"]
+    for side, level in NONTUMOUR.items():
+        before = rows_by(plain, 1, "non-tumour", "side")[side]
+        after = rows_by(edged, 1, "non-tumour", "side")[side]
+        assert after["mean_bq_per_ml"] == pytest.approx(level, rel=1e-6)
+        assert 0.0 < after["volume_ml"] < before["volume_ml"]
+    assert rows_by(edged, 1, "lesion", "lesion_id")["L03"]["tn_mean"] == pytest.approx(12000.0 / 1500.0, rel=1e-12)
