@@ -13,10 +13,12 @@ The laboratory values follow the patient's TRUE organ doses by the relations of
 * liver: ALT and AST at the nadir visit are baseline x exp(b D_liver) with D_liver the
   non-tumour liver dose of the intra-arterially treated lobe in that cycle.
 
-Kidney dose and BED, marrow and liver doses are the closed-form truth of the phantom's
-kinetics (local deposition of the electron energy in unit-density tissue; kidney BED with
-alpha/beta 2.6 Gy and repair half-time 2.8 h, Bodei et al., Eur J Nucl Med Mol Imaging
-2008;35:1847). Random draws use their own seeded streams, so adding clinical data moves no
+Kidney and liver doses and the kidney BED are the closed-form truth of the phantom's kinetics
+(local deposition of the electron energy in unit-density tissue; kidney BED with alpha/beta
+2.6 Gy and repair half-time 2.8 h, Bodei et al., Eur J Nucl Med Mol Imaging 2008;35:1847).
+The marrow dose is the blood-based red-marrow dose of the phantom's blood kinetics (EANM
+guideline, Hindorf et al., Eur J Nucl Med Mol Imaging 2010;37:1238), the quantity clinical
+marrow dosimetry measures and relates to haematological toxicity. Random draws use their own seeded streams, so adding clinical data moves no
 image or truth of the patient.
 """
 
@@ -81,12 +83,16 @@ def kidney_bed_gy(dose_gy: float, effective_half_life_h: float) -> float:
     return dose_gy * (1.0 + dose_gy * t_rep / ((t_rep + effective_half_life_h) * alpha_beta))
 
 
-def organ_dose_truth(cycle: int, kinetics: dict, ia_side: str) -> OrganDoseTruth:
-    """True organ doses of a cycle from its kinetic curves (kidney clearance is mono-exponential)."""
+def organ_dose_truth(cycle: int, kinetics: dict, ia_side: str, marrow_dose_gy: float) -> OrganDoseTruth:
+    """True organ doses of a cycle from its kinetic curves (kidney clearance is mono-exponential).
+
+    ``marrow_dose_gy`` is the cycle's true blood-based red-marrow dose (Gy,
+    :func:`.blood_sampling.marrow_dose_truth`): the marrow dose as clinical dosimetry defines it.
+    """
     kidney = kinetics["kidney_right"]
     t_eff = math.log(2.0) / min(kidney.rates_per_h)
     dose = curve_dose_gy(kidney)
-    return OrganDoseTruth(cycle, dose, float(t_eff), float(kidney_bed_gy(dose, t_eff)), curve_dose_gy(kinetics["marrow"]),
+    return OrganDoseTruth(cycle, dose, float(t_eff), float(kidney_bed_gy(dose, t_eff)), float(marrow_dose_gy),
                           curve_dose_gy(kinetics[f"nontumour_{ia_side}"]))
 
 

@@ -410,10 +410,10 @@ def make_patient(seed: int = 0, *, ia_side: str = "right", ia_tn_factor: float =
                     "response_model": response_model}
         | ({"spect_model": "osem", "osem_protocol": (osem_protocol or SpectProtocol()).as_dict()}
            if spect_model == "osem" else {}))
-    _add_clinical_data(patient, seed, administrations, cycles, ia_side)
     patient.blood_samples = {c.cycle: blood_sample_rows(c, _rng(seed, "blood samples", c.cycle) if noise else None)
                              for c in cycles}
     patient.marrow_doses = [marrow_dose_truth(c) for c in cycles]
+    _add_clinical_data(patient, seed, administrations, cycles, ia_side)
 
     if spect_model == "osem":
         _osem_spects(patient, seed, hours, osem_protocol or SpectProtocol(), osem_calibration_cps_per_mbq,
@@ -545,7 +545,8 @@ def _after_cycle_imaging(rng, lesions, lesion_doses) -> None:
 def _add_clinical_data(patient, seed, administrations, cycles, ia_side) -> None:
     """Characteristics, organ-dose truth and laboratory values (their own seeded streams)."""
     patient.characteristics = pc.draw_characteristics(_rng(seed, "characteristics"), patient.patient_id)
-    patient.organ_doses = [pc.organ_dose_truth(c.cycle, c.kinetics, ia_side) for c in cycles]
+    patient.organ_doses = [pc.organ_dose_truth(c.cycle, c.kinetics, ia_side, marrow["dose_gy"])
+                           for c, marrow in zip(cycles, patient.marrow_doses, strict=True)]
     followups = [s.datetime.date() for s in patient.sessions if s.kind == "followup"]
     patient.labs = pc.synthetic_labs(_rng(seed, "labs"), patient.patient_id, patient.characteristics,
                                      patient.organ_doses, [a.datetime.date() for a in administrations], followups)

@@ -14,8 +14,10 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 
-# Marrow dose: the voxel local-deposition estimate of the marrow segment (the region estimate of a
-# thin structure loses most of its activity to partial volume).
+# Marrow dose: the blood-based EANM dose (marrow.csv) where the patient has blood samples; else the voxel
+# local-deposition estimate of the imaged marrow segment (the region estimate of a thin structure loses
+# most of its activity to partial volume; imaging misses the fast blood phase: a fallback, labelled).
+BLOOD_MARROW_METHOD = "blood_based_eanm"
 MARROW_DOSE_METHODS = ("voxel_local_deposition", "local_deposition")
 LIVER_DOSE_METHOD = "local_deposition"
 # Per-cycle imaging parameters and the baseline columns they are compared with.
@@ -83,7 +85,10 @@ def clinical_data(out_dir: Path, patient_ids, study: Path | None = None):
 
 
 def organ_doses(out_dir: Path, patient_ids):
-    """Per patient and cycle: kidney dose and BED (cumulative after the cycle), marrow and IA-lobe liver dose (Gy)."""
+    """Per patient and cycle: kidney dose and BED (cumulative after the cycle), marrow and IA-lobe liver dose (Gy).
+
+    The marrow dose is blood-based where the patient has blood samples (``marrow_dose_method`` says which).
+    """
     import pandas as pd
 
     rows = []
@@ -92,6 +97,8 @@ def organ_doses(out_dir: Path, patient_ids):
         dose, limits = _read(folder / "dose.csv"), _read(folder / "limits.csv")
         if dose is None or limits is None:
             continue
+        blood = _read(folder / "marrow.csv")
+        blood = {} if blood is None else dict(zip(blood["cycle"], blood["dose_gy"], strict=True))
         for cycle in sorted(dose["cycle"].unique()):
             row = {"patient_id": patient_id, "cycle": int(cycle)}
             after = limits[limits["after_cycle"] == cycle].set_index("quantity")
@@ -100,8 +107,13 @@ def organ_doses(out_dir: Path, patient_ids):
                     row[f"cumulative_{quantity}"] = float(after.loc[quantity, "value_gy"])
                     row[quantity] = float(after.loc[quantity, "this_cycle_gy"])
             in_cycle = dose[dose["cycle"] == cycle]
-            marrow = in_cycle[in_cycle["role"] == "marrow"].set_index("method")["dose_gy"]
-            row["marrow_dose_gy"] = next((float(marrow[m]) for m in MARROW_DOSE_METHODS if m in marrow.index), None)
+            if cycle in blood:
+                row["marrow_dose_gy"], row["marrow_dose_method"] = float(blood[cycle]), BLOOD_MARROW_METHOD
+            else:
+                marrow = in_cycle[in_cycle["role"] == "marrow"].set_index("method")["dose_gy"]
+                method = next((m for m in MARROW_DOSE_METHODS if m in marrow.index), None)
+                row["marrow_dose_gy"] = float(marrow[method]) if method else None
+                row["marrow_dose_method"] = f"imaging_{method}" if method else None
             liver = in_cycle[(in_cycle["role"] == "non-tumour") & (in_cycle["route"] == "IA")
                              & (in_cycle["method"] == LIVER_DOSE_METHOD)]["dose_gy"]
             row["ia_lobe_liver_dose_gy"] = float(liver.mean()) if len(liver) else None
