@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from luprrt.workflows.dose_inputs import read_patient_folder
 from luprrt.workflows.manifest import read_manifest
 
 GOOD = {"patient_id": "P1",
@@ -71,3 +72,19 @@ def test_missing_folder_manifest_and_broken_json_are_named(tmp_path):
     folder = _folder(tmp_path, '{"patient_id": "P1",')
     with pytest.raises(ValueError, match=r"manifest.json: not a readable JSON manifest \(.*\); repair or rewrite it$"):
         read_manifest(folder)
+
+
+def test_dose_inputs_refuse_an_administration_without_activity_and_unordered_cycles(tmp_path):
+    folder = _folder(tmp_path, _with(administrations=[{"cycle": 1}]))
+    with pytest.raises(ValueError) as error:
+        read_patient_folder(folder)
+    assert str(error.value) == (f"{folder / 'manifest.json'}: a cycle visit or administration lacks a valid "
+                                f"'activity_mbq' (cycle, activity_mbq)")
+    (folder / "manifest.json").write_text(json.dumps(_with(sessions=[
+        {"name": "c1", "kind": "cycle", "cycle": 1}, {"name": "c2", "kind": "cycle", "cycle": 2}])), encoding="utf-8")
+    with pytest.raises(ValueError) as error:
+        read_patient_folder(folder, cycles=[2, 1])
+    assert str(error.value) == "cycles must be given once each in increasing order, got [2, 1]"
+    with pytest.raises(ValueError) as error:
+        read_patient_folder(folder, cycles=[3])
+    assert str(error.value) == f"{folder / 'manifest.json'}: no treatment cycle [3]; the manifest has cycles [1, 2]"
