@@ -165,7 +165,9 @@ def test_blood_samples_csv_is_read_per_cycle_and_left_unchanged(tmp_path):
     ("time_h,blood_activity_concentration_kBq_per_mL\n-1,5\n2,3\n", "row 2: time_h '-1' is not > 0 h"),
     ("time_h,blood_activity_concentration_kBq_per_mL\n1,5\n", "1 sample; blood clearance needs at least 2"),
     ("time_h,blood_activity_concentration_kBq_per_mL\n", "no sample rows below the header"),
-], ids=["Bq units", "not a number", "decreasing", "negative time", "one sample", "empty"])
+    ("time_h,blood_activity_concentration_kBq_per_mL,urine_cumulative_excreted_percent\n1,5,10\n2,3,8\n",
+     "urine_cumulative_excreted_percent must be given on every row and rise with time, got [10.0, 8.0] %"),
+], ids=["Bq units", "not a number", "decreasing", "negative time", "one sample", "empty", "urine falls"])
 def test_blood_samples_csv_errors_are_one_line_naming_file_and_fix(tmp_path, text, message):
     path = _write(tmp_path / "bad.csv", text)
     with pytest.raises(ValueError) as error:
