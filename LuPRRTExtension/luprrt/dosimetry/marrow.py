@@ -186,12 +186,13 @@ def fit_blood_clearance(times_h, concentration_kbq_per_ml, model: str = "auto") 
         except RuntimeError as error:
             flags.append(f"{name} fit failed: {error}")
     if not candidates:
-        raise ValueError(f"no blood clearance fit converged for samples {c.tolist()} kBq/mL at {t.tolist()} h")
+        raise ValueError(f"no blood clearance fit for samples {c.tolist()} kBq/mL at {t.tolist()} h "
+                         f"({'; '.join(flags)}); give more samples or model='auto'")
     aicc = {name: _aicc(candidates[name][2], t.size, 2 if name == "mono" else 4) for name in candidates}
     defined = {name: value for name, value in aicc.items() if math.isfinite(value)}
+    # Two candidates need 4 samples, where the mono-exponential's AICc is defined: an undefined
+    # AICc leaves the mono-exponential alone (2 or 3 samples).
     chosen = min(defined, key=defined.get) if defined else next(iter(candidates))
-    if not defined and len(candidates) > 1:
-        flags.append(f"AICc undefined for {t.size} samples: {chosen} used")
     coefficients, rates, _, covariance = candidates[chosen]
     tiac = float(np.sum(coefficients / rates))
     gradient = np.concatenate([1.0 / rates, -coefficients / rates**2])

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from luprrt.clinical import ctcae_grade, ctcae_terms
+from luprrt.clinical.ctcae import ctcae_source, default_reference_interval
 
 # (test, value, LLN, ULN, baseline, grade by hand from the CTCAE v5.0 text)
 HAND_GRADED = [
@@ -76,3 +77,14 @@ def test_arrays_broadcast_and_missing_values_are_minus_one():
 def test_unknown_test_is_named():
     with pytest.raises(ValueError, match="no CTCAE grading for 'glucose'"):
         ctcae_grade("glucose", 5.0)
+
+
+def test_source_and_reference_interval_refusals_are_named():
+    assert ctcae_source().startswith("Common Terminology Criteria for Adverse Events (CTCAE) Version 5.0")
+    with pytest.raises(ValueError) as error:
+        default_reference_interval("platelets_1e9_per_l", "X")
+    assert str(error.value) == "sex must be one of ('F', 'M') to choose a reference interval, got 'X'"
+    with pytest.raises(ValueError) as error:
+        default_reference_interval("ferritin_ug_per_l", "F")
+    assert str(error.value).startswith("no reference interval for 'ferritin_ug_per_l'; known tests: [")
+    assert "'platelets_1e9_per_l'" in str(error.value)

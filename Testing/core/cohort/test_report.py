@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -53,3 +54,32 @@ def test_html_report_requires_units_of_numeric_columns(tmp_path):
         render_html_report({"Figure": ReportFigure(fake)})
     with pytest.raises(ValueError, match="no sections"):
         render_html_report({})
+
+
+def test_cells_read_as_text_and_bad_items_and_paths_are_named(tmp_path):
+    table = pd.DataFrame({"lesion_id": ["L1", "L2", "L3"], "dose_gy": [np.float64(12.3456), np.nan, 7.0],
+                          "n_lesions_count": [np.int64(3), 4, 5], "responder": [True, False, None],
+                          "note": pd.Series([np.float32(0.5), "a<b", np.bool_(True)], dtype=object)})
+    html = render_html_report({"Doses": ReportTable(table, caption="Cycle 1 & 2")}, provenance={"software": "luprrt"})
+    rows = re.findall(r"<tr>(<td.*?)</tr>", html)
+    assert rows == ['<td class="label">L1</td><td>12.35</td><td>3</td><td class="label">yes</td><td class="label">0.5</td>',
+                    '<td class="label">L2</td><td>n/a</td><td>4</td><td class="label">no</td><td class="label">a&lt;b</td>',
+                    '<td class="label">L3</td><td>7</td><td>5</td><td class="label">n/a</td><td class="label">yes</td>']
+    assert "<caption>Cycle 1 &amp; 2</caption>" in html
+    with pytest.raises(ValueError) as error:
+        render_html_report({"Doses": ReportTable([[1.0]])})
+    assert str(error.value) == "section 'Doses': a table must be a pandas DataFrame, got list"
+    with pytest.raises(FileNotFoundError) as error:
+        render_html_report({"Figure": tmp_path / "absent.png"})
+    assert str(error.value) == f"section 'Figure': figure file not found: {tmp_path / 'absent.png'}"
+    with pytest.raises(ValueError) as error:
+        render_html_report({"Numbers": 42})
+    assert str(error.value) == ("section 'Numbers': cannot report an item of type int; use text, a DataFrame, "
+                                "ReportTable, ReportFigure or a result with to_frame()")
+    with pytest.raises(ValueError) as error:
+        write_html_report({"Doses": table}, tmp_path / "report.pdf")
+    assert str(error.value) == f"report path must end in .html: {tmp_path / 'report.pdf'}"
+    with pytest.raises(FileNotFoundError) as error:
+        write_html_report({"Doses": table}, tmp_path / "missing" / "report.html")
+    assert str(error.value) == f"folder of the report does not exist: {tmp_path / 'missing'}"
+    assert list(tmp_path.iterdir()) == []

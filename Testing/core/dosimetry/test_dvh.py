@@ -68,3 +68,19 @@ def test_dvh_errors(case):
         region_dose_statistics(dose, labels.astype(float))
     with pytest.raises(ValueError, match="bin width must be positive"):
         cumulative_dose_volume_histograms(dose, labels, bin_width_gy=-1.0)
+
+
+def test_a_label_grid_other_than_the_dose_grid_and_negative_labels_are_refused():
+    dose = sitk.Image(4, 3, 2, sitk.sitkFloat32)
+    dose.SetSpacing((2.0, 2.0, 3.0))
+    finer = sitk.Image(4, 3, 2, sitk.sitkUInt8)
+    finer.SetSpacing((1.0, 2.0, 3.0))
+    with pytest.raises(ValueError) as error:
+        region_dose_statistics(dose, finer)
+    assert str(error.value) == ("label image grid (size (4, 3, 2), spacing (1.0, 2.0, 3.0)) differs from the dose "
+                                "grid (size (4, 3, 2), spacing (2.0, 2.0, 3.0))")
+    labels = np.zeros((2, 3, 4), dtype=np.int16)
+    labels[0, 0, 0] = -1
+    with pytest.raises(ValueError) as error:
+        cumulative_dose_volume_histograms(np.ones((2, 3, 4)), labels)
+    assert str(error.value) == "labels must be non-negative, got minimum -1"

@@ -165,7 +165,9 @@ def test_blood_samples_csv_is_read_per_cycle_and_left_unchanged(tmp_path):
     ("time_h,blood_activity_concentration_kBq_per_mL\n-1,5\n2,3\n", "row 2: time_h '-1' is not > 0 h"),
     ("time_h,blood_activity_concentration_kBq_per_mL\n1,5\n", "1 sample; blood clearance needs at least 2"),
     ("time_h,blood_activity_concentration_kBq_per_mL\n", "no sample rows below the header"),
-], ids=["Bq units", "not a number", "decreasing", "negative time", "one sample", "empty"])
+    ("time_h,blood_activity_concentration_kBq_per_mL,urine_cumulative_excreted_percent\n1,5,10\n2,3,8\n",
+     "urine_cumulative_excreted_percent must be given on every row and rise with time, got [10.0, 8.0] %"),
+], ids=["Bq units", "not a number", "decreasing", "negative time", "one sample", "empty", "urine falls"])
 def test_blood_samples_csv_errors_are_one_line_naming_file_and_fix(tmp_path, text, message):
     path = _write(tmp_path / "bad.csv", text)
     with pytest.raises(ValueError) as error:
@@ -174,3 +176,37 @@ def test_blood_samples_csv_errors_are_one_line_naming_file_and_fix(tmp_path, tex
     assert "\n" not in str(error.value)
     with pytest.raises(FileNotFoundError, match=r"blood samples file not found: .*pass blood_samples=FILE"):
         read_blood_samples(tmp_path / "absent.csv")
+
+
+def test_blood_clearance_with_few_samples_and_bad_arguments_is_named():
+    # Three samples of a mono-exponential: mono only (the bi-exponential needs 4), its AICc
+    # undefined (3 points, 2 parameters), the integral C0 T / ln 2 exact.
+    times = np.array([1.0, 24.0, 96.0])
+    concentration = 40.0 * np.exp(-np.log(2.0) / 60.0 * times)
+    fit = fit_blood_clearance(times, concentration)
+    assert fit.model == "mono" and fit.flags == ["bi not fitted: needs 4 samples, have 3"]
+    assert math.isnan(fit.aicc_by_model["mono"])
+    assert fit.tiac_kbq_h_per_ml == pytest.approx(40.0 * 60.0 / np.log(2.0), rel=1e-9)
+    with pytest.raises(ValueError) as error:
+        fit_blood_clearance(times, concentration, model="bi")
+    assert str(error.value) == (f"no blood clearance fit for samples {concentration.tolist()} kBq/mL at "
+                                f"[1.0, 24.0, 96.0] h (bi not fitted: needs 4 samples, have 3); give more samples "
+                                f"or model='auto'")
+    with pytest.raises(ValueError) as error:
+        fit_blood_clearance(times, concentration, model="tri")
+    assert str(error.value) == "unknown blood clearance model 'tri'; expected one of ('auto', 'mono', 'bi')"
+    with pytest.raises(ValueError) as error:
+        fit_blood_clearance([2.0], [10.0])
+    assert str(error.value) == "blood clearance needs at least 2 samples, got 1"
+
+
+def test_blood_based_dose_rejects_a_bad_rmblr_or_marrow_mass():
+    with pytest.raises(ValueError) as error:
+        blood_based_marrow_dose(3.4, 1e5, rmblr=0.0)
+    assert str(error.value) == "RMBLR must be positive, got 0.0"
+    with pytest.raises(ValueError) as error:
+        blood_based_marrow_dose(3.4, 1e5, red_marrow_mass_g=-5.0)
+    assert str(error.value) == "red-marrow mass must be positive, got -5.0 g"
+    with pytest.raises(ValueError) as error:
+        whole_body_tia_from_excretion_mbq_h(7400.0, [2.0, 1.0], [0.1, 0.2])
+    assert str(error.value) == "urine sample times must be positive and increase, got [2.0, 1.0] h"

@@ -123,6 +123,12 @@ def test_grid_and_time_errors_name_the_problem(exponential_phantom):
         voxel_time_integrated_activity(images_of(arrays[:1]), [4.0])
     with pytest.raises(ValueError, match="unknown integration 'simpson'"):
         voxel_time_integrated_activity(images_of(arrays), TIMES_H, integration="simpson")
+    with pytest.raises(ValueError) as error:
+        voxel_time_integrated_activity(images_of(arrays), TIMES_H, weighting="gaussian")
+    assert str(error.value) == "unknown weighting 'gaussian'; expected one of ('poisson', 'uniform')"
+    with pytest.raises(ValueError) as error:
+        voxel_time_integrated_activity(images_of(arrays), TIMES_H, integration="trapezoid", head="cubic")
+    assert str(error.value) == "unknown trapezoid head 'cubic'; expected one of ('linear', 'flat')"
     vector_first = images_of(arrays)
     vector_first[0] = sitk.Compose(vector_first[0], vector_first[0])  # the first image was never checked
     with pytest.raises(ValueError, match="image 0 has 2 components"):

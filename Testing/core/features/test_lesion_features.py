@@ -15,7 +15,7 @@ from luprrt.features import LESION_FEATURE_COLUMNS, lesion_features
 from luprrt.io import PetInfo, QuantitativeImage, write_seg_nrrd, write_volume
 from luprrt.physics import F18_HALF_LIFE_H
 from luprrt.segments import Segmentation, SegmentTags
-from luprrt.workflows.features import baseline_lesion_features
+from luprrt.workflows.features import after_cycle_lesion_features, baseline_lesion_features
 
 CT_SPACING_MM = 2.0
 LESION_RADIUS_MM = 6.0
@@ -232,3 +232,33 @@ def test_baseline_adc_from_a_patient_folder_keeps_its_unit(tmp_path):
     # A volume recorded in another unit (here HU) is not an ADC map: it was read as mm2/s before.
     with pytest.raises(ValueError, match="unknown ADC unit 'HU'"):
         baseline_lesion_features(patient_with_baseline_adc(tmp_path / "hu", "HU"))
+
+
+def patient_with_after_cycle_adc(folder, session: str = "c1"):
+    """A patient folder without baseline imaging whose ADC after cycle 1 (the ADC ramp) is outlined by session c1."""
+    segmentation, _ = reference_case()
+    write_seg_nrrd(segmentation, folder / "seg.seg.nrrd")
+    write_volume(adc_image(), folder / "adc.nrrd", "mm2/s")
+    manifest = {"patient_id": "P2",
+                "sessions": [{"name": "c1", "datetime": "2024-05-01T08:00:00", "segmentation": "seg.seg.nrrd"}],
+                "after_cycle": [{"cycle": 1, "session": session, "adc": {"file": "adc.nrrd"},
+                                 "comment": "DWI b 0/800 s/mm2"}]}  # not an image: ignored
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    return folder
+
+
+def test_after_cycle_features_carry_their_cycle_and_a_patient_without_baseline_has_none(tmp_path, caplog):
+    folder = patient_with_after_cycle_adc(tmp_path / "p2")
+    with caplog.at_level(logging.INFO, logger="luprrt.workflows.features"):
+        assert baseline_lesion_features(folder) == []
+    assert "patient P2 has no baseline imaging; no lesion features" in caplog.text
+    rows = after_cycle_lesion_features(folder)
+    assert [(row["lesion_id"], row["cycle"]) for row in rows] == [("L01", 1), ("L02", 1)]
+    a, g, d = ADC_RAMP
+    for row in rows:
+        assert row["adc_mean_mm2_per_s"] == pytest.approx(a + g * float(CENTRES_MM[row["lesion_id"]] @ d), rel=1e-6)
+    bad = patient_with_after_cycle_adc(tmp_path / "bad", session="c9")
+    with pytest.raises(ValueError) as error:
+        after_cycle_lesion_features(bad)
+    assert str(error.value) == (f"{bad}/manifest.json: after_cycle entry of cycle 1 names session 'c9'; "
+                                f"sessions are ['c1']")

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+from datetime import date
 
+import numpy as np
 import pytest
+import SimpleITK as sitk
 
+from luprrt.io import write_seg_nrrd
 from luprrt.phantom import make_patient, write_patient
 from luprrt.response.recist import assess_patient
-from luprrt.workflows.response import measure_patient
+from luprrt.segments import Segmentation, SegmentTags
+from luprrt.workflows.response import Visit, measure_patient, measure_segmentations
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +80,29 @@ def test_recist_sum_matches_the_two_target_diameters(measured):
 def test_missing_manifest_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"no manifest\.json"):
         measure_patient(tmp_path)
+
+
+def test_unusable_visits_are_named(tmp_path, caplog):
+    (tmp_path / "manifest.json").write_text(json.dumps(
+        {"patient_id": "P1", "sessions": [{"name": "base", "segmentation": "base.seg.nrrd"}]}), encoding="utf-8")
+    with pytest.raises(ValueError) as error:
+        measure_patient(tmp_path)
+    assert str(error.value) == (f"{tmp_path / 'manifest.json'}: every visit needs name, datetime (ISO) and "
+                                f"segmentation (KeyError: 'datetime')")
+    with pytest.raises(ValueError) as error:
+        measure_segmentations("P1", [])
+    assert str(error.value) == "patient P1: no visit to measure"
+    absent = Visit("base", date(2024, 5, 1), tmp_path / "absent.seg.nrrd")
+    with pytest.raises(FileNotFoundError) as error:
+        measure_segmentations("P1", [absent])
+    assert str(error.value) == f"segmentation of visit base not found: {tmp_path / 'absent.seg.nrrd'}"
+    empty = tmp_path / "empty.seg.nrrd"
+    liver_only = Segmentation.empty_like(sitk.Image(8, 8, 8, sitk.sitkFloat32))
+    mask = np.zeros((8, 8, 8), dtype=bool)
+    mask[2:6, 2:6, 2:6] = True
+    liver_only.add_segment(mask, SegmentTags(role="liver"), segment_id="liver")
+    write_seg_nrrd(liver_only, empty)
+    with caplog.at_level(logging.WARNING, logger="luprrt.workflows.response"), pytest.raises(ValueError) as error:
+        measure_segmentations("P1", [Visit("base", date(2024, 5, 1), empty)])
+    assert str(error.value).startswith(f"{empty}: the baseline has no lesion segment (role=lesion); ")
+    assert f"{empty} holds no lesion segment (role=lesion): every lesion counts as gone" in caplog.text
