@@ -91,9 +91,10 @@ def png_data_uri(path: str | Path) -> str:
 
 
 def _environment():
-    from jinja2 import Environment, PackageLoader, select_autoescape
+    from jinja2 import Environment, PackageLoader
 
-    return Environment(loader=PackageLoader("luprrt.cohort", "templates"), autoescape=select_autoescape(["html"]),
+    # Every template is HTML (*.html.j2): patient ids, captions and table cells come from data and are escaped.
+    return Environment(loader=PackageLoader("luprrt.cohort", "templates"), autoescape=True,
                        trim_blocks=True, lstrip_blocks=True)
 
 
@@ -106,7 +107,9 @@ def stylesheet() -> str:
 
 def render_page(template: str, **context) -> str:
     """Render ``template`` (``report.html.j2`` or ``patient.html.j2``) with the stylesheet inlined."""
-    return _environment().get_template(template).render(css=stylesheet(), **context)
+    from markupsafe import Markup
+
+    return _environment().get_template(template).render(css=Markup(stylesheet()), **context)
 
 
 def write_page(path: str | Path, template: str, overwrite: bool = False, **context) -> Path:

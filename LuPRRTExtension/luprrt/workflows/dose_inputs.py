@@ -144,9 +144,7 @@ def read_patient_folder(folder: str | Path, cycles: Iterable[int] | None = None,
         identities.append((str(ct_path), ct.patient_id))
         segmentation = read_seg_nrrd(segmentation_path)
         time_points = []
-        for entry in entries:
-            if not isinstance(entry, dict) or not entry.get("file"):
-                raise ValueError(f"{manifest_path}: cycle {cycle} lists a SPECT without 'file'")
+        for entry in entries:  # read_manifest checked each entry's file and hours
             spect_path = folder / entry["file"]
             given = {} if cycle not in activities or spect_path.name.lower().endswith(VOLUME_SUFFIXES) else {
                 "injected_activity_mbq": activities[cycle]}

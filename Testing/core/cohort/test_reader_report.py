@@ -70,3 +70,17 @@ def test_a_page_is_written_whole_and_never_over_an_existing_one(tmp_path):
     assert page.read_text(encoding="utf-8") == html
     write_page(page, "patient.html.j2", overwrite=True, **context | {"subtitle": "3 lesions"})
     assert "3 lesions" in page.read_text(encoding="utf-8")
+
+
+def test_text_from_the_data_is_escaped_and_the_stylesheet_is_not(tmp_path):
+    """A patient id or a cell holding markup is shown as text, never run as HTML in the reader's browser."""
+    provenance = {"software": "LuPRRT", "version": "0", "python": "3", "created_utc": "now", "calibration": [],
+                  "inputs": [], "parameters": []}
+    hostile = '<script>alert("x")</script>'
+    page = write_page(tmp_path / "P.html", "patient.html.j2", patient_id=hostile, subtitle="O'Brien & <b>co</b>",
+                      report_href="../report.html", figures=[], lesions=Table(["Lesion"], [[hostile]]), recist=None,
+                      provenance=provenance)
+    html = page.read_text(encoding="utf-8")
+    assert "<script>" not in html and "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;" in html
+    assert "O&#39;Brien &amp; &lt;b&gt;co&lt;/b&gt;" in html
+    assert f"<style>{stylesheet()}</style>" in html  # CSS selectors such as '>' survive
