@@ -48,8 +48,10 @@ _LAYER_FILES = ("ScriptedLoadableModule.py", "parameterNodeWrapper/__init__.py",
 
 def slicer_source() -> Path | None:
     """The Slicer source tree holding the pure-Python layer: ``$LUPRRT_SLICER_SOURCE``, else
-    ``../shared/upstream/slicer`` beside the project; None when neither has the files."""
-    candidates = [os.environ.get(SOURCE_VARIABLE), REPO_ROOT.parent / "shared" / "upstream" / "slicer"]
+    ``shared/upstream/slicer`` beside the project or beside one of its parent folders (a checkout
+    made one level deeper, as CI makes it, finds it too); None when none has the files."""
+    candidates = [os.environ.get(SOURCE_VARIABLE),
+                  *(folder / "shared" / "upstream" / "slicer" for folder in REPO_ROOT.parents)]
     for candidate in candidates:
         if candidate and all((Path(candidate) / "Base/Python/slicer" / f).is_file() for f in _LAYER_FILES):
             return Path(candidate).resolve()
