@@ -11,6 +11,39 @@ import numpy as np
 import pydicom
 import SimpleITK as sitk
 
+# Patient and study attributes a derived object copies from the images it was made from.
+PATIENT_STUDY_KEYS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID",
+                      "StudyDate", "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName")
+
+
+def volume_images(volume) -> list[sitk.Image]:
+    """SimpleITK images (LPS) of a highdicom Volume, one per trailing channel (a 3-D volume gives one).
+
+    highdicom's affine maps (slice, row, column) indices to LPS mm; SimpleITK indexes (column, row,
+    slice). Slices are put in the order of the normal of rows and columns (as CT series are read),
+    so an object read without a reference grid lands on the grid of its source images.
+    """
+    affine = np.asarray(volume.affine, dtype=float)
+    array = np.asarray(volume.array)
+    if array.ndim == 3:
+        array = array[..., np.newaxis]
+    steps = affine[:3, :3][:, ::-1].copy()
+    origin = affine[:3, 3].copy()
+    if steps[:, 2] @ np.cross(steps[:, 0], steps[:, 1]) < 0:
+        origin = origin + (array.shape[0] - 1) * steps[:, 2]
+        steps[:, 2] = -steps[:, 2]
+        array = array[::-1]
+    spacing = np.linalg.norm(steps, axis=0)
+    direction = steps / spacing
+    images = []
+    for k in range(array.shape[-1]):
+        image = sitk.GetImageFromArray(np.ascontiguousarray(array[..., k]))
+        image.SetOrigin(tuple(float(v) for v in origin))
+        image.SetSpacing(tuple(float(v) for v in spacing))
+        image.SetDirection(tuple(float(v) for v in direction.ravel()))
+        images.append(image)
+    return images
+
 
 def checked_output_file(path: str | Path, overwrite: bool) -> Path:
     """``path`` as a Path, refused when it exists and ``overwrite`` is False; its folder is created."""

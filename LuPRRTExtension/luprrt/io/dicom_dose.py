@@ -32,16 +32,18 @@ from pydicom.uid import generate_uid
 from pydicom.valuerep import format_number_as_ds
 
 from .. import __version__
-from ._dicom_out import atomic_dicom_write, checked_output_file, new_file_dataset
+from ._dicom_out import (
+    PATIENT_STUDY_KEYS,
+    atomic_dicom_write,
+    checked_output_file,
+    new_file_dataset,
+    volume_images,
+)
 from .dicom_codes import PRIVATE_SCHEME, PRIVATE_SCHEME_NAME, PRIVATE_SCHEME_VERSION, QUANTITIES
 from .dicom_seg import MANUFACTURER
 
 RT_DOSE_STORAGE = "1.2.840.10008.5.1.4.1.1.481.2"
 _UINT16_FULL_SCALE = 65000.0
-_PATIENT_STUDY_KEYS = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID",
-                       "StudyDate", "StudyTime", "StudyID", "AccessionNumber", "ReferringPhysicianName")
-
-
 def _frames(image: sitk.Image, name: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Frames (z, y, x) ordered along the row x column normal, first position, direction, spacing."""
     if not isinstance(image, sitk.Image) or image.GetDimension() != 3 or image.GetNumberOfComponentsPerPixel() != 1:
@@ -84,7 +86,7 @@ def write_rt_dose(dose_gy: sitk.Image, path: str | Path, *, reference: pydicom.D
     scaling = float(format_number_as_ds(float(array.max()) / _UINT16_FULL_SCALE)) if array.max() > 0 else 1.0
     stored = np.rint(array / scaling).astype("<u2")
     ds = new_file_dataset(RT_DOSE_STORAGE)
-    for key in _PATIENT_STUDY_KEYS:
+    for key in PATIENT_STUDY_KEYS:
         setattr(ds, key, reference.get(key, ""))
     now = datetime.now()
     ds.Modality = "RTDOSE"
@@ -208,18 +210,5 @@ def read_tia_map(path: str | Path) -> sitk.Image:
 
     path = Path(path)
     parametric = hd.pm.ParametricMap.from_dataset(pydicom.dcmread(path), copy=False)
-    volume = parametric.get_volume()
-    affine = np.asarray(volume.affine, dtype=float)
-    array = np.asarray(volume.array, dtype=np.float64)
-    steps = affine[:3, :3][:, ::-1].copy()
-    origin = affine[:3, 3].copy()
-    if steps[:, 2] @ np.cross(steps[:, 0], steps[:, 1]) < 0:
-        origin = origin + (array.shape[0] - 1) * steps[:, 2]
-        steps[:, 2] = -steps[:, 2]
-        array = array[::-1]
-    spacing = np.linalg.norm(steps, axis=0)
-    image = sitk.GetImageFromArray(np.ascontiguousarray(array))
-    image.SetOrigin(tuple(float(v) for v in origin))
-    image.SetSpacing(tuple(float(v) for v in spacing))
-    image.SetDirection(tuple(float(v) for v in (steps / spacing).ravel()))
-    return image
+    image = volume_images(parametric.get_volume())[0]
+    return sitk.Cast(image, sitk.sitkFloat64)

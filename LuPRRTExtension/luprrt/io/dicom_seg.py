@@ -40,7 +40,7 @@ import SimpleITK as sitk
 from .. import __version__
 from ..grid import same_grid
 from ..segments import ROUTE_CODES, Segmentation, SegmentTags, tags_from_codes
-from ._dicom_out import atomic_dicom_write, checked_output_file, load_series
+from ._dicom_out import atomic_dicom_write, checked_output_file, load_series, volume_images
 
 SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 # Namespace of LuPRRT tracking UIDs (a fixed random UUID): the version-5 UUID of
@@ -181,7 +181,7 @@ def read_dicom_seg(path: str | Path, *, reference: sitk.Image | None = None,
     seg = hd.seg.Segmentation.from_dataset(dataset, copy=False)
     numbers = [int(item.SegmentNumber) for item in dataset.SegmentSequence]
     volume = seg.get_volume(segment_numbers=numbers, combine_segments=False, dtype=np.uint8)
-    frames = _volume_image(volume)
+    frames = volume_images(volume)
     roles = dict(roles or {})
     result = Segmentation.empty_like(reference if reference is not None else frames[0])
     for index, item in enumerate(dataset.SegmentSequence):
@@ -195,33 +195,6 @@ def read_dicom_seg(path: str | Path, *, reference: sitk.Image | None = None,
             raise ValueError(f"{path}: segment {item.SegmentNumber} ({label!r}) is empty on the CT grid")
         result.add_segment(array, tags, name=label, color=_rgb(hd, item))
     return result
-
-
-def _volume_image(volume) -> list[sitk.Image]:
-    """One SimpleITK image per segment from a highdicom Volume (array axes: slice, row, column, segment).
-
-    Slices are put in the order of the normal of rows and columns (as CT series are read), so
-    a SEG read without a reference grid lands on the same grid as its source CT.
-    """
-    affine = np.asarray(volume.affine, dtype=float)
-    array = np.asarray(volume.array)
-    # affine maps (slice, row, column) indices to LPS mm; SimpleITK indexes (column, row, slice).
-    steps = affine[:3, :3][:, ::-1].copy()
-    origin = affine[:3, 3].copy()
-    if steps[:, 2] @ np.cross(steps[:, 0], steps[:, 1]) < 0:
-        origin = origin + (array.shape[0] - 1) * steps[:, 2]
-        steps[:, 2] = -steps[:, 2]
-        array = array[::-1]
-    spacing = np.linalg.norm(steps, axis=0)
-    direction = steps / spacing
-    images = []
-    for k in range(array.shape[-1]):
-        image = sitk.GetImageFromArray(np.ascontiguousarray(array[..., k]))
-        image.SetOrigin(tuple(float(v) for v in origin))
-        image.SetSpacing(tuple(float(v) for v in spacing))
-        image.SetDirection(tuple(float(v) for v in direction.ravel()))
-        images.append(image)
-    return images
 
 
 def _segment_tags(item, roles: Mapping[int | str, SegmentTags], path: Path) -> SegmentTags:

@@ -31,7 +31,7 @@ import pydicom
 
 from .. import __version__
 from ..segments import Code
-from ._dicom_out import atomic_dicom_write, checked_output_file
+from ._dicom_out import PATIENT_STUDY_KEYS, atomic_dicom_write, checked_output_file
 from .dicom_codes import (
     LESION_ROLES,
     NUCLEAR_MEDICINE_PROCEDURE,
@@ -145,8 +145,7 @@ def _document(report, evidence: Sequence[pydicom.Dataset], series_number: int,
 
     first = evidence[0]
     ds = new_file_dataset(COMPREHENSIVE_3D_SR)
-    for key in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyInstanceUID", "StudyDate",
-                "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber"):
+    for key in PATIENT_STUDY_KEYS:
         setattr(ds, key, first.get(key, ""))
     now = datetime.now()
     ds.Modality = "SR"
