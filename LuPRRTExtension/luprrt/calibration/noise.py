@@ -72,8 +72,11 @@ class NoiseModel:
         """Sum of the autocorrelation (voxels).
 
         A region much larger than the correlation length has var(mean) = sigma^2 x this / N.
+        At least 1 (uncorrelated voxels): OSEM noise is anticorrelated at some lags, and where the
+        thresholded kernel of a small region sums below 1 (or below 0) the sum is sampling noise,
+        not a region mean known better than from independent voxels.
         """
-        return float(self.correlation.sum())
+        return max(float(self.correlation.sum()), 1.0)
 
     def sd_of_mean(self, weights: np.ndarray, level: float) -> float:
         """Standard deviation of the weighted mean of a region at ``level``.
