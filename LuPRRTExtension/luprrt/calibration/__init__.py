@@ -60,7 +60,15 @@ from .site import (
     read_site_calibration,
     write_site_calibration,
 )
-from .uncertainty import COVERAGE_FACTOR_95, SOURCES, UncertaintyBudget, coverage_fraction, covered
+from .uncertainty import (
+    COVERAGE_FACTOR_95,
+    RECTANGULAR_SOURCES,
+    SOURCES,
+    UncertaintyBudget,
+    coverage_fraction,
+    coverage_half_width_95,
+    covered,
+)
 
 __all__ = [
     "BOUNDARY_RECTANGULAR_FACTOR",
@@ -75,6 +83,7 @@ __all__ = [
     "MINIMUM_CONTRAST_RECOVERY",
     "MINIMUM_MARGIN_MM",
     "RECOVERY_MODEL",
+    "RECTANGULAR_SOURCES",
     "SITE_CALIBRATION_FORMAT",
     "SITE_CALIBRATION_VERSION",
     "SOURCES",
@@ -98,6 +107,7 @@ __all__ = [
     "correct_lesions",
     "corrected_ratio",
     "coverage_fraction",
+    "coverage_half_width_95",
     "covered",
     "estimate_noise",
     "find_iec_spheres",
