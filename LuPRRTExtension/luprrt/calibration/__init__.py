@@ -17,7 +17,7 @@ boundary    segmentation-boundary moves of +-1 voxel (delineation uncertainty)
 uncertainty first-order propagation source by source (Gear et al. 2018 EANM guidance) and coverage
 """
 
-from .boundary import BOUNDARY_RECTANGULAR_FACTOR, DISCRETE_SHIFT_PROBABILITIES, shift_boundary
+from .boundary import BOUNDARY_RECTANGULAR_FACTOR, shift_boundary
 from .correction import (
     MINIMUM_CONTRAST_RECOVERY,
     LesionMeasurement,
@@ -78,7 +78,6 @@ __all__ = [
     "DEFAULT_EDGE_MARGIN_FWHM",
     "DEFAULT_MARGIN_FWHM",
     "DEFAULT_NOISE_EXPONENT",
-    "DISCRETE_SHIFT_PROBABILITIES",
     "FWHM_PER_SIGMA",
     "MINIMUM_CONTRAST_RECOVERY",
     "MINIMUM_MARGIN_MM",
