@@ -6,11 +6,15 @@ of intervals holding it is reported with its Wilson 95 % interval, for lesion T/
 24 h), kidney dose, lesion dose (>= 20 mm) and the IA/IV ratio.
 
 The interval budget models counting noise, the calibration factor, the recovery curve and the
-segmentation boundary (+-1 voxel, rectangular: variance 1/3 voxel^2). So that the check covers what
-the budget claims, each realisation also gets a delineation error of that variance: every lesion and
-kidney outline moves k voxels, k from {-1, 0, +1} with probabilities 1/6, 2/3, 1/6
-(:data:`luprrt.calibration.DISCRETE_SHIFT_PROBABILITIES`), seeded per realisation. Coverage with the
-true outlines (noise only) is reported beside it.
+segmentation boundary (+-1 voxel, rectangular). So that the check covers what the budget claims, each
+realisation also gets delineation errors drawn from that model (:func:`delineation_errors`): every
+lesion and kidney outline moves by s ~ U(-1, 1) voxel, the fraction |s| of its one-voxel shell added
+(s > 0) or removed (s < 0) as one spatially coherent patch (:func:`partial_boundary_move`), seeded per
+realisation. A draw of whole voxels from {-1, 0, +1} (probabilities 1/6, 2/3, 1/6: the same variance)
+would not test the interval: the error is either ~0 (inside any interval) or the whole +-1 voxel
+range (inside an interval of >= 95 % of the range, outside a narrower one), so coverage comes out
+~67 % or 100 % whatever the interval's width. Coverage with the true outlines (noise only) is
+reported beside it.
 
 Realisations come from
 
@@ -46,21 +50,27 @@ from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
+from scipy import ndimage
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from osem_acceptance import fixture, fixture_patient, measure, patient_spects, site_calibration
 
-from luprrt.calibration import DISCRETE_SHIFT_PROBABILITIES, coverage_fraction
+from luprrt.calibration import coverage_fraction, shift_boundary
 from luprrt.phantom import SyntheticPatient
 from luprrt.segments import Segmentation
-from luprrt.workflows.dose_calibrated import with_shifted_structures
+from luprrt.workflows.dose_calibrated import with_moved_structures
 
 log = logging.getLogger(__name__)
 
 # Seeds the simulated delineation errors: [COVERAGE_SEED, realisation number].
 COVERAGE_SEED = 20240612
 QUANTITIES = ("lesion T/N >= 20 mm, 24 h", "kidney dose", "lesion dose >= 20 mm", "IA/IV ratio")
+# Outlines moved in the coverage check (the budget's segmentation term moves these and the spleen).
+MOVED_ROLES = ("lesion", "kidney")
+# Gaussian SD (voxels) of the random field choosing which part of a shell moves: a delineation error
+# is a patch of the outline a few voxels across, not scattered single voxels.
+FIELD_SMOOTHING_VOXELS = 2.0
 
 
 @dataclass
@@ -85,13 +95,68 @@ class Coverage:
         return "\n".join(lines)
 
 
+def partial_boundary_move(mask: np.ndarray, move_voxels: float, rng: np.random.Generator,
+                          smoothing_voxels: float = FIELD_SMOOTHING_VOXELS) -> np.ndarray:
+    """The structure ``mask`` (z, y, x) with its outline moved by a fraction of a voxel.
+
+    The one-voxel shell that :func:`luprrt.calibration.shift_boundary` adds (``move_voxels`` > 0) or
+    removes (< 0) is ranked by a smooth random field (white noise from ``rng`` Gaussian-smoothed
+    over ``smoothing_voxels``), and its lowest round(|move| x shell size) voxels are added or
+    removed: a coherent patch of the outline. 0 leaves the mask as it is, +-1 is ``shift_boundary(mask, +-1)``.
+
+    Parameters
+    ----------
+    mask : numpy.ndarray
+        The structure (bool, z, y, x).
+    move_voxels : float
+        The move in voxels, -1 to 1.
+    rng : numpy.random.Generator
+        Draws the field (white noise over the shell's bounding box).
+    smoothing_voxels : float
+        Gaussian SD of the field's smoothing, in voxels.
+
+    Returns
+    -------
+    numpy.ndarray
+        The moved structure (bool).
+    """
+    if not -1.0 <= move_voxels <= 1.0:
+        raise ValueError(f"a partial move is within one voxel, got {move_voxels}")
+    mask = np.asarray(mask, dtype=bool)
+    moved = mask.copy()
+    if move_voxels == 0 or not mask.any():
+        return moved
+    one_voxel = shift_boundary(mask, 1 if move_voxels > 0 else -1)
+    shell = one_voxel & ~mask if move_voxels > 0 else mask & ~one_voxel
+    if not shell.any():
+        return moved
+    margin = math.ceil(3.0 * smoothing_voxels)
+    box = tuple(slice(max(s.start - margin, 0), min(s.stop + margin, n))
+                for s, n in zip(ndimage.find_objects(shell.astype(np.uint8))[0], mask.shape, strict=True))
+    field = ndimage.gaussian_filter(rng.standard_normal(shell[box].shape), smoothing_voxels)
+    local = np.argwhere(shell[box])
+    count = round(abs(move_voxels) * len(local))
+    chosen = local[np.argsort(field[tuple(local.T)], kind="stable")[:count]]
+    offset = np.array([s.start for s in box])
+    moved[tuple((chosen + offset).T)] = move_voxels > 0
+    return moved
+
+
 def delineation_errors(segmentation: Segmentation, rng: np.random.Generator) -> tuple[Segmentation, dict]:
-    """The segmentation with each lesion and kidney outline moved by a random whole number of voxels."""
-    steps = np.array(list(DISCRETE_SHIFT_PROBABILITIES))
-    weights = np.array(list(DISCRETE_SHIFT_PROBABILITIES.values()))
-    shifts = {s.segment_id: int(rng.choice(steps, p=weights)) for s in segmentation.segments
-              if s.tags.role in ("lesion", "kidney")}
-    return with_shifted_structures(segmentation, shifts, roles=("lesion", "kidney")), shifts
+    """The segmentation with each lesion and kidney outline moved by s ~ U(-1, 1) voxel, and the s by segment id.
+
+    The +-1 voxel rectangular model of the budget's segmentation term, drawn continuously
+    (:func:`partial_boundary_move`); the moved outlines share one new layer, where a grown lesion
+    meets a grown kidney the lesion keeps the voxel
+    (:func:`luprrt.workflows.dose_calibrated.with_moved_structures`).
+    """
+    shifts = {s.segment_id: float(rng.uniform(-1.0, 1.0)) for s in segmentation.segments
+              if s.tags.role in MOVED_ROLES}
+
+    def move(segment_id: str, mask: np.ndarray) -> np.ndarray:
+        return partial_boundary_move(mask, shifts[segment_id], rng)
+
+    return with_moved_structures(segmentation, move, roles=MOVED_ROLES), shifts
 
 
 def _quantity(record: dict) -> str | None:
@@ -128,7 +193,7 @@ def run_coverage(patient: SyntheticPatient, realisations: Iterator, seed: int = 
     for k, (label, spects, calibration) in enumerate(realisations):
         rng = np.random.default_rng([seed, realisation_number(label, k)])
         segmentation, shifts = delineation_errors(patient.segmentation, rng)
-        log.info("%s: outlines moved %s", label, {s: v for s, v in shifts.items() if v})
+        log.info("%s: outlines moved (voxels) %s", label, {s: round(v, 3) for s, v in shifts.items()})
         passes = [("moved", segmentation, coverage.hits)]
         if true_outlines:
             passes.append(("true", None, coverage.hits_true_outline))

@@ -17,7 +17,7 @@ boundary    segmentation-boundary moves of +-1 voxel (delineation uncertainty)
 uncertainty first-order propagation source by source (Gear et al. 2018 EANM guidance) and coverage
 """
 
-from .boundary import BOUNDARY_RECTANGULAR_FACTOR, DISCRETE_SHIFT_PROBABILITIES, shift_boundary
+from .boundary import BOUNDARY_RECTANGULAR_FACTOR, shift_boundary
 from .correction import (
     MINIMUM_CONTRAST_RECOVERY,
     LesionMeasurement,
@@ -60,7 +60,15 @@ from .site import (
     read_site_calibration,
     write_site_calibration,
 )
-from .uncertainty import COVERAGE_FACTOR_95, SOURCES, UncertaintyBudget, coverage_fraction, covered
+from .uncertainty import (
+    COVERAGE_FACTOR_95,
+    RECTANGULAR_SOURCES,
+    SOURCES,
+    UncertaintyBudget,
+    coverage_fraction,
+    coverage_half_width_95,
+    covered,
+)
 
 __all__ = [
     "BOUNDARY_RECTANGULAR_FACTOR",
@@ -70,11 +78,11 @@ __all__ = [
     "DEFAULT_EDGE_MARGIN_FWHM",
     "DEFAULT_MARGIN_FWHM",
     "DEFAULT_NOISE_EXPONENT",
-    "DISCRETE_SHIFT_PROBABILITIES",
     "FWHM_PER_SIGMA",
     "MINIMUM_CONTRAST_RECOVERY",
     "MINIMUM_MARGIN_MM",
     "RECOVERY_MODEL",
+    "RECTANGULAR_SOURCES",
     "SITE_CALIBRATION_FORMAT",
     "SITE_CALIBRATION_VERSION",
     "SOURCES",
@@ -98,6 +106,7 @@ __all__ = [
     "correct_lesions",
     "corrected_ratio",
     "coverage_fraction",
+    "coverage_half_width_95",
     "covered",
     "estimate_noise",
     "find_iec_spheres",

@@ -5,9 +5,8 @@ for the effect of the delineation on every quantity; LuPRRT takes the boundary a
 +-1 voxel of the segmentation's own grid and evaluates each quantity with the outline moved by
 one voxel both ways. The +-1 voxel are bounds, so the standard uncertainty is the half-range
 over sqrt(3) (rectangular distribution, JCGM 100:2008 (GUM) section 4.3.7):
-:data:`BOUNDARY_RECTANGULAR_FACTOR`. (A delineation error drawn from {-1, 0, +1} voxel with
-probabilities 1/6, 2/3, 1/6 has the same variance, 1/3 voxel^2: :data:`DISCRETE_SHIFT_PROBABILITIES`,
-used to simulate delineation errors when interval coverage is checked.)
+:data:`BOUNDARY_RECTANGULAR_FACTOR`; the 95 % interval of a result whose uncertainty this term
+dominates is 95 % of the range, not 1.96 u (:func:`.uncertainty.coverage_half_width_95`).
 
 Moving by k voxels is a threshold of the distance in voxel units (each axis counted in its own
 voxels, as a k-voxel dilation or erosion with a face-connected ball is): voxels within k
@@ -22,7 +21,6 @@ import numpy as np
 from scipy import ndimage
 
 BOUNDARY_RECTANGULAR_FACTOR = 1.0 / math.sqrt(3.0)
-DISCRETE_SHIFT_PROBABILITIES = {-1: 1.0 / 6.0, 0: 2.0 / 3.0, 1: 1.0 / 6.0}
 
 
 def shift_boundary(mask: np.ndarray, voxels: float) -> np.ndarray:

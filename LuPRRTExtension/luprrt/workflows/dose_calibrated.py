@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -100,14 +101,25 @@ def with_shifted_structures(segmentation: Segmentation, shift, roles=SHIFTED_ROL
 
     ``shift``: voxels for all of them, or a mapping segment id -> voxels (missing ids: 0).
     """
+    def move(segment_id: str, mask: np.ndarray) -> np.ndarray:
+        return shift_boundary(mask, shift.get(segment_id, 0) if isinstance(shift, dict) else shift)
+
+    return with_moved_structures(segmentation, move, roles)
+
+
+def with_moved_structures(segmentation: Segmentation, move: Callable[[str, np.ndarray], np.ndarray],
+                          roles=SHIFTED_ROLES) -> Segmentation:
+    """A copy with every segment of ``roles`` replaced by ``move(segment id, mask)``, all in one new layer.
+
+    Organs are moved first, lesions last (``move`` is called in that order).
+    """
     moved_segments = [s for s in segmentation.segments if s.tags.role in roles]
     kept = segmentation.without([s.segment_id for s in moved_segments])
     labels = np.zeros(segmentation.reference.GetSize()[::-1], dtype=np.uint16)
     # Organs first, lesions last: where a grown lesion meets a grown organ, the lesion keeps the voxel.
     order = sorted(moved_segments, key=lambda s: s.tags.role == "lesion")
     for value, segment in enumerate(order, start=1):
-        voxels = shift.get(segment.segment_id, 0) if isinstance(shift, dict) else shift
-        labels[shift_boundary(segmentation.mask_array(segment.segment_id), voxels)] = value
+        labels[move(segment.segment_id, segmentation.mask_array(segment.segment_id))] = value
     present = set(np.unique(labels).tolist())
     moved = [Segment(s.segment_id, s.name, s.tags, len(kept.layers), value, s.color)
              for value, s in enumerate(order, start=1) if value in present]

@@ -71,14 +71,21 @@ def test_lesions_lobes_ratio_and_budget():
 
 
 def test_an_uneven_response_gets_an_asymmetric_interval():
-    """f(x) = x^2 at x = 1 with x known to +-1: it rises by 3 one way and falls by 1 the other."""
-    from luprrt.calibration import UncertaintyBudget
+    """f(x) = x^2 at x = 1 with x known to +-1: it rises by 3 one way and falls by 1 the other.
+
+    Each side is a rectangle (+-3 up, +-1 down) plus the normal counting term: its own 95 % half-width.
+    """
+    from luprrt.calibration import UncertaintyBudget, coverage_half_width_95
 
     budget = UncertaintyBudget(np.array([1.0]))
     budget.central("segmentation", lambda x: np.array([x**2]), 2.0, 0.0, BOUNDARY_RECTANGULAR_FACTOR)
     budget.add("counting", np.array([0.1]))
     low, high = budget.interval()
-    k, s = 1.959963984540054, BOUNDARY_RECTANGULAR_FACTOR
-    assert high[0] == pytest.approx(1.0 + k * math.hypot(3 * s, 0.1), rel=1e-12)
-    assert low[0] == pytest.approx(1.0 - k * math.hypot(1 * s, 0.1), rel=1e-12)
+    s = BOUNDARY_RECTANGULAR_FACTOR
+    assert high[0] == pytest.approx(1.0 + coverage_half_width_95(3 * s, 0.1), rel=1e-12)
+    assert low[0] == pytest.approx(1.0 - coverage_half_width_95(1 * s, 0.1), rel=1e-12)
+    # Noise only widens a symmetric interval (Anderson's inequality): at least 0.95 of the half-range
+    # (2.85, 0.95), and at most the normal 1.96 u of the side (3.40, 1.17).
+    for half, rise in ((high[0] - 1.0, 3.0), (1.0 - low[0], 1.0)):
+        assert 0.95 * rise <= half <= 1.959963984540054 * math.hypot(rise * s, 0.1)
     assert budget.contributions["segmentation"][0] == pytest.approx(s * math.sqrt((9 + 1) / 2), rel=1e-12)
