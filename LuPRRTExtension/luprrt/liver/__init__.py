@@ -45,7 +45,6 @@ from .targets import (
 from .tn import (
     OCCUPANCY_MODES,
     RATIO_COLUMNS,
-    SPILL_IN_ROLES,
     TN_COLUMNS,
     CycleSpect,
     TNResult,
@@ -64,7 +63,6 @@ __all__ = [
     "MAX_NOTE",
     "OCCUPANCY_MODES",
     "RATIO_COLUMNS",
-    "SPILL_IN_ROLES",
     "TN_COLUMNS",
     "TRIAL_COLUMNS",
     "TRIAL_MIN_DIAMETER_MM",

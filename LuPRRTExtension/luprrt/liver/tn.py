@@ -14,10 +14,6 @@ Definitions used here
   a dilation by the ball of voxel offsets, or a distance transform for large
   margins), so spill-in from the lesions' blurred edges does not raise the
   reference level. Default margin: one SPECT voxel (the largest spacing).
-  The same margin is kept from the organs that hold more activity than liver
-  (:data:`SPILL_IN_ROLES`: kidneys, spleen): in resolution-recovered OSEM a hot
-  neighbour's blurred edge and the undershoot ring beyond it reach into the liver
-  as a lesion's do.
 * Lesion T/N: lesion mean (or max) concentration / mean of the non-tumour liver of
   the lesion's lobe. ``tn_max`` = lesion max / non-tumour *mean* (a max over a
   noisy non-tumour region would be a biased reference).
@@ -76,10 +72,6 @@ TN_COLUMNS = ("cycle", "hours_post_injection", "region", "role", "side", "route"
 RATIO_COLUMNS = ("cycle", "hours_post_injection", "ia_side", "tn_mean_ia", "tn_mean_iv", "tn_mean_ia_over_iv",
                  "tn_max_ia", "tn_max_iv", "tn_max_ia_over_iv")
 OCCUPANCY_MODES = ("nearest", "fractional")
-# Organs that concentrate 177Lu-DOTATATE above normal liver at every imaging time (kidney and spleen
-# uptake per gram several times the liver's: Kwekkeboom et al., Eur J Nucl Med 2001;28:1319-1325;
-# Sandstrom et al., J Nucl Med 2013;54:33-41): their spill-in margin is kept out of non-tumour liver.
-SPILL_IN_ROLES = ("kidney", "spleen")
 # Up to this many voxel offsets in the margin ball, shifted ORs beat the distance transform.
 _MAX_DILATION_OFFSETS = 33
 
@@ -195,7 +187,7 @@ def _dilate(mask: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 def build_lobe_regions(segmentation: Segmentation, reference: sitk.Image, *, margin_mm: float | None = None,
                        occupancy: str = "nearest", supersampling: int = 5,
-                       edge_margin_mm: float = 0.0, spill_in_roles: Sequence[str] = SPILL_IN_ROLES) -> LobeRegions:
+                       edge_margin_mm: float = 0.0) -> LobeRegions:
     """All T/N regions on the grid of ``reference``: lobes, lesions, pooled tumour, non-tumour.
 
     Parameters
@@ -218,9 +210,6 @@ def build_lobe_regions(segmentation: Segmentation, reference: sitk.Image, *, mar
         Also leave out of the non-tumour liver the voxels within this distance of the liver's
         outline (lobes and lesions together): there the reconstruction spills liver activity out
         of the organ and the lower activity around it in (0 = keep them).
-    spill_in_roles : sequence of str
-        Roles of the hot organs (e.g. kidneys, spleen) whose voxels within ``margin_mm`` are left
-        out of the non-tumour liver too (empty: lesions only).
 
     Notes
     -----
@@ -251,10 +240,9 @@ def build_lobe_regions(segmentation: Segmentation, reference: sitk.Image, *, mar
     layers = sorted({seg.layer for seg in (*lobes.values(), *lesions)})
     box = _occupied_box(on_grid, layers, grid, max(margin_mm, edge_margin_mm))
     lobe_code = _codes_in_box(on_grid, [lobes[side] for side in SIDES], box, "lobes")  # 1 right, 2 left
-    hot = _union_in_box(on_grid, [seg for seg in on_grid.segments if seg.tags.role in tuple(spill_in_roles)], box)
     if occupancy == "nearest":
         lesion_code = _codes_in_box(on_grid, list(lesions), box, "lesions")  # lesion k -> k + 1
-        nontumour = _nontumour_in_box(lobe_code, lesion_code > 0, grid, margin_mm, edge_margin_mm, hot)
+        nontumour = _nontumour_in_box(lobe_code, lesion_code > 0, grid, margin_mm, edge_margin_mm)
         # One labelling of the box (see Notes), in the smallest integer type that holds every piece
         # label: the box passes below are memory-bound.
         n_pieces = 6 * (len(lesions) + 1)
@@ -277,7 +265,7 @@ def build_lobe_regions(segmentation: Segmentation, reference: sitk.Image, *, mar
                                     + [seg.segment_id for seg in lesions], supersampling=supersampling)
         _check_not_empty([regions[seg.segment_id].voxels.size for seg in lesions], lesions, grid)
         lesion_in_box = _grid_to_box([regions[seg.segment_id].voxels for seg in lesions], box, grid.shape)
-        nontumour = _nontumour_in_box(lobe_code, lesion_in_box, grid, margin_mm, edge_margin_mm, hot)
+        nontumour = _nontumour_in_box(lobe_code, lesion_in_box, grid, margin_mm, edge_margin_mm)
         _check_nontumour([np.count_nonzero(nontumour & (lobe_code == code)) for code in (1, 2)], margin_mm)
         masks: dict[str, Region] = {}
         for code, side in enumerate(SIDES, start=1):
@@ -492,30 +480,18 @@ def _codes_in_box(on_grid: Segmentation, segments: Sequence[Segment], box: tuple
 
 
 def _nontumour_in_box(lobe_code: np.ndarray, lesion_in_box: np.ndarray, grid: GridGeometry,
-                      margin_mm: float, edge_margin_mm: float = 0.0, hot_in_box: np.ndarray | None = None) -> np.ndarray:
-    """Lobe voxels farther than the margin from every lesion (and hot-organ) voxel: one margin computation.
+                      margin_mm: float, edge_margin_mm: float = 0.0) -> np.ndarray:
+    """Lobe voxels farther than the margin from every lesion voxel: one margin computation for the liver.
 
-    The box is grown by the margin, so every lesion or hot-organ voxel that matters is in it.
+    The box is grown by the margin, so every lesion voxel that matters is in it.
     """
-    sources = lesion_in_box if hot_in_box is None else lesion_in_box | hot_in_box
-    nontumour = near_lesions(sources, grid.spacing[::-1], margin_mm)
+    nontumour = near_lesions(lesion_in_box, grid.spacing[::-1], margin_mm)
     np.logical_not(nontumour, out=nontumour)
     nontumour &= lobe_code > 0
     if edge_margin_mm > 0:
         liver = (lobe_code > 0) | lesion_in_box
         nontumour &= ndimage.distance_transform_edt(liver, sampling=grid.spacing[::-1]) > edge_margin_mm
     return nontumour
-
-
-def _union_in_box(on_grid: Segmentation, segments: Sequence[Segment], box: tuple[slice, ...]) -> np.ndarray | None:
-    """Inside ``box``: where any of ``segments`` is (None when there are none); overlaps allowed."""
-    if not segments:
-        return None
-    union = np.zeros(tuple(s.stop - s.start for s in box), dtype=bool)
-    for seg in segments:
-        labels = sitk.GetArrayViewFromImage(on_grid.layers[seg.layer])[box]
-        union |= labels == seg.label_value
-    return union
 
 
 def _check_not_empty(voxel_counts, segments: Sequence[Segment], grid: GridGeometry) -> None:

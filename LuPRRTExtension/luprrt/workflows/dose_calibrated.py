@@ -48,7 +48,7 @@ from ..calibration import (
     shift_boundary,
 )
 from ..grid import image_on_grid
-from ..liver import SPILL_IN_ROLES, nontumour_mask
+from ..liver import nontumour_mask
 from ..physics import BQ_PER_MBQ
 from ..segments import Segment, Segmentation
 from .dose_regions import CycleRegions, build_cycle_regions, transfer_matrix
@@ -220,21 +220,20 @@ def _half_difference(up: float, down: float) -> float:
 
 
 def _background_masks(regions: CycleRegions, margin_mm: float, edge_mm: float) -> dict:
-    """Non-tumour liver beyond the margin from every lesion and hot organ, and the edge margin from the liver outline.
+    """Non-tumour liver beyond the margin from every lesion and the edge margin from the liver outline.
 
     Keyed by lobe side (None: all of it); from the pieces on the SPECT grid (nearest neighbour).
     """
     labels = regions.piece_labels_grid
     roles = np.array([""] + [("lesion" if s.tags.role == "lesion" else
-                              "non-tumour" if s.tags.role in ("lobe", "liver", "non-tumour") else
-                              "hot" if s.tags.role in SPILL_IN_ROLES else "other")
+                              "non-tumour" if s.tags.role in ("lobe", "liver", "non-tumour") else "other")
                              for s in regions.piece_segments], dtype=object)
     sides = np.array([None] + [s.tags.side for s in regions.piece_segments], dtype=object)
     role = roles[labels]
     lesion = role == "lesion"
     liver = role == "non-tumour"
     spacing = regions.grid.GetSpacing()[::-1]
-    nontumour = nontumour_mask(liver, lesion | (role == "hot"), spacing, margin_mm)
+    nontumour = nontumour_mask(liver, lesion, spacing, margin_mm)
     if edge_mm > 0:
         from scipy import ndimage
 
