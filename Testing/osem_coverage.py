@@ -14,7 +14,11 @@ realisation. A draw of whole voxels from {-1, 0, +1} (probabilities 1/6, 2/3, 1/
 would not test the interval: the error is either ~0 (inside any interval) or the whole +-1 voxel
 range (inside an interval of >= 95 % of the range, outside a narrower one), so coverage comes out
 ~67 % or 100 % whatever the interval's width. Coverage with the true outlines (noise only) is
-reported beside it.
+reported beside it. The budget's calibration-factor term is realised too: a site's quantitative SPECTs
+carry the error of the activity its dose calibrator read for the cylinder, so each realisation's
+SPECTs are scaled by 1 + e, e ~ N(0, the calibration's relative SD) (:func:`calibration_error_scale`;
+T/N ratios do not change, doses do). The recovery-curve and organ-PSF terms are realised only by
+realisations with their own phantom scans (below).
 
 Realisations come from
 
@@ -180,6 +184,11 @@ def realisation_number(label: str, default: int) -> int:
     return int(tail) if tail.isdigit() else default
 
 
+def calibration_error_scale(realisation: int, relative_sd: float, seed: int = COVERAGE_SEED) -> float:
+    """1 + e, e ~ N(0, ``relative_sd``): the realisation's calibration-factor error (seeded [seed, k, 1])."""
+    return 1.0 + relative_sd * float(np.random.default_rng([seed, realisation, 1]).standard_normal())
+
+
 def run_coverage(patient: SyntheticPatient, realisations: Iterator, seed: int = COVERAGE_SEED,
                  true_outlines: bool = True, dose: bool = True) -> tuple[Coverage, list[dict]]:
     """Coverage over ``realisations`` of (label, SPECTs by hour, site calibration), and every record.
@@ -193,7 +202,10 @@ def run_coverage(patient: SyntheticPatient, realisations: Iterator, seed: int = 
     for k, (label, spects, calibration) in enumerate(realisations):
         rng = np.random.default_rng([seed, realisation_number(label, k)])
         segmentation, shifts = delineation_errors(patient.segmentation, rng)
-        log.info("%s: outlines moved (voxels) %s", label, {s: round(v, 3) for s, v in shifts.items()})
+        scale = calibration_error_scale(realisation_number(label, k), calibration.calibration_relative_sd, seed)
+        spects = {hours: image * scale for hours, image in spects.items()}
+        log.info("%s: outlines moved (voxels) %s; calibration error %+.2f %%", label,
+                 {s: round(v, 3) for s, v in shifts.items()}, 100 * (scale - 1))
         passes = [("moved", segmentation, coverage.hits)]
         if true_outlines:
             passes.append(("true", None, coverage.hits_true_outline))

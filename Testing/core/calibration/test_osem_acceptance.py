@@ -49,13 +49,15 @@ def test_site_calibration_of_the_fixture(acceptance):
     assert calibration.max_not_recommended
 
 
-@pytest.mark.xfail(strict=True, reason="not met on the fixture: -7.9 / -8.0 / -4.1 / +1.9 % at 4 / 24 / 96 / 168 h "
-                   "(10 noise realisations: -5.7 / -6.8 / -5.7 / -5.8 %). Mostly the non-tumour backgrounds, not the "
-                   "lesions: the two lobes' measured backgrounds alone give -3.6 / -8.0 / -4.2 / -2.2 % (left lobe -2.9 "
-                   "to -4.5 %, right +0.8 / +4.1 / -0.3 / -0.1 %); with each lobe's true background the same correction "
-                   "gives -4.2 / -0.3 / -0.2 / +4.1 % (python -m Testing.osem_recovery_diagnosis). The OSEM liver is "
-                   "not flat: the thin left lobe's voxels beyond the margins lie 10-30 mm inside its outline, where the "
-                   "image averaged over 10 realisations is 4-8 % low")
+@pytest.mark.xfail(strict=True, reason="not met on the fixture: -7.9 / -8.0 / -4.1 / +1.9 % at 4 / 24 / 96 / 168 h. "
+                   "Over the 20 further noise realisations of the coverage table the error is -6.3+-1.7 / -7.2+-1.9 / "
+                   "-5.8+-2.6 / -5.7+-4.5 % (mean+-SD): a bias, not noise. Mostly the two lobes' backgrounds: the OSEM "
+                   "liver rings inside its outline (24 h, right lobe: +8 % 10-15 mm in, -11 % 30-60 mm in), so each "
+                   "lobe's non-tumour sample beyond the margins is biased by the lobe's shape (right +0.6 / +2.7 / +1.6 / "
+                   "+1.2 %, left -2.5 / -4.0 / -5.1 / -6.6 %); at 4 h also the lesions' recovery (see the lesion test). "
+                   "Measured and not adopted: a spill-in margin from kidneys and spleen as well (-6.1 / -7.4 % at 4 / 24 h); "
+                   "a whole-lobe geometric-transfer-matrix background at the calibrated organ PSF (-2.8 / -1.7 / +2.3 / "
+                   "+5.3 %, drifting with time, backgrounds -2 to -12 % so lesion T/N +7 to +15 %)")
 def test_ia_iv_ratio_within_5_percent_at_every_time_point(acceptance):
     _, result = acceptance
     assert len(result.ia_iv_ratio_error) == len(fixture()["patient"]["scans"])
@@ -97,9 +99,13 @@ def test_the_95_percent_intervals_hold_the_truth_on_this_realisation(acceptance)
 
 
 @pytest.mark.xfail(strict=True, reason="not met on the fixture at 4 h: +9.3 / +12.1 / +18.2 / +11.4 % (32, 32, 21, "
-                   "21 mm; the 46 mm lesion +1.9 %); from 24 h on every large lesion lies within 10 % (max +8.3 %). At "
-                   "4 h the lesions' contrast (T/N 5-18) sits between the 4:1 and 20:1 phantoms, whose recovery the "
-                   "4 h lesions exceed (L03 at T/N 5 recovers 0.56 of its contrast, the 4:1-10:1 curves give 0.46)")
+                   "21 mm; the 46 mm lesion +1.9 %); over 20 further realisations at 4 h +6.0 / +11.6 / +23.2 / +9.6 % "
+                   "(mean; SD 2-3 %). From 24 h on every large lesion lies within 10 % (max +8.3 %). The patient's lesions "
+                   "recover their contrast as the 20:1-40:1 phantom spheres do whatever their own T/N (L06: 0.70 / 0.71 / "
+                   "0.74 / 0.71 at T/N 5 / 10 / 14 / 19 with the true background), while the phantom's recovery rises "
+                   "from 4:1 to 40:1 (22 mm sphere 0.45 to 0.70): the contrast dependence measured in a warm phantom does "
+                   "not carry over to lesions in a hot liver inside a cold body. Contrast taken against the body's mean "
+                   "or a 60-80 mm surround instead gave no consistent gain")
 def test_lesions_of_20_mm_and_more_within_10_percent(acceptance):
     _, result = acceptance
     assert result.lesion_tn_error and result.lesion_dose_error

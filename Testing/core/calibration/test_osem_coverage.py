@@ -24,7 +24,14 @@ from osem_acceptance import (
     patient_spects,
     site_calibration,
 )
-from osem_coverage import COVERAGE_SEED, bias_summary, coverage_from_table, delineation_errors, read_table
+from osem_coverage import (
+    COVERAGE_SEED,
+    bias_summary,
+    calibration_error_scale,
+    coverage_from_table,
+    delineation_errors,
+    read_table,
+)
 
 from luprrt.calibration import coverage_fraction
 
@@ -58,15 +65,17 @@ def test_the_table_holds_at_least_20_realisations(table):
 
 
 def test_the_table_was_made_by_the_current_method(table, tmp_path):
-    """Realisation 00 (the committed fixture, with its simulated delineation errors) recomputed now gives
-    the table's numbers."""
+    """Realisation 00 (the committed fixture, with its simulated delineation and calibration errors) recomputed
+    now gives the table's numbers."""
     rows, _ = table
     stored = [r for r in rows if r["realisation"] == "realisation_00" and r["outlines"] == "moved"]
     assert len(stored) >= 20
     patient = fixture_patient()
     segmentation, _ = delineation_errors(patient.segmentation, np.random.default_rng([COVERAGE_SEED, 0]))
     calibration = site_calibration(FIXTURE_DIR, tmp_path)
-    now = measure(patient, patient_spects(FIXTURE_DIR), calibration, "realisation_00", segmentation).records
+    scale = calibration_error_scale(0, calibration.calibration_relative_sd)
+    spects = {hours: image * scale for hours, image in patient_spects(FIXTURE_DIR).items()}
+    now = measure(patient, spects, calibration, "realisation_00", segmentation).records
 
     def key(record):
         hours = record["hours_post_injection"]
