@@ -16,7 +16,7 @@ range (inside an interval of >= 95 % of the range, outside a narrower one), so c
 ~67 % or 100 % whatever the interval's width. Coverage with the true outlines (noise only) is
 reported beside it. The budget's calibration-factor term is realised too: a site's quantitative SPECTs
 carry the error of the activity its dose calibrator read for the cylinder, so each realisation's
-SPECTs are scaled by 1 + e, e ~ N(0, the calibration's relative SD) (:func:`calibration_error_scale`;
+SPECTs are scaled by 1 + e, e ~ N(0, the calibration's relative SD) (:func:`with_calibration_error`;
 T/N ratios do not change, doses do). The recovery-curve and organ-PSF terms are realised only by
 realisations with their own phantom scans (below).
 
@@ -184,9 +184,14 @@ def realisation_number(label: str, default: int) -> int:
     return int(tail) if tail.isdigit() else default
 
 
-def calibration_error_scale(realisation: int, relative_sd: float, seed: int = COVERAGE_SEED) -> float:
-    """1 + e, e ~ N(0, ``relative_sd``): the realisation's calibration-factor error (seeded [seed, k, 1])."""
-    return 1.0 + relative_sd * float(np.random.default_rng([seed, realisation, 1]).standard_normal())
+def with_calibration_error(spects: dict[float, sitk.Image], realisation: int, relative_sd: float,
+                           seed: int = COVERAGE_SEED) -> tuple[dict[float, sitk.Image], float]:
+    """(the SPECTs times 1 + e, 1 + e), e ~ N(0, ``relative_sd``): the realisation's calibration-factor error.
+
+    Seeded [seed, realisation, 1]; the input images are not changed.
+    """
+    scale = 1.0 + relative_sd * float(np.random.default_rng([seed, realisation, 1]).standard_normal())
+    return {hours: image * scale for hours, image in spects.items()}, scale
 
 
 def run_coverage(patient: SyntheticPatient, realisations: Iterator, seed: int = COVERAGE_SEED,
@@ -202,8 +207,8 @@ def run_coverage(patient: SyntheticPatient, realisations: Iterator, seed: int = 
     for k, (label, spects, calibration) in enumerate(realisations):
         rng = np.random.default_rng([seed, realisation_number(label, k)])
         segmentation, shifts = delineation_errors(patient.segmentation, rng)
-        scale = calibration_error_scale(realisation_number(label, k), calibration.calibration_relative_sd, seed)
-        spects = {hours: image * scale for hours, image in spects.items()}
+        spects, scale = with_calibration_error(spects, realisation_number(label, k),
+                                               calibration.calibration_relative_sd, seed)
         log.info("%s: outlines moved (voxels) %s; calibration error %+.2f %%", label,
                  {s: round(v, 3) for s, v in shifts.items()}, 100 * (scale - 1))
         passes = [("moved", segmentation, coverage.hits)]

@@ -27,10 +27,10 @@ from osem_acceptance import (
 from osem_coverage import (
     COVERAGE_SEED,
     bias_summary,
-    calibration_error_scale,
     coverage_from_table,
     delineation_errors,
     read_table,
+    with_calibration_error,
 )
 
 from luprrt.calibration import coverage_fraction
@@ -73,8 +73,7 @@ def test_the_table_was_made_by_the_current_method(table, tmp_path):
     patient = fixture_patient()
     segmentation, _ = delineation_errors(patient.segmentation, np.random.default_rng([COVERAGE_SEED, 0]))
     calibration = site_calibration(FIXTURE_DIR, tmp_path)
-    scale = calibration_error_scale(0, calibration.calibration_relative_sd)
-    spects = {hours: image * scale for hours, image in patient_spects(FIXTURE_DIR).items()}
+    spects, _ = with_calibration_error(patient_spects(FIXTURE_DIR), 0, calibration.calibration_relative_sd)
     now = measure(patient, spects, calibration, "realisation_00", segmentation).records
 
     def key(record):
